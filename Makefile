@@ -1,0 +1,39 @@
+# Two commands for a fresh machine: `make run` and `make test`. Everything else is set-up they share.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JARS   := .cache/jars/.fetched
+SCALE  ?= 0.05
+SEED   ?= 1
+RAW    ?= data/raw
+OUT    ?= data/out
+
+.PHONY: setup run test generate clean
+
+setup: $(STAMP) $(JARS)
+
+# One pip command with every pin, so pip resolves delta-spark and pyspark together.
+$(STAMP): requirements.lock requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock -r requirements.txt -e .
+	touch $(STAMP)
+
+# Resolve the Delta jars from Maven Central once; sessions then load them from disk.
+$(JARS): $(STAMP) conf/base.yaml
+	$(PY) -m ld_spark.setup_jars
+	touch $(JARS)
+
+generate: setup
+	$(VENV)/bin/ld-spark generate --scale $(SCALE) --seed $(SEED) --out $(RAW)
+
+run: generate
+	$(VENV)/bin/ld-spark run --raw $(RAW) --out $(OUT)
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf data mlflow.db mlruns spark-warehouse

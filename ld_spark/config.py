@@ -1,0 +1,173 @@
+"""Typed configuration: conf/base.yaml plus overlays, loaded once into a Config object."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkConf(_Strict):
+    master: str
+    app_name: str
+    driver_memory: str
+    shuffle_partitions: int
+    delta_package: str
+    jars_dir: str
+    ivy_dir: str
+    console_progress: bool
+    extra: dict[str, str] = {}
+
+
+class PathsConf(_Strict):
+    raw: str
+    out: str
+
+
+class MlflowConf(_Strict):
+    tracking_uri: str
+    experiment: str
+
+
+class AnalysisConf(_Strict):
+    evaluation_window: tuple[str, str]
+    historic_charge_window: tuple[str, str]
+    min_follow_up_months: int
+    series_months: tuple[int, int]
+    pre_months: tuple[int, int]
+    post_months: tuple[int, int]
+
+
+class SourceConf(_Strict):
+    pop_users: float
+    ld_users: float
+    ld_users_vulnerable: float
+
+
+class ProcessConf(_Strict):
+    pop_rate: float
+    ld_rate: float
+    ramp: float
+    effect: float
+    effect_months: int
+
+
+class OnwardConf(_Strict):
+    rate: float
+    concentration: float
+
+
+class DirtConf(_Strict):
+    duplicate_row: float
+    name_typo: float
+    name_swap: float
+    name_variant: float
+    nickname: float
+    dob_day_month_swap: float
+    dob_digit_slip: float
+    dob_placeholder: float
+    nhs_missing: dict[str, float]
+    nhs_mistyped: float
+    nhs_shared_persons: float
+    pnc_missing: dict[str, float]
+    postcode_lower: float
+    postcode_nospace: float
+    postcode_nfa: float
+    postcode_zz99: float
+    bad_date: float
+    bad_code: float
+    moved_share: float
+
+
+class GeneratorConf(_Strict):
+    block_size: int
+    population_per_scale: int
+    extract_start: str
+    extract_end: str
+    sites: int
+    cohort_per_scale: int
+    non_consent_share: float
+    repeat_referral_share: float
+    outside_window_per_scale: int
+    historic_share: float
+    youth_share: float
+    male_share_referred: float
+    vulnerability: dict[str, float]
+    health_naive_share: float
+    decline_rate: float
+    decline_rate_substance: float
+    onward: dict[str, OnwardConf]
+    frailty_shape: float
+    sources: dict[str, SourceConf]
+    processes: dict[str, ProcessConf]
+    offence_pre_spike: float
+    charge_rate: float
+    conviction_rate: float
+    custody_rate: float
+    custody_or: float
+    sentence_median_days: float
+    sentence_sigma: float
+    sentence_length_ratio: float
+    charge_lag_days_max: int
+    first_hearing_lag_mean: float
+    court_duration_min_days: float
+    court_duration_mean_days: dict[str, float]
+    court_duration_diff_days: float
+    hearings_mean_extra: dict[str, float]
+    hearings_rr: float
+    adjourn_rate: float
+    two_pnc_ids_share: float
+    dirt: DirtConf
+
+
+class Config(_Strict):
+    spark: SparkConf
+    paths: PathsConf
+    mlflow: MlflowConf
+    analysis: AnalysisConf
+    generator: GeneratorConf
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Overlay wins key by key; nested mappings are merged, everything else replaced."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FileNotFoundError(f"config file not found: {path}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def load(*overlays: str | Path) -> Config:
+    """Load conf/base.yaml and merge each overlay in order.
+
+    An overlay is a path, or a bare name such as "local" meaning conf/local.yaml.
+    LD_SPARK_MASTER, if set, overrides spark.master (for clusters) and
+    MLFLOW_TRACKING_URI overrides mlflow.tracking_uri.
+    """
+    data = _read_yaml(CONF_DIR / "base.yaml")
+    for overlay in overlays:
+        path = Path(overlay)
+        if not path.suffix:
+            path = CONF_DIR / f"{overlay}.yaml"
+        data = deep_merge(data, _read_yaml(path))
+    if os.environ.get("LD_SPARK_MASTER"):
+        data = deep_merge(data, {"spark": {"master": os.environ["LD_SPARK_MASTER"]}})
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        data = deep_merge(data, {"mlflow": {"tracking_uri": os.environ["MLFLOW_TRACKING_URI"]}})
+    return Config.model_validate(data)

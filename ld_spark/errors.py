@@ -1,0 +1,5 @@
+"""Errors that end a run with a one-line reason (and nothing written)."""
+
+
+class InputError(Exception):
+    """Input the job cannot use: names the table, file, column and row where known."""
