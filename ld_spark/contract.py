@@ -1,0 +1,57 @@
+"""The landing layout of shared/contract/README.md, sections 1 and 2: tables and their columns."""
+from __future__ import annotations
+
+VULNERABILITIES = ("mental_health", "substance_misuse", "suicide_self_harm", "learning_disability",
+                   "physical_health", "accommodation", "abuse_victim", "financial", "communication")
+
+# Landing path under the raw root -> column names (case-sensitive, order not guaranteed on input).
+TABLES: dict[str, list[str]] = {
+    "ld_referrals": ["referral_id", "site_code", "referral_date", "index_offence_date", "point_of_contact",
+                     "pathway", "forename", "surname", "date_of_birth", "sex", "nhs_number", "pnc_id",
+                     "postcode", "consent", "declined", *[f"vuln_{v}" for v in VULNERABILITIES],
+                     "mh_needs", "onward_referrals"],
+    "hes_ae": ["AEKEY", "NEWNHSNO", "DOB", "SEX", "HOMEADD", "ARRIVALDATE", "ARRIVALTIME", "PROCODE3",
+               "AEATTENDCAT", "AEATTENDDISP", "AEPATGROUP", "DIAG_01"],
+    "mhsds/mhs001_mpi": ["LocalPatientId", "OrgIDProv", "NHSNumber", "PersonBirthDate", "Gender", "Postcode",
+                         "UniqMonthID"],
+    "mhsds/mhs101_referral": ["ServiceRequestId", "LocalPatientId", "OrgIDProv", "ReferralRequestReceivedDate",
+                              "SourceOfReferralMH", "ServTeamTypeRefToMH", "ServDischDate", "UniqMonthID"],
+    "mhsds/mhs201_care_contact": ["CareContactId", "ServiceRequestId", "OrgIDProv", "CareContDate",
+                                  "AttendOrDNACode", "ConsMechanismMH", "UniqMonthID"],
+    "mhsds/mhs401_mha_period": ["MHActLegalStatusClassPeriodId", "LocalPatientId", "OrgIDProv", "LegalStatusCode",
+                                "StartDateMHActLegalStatusClass", "EndDateMHActLegalStatusClass", "UniqMonthID"],
+    "iapt/ids001_mpi": ["LocalPatientId", "OrgIDProv", "NHSNumber", "PersonBirthDate", "Gender", "Postcode",
+                        "UniqMonthID"],
+    "iapt/ids101_referral": ["ServiceRequestId", "LocalPatientId", "OrgIDProv", "ReferralRequestReceivedDate",
+                             "SourceOfReferralMH", "ServDischDate", "EndCode", "UniqMonthID"],
+    "iapt/ids201_care_contact": ["CareContactId", "ServiceRequestId", "OrgIDProv", "CareContDate",
+                                 "AttendOrDNACode", "UniqMonthID"],
+    "ndtms/episodes": ["EPISODID", "CLIENTID", "AGNCY", "FINITIAL", "SINITIAL", "DOB", "SEX", "PC", "REFLD",
+                       "TRIAGED", "RFLS", "DRUG1", "DISD", "DISRSN"],
+    "ndtms/modalities": ["MODID", "EPISODID", "AGNCY", "MODAL", "REFMODDT", "MODST", "MODEND"],
+    "ndtms/top": ["TOPID", "EPISODID", "AGNCY", "TOPDATE", "PSYHSTAT", "PHSTAT", "QUALLIFE"],
+    "pnc/offences": ["offence_id", "pnc_id", "cro_number", "forename", "surname", "date_of_birth", "sex",
+                     "postcode", "offence_date", "arrest_date", "charge_date", "ho_offence_code",
+                     "offence_category", "disposal_date", "disposal_code", "custodial_days"],
+    "hmcts/cases": ["case_id", "source_system", "court_code", "defendant_forename", "defendant_surname",
+                    "defendant_dob", "defendant_sex", "defendant_postcode", "pnc_id", "offence_date",
+                    "charge_date", "first_hearing_date", "completion_date", "case_outcome", "sentence_date"],
+    "hmcts/hearings": ["hearing_id", "case_id", "hearing_date", "hearing_type", "adjourned"],
+}
+
+# Truth files (synthetic extracts only; never read by the analysis).
+RECORD_PERSON_COLUMNS = ["source_table", "record_key", "person_id"]
+
+# Estimand names of the results table (contract section 4), in order.
+ESTIMANDS = [
+    "n_evaluation", "n_historic",
+    "pct_any_vulnerability", "pct_mental_health", "pct_substance_misuse", "pct_multiple_mh_needs",
+    "pct_no_prior_contact",
+    "ae_attendance_rr", "mh_referral_rr", "mh_contact_rr", "mha_detention_rr", "iapt_referral_rr",
+    "iapt_attendance_rr", "drug_referral_rr", "drug_attendance_rr", "offending_rr",
+    "custody_or", "sentence_length_ratio", "court_duration_days_diff", "hearings_per_case_rr",
+    "adjournments_rr", "arrest_to_sentence_days_diff",
+    "savings_per_referral_avg_gbp", "savings_per_referral_avg_prod_gbp", "savings_per_referral_median_prod_gbp",
+    "cost_per_referral_gbp", "savings_total_low_gbp", "savings_total_high_gbp",
+]
+RESULT_COLUMNS = ["estimand", "estimate", "ci_low", "ci_high", "p_value", "n", "method"]

@@ -1,0 +1,1 @@
+"""Synthetic national extracts with planted truth (see shared contract, sections 1-4)."""

@@ -1,0 +1,184 @@
+"""Write a synthetic national extract in the contract's landing layout, with its planted truth.
+
+Work is split into fixed blocks of person ids; Spark maps over block ids and each block is
+generated from its own seed, so the rows are the same however the blocks are partitioned.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark import StorageLevel
+
+from ld_spark.config import GeneratorConf
+from ld_spark.contract import RECORD_PERSON_COLUMNS, TABLES
+from ld_spark.synth import calendar as cal
+from ld_spark.synth import tables_health, tables_justice, tables_ld
+from ld_spark.synth.events import expected_counts, planted_rate_ratio
+from ld_spark.synth.persons import COHORT, HEALTH_PROCESSES, block_rng, make_persons, n_blocks, site_onward_rates
+
+TRUTH_TABLE = "_truth/record_person"
+IDENTITY_TABLE = "_truth/person_identity"
+SUMMARY_TABLE = "_summary"
+IDENTITY_COLUMNS = ["person_id", "forename", "surname", "date_of_birth", "sex", "nhs_number", "pnc_id",
+                    "pnc_id2", "postcode", "postcode2"]
+SUMMARY_COLUMNS = ["n_evaluation", "n_historic", "p_no_prior_contact"]
+# Random streams per table family (0 is the persons' own stream).
+FAMILIES = {"ld": 1, "hes": 2, "mhsds": 3, "iapt": 4, "ndtms": 5, "justice": 6}
+ALL_TABLES = {**TABLES, TRUTH_TABLE: RECORD_PERSON_COLUMNS, IDENTITY_TABLE: IDENTITY_COLUMNS,
+              SUMMARY_TABLE: SUMMARY_COLUMNS}
+# Every table travels in one DataFrame: its columns by position in c0..cN, tagged by `_table`.
+WIDTH = max(len(cols) for cols in ALL_TABLES.values())
+UNION_COLUMNS = ["_table"] + [f"c{i}" for i in range(WIDTH)]
+UNION_SCHEMA = T.StructType([T.StructField(c, T.StringType()) for c in UNION_COLUMNS])
+
+
+def person_key_text(person_id: np.ndarray) -> np.ndarray:
+    return np.array([f"P{int(i):09d}" for i in person_id], dtype=object)
+
+
+def _no_prior_contact_probability(persons: pd.DataFrame, cfg: GeneratorConf) -> np.ndarray:
+    """P(no health-source event in the 24 months before the evaluation index), per person."""
+    index_month = cal.month_of(np.nan_to_num(persons["ld_index_day"].to_numpy()).astype("int64"))
+    total = np.zeros(len(persons))
+    for process in HEALTH_PROCESSES:
+        months, lam, _ = expected_counts(persons, process, cfg)
+        rel = months[None, :] - index_month[:, None]
+        total += np.where((rel >= -24) & (rel <= -1), lam, 0.0).sum(axis=1)
+    return np.exp(-total)
+
+
+def generate_block(cfg: GeneratorConf, seed: int, scale: float, block: int,
+                   onward_rates: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
+    """Every table's rows for one block of people (plus truth and a one-row summary)."""
+    persons = make_persons(cfg, seed, scale, block)
+    tables: dict[str, pd.DataFrame] = {}
+    truths = []
+    ld, truth = tables_ld.build(persons, cfg, onward_rates, block_rng(seed, block, FAMILIES["ld"]), block)
+    tables["ld_referrals"] = ld
+    truths.append(truth)
+    for family, builder in (("hes", tables_health.build_hes_ae), ("mhsds", tables_health.build_mhsds),
+                            ("iapt", tables_health.build_iapt), ("ndtms", tables_health.build_ndtms),
+                            ("justice", tables_justice.build_justice)):
+        built, truth = builder(persons, cfg, block_rng(seed, block, FAMILIES[family]), block)
+        tables.update(built)
+        truths.append(truth)
+    truth = pd.concat(truths, ignore_index=True)
+    truth["person_id"] = person_key_text(truth["person_id"].to_numpy())
+    tables[TRUTH_TABLE] = truth
+    tables[IDENTITY_TABLE] = pd.DataFrame({
+        "person_id": person_key_text(persons["person_id"].to_numpy()),
+        "forename": persons["forename"], "surname": persons["surname"],
+        "date_of_birth": cal.iso(persons["dob"].to_numpy()), "sex": persons["sex"],
+        "nhs_number": persons["nhs_number"], "pnc_id": persons["pnc_id"], "pnc_id2": persons["pnc_id2"],
+        "postcode": persons["postcode"], "postcode2": persons["postcode2"],
+    })
+    cohort = persons["role"].to_numpy() == COHORT
+    tables[SUMMARY_TABLE] = pd.DataFrame({
+        "n_evaluation": [str(int(cohort.sum()))],
+        "n_historic": [str(int((cohort & ~np.isnan(persons["hist_index_day"].to_numpy())).sum()))],
+        "p_no_prior_contact": [repr(float(_no_prior_contact_probability(persons[cohort], cfg).sum()))],
+    })
+    return tables
+
+
+def _to_union(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    frames = []
+    for name, table in tables.items():
+        frame = table[ALL_TABLES[name]].astype(object)
+        frame = frame.where(frame.notna(), None)
+        frame.columns = [f"c{i}" for i in range(frame.shape[1])]
+        frames.append(frame.assign(_table=name))
+    union = pd.concat(frames, ignore_index=True)
+    return union.reindex(columns=UNION_COLUMNS)
+
+
+def generate_rows(spark: SparkSession, cfg: GeneratorConf, seed: int, scale: float,
+                  partitions: int | None = None) -> DataFrame:
+    """All rows of all tables as one DataFrame of strings, tagged with `_table`."""
+    blocks = n_blocks(cfg, scale)
+    partitions = partitions or max(1, min(blocks, spark.sparkContext.defaultParallelism * 4))
+    onward_rates = site_onward_rates(cfg, seed)
+
+    def gen(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            for block in batch["id"].tolist():
+                yield _to_union(generate_block(cfg, seed, scale, int(block), onward_rates))
+
+    return spark.range(0, blocks, numPartitions=partitions).mapInPandas(gen, UNION_SCHEMA)
+
+
+def _table(rows: DataFrame, table: str) -> DataFrame:
+    return rows.filter(F.col("_table") == table).select(
+        *[F.col(f"c{i}").alias(name) for i, name in enumerate(ALL_TABLES[table])])
+
+
+def _write_single_csv(df: DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".parts")
+    df.coalesce(1).write.mode("overwrite").csv(str(tmp), header=True, escape='"')
+    part = next(tmp.glob("part-*.csv"))
+    shutil.move(str(part), str(path))
+    shutil.rmtree(tmp)
+
+
+def planted_values(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float]:
+    """The true values of the contract's estimands that this generator plants."""
+    n_eval = int(summary["n_evaluation"].astype(int).sum())
+    v = cfg.vulnerability
+    crown_share = tables_justice.crown_share()
+    mean_extra = (crown_share * cfg.hearings_mean_extra["crown"]
+                  + (1 - crown_share) * cfg.hearings_mean_extra["magistrates"])
+    return {
+        "n_evaluation": n_eval,
+        "n_historic": int(summary["n_historic"].astype(int).sum()),
+        "pct_any_vulnerability": 100 * v["any"],
+        "pct_mental_health": 100 * v["mental_health"],
+        "pct_substance_misuse": 100 * v["substance_misuse"],
+        "pct_multiple_mh_needs": 100 * v["multiple_mh_needs"],
+        "pct_no_prior_contact": 100 * float(summary["p_no_prior_contact"].astype(float).sum()) / max(n_eval, 1),
+        "ae_attendance_rr": planted_rate_ratio("ae", cfg),
+        "mh_referral_rr": planted_rate_ratio("mh_referral", cfg),
+        "mh_contact_rr": planted_rate_ratio("mh_contact", cfg),
+        "mha_detention_rr": planted_rate_ratio("mha_detention", cfg),
+        "iapt_referral_rr": planted_rate_ratio("iapt_referral", cfg),
+        "iapt_attendance_rr": planted_rate_ratio("iapt_contact", cfg),
+        "drug_referral_rr": planted_rate_ratio("drug_referral", cfg),
+        "drug_attendance_rr": planted_rate_ratio("drug_start", cfg),
+        "offending_rr": planted_rate_ratio("offence", cfg),
+        "custody_or": cfg.custody_or,
+        "sentence_length_ratio": cfg.sentence_length_ratio,
+        "court_duration_days_diff": cfg.court_duration_diff_days,
+        # Hearings per case = 2 + Poisson(extra): first, middle ones, final; adjourned = non-final.
+        "hearings_per_case_rr": (2 + cfg.hearings_rr * mean_extra) / (2 + mean_extra),
+        "adjournments_rr": (1 + cfg.hearings_rr * mean_extra) / (1 + mean_extra),
+        # Only the court stage moves: arrest -> charge -> first hearing lags are unchanged.
+        "arrest_to_sentence_days_diff": cfg.court_duration_diff_days,
+    }
+
+
+def generate(spark: SparkSession, cfg: GeneratorConf, seed: int, scale: float, out: str | Path,
+             partitions: int | None = None) -> dict[str, int]:
+    """Write every contract table under `out` as CSV, plus `_truth/`. Returns rows per table."""
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    rows = generate_rows(spark, cfg, seed, scale, partitions).persist(StorageLevel.DISK_ONLY)
+    counts = {r["_table"]: r["count"] for r in rows.groupBy("_table").count().collect()}
+    for table in TABLES:
+        (_table(rows, table).write.mode("overwrite").csv(str(out / table), header=True, escape='"'))
+    (out / "_truth").mkdir(parents=True, exist_ok=True)
+    for table in (TRUTH_TABLE, IDENTITY_TABLE):
+        _write_single_csv(_table(rows, table), out / f"{table}.csv")
+    summary = _table(rows, SUMMARY_TABLE).toPandas()
+    rows.unpersist()
+    (out / "_truth" / "planted.json").write_text(json.dumps(planted_values(cfg, summary), indent=2) + "\n")
+    (out / "_truth" / "generator.json").write_text(json.dumps(
+        {"seed": seed, "scale": scale, "blocks": n_blocks(cfg, scale), "config": cfg.model_dump()}, indent=2) + "\n")
+    return {t: int(counts.get(t, 0)) for t in TABLES}

@@ -1,0 +1,196 @@
+"""Justice extracts: PNC offences and HMCTS cases and hearings, with the planted justice effects."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ld_spark.config import GeneratorConf
+from ld_spark.contract import TABLES
+from ld_spark.synth import calendar as cal
+from ld_spark.synth import recorded
+from ld_spark.synth.events import draw_events
+from ld_spark.synth.keys import keys
+from ld_spark.synth.persons import COHORT
+
+CATEGORIES = np.array(["CI", "CE", "CS", "CM"], dtype=object)
+CATEGORY_WEIGHTS = np.array([0.05, 0.40, 0.40, 0.15])
+CROWN_SHARE_EITHER_WAY = 0.3
+HO_CODES = {
+    "CI": ["00101", "00501", "03400", "02801"],
+    "CE": ["00802", "05701", "04901", "09200", "08001", "12500"],
+    "CS": ["10400", "12500", "14900", "19500", "08000"],
+    "CM": ["80300", "80400", "82302", "80100"],
+}
+NON_CUSTODIAL = np.array(["1115", "1116", "1015", "1018", "1019"], dtype=object)
+NON_CUSTODIAL_WEIGHTS = np.array([0.15, 0.35, 0.30, 0.15, 0.05])
+MIDDLE_HEARINGS = np.array(["MNTN", "PTR", "RMAND", "PBV"], dtype=object)
+OFFENCE_COLUMNS = TABLES["pnc/offences"]
+
+
+def _in_post_window(offence_day: np.ndarray, index_day: np.ndarray, cohort: np.ndarray) -> np.ndarray:
+    """Evaluation cohort offences dated in index months 0..11: where the planted effects act."""
+    has = cohort & ~np.isnan(index_day)
+    rel = cal.month_of(offence_day) - cal.month_of(np.nan_to_num(index_day).astype("int64"))
+    return has & (rel >= 0) & (rel <= 11)
+
+
+def offences(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generator) -> pd.DataFrame:
+    """Every offence with its person row, dates, charge and court route (clean, person-level)."""
+    bg = draw_events(persons, "offence", cfg, rng)
+    bg = pd.DataFrame({"row": bg["row"].to_numpy(), "offence_day": bg["day"].to_numpy(), "kind": "background"})
+    # The arrest that led to the L&D referral, and the historic control's FY 2013/14 offence.
+    ld_rows = np.nonzero(~np.isnan(persons["ld_index_day"].to_numpy()))[0]
+    ld = pd.DataFrame({"row": ld_rows, "offence_day": persons["ld_index_day"].to_numpy()[ld_rows].astype("int64"), "kind": "ld_index"})
+    hist_rows = np.nonzero(~np.isnan(persons["hist_index_day"].to_numpy()))[0]
+    hist = pd.DataFrame({"row": hist_rows, "offence_day": persons["hist_index_day"].to_numpy()[hist_rows].astype("int64"), "kind": "historic_index"})
+    off = pd.concat([bg, ld, hist], ignore_index=True)
+    n = len(off)
+    kind = off["kind"].to_numpy()
+    offence_day = off["offence_day"].to_numpy()
+    arrest_lag = np.where(rng.random(n) < 0.7, 0, rng.integers(1, 30, size=n))
+    # Index offences are dated on their arrest day in both cohorts, so that the index month holds
+    # the index offence in each (an asymmetry here would bias the offending contrast).
+    arrest_lag = np.where(kind == "background", arrest_lag, 0)
+    arrest_day = offence_day + arrest_lag
+    charged = np.where(kind == "historic_index", True,
+                       rng.random(n) < np.where(kind == "ld_index", 0.8, cfg.charge_rate))
+    charge_day = arrest_day + rng.integers(0, cfg.charge_lag_days_max + 1, size=n)
+
+    # The historic control is defined by the first offence charged in FY 2013/14: other offences
+    # of cohort members charged in that year (before the planted one) are recorded uncharged, so
+    # the planted index is the one the analysis must find.
+    p_rows = off["row"].to_numpy()
+    cohort = persons["role"].to_numpy()[p_rows] == COHORT
+    hist_index = persons["hist_index_day"].to_numpy()[p_rows]
+    fy = (charge_day >= cal.day("2013-04-01")) & (charge_day <= cal.day("2014-03-31"))
+    clash = cohort & fy & (kind == "background") & (np.isnan(hist_index) | (arrest_day < np.nan_to_num(hist_index, nan=np.inf)))
+    charged &= ~clash
+
+    category = CATEGORIES[rng.choice(4, size=n, p=CATEGORY_WEIGHTS)]
+    crown = (category == "CI") | ((category == "CE") & (rng.random(n) < CROWN_SHARE_EITHER_WAY))
+    treated = _in_post_window(offence_day, persons["ld_index_day"].to_numpy()[p_rows], cohort)
+    off = off.assign(offence_day=offence_day, arrest_day=arrest_day, charged=charged,
+                     charge_day=np.where(charged, charge_day, -1), category=category, crown=crown, treated=treated)
+    return off[(off["offence_day"] >= cal.day(cfg.extract_start)) & (off["arrest_day"] <= cal.day(cfg.extract_end))].reset_index(drop=True)
+
+
+def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generator, block: int):
+    dirt, end_day = cfg.dirt, cal.day(cfg.extract_end)
+    off = offences(persons, cfg, rng)
+    n = len(off)
+    p = persons.iloc[off["row"].to_numpy()].reset_index(drop=True)
+    charged, crown, treated = off["charged"].to_numpy(), off["crown"].to_numpy(), off["treated"].to_numpy()
+
+    # Court: first hearing, duration (planted shift in the evaluation cohort's post period).
+    first_hearing = off["charge_day"].to_numpy() + 1 + rng.poisson(cfg.first_hearing_lag_mean - 1, size=n)
+    mean_days = np.where(crown, cfg.court_duration_mean_days["crown"], cfg.court_duration_mean_days["magistrates"])
+    extra = rng.gamma(2.0, (mean_days - cfg.court_duration_min_days) / 2.0)
+    duration = np.round(cfg.court_duration_min_days + extra + np.where(treated, cfg.court_duration_diff_days, 0.0)).astype("int64")
+    completion = first_hearing + duration
+    completed = charged & (completion <= end_day)
+
+    # Disposal: conviction, then custody with the planted odds ratio.
+    convicted = completed & (rng.random(n) < cfg.conviction_rate)
+    base_logit = np.log(cfg.custody_rate / (1 - cfg.custody_rate))
+    logit = base_logit + np.where(treated, np.log(cfg.custody_or), 0.0)
+    custodial = convicted & (rng.random(n) < 1 / (1 + np.exp(-logit)))
+    age = (off["offence_day"].to_numpy() - p["dob"].to_numpy()) / 365.25
+    custody_code = np.where(age < 18, "1081", np.where(age < 21, "1024", "1002"))
+    median = cfg.sentence_median_days * np.where(treated, cfg.sentence_length_ratio, 1.0)
+    days = np.maximum(1, np.round(median * np.exp(rng.normal(0, cfg.sentence_sigma, size=n)))).astype(int)
+    no_conviction = np.where(rng.random(n) < 0.4, "2050", "2063")
+    disposal = np.where(custodial, custody_code,
+                        np.where(convicted, NON_CUSTODIAL[rng.choice(5, size=n, p=NON_CUSTODIAL_WEIGHTS)],
+                                 np.where(completed, no_conviction, None))).astype(object)
+
+    fore, sur = recorded.names(rng, p["forename"].to_numpy(), p["surname"].to_numpy(), dirt)
+    # People with two PNC IDs have about half their offences under the second.
+    second = pd.notna(p["pnc_id2"].to_numpy()) & (rng.random(n) < 0.5)
+    pnc = np.where(second, p["pnc_id2"].to_numpy(), p["pnc_id"].to_numpy()).astype(object)
+    offence_ids = keys("OF", block, np.arange(n), 61, 12)
+    ho = np.array([HO_CODES[c][i % len(HO_CODES[c])] for c, i in zip(off["category"], rng.integers(0, 6, size=n))], dtype=object)
+    pnc_table = pd.DataFrame({
+        "offence_id": offence_ids,
+        "pnc_id": pnc,
+        "cro_number": recorded.blank(rng, p["cro_number"].to_numpy(), 0.3),
+        "forename": fore,
+        "surname": sur,
+        "date_of_birth": recorded.dob(rng, p["dob"].to_numpy(), dirt),
+        "sex": np.where(rng.random(n) < 0.003, "U", p["sex"].to_numpy()).astype(object),
+        "postcode": recorded.postcode(rng, p, off["arrest_day"].to_numpy(), dirt),
+        "offence_date": recorded.bad_dates(rng, cal.iso(off["offence_day"].to_numpy()), dirt.bad_date),
+        "arrest_date": cal.iso(off["arrest_day"].to_numpy()),
+        "charge_date": cal.iso(np.where(charged, off["charge_day"].to_numpy(), np.nan)),
+        "ho_offence_code": ho,
+        "offence_category": off["category"].to_numpy(),
+        "disposal_date": cal.iso(np.where(completed, completion, np.nan)),
+        "disposal_code": recorded.bad_codes(rng, disposal, dirt.bad_code),
+        "custodial_days": np.where(custodial, days.astype(str), None).astype(object),
+    })[OFFENCE_COLUMNS]
+
+    # HMCTS: one case per charged offence, recorded with the court's own view of the defendant.
+    c = np.nonzero(charged)[0]
+    nc = len(c)
+    cp = p.iloc[c].reset_index(drop=True)
+    cfore, csur = recorded.names(rng, cp["forename"].to_numpy(), cp["surname"].to_numpy(), dirt)
+    outcome = np.where(~completed[c], None,
+                       np.where(convicted[c], "convicted",
+                                np.where(disposal[c] == "2063", "withdrawn",
+                                         np.where(rng.random(nc) < 0.5, "dismissed", "acquitted")))).astype(object)
+    case_ids = keys("CS", block, np.arange(nc), 62, 12)
+    cases = pd.DataFrame({
+        "case_id": case_ids,
+        "source_system": np.where(crown[c], "XHIBIT", "LIBRA").astype(object),
+        "court_code": np.array([f"{'C' if cr else 'B'}{s:02d}{k}" for cr, s, k in zip(crown[c], cp["site"], rng.integers(1, 4, size=nc))], dtype=object),
+        "defendant_forename": cfore,
+        "defendant_surname": csur,
+        "defendant_dob": recorded.dob(rng, cp["dob"].to_numpy(), dirt),
+        "defendant_sex": cp["sex"].to_numpy().astype(object),
+        "defendant_postcode": recorded.postcode(rng, cp, off["charge_day"].to_numpy()[c], dirt),
+        "pnc_id": recorded.blank(rng, pnc[c], dirt.pnc_missing["hmcts"]),
+        "offence_date": cal.iso(off["offence_day"].to_numpy()[c]),
+        "charge_date": cal.iso(off["charge_day"].to_numpy()[c]),
+        "first_hearing_date": recorded.bad_dates(rng, cal.iso(first_hearing[c]), dirt.bad_date),
+        "completion_date": cal.iso(np.where(completed[c], completion[c], np.nan)),
+        "case_outcome": recorded.bad_codes(rng, outcome, dirt.bad_code),
+        "sentence_date": cal.iso(np.where(convicted[c], completion[c], np.nan)),
+    })
+
+    # Hearings: a first hearing, middle hearings, and the final one at completion.
+    extra_mean = np.where(crown[c], cfg.hearings_mean_extra["crown"], cfg.hearings_mean_extra["magistrates"])
+    extra_mean = extra_mean * np.where(treated[c], cfg.hearings_rr, 1.0)
+    n_middle = rng.poisson(extra_mean)
+    h_case = np.concatenate([np.arange(nc), np.repeat(np.arange(nc), n_middle), np.arange(nc)])
+    h_kind = np.concatenate([np.zeros(nc, int), np.ones(n_middle.sum(), int), np.full(nc, 2)])
+    fh, comp = first_hearing[c][h_case], completion[c][h_case]
+    h_day = np.where(h_kind == 0, fh, np.where(h_kind == 2, comp, fh + 1 + (rng.random(len(h_case)) * np.maximum(comp - fh - 1, 1)).astype("int64")))
+    keep = h_day <= end_day
+    h_case, h_kind, h_day = h_case[keep], h_kind[keep], h_day[keep]
+    order = np.lexsort((h_kind, h_day, h_case))
+    h_case, h_kind, h_day = h_case[order], h_kind[order], h_day[order]
+    nh = len(h_case)
+    final_type = np.where(outcome[h_case] == "convicted",
+                          np.where(rng.random(nh) < 0.4, "SWPSR", "STPSR"), "TRIAL")
+    h_type = np.where(h_kind == 0, "FH", np.where(h_kind == 2, final_type, MIDDLE_HEARINGS[rng.integers(0, 4, size=nh)]))
+    adjourned = (h_kind != 2) & (rng.random(nh) < cfg.adjourn_rate)
+    hearings = pd.DataFrame({
+        "hearing_id": keys("HR", block, np.arange(nh), 63, 12),
+        "case_id": case_ids[h_case],
+        "hearing_date": recorded.bad_dates(rng, cal.iso(h_day), dirt.bad_date),
+        "hearing_type": recorded.bad_codes(rng, h_type.astype(object), dirt.bad_code),
+        "adjourned": np.where(adjourned, "Y", "N").astype(object),
+    })
+
+    truth = pd.concat([
+        pd.DataFrame({"source_table": "pnc.offences", "record_key": offence_ids, "person_id": p["person_id"].to_numpy()}),
+        pd.DataFrame({"source_table": "hmcts.cases", "record_key": case_ids, "person_id": cp["person_id"].to_numpy()}),
+    ], ignore_index=True)
+    tables = {"pnc/offences": pnc_table, "hmcts/cases": cases, "hmcts/hearings": hearings}
+    tables = {k: recorded.duplicate_rows(rng, v, dirt.duplicate_row) for k, v in tables.items()}
+    return tables, truth
+
+
+def crown_share() -> float:
+    """Share of charged offences heard in the Crown Court: all indictable-only, 30% of either-way."""
+    weights = dict(zip(CATEGORIES, CATEGORY_WEIGHTS))
+    return float(weights["CI"] + CROWN_SHARE_EITHER_WAY * weights["CE"])
