@@ -1,0 +1,9 @@
+"""spark-submit entry point: `spark-submit jobs/generate.py --scale S --seed N --out DIR [--conf cluster]`."""
+import sys
+
+import _bootstrap  # noqa: F401
+
+from ld_spark.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["generate", *sys.argv[1:]]))
