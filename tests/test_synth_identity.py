@@ -1,0 +1,69 @@
+import numpy as np
+import pandas as pd
+
+from ld_spark.synth import calendar as cal
+from ld_spark.synth import identity as ident
+from ld_spark.synth.keys import keys
+
+
+def test_nhs_check_digit_matches_published_example():
+    # 943 476 5919 is the NHS's own worked example of a valid number.
+    assert ident.nhs_check_digit(np.array([[9, 4, 3, 4, 7, 6, 5, 9, 1]]))[0] == 9
+
+
+def test_generated_nhs_numbers_are_ten_digits_with_valid_check_digit():
+    numbers = ident.nhs_numbers(np.random.default_rng(1), 500)
+    digits = np.array([[int(c) for c in n] for n in numbers])
+    assert digits.shape == (500, 10)
+    assert (ident.nhs_check_digit(digits[:, :9]) == digits[:, 9]).all()
+
+
+def test_mistyped_nhs_number_differs_in_exactly_one_digit():
+    numbers = ident.nhs_numbers(np.random.default_rng(2), 200)
+    slipped = ident.mistype_digit(np.random.default_rng(3), numbers)
+    diffs = [sum(a != b for a, b in zip(x, y)) for x, y in zip(numbers, slipped)]
+    assert set(diffs) == {1}
+
+
+def test_pnc_id_has_contract_format_and_mod23_check_letter():
+    ids = ident.pnc_ids(np.random.default_rng(4), 100)
+    for pnc in ids:
+        year, rest = pnc.split("/")
+        assert len(year) == 4 and len(rest) == 8 and rest[:7].isdigit()
+        assert rest[7] == ident.PNC_CHECK[(int(year[2:]) * 10_000_000 + int(rest[:7])) % 23]
+
+
+def test_postcode_sector_drops_the_unit_letters():
+    sectors = ident.postcode_sector(pd.Series(["LS6 2AB", "M1 1AE", "SW20 3HQ"]))
+    assert sectors.tolist() == ["LS6 2", "M1 1", "SW20 3"]
+
+
+def test_dob_day_month_swap_only_where_day_is_a_valid_month():
+    out = ident.dob_day_month_swap(np.array(["1980-03-07", "1980-03-25", "1980-05-05"], dtype=object))
+    assert out.tolist() == ["1980-07-03", "1980-03-25", "1980-05-05"]
+
+
+def test_typo_keeps_first_letter_and_changes_the_name_by_one_edit():
+    names = np.array(["Jonathan", "Elizabeth", "Smith", "Ali"] * 25, dtype=object)
+    out = ident.typo(np.random.default_rng(5), names)
+    assert all(o[0] == n[0] for o, n in zip(out, names))
+    assert all(abs(len(o) - len(n)) <= 1 for o, n in zip(out, names))
+    assert (out != names).mean() > 0.9
+
+
+def test_nickname_maps_known_names_and_keeps_others():
+    assert ident.nickname(np.array(["William", "Zara"], dtype=object)).tolist() == ["Bill", "Zara"]
+
+
+def test_calendar_months_and_uniq_month_id():
+    days = np.array([cal.day("2018-04-30"), cal.day("2016-02-29"), cal.day("2016-03-01")])
+    months = cal.month_of(days)
+    assert cal.uniq_month_id(months).tolist() == [1417, 1391, 1392]
+    assert cal.iso(cal.month_start(months)).tolist() == ["2018-04-01", "2016-02-01", "2016-03-01"]
+    assert cal.month_length(months).tolist() == [30, 29, 31]
+
+
+def test_record_keys_are_unique_and_do_not_repeat_across_blocks():
+    all_keys = np.concatenate([keys("AE", b, np.arange(5000), 21, 12) for b in range(20)])
+    assert len(set(all_keys)) == len(all_keys)
+    assert all(len(k) == 12 and k.startswith("AE") for k in all_keys[:100])
