@@ -55,3 +55,28 @@ ESTIMANDS = [
     "cost_per_referral_gbp", "savings_total_low_gbp", "savings_total_high_gbp",
 ]
 RESULT_COLUMNS = ["estimand", "estimate", "ci_low", "ci_high", "p_value", "n", "method"]
+
+# Columns that are not plain strings, by contract type (section 2); every other column is `str`.
+DATE, INT, YN = "date", "int", "Y/N"
+TYPES: dict[str, dict[str, str]] = {
+    "ld_referrals": {"referral_date": DATE, "index_offence_date": DATE, "date_of_birth": DATE,
+                     "consent": YN, "declined": YN, **{f"vuln_{v}": YN for v in VULNERABILITIES},
+                     "mh_needs": INT},
+    "hes_ae": {"DOB": DATE, "ARRIVALDATE": DATE},
+    "mhsds/mhs001_mpi": {"PersonBirthDate": DATE, "UniqMonthID": INT},
+    "mhsds/mhs101_referral": {"ReferralRequestReceivedDate": DATE, "ServDischDate": DATE, "UniqMonthID": INT},
+    "mhsds/mhs201_care_contact": {"CareContDate": DATE, "UniqMonthID": INT},
+    "mhsds/mhs401_mha_period": {"StartDateMHActLegalStatusClass": DATE, "EndDateMHActLegalStatusClass": DATE,
+                                "UniqMonthID": INT},
+    "iapt/ids001_mpi": {"PersonBirthDate": DATE, "UniqMonthID": INT},
+    "iapt/ids101_referral": {"ReferralRequestReceivedDate": DATE, "ServDischDate": DATE, "UniqMonthID": INT},
+    "iapt/ids201_care_contact": {"CareContDate": DATE, "UniqMonthID": INT},
+    "ndtms/episodes": {"DOB": DATE, "REFLD": DATE, "TRIAGED": DATE, "DISD": DATE},
+    "ndtms/modalities": {"REFMODDT": DATE, "MODST": DATE, "MODEND": DATE},
+    "ndtms/top": {"TOPDATE": DATE, "PSYHSTAT": INT, "PHSTAT": INT, "QUALLIFE": INT},
+    "pnc/offences": {"date_of_birth": DATE, "offence_date": DATE, "arrest_date": DATE, "charge_date": DATE,
+                     "disposal_date": DATE, "custodial_days": INT},
+    "hmcts/cases": {"defendant_dob": DATE, "offence_date": DATE, "charge_date": DATE, "first_hearing_date": DATE,
+                    "completion_date": DATE, "sentence_date": DATE},
+    "hmcts/hearings": {"hearing_date": DATE, "adjourned": YN},
+}

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ld_spark.contract import TABLES
+from ld_spark.contract import DATE, INT, TABLES, TYPES, YN
 from ld_spark.synth import identity as ident
 from ld_spark.synth.generate import generate_rows
 
-DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def read_table(root: Path, table: str) -> pd.DataFrame:
@@ -97,10 +97,23 @@ def test_dates_and_codes_are_in_contract_format_apart_from_planted_bad_values(ra
     ]
     for table, column, codes in checks:
         values = raw(table)[column].dropna()
-        ok = values.str.match(DATE) if codes is None else values.isin(codes)
+        ok = values.str.match(DATE_SHAPE) if codes is None else values.isin(codes)
         bad_share = 1 - ok.mean()
         # dirt.bad_date / dirt.bad_code is 0.2%: present, but rare.
         assert 0 < bad_share < 0.01, (table, column, bad_share)
+
+
+def test_every_typed_column_parses_as_its_contract_type_but_for_rare_planted_faults(raw):
+    patterns = {DATE: DATE_SHAPE, INT: re.compile(r"^-?\d+$"), YN: re.compile(r"^[YN]$")}
+    for table, types in TYPES.items():
+        for column, kind in types.items():
+            values = raw(table)[column].dropna()
+            if values.empty:
+                continue
+            parsed = values.str.match(patterns[kind])
+            if kind == DATE:  # real calendar dates, not just the shape
+                parsed &= pd.to_datetime(values, format="%Y-%m-%d", errors="coerce").notna()
+            assert parsed.mean() > 0.99, (table, column, parsed.mean())
 
 
 def test_rows_do_not_depend_on_partitioning(spark, config):
