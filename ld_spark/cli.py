@@ -44,7 +44,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for table, n in counts.items():
         print(f"  {table:<{width}}  {n:>10,d} rows")
     print(f"generated {sum(counts.values()):,d} rows at scale {args.scale} seed {args.seed} "
-          f"in {elapsed:.1f}s -> {args.out}")
+          f"in {elapsed:.1f}s on {spark.sparkContext.master} -> {args.out}")
     return 0
 
 

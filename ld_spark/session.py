@@ -23,11 +23,19 @@ def cached_jars(conf: SparkConf) -> list[Path]:
     return sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
 
 
+def submitted_by_spark_submit() -> bool:
+    """spark-submit starts the JVM first and hands Python its gateway port."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
+    builder = SparkSession.builder.appName(conf.app_name)
+    submitted = submitted_by_spark_submit()
+    if not submitted:
+        # Under spark-submit, --master, --jars/--packages and driver memory are its to set.
+        builder = builder.master(conf.master).config("spark.driver.memory", conf.driver_memory)
     builder = (
-        SparkSession.builder.master(conf.master)
-        .appName(conf.app_name)
-        .config("spark.driver.memory", conf.driver_memory)
+        builder
         .config("spark.sql.shuffle.partitions", str(conf.shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
@@ -38,10 +46,12 @@ def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
         .config("spark.ui.showConsoleProgress", str(conf.console_progress).lower())
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
-    if conf.master.startswith("local"):
+    if conf.master.startswith("local") and not submitted:
         builder = (builder.config("spark.ui.enabled", "false")
                    .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1"))
-    if jars:
+    if submitted:
+        pass
+    elif jars:
         builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
     else:
         # No cached jars (e.g. a cluster image that ships them elsewhere): let Ivy resolve.
@@ -55,7 +65,7 @@ def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
 
 def build(config: Config) -> SparkSession:
     """Build (or join, under spark-submit) the SparkSession with Delta enabled."""
-    if config.spark.master.startswith("local"):
+    if config.spark.master.startswith("local") and not submitted_by_spark_submit():
         # Python workers run the same interpreter (and venv) as the driver.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
