@@ -80,3 +80,79 @@ TYPES: dict[str, dict[str, str]] = {
                     "completion_date": DATE, "sentence_date": DATE},
     "hmcts/hearings": {"hearing_date": DATE, "adjourned": YN},
 }
+
+# Keys of each table ("unique within their table unless a duplicate row is an exact resubmission").
+KEYS: dict[str, list[str]] = {
+    "ld_referrals": ["referral_id"],
+    "hes_ae": ["AEKEY"],
+    "mhsds/mhs001_mpi": ["OrgIDProv", "LocalPatientId"],
+    "mhsds/mhs101_referral": ["ServiceRequestId"],
+    "mhsds/mhs201_care_contact": ["CareContactId"],
+    "mhsds/mhs401_mha_period": ["MHActLegalStatusClassPeriodId"],
+    "iapt/ids001_mpi": ["OrgIDProv", "LocalPatientId"],
+    "iapt/ids101_referral": ["ServiceRequestId"],
+    "iapt/ids201_care_contact": ["CareContactId"],
+    "ndtms/episodes": ["EPISODID"],
+    "ndtms/modalities": ["MODID"],
+    "ndtms/top": ["TOPID"],
+    "pnc/offences": ["offence_id"],
+    "hmcts/cases": ["case_id"],
+    "hmcts/hearings": ["hearing_id"],
+}
+
+# MHSDS and IAPT are monthly submissions: the same record recurs; the latest UniqMonthID wins.
+MONTHLY_SUBMISSION_TABLES = {t for t in TABLES if t.startswith(("mhsds/", "iapt/"))}
+
+# Code lists the contract gives in full; a value outside its list is quarantined.
+_SITES = {f"LD{i:02d}" for i in range(1, 28)}
+CODES: dict[str, dict[str, set[str]]] = {
+    "ld_referrals": {
+        "site_code": _SITES,
+        "point_of_contact": {"police_custody", "voluntary_attendance", "magistrates_court", "crown_court",
+                             "youth_court", "probation", "community"},
+        "pathway": {"adult", "youth"},
+        "sex": {"M", "F", "U"},
+    },
+    "hes_ae": {
+        "SEX": {"1", "2", "9"},
+        "AEATTENDCAT": {"1", "2", "3", "9"},
+        "AEATTENDDISP": {"01", "02", "03", "07", "12", "99"},
+        "AEPATGROUP": {"10", "20", "30", "40", "50", "60", "70", "80"},
+    },
+    "mhsds/mhs001_mpi": {"Gender": {"1", "2", "9"}},
+    "mhsds/mhs201_care_contact": {"AttendOrDNACode": {"2", "3", "4", "5", "6", "7"}},
+    "mhsds/mhs401_mha_period": {"LegalStatusCode": {"01", "02", "03", "04", "19", "20"}},
+    "iapt/ids001_mpi": {"Gender": {"1", "2", "9"}},
+    "iapt/ids201_care_contact": {"AttendOrDNACode": {"2", "3", "4", "5", "6", "7"}},
+    "ndtms/episodes": {
+        "SEX": {"M", "F"},
+        "RFLS": {"CJ", "SE", "GP", "HO", "OT"},
+        "DRUG1": {"OPI", "CRA", "COC", "CAN", "ALC", "AMP", "OTH"},
+    },
+    "pnc/offences": {
+        "sex": {"M", "F", "U"},
+        "offence_category": {"CI", "CE", "CS", "CM"},
+        "disposal_code": {"1002", "1024", "1081", "1115", "1116", "1015", "1018", "1019", "2050", "2063"},
+    },
+    "hmcts/cases": {
+        "source_system": {"LIBRA", "XHIBIT"},
+        "case_outcome": {"convicted", "acquitted", "withdrawn", "dismissed", "committed"},
+    },
+    "hmcts/hearings": {
+        "hearing_type": {"FH", "MNTN", "PTR", "TRIAL", "SWPSR", "STPSR", "RMAND", "CS", "PBV"},
+    },
+}
+
+# Identity columns: normalised in bronze (a bad value becomes null, it does not lose the row).
+IDENTITY_COLUMNS: dict[str, dict[str, str]] = {
+    "ld_referrals": {"forename": "name", "surname": "name", "date_of_birth": "dob", "nhs_number": "nhs",
+                     "pnc_id": "pnc", "postcode": "postcode"},
+    "hes_ae": {"NEWNHSNO": "nhs", "DOB": "dob", "HOMEADD": "postcode"},
+    "mhsds/mhs001_mpi": {"NHSNumber": "nhs", "PersonBirthDate": "dob", "Postcode": "postcode"},
+    "iapt/ids001_mpi": {"NHSNumber": "nhs", "PersonBirthDate": "dob", "Postcode": "postcode"},
+    "ndtms/episodes": {"FINITIAL": "initial", "SINITIAL": "initial", "DOB": "dob", "PC": "sector"},
+    "pnc/offences": {"pnc_id": "pnc", "forename": "name", "surname": "name", "date_of_birth": "dob",
+                     "postcode": "postcode"},
+    "hmcts/cases": {"defendant_forename": "name", "defendant_surname": "name", "defendant_dob": "dob",
+                    "defendant_postcode": "postcode", "pnc_id": "pnc"},
+}

@@ -57,24 +57,75 @@ def check_columns(spark: SparkSession, raw_root: str | Path, table: str) -> tupl
     return kind, groups
 
 
+LINE = "_line"
+ROW_FAULT = "_row_fault"
+BATCH_ROWS = 20_000
+
+
+def _csv_rows(path: str, columns: list[str]):
+    """Rows of one CSV file as contract-ordered string tuples with their line and any fault.
+
+    Python's csv module (not Spark's reader) so that every row keeps its line number and a
+    malformed row (wrong field count, bytes that are not UTF-8, a quote left open at the end
+    of a truncated file) is reported rather than silently nulled.
+    """
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        positions = [header.index(c) for c in columns]
+        width = len(header)
+        line = reader.line_num + 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                yield [None] * len(columns), line, f"malformed CSV ({err})"
+                return
+            fault = None
+            if len(row) != width:
+                fault = f"row has {len(row)} fields, header has {width}"
+            elif any("\udc80" <= ch <= "\udcff" for field in row for ch in field):
+                fault = "bytes that are not UTF-8"
+            values = [row[i] if i < len(row) and row[i] != "" else None for i in positions]
+            if fault == "bytes that are not UTF-8":
+                values = [v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if v else v for v in values]
+            yield values, line, fault
+            line = reader.line_num + 1
+
+
 def read_raw(spark: SparkSession, table: str, kind: str, groups: dict[tuple[str, ...], list[Path]]) -> DataFrame:
-    """A table's rows as strings in contract column order, with the file each came from."""
+    """A table's rows as strings in contract column order, with the file and line each came from
+    and any row-level fault (CSV only; parquet rows carry no line)."""
     columns = TABLES[table]
-    parts = []
-    for header, files in groups.items():
-        paths = [str(p) for p in files]
-        if kind == "csv":
-            # Every column a string: typing and validation are the bronze stage's job.
-            schema = T.StructType([T.StructField(c, T.StringType()) for c in header])
-            df = spark.read.csv(paths, schema=schema, header=True, escape='"', mode="PERMISSIVE")
-        else:
-            df = spark.read.parquet(*paths)
-        parts.append(df.select(*[F.col(c).cast(T.StringType()).alias(c) for c in columns],
-                               F.input_file_name().alias(SOURCE_FILE)))
-    result = parts[0]
-    for part in parts[1:]:
-        result = result.unionByName(part)
-    return result
+    files = [str(p) for group in groups.values() for p in group]
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns]
+                          + [T.StructField(SOURCE_FILE, T.StringType()), T.StructField(LINE, T.LongType()),
+                             T.StructField(ROW_FAULT, T.StringType())])
+    if kind == "parquet":
+        df = spark.read.parquet(*files)
+        return df.select(*[F.col(c).cast(T.StringType()).alias(c) for c in columns],
+                         F.input_file_name().alias(SOURCE_FILE), F.lit(None).cast("long").alias(LINE),
+                         F.lit(None).cast("string").alias(ROW_FAULT))
+
+    def parse(batches):
+        import pandas as pd
+
+        for batch in batches:
+            for path in batch["path"]:
+                buffer = []
+                for values, line, fault in _csv_rows(path, columns):
+                    buffer.append((*values, path, line, fault))
+                    if len(buffer) >= BATCH_ROWS:
+                        yield pd.DataFrame(buffer, columns=schema.fieldNames())
+                        buffer = []
+                if buffer:
+                    yield pd.DataFrame(buffer, columns=schema.fieldNames())
+
+    paths = spark.createDataFrame([(f,) for f in files], "path string")
+    paths = paths.repartition(min(len(files), spark.sparkContext.defaultParallelism * 2), "path")
+    return paths.mapInPandas(parse, schema)
 
 
 def write_delta(df: DataFrame, path: str | Path, partition_by: list[str] | None = None) -> None:

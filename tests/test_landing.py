@@ -27,7 +27,7 @@ def test_files_with_different_column_order_land_in_contract_order(spark, tmp_pat
     _write(tmp_path / "hmcts/hearings/b.csv", reordered, [["N", "TRIAL", "2017-02-03", "C1", "H2", "x"],
                                                           ["", "\"MNTN\"", "2017-03-04", "C2", "H3", "y"]])
     kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
-    landed = io.read_raw(spark, "hmcts/hearings", kind, groups).drop(io.SOURCE_FILE)
+    landed = io.read_raw(spark, "hmcts/hearings", kind, groups).drop(io.SOURCE_FILE, io.LINE, io.ROW_FAULT)
     schema = T.StructType([T.StructField(c, T.StringType()) for c in HEARINGS])
     expected = spark.createDataFrame([
         ("H1", "C1", "2017-01-02", "FH", "Y"),
@@ -42,6 +42,24 @@ def test_landed_rows_remember_their_source_file(spark, tmp_path):
     kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
     source = io.read_raw(spark, "hmcts/hearings", kind, groups).select(io.SOURCE_FILE).first()[0]
     assert source.endswith("hmcts/hearings/part1.csv")
+
+
+def test_rows_keep_their_line_and_malformed_rows_are_flagged_not_dropped(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(
+        b"hearing_id,case_id,hearing_date,hearing_type,adjourned\n"
+        b'H1,C1,2017-01-02,"FH\nwith a line break",Y\n'   # lines 2-3: one record
+        b"H2,C1,2017-01-03,FH\n"                            # line 4: a field short
+        b"H3,C1,2017-01-0\xff,FH,N\n"                       # line 5: not UTF-8
+        b'H4,C1,2017-01-05,"TRIAL'                           # line 6: truncated inside quotes
+    )
+    rows = list(io._csv_rows(str(path), HEARINGS))
+    lines = [(values[0], line, fault) for values, line, fault in rows]
+    assert lines[0] == ("H1", 2, None)
+    assert lines[1] == ("H2", 4, "row has 4 fields, header has 5")
+    assert lines[2] == ("H3", 5, "bytes that are not UTF-8")
+    assert lines[3][1] == 6 and lines[3][2] is not None
+    assert len(lines) == 4
 
 
 def test_missing_column_names_table_file_and_column(spark, tmp_path):
@@ -86,4 +104,4 @@ def test_parquet_files_are_accepted_in_place_of_csv(spark, tmp_path):
         shutil.copy(f, target / "part.parquet")
     kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
     assert kind == "parquet"
-    assert_df_equality(io.read_raw(spark, "hmcts/hearings", kind, groups).drop(io.SOURCE_FILE), df)
+    assert_df_equality(io.read_raw(spark, "hmcts/hearings", kind, groups).drop(io.SOURCE_FILE, io.LINE, io.ROW_FAULT), df)

@@ -1,0 +1,136 @@
+"""Bronze: landed rows to typed, validated, deduplicated contract tables.
+
+Every landed row ends in exactly one state, so the counts reconcile to the row:
+    read = loaded + quarantined + exact duplicates removed + superseded submissions
+- duplicate:   an exact copy (every contract column equal) of an earlier row, a resubmission;
+- quarantined: it breaks a rule (malformed row, missing key, unparseable date or number,
+               code outside its list, a key reused with different content); the rule is kept;
+- superseded:  MHSDS/IAPT only, an earlier monthly submission of a record sent again later;
+- loaded:      everything else, typed, with identity values normalised.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from ld_spark import normalise
+from ld_spark.contract import CODES, DATE, IDENTITY_COLUMNS, INT, KEYS, MONTHLY_SUBMISSION_TABLES, TABLES, TYPES, YN
+from ld_spark.io import LINE, ROW_FAULT, SOURCE_FILE
+
+STATUS = "_status"
+FAILURES = "_failures"
+LOADED, QUARANTINED, DUPLICATE, SUPERSEDED = "loaded", "quarantined", "duplicate", "superseded"
+ONWARD_REFERRALS = {"advice", "brief_intervention", "gp", "iapt", "mh_specialist", "drug_alcohol", "housing",
+                    "mha_assessment", "learning_disability", "other"}
+Transform = Callable[[DataFrame], DataFrame]
+
+
+def _rule(failed: Column, rule: str, column: str) -> Column:
+    return F.when(failed, F.lit(f"{rule}:{column}"))
+
+
+def row_rules(table: str) -> list[Column]:
+    """One expression per rule: the rule's name where the row breaks it, else null."""
+    identity = IDENTITY_COLUMNS.get(table, {})
+    rules = [_rule(F.col(ROW_FAULT).isNotNull(), "malformed_row", "*")]
+    rules += [_rule(F.col(k).isNull(), "missing_key", k) for k in KEYS[table]]
+    for column, kind in TYPES[table].items():
+        if column in identity:
+            continue  # identity values are normalised, never a reason to lose the row
+        value = F.col(column)
+        if kind == DATE:
+            rules.append(_rule(value.isNotNull() & normalise.iso_date(value).isNull(), "unparseable_date", column))
+        elif kind == INT:
+            rules.append(_rule(value.isNotNull() & value.try_cast("int").isNull(), "not_an_integer", column))
+        elif kind == YN:
+            rules.append(_rule(value.isNotNull() & ~value.isin("Y", "N"), "not_y_or_n", column))
+    for column, codes in CODES.get(table, {}).items():
+        rules.append(_rule(F.col(column).isNotNull() & ~F.col(column).isin(*sorted(codes)), "code_outside_list", column))
+    if table == "ld_referrals":
+        items = F.split(F.col("onward_referrals"), ";")
+        unknown = F.exists(items, lambda x: ~x.isin(*sorted(ONWARD_REFERRALS)))
+        rules.append(_rule(F.col("onward_referrals").isNotNull() & unknown, "code_outside_list", "onward_referrals"))
+        needs = F.col("mh_needs").try_cast("int")
+        rules.append(_rule(needs.isNotNull() & ~needs.between(0, 5), "out_of_range", "mh_needs"))
+    return rules
+
+
+def classify(table: str) -> Transform:
+    """Give every landed row its state (and, if quarantined, the rules it broke)."""
+    columns = TABLES[table]
+    first_seen = Window.partitionBy(*columns).orderBy(SOURCE_FILE, LINE).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+
+    def _(landed: DataFrame) -> DataFrame:
+        df = landed.withColumn("_copy", F.row_number().over(first_seen))
+        df = df.withColumn(FAILURES, F.filter(F.array(*row_rules(table)), lambda r: r.isNotNull()))
+        key = KEYS[table]
+        if table in MONTHLY_SUBMISSION_TABLES:
+            # The latest UniqMonthID of a record is its truth; earlier submissions are superseded.
+            df = df.withColumn("_valid", (F.col("_copy") == 1) & (F.size(FAILURES) == 0))
+            latest = Window.partitionBy(*key, "_valid").orderBy(
+                F.col("UniqMonthID").try_cast("int").desc_nulls_last(), F.col(SOURCE_FILE).desc(), F.col(LINE).desc())
+            df = df.withColumn("_rank", F.when(F.col("_valid"), F.row_number().over(latest))).drop("_valid")
+            conflict = F.lit(False)
+        else:
+            # A key reused with different content cannot be resolved here: quarantine every version.
+            versions = Window.partitionBy(*key).rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+            distinct_rows = F.sum(F.when(F.col("_copy") == 1, 1).otherwise(0)).over(versions)
+            conflict = F.col(key[0]).isNotNull() & (distinct_rows > 1)
+            df = df.withColumn("_rank", F.lit(1))
+        df = df.withColumn(FAILURES, F.when(conflict & (F.col("_copy") == 1),
+                                            F.concat(F.col(FAILURES), F.array(F.lit(f"duplicate_key:{key[0]}"))))
+                           .otherwise(F.col(FAILURES)))
+        status = (F.when(F.col("_copy") > 1, DUPLICATE)
+                  .when(F.size(FAILURES) > 0, QUARANTINED)
+                  .when(F.col("_rank") > 1, SUPERSEDED)
+                  .otherwise(LOADED))
+        return df.withColumn(STATUS, status).drop("_copy", "_rank")
+
+    return _
+
+
+def typed(table: str) -> Transform:
+    """Loaded rows with contract types and normalised identity values (the bronze table)."""
+    identity = IDENTITY_COLUMNS.get(table, {})
+    types = TYPES[table]
+
+    def cast(column: str) -> Column:
+        value = F.col(column)
+        if column in identity:
+            value = normalise.BY_KIND[identity[column]](value)
+            return value.alias(column)
+        kind = types.get(column)
+        if kind == DATE:
+            return normalise.iso_date(value).alias(column)
+        if kind == INT:
+            return value.try_cast("int").alias(column)
+        if kind == YN:
+            return (value == "Y").alias(column)
+        return value.alias(column)
+
+    def _(classified: DataFrame) -> DataFrame:
+        loaded = classified.filter(F.col(STATUS) == LOADED)
+        return loaded.select(*[cast(c) for c in TABLES[table]], SOURCE_FILE, LINE)
+
+    return _
+
+
+def quarantined(table: str, run_id: str) -> Transform:
+    """Quarantined rows with their first rule, all rules, where they came from and the raw row."""
+    def _(classified: DataFrame) -> DataFrame:
+        rows = classified.filter(F.col(STATUS) == QUARANTINED)
+        return rows.select(
+            F.lit(table).alias("source_table"),
+            F.split(F.col(FAILURES)[0], ":")[0].alias("rule"),
+            F.split(F.col(FAILURES)[0], ":")[1].alias("column"),
+            F.array_join(F.col(FAILURES), ";").alias("rules"),
+            F.col(SOURCE_FILE).alias("source_file"),
+            F.col(LINE).alias("line"),
+            F.col(ROW_FAULT).alias("row_fault"),
+            F.to_json(F.struct(*TABLES[table])).alias("record"),
+            F.lit(run_id).alias("run_id"),
+        )
+
+    return _

@@ -1,0 +1,112 @@
+"""Bronze rules on tiny hand-built landed frames: each row ends in exactly one state."""
+from __future__ import annotations
+
+import datetime as dt
+
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from ld_spark import bronze
+from ld_spark.contract import TABLES
+from ld_spark.io import LINE, ROW_FAULT, SOURCE_FILE
+from ld_spark.pipeline import state_counts
+
+LINEAGE = [SOURCE_FILE, LINE, ROW_FAULT]
+
+
+def landed(spark, table, rows):
+    """rows: dicts of contract values plus optional line/fault; missing columns are null."""
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in TABLES[table]]
+                          + [T.StructField(SOURCE_FILE, T.StringType()), T.StructField(LINE, T.LongType()),
+                             T.StructField(ROW_FAULT, T.StringType())])
+    data = [tuple(r.get(c) for c in TABLES[table]) + (r.get("file", "f.csv"), r.get("line", i + 2), r.get("fault"))
+            for i, r in enumerate(rows)]
+    return spark.createDataFrame(data, schema)
+
+
+def states(df, key):
+    return {r[key]: r[bronze.STATUS] for r in df.select(key, bronze.STATUS).collect()}
+
+
+HEARING = {"hearing_id": "H1", "case_id": "C1", "hearing_date": "2017-01-02", "hearing_type": "FH", "adjourned": "Y"}
+
+
+def test_exact_resubmission_is_a_duplicate_and_the_first_copy_is_kept(spark):
+    df = landed(spark, "hmcts/hearings", [HEARING, HEARING, {**HEARING, "hearing_id": "H2"}])
+    out = df.transform(bronze.classify("hmcts/hearings"))
+    rows = sorted((r["hearing_id"], r[LINE], r[bronze.STATUS]) for r in out.collect())
+    assert rows == [("H1", 2, "loaded"), ("H1", 3, "duplicate"), ("H2", 4, "loaded")]
+    assert state_counts(out) == {"read": 3, "loaded": 2, "quarantined": 0, "duplicate": 1, "superseded": 0}
+
+
+def test_broken_rules_quarantine_the_row_with_rule_column_file_and_line(spark):
+    df = landed(spark, "hmcts/hearings", [
+        {**HEARING, "hearing_id": "H1", "hearing_date": "2017-02-30", "line": 7, "file": "hearings_2.csv"},
+        {**HEARING, "hearing_id": "H2", "hearing_type": "XX"},
+        {**HEARING, "hearing_id": None},
+        {**HEARING, "hearing_id": "H4", "adjourned": "maybe"},
+        {**HEARING, "hearing_id": "H5", "fault": "row has 4 fields, header has 5"},
+        {**HEARING, "hearing_id": "H6"},
+    ])
+    out = df.transform(bronze.classify("hmcts/hearings"))
+    q = out.transform(bronze.quarantined("hmcts/hearings", "run-1"))
+    got = {(r["rule"], r["column"], r["source_file"], r["line"]) for r in q.collect()}
+    assert got == {
+        ("unparseable_date", "hearing_date", "hearings_2.csv", 7),
+        ("code_outside_list", "hearing_type", "f.csv", 3),
+        ("missing_key", "hearing_id", "f.csv", 4),
+        ("not_y_or_n", "adjourned", "f.csv", 5),
+        ("malformed_row", "*", "f.csv", 6),
+    }
+    assert q.select("run_id").distinct().collect()[0][0] == "run-1"
+    assert state_counts(out) == {"read": 6, "loaded": 1, "quarantined": 5, "duplicate": 0, "superseded": 0}
+
+
+def test_a_key_reused_with_different_content_quarantines_every_version(spark):
+    df = landed(spark, "hmcts/hearings", [HEARING, {**HEARING, "adjourned": "N"}, HEARING])
+    out = df.transform(bronze.classify("hmcts/hearings"))
+    assert sorted(r[bronze.STATUS] for r in out.collect()) == ["duplicate", "quarantined", "quarantined"]
+    rules = {r["rule"] for r in out.transform(bronze.quarantined("hmcts/hearings", "r")).collect()}
+    assert rules == {"duplicate_key"}
+
+
+def test_monthly_resubmissions_keep_the_latest_uniqmonthid(spark):
+    base = {"ServiceRequestId": "SR1", "LocalPatientId": "LP1", "OrgIDProv": "RXA",
+            "ReferralRequestReceivedDate": "2016-05-03", "SourceOfReferralMH": "A1", "ServTeamTypeRefToMH": "A05"}
+    df = landed(spark, "mhsds/mhs101_referral", [
+        {**base, "UniqMonthID": "1393"},
+        {**base, "UniqMonthID": "1399", "ServDischDate": "2016-10-20"},
+        {**base, "UniqMonthID": "1401", "ServDischDate": "2016-10-3x"},  # latest, but unusable
+        {**base, "ServiceRequestId": "SR2", "UniqMonthID": "1393"},
+    ])
+    out = df.transform(bronze.classify("mhsds/mhs101_referral"))
+    got = sorted((r["ServiceRequestId"], r["UniqMonthID"], r[bronze.STATUS]) for r in out.collect())
+    assert got == [("SR1", "1393", "superseded"), ("SR1", "1399", "loaded"), ("SR1", "1401", "quarantined"),
+                   ("SR2", "1393", "loaded")]
+    typed = out.transform(bronze.typed("mhsds/mhs101_referral")).filter(F.col("ServiceRequestId") == "SR1")
+    assert typed.select("ServDischDate", "UniqMonthID").collect()[0].asDict() == {
+        "ServDischDate": dt.date(2016, 10, 20), "UniqMonthID": 1399}
+
+
+def test_bad_identity_values_become_null_and_the_row_is_kept_typed(spark):
+    row = {"AEKEY": "A1", "NEWNHSNO": "9434765918", "DOB": "1900-01-01", "SEX": "1", "HOMEADD": "ls62ab",
+           "ARRIVALDATE": "2017-03-04", "ARRIVALTIME": "0130", "PROCODE3": "RR8", "AEATTENDCAT": "1",
+           "AEATTENDDISP": "02", "AEPATGROUP": "60", "DIAG_01": "35"}
+    df = landed(spark, "hes_ae", [row])
+    typed = df.transform(bronze.classify("hes_ae")).transform(bronze.typed("hes_ae")).drop(SOURCE_FILE, LINE)
+    expected_schema = T.StructType([T.StructField(c, T.DateType() if c in ("DOB", "ARRIVALDATE") else T.StringType())
+                                    for c in TABLES["hes_ae"]])
+    expected = spark.createDataFrame([("A1", None, None, "1", "LS6 2AB", dt.date(2017, 3, 4), "0130", "RR8", "1", "02",
+                                       "60", "35")], expected_schema)
+    assert_df_equality(typed, expected, ignore_nullable=True)
+
+
+def test_onward_referral_lists_and_mh_needs_are_checked(spark):
+    base = {"referral_id": "R1", "site_code": "LD01", "referral_date": "2017-02-01", "index_offence_date": "2017-02-01",
+            "point_of_contact": "police_custody", "pathway": "adult", "sex": "M", "consent": "Y", "declined": "N",
+            "mh_needs": "1", "onward_referrals": "gp;iapt"}
+    df = landed(spark, "ld_referrals", [base, {**base, "referral_id": "R2", "onward_referrals": "gp;acupuncture"},
+                                        {**base, "referral_id": "R3", "mh_needs": "9"}])
+    assert states(df.transform(bronze.classify("ld_referrals")), "referral_id") == {
+        "R1": "loaded", "R2": "quarantined", "R3": "quarantined"}
