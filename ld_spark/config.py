@@ -128,11 +128,22 @@ class GeneratorConf(_Strict):
     dirt: DirtConf
 
 
+class LinkageConf(_Strict):
+    match_threshold: float
+    u_max_pairs: int
+    u_seed: int
+    model_in: str | None = None
+    key_env: str
+    key_file: str
+    create_key_if_missing: bool
+
+
 class Config(_Strict):
     spark: SparkConf
     paths: PathsConf
     mlflow: MlflowConf
     analysis: AnalysisConf
+    linkage: LinkageConf
     generator: GeneratorConf
 
 

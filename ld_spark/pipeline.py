@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ld_spark import bronze, io, tracking
+from ld_spark import bronze, io, linkage, report, tracking
 from ld_spark.config import Config
 from ld_spark.contract import TABLES
 
@@ -26,6 +27,11 @@ def landing_path(out: str | Path, table: str) -> Path:
 
 def linkage_path(out: str | Path, *parts: str) -> Path:
     return Path(out).joinpath("linkage", *[p.replace("/", "__") for p in parts])
+
+
+def analysis_path(out: str | Path, table: str) -> Path:
+    """The analysis layer: person_key, year of birth, sex and events; no direct identifier."""
+    return Path(out) / "analysis" / table
 
 
 def state_counts(classified: DataFrame) -> dict[str, int]:
@@ -52,6 +58,61 @@ def run_bronze(spark: SparkSession, out: Path, run_id: str) -> dict[str, dict[st
     for df in cached:
         df.unpersist()
     return reconciled
+
+
+def run_linkage(spark: SparkSession, config: Config, raw: Path, out: Path) -> tuple[DataFrame | None, str]:
+    """Bronze identity tables -> linkage/record_person (source_table, record_key, person_key).
+
+    Returns the linkage quality (None without _truth) and the Splink model JSON.
+    """
+    key = linkage.load_key(config.linkage)
+    records = None
+    for source, (table, _, _) in linkage.SOURCES.items():
+        part = io.read_delta(spark, linkage_path(out, "bronze", table)).transform(linkage.identity_records(source))
+        records = part if records is None else records.unionByName(part)
+    records = records.transform(linkage.with_tuple_id).persist(StorageLevel.MEMORY_AND_DISK)
+    tuples = linkage.identity_tuples(records).persist(StorageLevel.MEMORY_AND_DISK)
+    work = linkage_path(out, "_splink_work")
+    work.mkdir(parents=True, exist_ok=True)
+    model_in = Path(config.linkage.model_in) if config.linkage.model_in else None
+    pairs, model = linkage.train_and_predict(spark, tuples, config.linkage, work, model_in=model_in)
+    edges = linkage.deterministic_edges(tuples).unionByName(pairs.select("id_l", "id_r"))
+    components = linkage.connected_components(tuples.select(linkage.UNIQUE_ID), edges)
+    people = components.transform(linkage.with_person_key(key))
+    record_person = (records.join(people, on=linkage.UNIQUE_ID, how="inner")
+                     .select("source_table", "record_key", "person_key"))
+    io.write_delta(record_person, linkage_path(out, "record_person"))
+    linked = io.read_delta(spark, linkage_path(out, "record_person"))
+    io.write_delta(linkage.person_attributes(records, linked), analysis_path(out, "persons"))
+    records.unpersist()
+    tuples.unpersist()
+    shutil.rmtree(work, ignore_errors=True)
+    (linkage_path(out, "model")).mkdir(parents=True, exist_ok=True)
+    (linkage_path(out, "model") / "splink_model.json").write_text(model)
+
+    truth_file = raw / "_truth" / "record_person.csv"
+    if not truth_file.exists():
+        return None, model
+    truth = spark.read.csv(str(truth_file), header=True)
+    return linkage.pairwise_quality(linked, truth), model
+
+
+def write_linkage_quality(spark: SparkSession, out: Path, quality: DataFrame | None, path: Path) -> None:
+    """results/linkage_quality.csv (contract section 6); precision/recall/F1 blank without truth."""
+    if quality is not None:
+        rows = {r["source_table"]: r.asDict() for r in quality.collect()}
+    else:
+        linked = io.read_delta(spark, linkage_path(out, "record_person"))
+        rows = {r["source_table"]: {**r.asDict(), "precision": None, "recall": None, "f1": None}
+                for r in linked.groupBy("source_table").agg(F.count("*").alias("n_records"),
+                                                            F.countDistinct("person_key").alias("n_persons")).collect()}
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source_table", "n_records", "n_persons", "precision", "recall", "f1"])
+        for source in linkage.SOURCES:
+            r = rows.get(source, {"n_records": 0, "n_persons": 0, "precision": None, "recall": None, "f1": None})
+            writer.writerow([source, r["n_records"], r["n_persons"],
+                             *["" if r[m] is None else f"{r[m]:.4f}" for m in ("precision", "recall", "f1")]])
 
 
 def run(spark: SparkSession, config: Config, raw: str, out: str) -> int:
@@ -83,7 +144,22 @@ def run(spark: SparkSession, config: Config, raw: str, out: str) -> int:
             for state, n in states.items():
                 mlflow.log_metric(f"rows_{state}.{table.replace('/', '.')}", n)
 
+        started = time.time()
+        quality, model = run_linkage(spark, config, Path(raw), out_path)
+        mlflow.log_metric("stage_seconds.linkage", time.time() - started)
+        mlflow.log_text(model, "linkage/splink_model.json")
         results.mkdir(parents=True, exist_ok=True)
+        mlflow.log_artifact(str(report.match_weights_chart(model, results / "match_weights.png")), artifact_path="linkage")
+
+        results.mkdir(parents=True, exist_ok=True)
+        write_linkage_quality(spark, out_path, quality, results / "linkage_quality.csv")
+        mlflow.log_artifact(str(results / "linkage_quality.csv"), artifact_path="results")
+        with (results / "linkage_quality.csv").open() as handle:
+            for row in csv.DictReader(handle):
+                for metric in ("n_records", "n_persons", "precision", "recall", "f1"):
+                    if row[metric]:
+                        mlflow.log_metric(f"linkage.{metric}.{row['source_table']}", float(row[metric]))
+
         with (results / "reconciliation.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["source_table", "read", *STATES])

@@ -23,6 +23,13 @@ def cached_jars(conf: SparkConf) -> list[Path]:
     return sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
 
 
+def splink_jar() -> Path:
+    """Splink's string-similarity UDFs (jaro_winkler, ...), shipped in its wheel, built for Spark 4."""
+    from splink.backends.spark import similarity_jar_location
+
+    return Path(similarity_jar_location())
+
+
 def submitted_by_spark_submit() -> bool:
     """spark-submit starts the JVM first and hands Python its gateway port."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -52,12 +59,12 @@ def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
     if submitted:
         pass
     elif jars:
-        builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
+        builder = builder.config("spark.jars", ",".join(str(j) for j in [*jars, splink_jar()]))
     else:
         # No cached jars (e.g. a cluster image that ships them elsewhere): let Ivy resolve.
         builder = builder.config("spark.jars.packages", conf.delta_package).config(
             "spark.jars.ivy", str(_project_path(conf.ivy_dir))
-        )
+        ).config("spark.jars", str(splink_jar()))
     for key, value in conf.extra.items():
         builder = builder.config(key, value)
     return builder

@@ -37,3 +37,17 @@ def extract(spark, config, tmp_path_factory):
     out = tmp_path_factory.mktemp("raw") / "extract"
     counts = generate(spark, config.generator, seed=CALIBRATION_SEED, scale=CALIBRATION_SCALE, out=out)
     return out, counts
+
+
+# The pipeline's end-to-end scale: every stage, linkage included, in a few minutes here.
+PIPELINE_SCALE = 0.05
+PIPELINE_SEED = 11
+
+
+@pytest.fixture(scope="session")
+def small_extract(spark, config, tmp_path_factory):
+    from ld_spark.synth.generate import generate
+
+    out = tmp_path_factory.mktemp("raw_small") / "extract"
+    counts = generate(spark, config.generator, seed=PIPELINE_SEED, scale=PIPELINE_SCALE, out=out)
+    return out, counts
