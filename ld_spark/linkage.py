@@ -152,7 +152,9 @@ def splink_settings():
             # Where both records have full names, the name comparison carries this evidence.
             cll.CustomLevel("forename_l IS NOT NULL AND forename_r IS NOT NULL", "full names on both sides")
             .configure(is_null_level=True),
-            cll.ExactMatchLevel("initials"),
+            # NDTMS identity is initials + DOB + sex + sector: common initials collide, so their
+            # agreement is weighted by how rare the initials are.
+            cll.ExactMatchLevel("initials", term_frequency_adjustments=True),
             cll.ElseLevel(),
         ],
         output_column_name="initials",
@@ -251,8 +253,9 @@ def pairwise_quality(record_person: DataFrame, truth: DataFrame) -> DataFrame:
     in any table), so a table is scored on both its within-source and its cross-source links.
     Counts come from cluster sizes, never from materialising the pairs.
     """
-    joined = record_person.join(truth.withColumnRenamed("person_id", "true_person"),
-                                on=["source_table", "record_key"], how="inner")
+    # A truth file may list a record once per row it appeared in (MPI submissions); one is enough.
+    truth = truth.select("source_table", "record_key", F.col("person_id").alias("true_person")).distinct()
+    joined = record_person.join(truth, on=["source_table", "record_key"], how="inner")
 
     def pairs(group_col: str | list[str]) -> DataFrame:
         cols = [group_col] if isinstance(group_col, str) else group_col
@@ -293,3 +296,42 @@ def person_attributes(records: DataFrame, record_person: DataFrame) -> DataFrame
     people = record_person.select("person_key").distinct()
     return (people.join(most_common("year_of_birth", F.substring("dob", 1, 4).cast("int")), "person_key", "left")
             .join(most_common("sex", F.col("sex")), "person_key", "left"))
+
+
+# Event tables reach a person through their parent record:
+# bronze table -> (record key SQL, parent key SQL, parent's source_table in record_person).
+# Listed parents first, so each table's parent is already linked when it is reached.
+EVENT_PARENTS: dict[str, tuple[str, str, str]] = {
+    "mhsds/mhs101_referral": ("ServiceRequestId", "concat_ws('|', OrgIDProv, LocalPatientId)", "mhsds.mhs001_mpi"),
+    "mhsds/mhs401_mha_period": ("MHActLegalStatusClassPeriodId", "concat_ws('|', OrgIDProv, LocalPatientId)",
+                                "mhsds.mhs001_mpi"),
+    "mhsds/mhs201_care_contact": ("CareContactId", "ServiceRequestId", "mhsds.mhs101_referral"),
+    "iapt/ids101_referral": ("ServiceRequestId", "concat_ws('|', OrgIDProv, LocalPatientId)", "iapt.ids001_mpi"),
+    "iapt/ids201_care_contact": ("CareContactId", "ServiceRequestId", "iapt.ids101_referral"),
+    "ndtms/modalities": ("MODID", "EPISODID", "ndtms.episodes"),
+    "ndtms/top": ("TOPID", "EPISODID", "ndtms.episodes"),
+    "hmcts/hearings": ("hearing_id", "case_id", "hmcts.cases"),
+}
+
+
+def source_name(table: str) -> str:
+    """`mhsds/mhs101_referral` -> `mhsds.mhs101_referral`, the contract's source_table naming."""
+    return table.replace("/", ".")
+
+
+def event_record_person(table: str, linked: DataFrame) -> callable:
+    """An event table's rows -> (source_table, record_key, person_key) through its parent record.
+
+    A row whose parent was not loaded keeps a null person_key, so what stays unlinked is counted,
+    not lost. Parent keys are unique in record_person, so the join cannot fan out.
+    """
+    record_key, parent_key, parent_table = EVENT_PARENTS[table]
+    parent = linked.filter(F.col("source_table") == parent_table).select(
+        F.col("record_key").alias("_parent"), "person_key")
+
+    def _(events: DataFrame) -> DataFrame:
+        keyed = events.select(F.expr(record_key).alias("record_key"), F.expr(parent_key).alias("_parent"))
+        return (keyed.join(parent, on="_parent", how="left")
+                .select(F.lit(source_name(table)).alias("source_table"), "record_key", "person_key"))
+
+    return _

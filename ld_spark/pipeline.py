@@ -81,8 +81,14 @@ def run_linkage(spark: SparkSession, config: Config, raw: Path, out: Path) -> tu
     people = components.transform(linkage.with_person_key(key))
     record_person = (records.join(people, on=linkage.UNIQUE_ID, how="inner")
                      .select("source_table", "record_key", "person_key"))
-    io.write_delta(record_person, linkage_path(out, "record_person"))
-    linked = io.read_delta(spark, linkage_path(out, "record_person"))
+    io.write_delta(record_person, linkage_path(out, "record_person_identity"))
+    linked = io.read_delta(spark, linkage_path(out, "record_person_identity"))
+    # Event tables reach their person through their parent record (parents listed first).
+    everything = linked
+    for table in linkage.EVENT_PARENTS:
+        events = io.read_delta(spark, linkage_path(out, "bronze", table))
+        everything = everything.unionByName(events.transform(linkage.event_record_person(table, everything)))
+    io.write_delta(everything, linkage_path(out, "record_person"))
     io.write_delta(linkage.person_attributes(records, linked), analysis_path(out, "persons"))
     records.unpersist()
     tuples.unpersist()

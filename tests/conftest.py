@@ -23,31 +23,22 @@ def spark(config):
     spark.stop()
 
 
-# The calibration scale: big enough that shares and planted effects show through the noise
-# (about 1,700 evaluation-cohort people), small enough to generate in about a minute here.
-CALIBRATION_SCALE = 0.2
-CALIBRATION_SEED = 7
+def _generated(spark, config, tmp_path_factory, name: str, scale: float, seed: int):
+    """A synthetic extract written once for the session: (raw root, rows per table)."""
+    from ld_spark.synth.generate import generate
+
+    out = tmp_path_factory.mktemp(name) / "extract"
+    return out, generate(spark, config.generator, seed=seed, scale=scale, out=out)
 
 
 @pytest.fixture(scope="session")
 def extract(spark, config, tmp_path_factory):
-    """A synthetic extract written once for the session, with its row counts."""
-    from ld_spark.synth.generate import generate
-
-    out = tmp_path_factory.mktemp("raw") / "extract"
-    counts = generate(spark, config.generator, seed=CALIBRATION_SEED, scale=CALIBRATION_SCALE, out=out)
-    return out, counts
-
-
-# The pipeline's end-to-end scale: every stage, linkage included, in a few minutes here.
-PIPELINE_SCALE = 0.05
-PIPELINE_SEED = 11
+    """The calibration extract: big enough that shares and planted effects show through the
+    noise (about 1,700 evaluation-cohort people), small enough to generate in about a minute."""
+    return _generated(spark, config, tmp_path_factory, "raw", scale=0.2, seed=7)
 
 
 @pytest.fixture(scope="session")
 def small_extract(spark, config, tmp_path_factory):
-    from ld_spark.synth.generate import generate
-
-    out = tmp_path_factory.mktemp("raw_small") / "extract"
-    counts = generate(spark, config.generator, seed=PIPELINE_SEED, scale=PIPELINE_SCALE, out=out)
-    return out, counts
+    """The pipeline's end-to-end extract: every stage, linkage included, in a few minutes here."""
+    return _generated(spark, config, tmp_path_factory, "raw_small", scale=0.05, seed=11)

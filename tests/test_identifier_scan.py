@@ -100,5 +100,5 @@ def test_analysis_person_table_holds_only_key_year_of_birth_and_sex(spark, scann
     persons = io.read_delta(spark, pipeline.analysis_path(out, "persons"))
     assert persons.columns == ["person_key", "year_of_birth", "sex"]
     linked = io.read_delta(spark, pipeline.linkage_path(out, "record_person"))
-    assert persons.count() == linked.select("person_key").distinct().count()
+    assert persons.count() == linked.select("person_key").dropna().distinct().count()
     assert persons.count() == persons.select("person_key").distinct().count()

@@ -112,3 +112,18 @@ def test_embedded_default_creates_a_private_key_file(config, tmp_path, monkeypat
     key = linkage.load_key(conf)
     assert len(key) == 64 and (tmp_path / "key").stat().st_mode & 0o077 == 0
     assert linkage.load_key(conf) == key
+
+
+def test_event_rows_reach_their_person_through_parent_records(spark):
+    linked = spark.createDataFrame([("mhsds.mhs001_mpi", "RXA|LP1", "p1"), ("mhsds.mhs001_mpi", "RXB|LP2", "p2")],
+                                   "source_table string, record_key string, person_key string")
+    referrals = spark.createDataFrame([("SR1", "RXA", "LP1"), ("SR2", "RXB", "LP2"), ("SR3", "RXC", "LP9")],
+                                      "ServiceRequestId string, OrgIDProv string, LocalPatientId string")
+    refs = referrals.transform(linkage.event_record_person("mhsds/mhs101_referral", linked))
+    contacts = spark.createDataFrame([("CC1", "SR2"), ("CC2", "SR3")], "CareContactId string, ServiceRequestId string")
+    got = contacts.transform(linkage.event_record_person("mhsds/mhs201_care_contact", linked.unionByName(refs)))
+    assert {(r["source_table"], r["record_key"], r["person_key"]) for r in refs.unionByName(got).collect()} == {
+        ("mhsds.mhs101_referral", "SR1", "p1"), ("mhsds.mhs101_referral", "SR2", "p2"),
+        ("mhsds.mhs101_referral", "SR3", None),  # its patient was not loaded: kept, unlinked
+        ("mhsds.mhs201_care_contact", "CC1", "p2"), ("mhsds.mhs201_care_contact", "CC2", None),
+    }

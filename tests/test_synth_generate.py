@@ -83,7 +83,9 @@ def test_truth_maps_every_identity_record_to_one_person(raw, truth):
         assert not mapped["record_key"].duplicated().any(), source
     mpi = raw("mhsds/mhs001_mpi")
     mpi_keys = set(mpi["OrgIDProv"] + "|" + mpi["LocalPatientId"])
-    assert mpi_keys == set(truth.loc[truth["source_table"] == "mhsds.mhs001_mpi", "record_key"])
+    mpi_truth = truth.loc[truth["source_table"] == "mhsds.mhs001_mpi", "record_key"]
+    assert mpi_keys == set(mpi_truth)
+    assert not mpi_truth.duplicated().any()  # one truth row per record, not per monthly submission
 
 
 def test_dates_and_codes_are_in_contract_format_apart_from_planted_bad_values(raw):

@@ -70,7 +70,8 @@ def generate_block(cfg: GeneratorConf, seed: int, scale: float, block: int,
         built, truth = builder(persons, cfg, block_rng(seed, block, FAMILIES[family]), block)
         tables.update(built)
         truths.append(truth)
-    truth = pd.concat(truths, ignore_index=True)
+    # One row per record: MPI records recur in monthly submissions but are one record each.
+    truth = pd.concat(truths, ignore_index=True).drop_duplicates(["source_table", "record_key"])
     truth["person_id"] = person_key_text(truth["person_id"].to_numpy())
     tables[TRUTH_TABLE] = truth
     tables[IDENTITY_TABLE] = pd.DataFrame({
