@@ -1,0 +1,61 @@
+"""Month arithmetic of the event series, pinned on hand-built frames."""
+from __future__ import annotations
+
+import datetime as dt
+
+from chispa import assert_df_equality
+from pyspark.sql import types as T
+
+from ld_spark.series import in_window, person_month_panel, with_rel_month
+
+D = dt.date
+
+
+def _rel(spark, pairs):
+    df = spark.createDataFrame(pairs, "index_date date, event_date date")
+    return [r.rel_month for r in df.transform(with_rel_month("index_date", "event_date")).collect()]
+
+
+def test_rel_month_counts_the_index_month_as_zero_whatever_the_day(spark):
+    assert _rel(spark, [(D(2017, 3, 15), D(2017, 3, 1)), (D(2017, 3, 15), D(2017, 3, 31))]) == [0, 0]
+
+
+def test_last_and_first_day_of_adjacent_months_are_one_month_apart(spark):
+    assert _rel(spark, [(D(2017, 3, 31), D(2017, 4, 1)), (D(2017, 3, 1), D(2017, 2, 28))]) == [1, -1]
+
+
+def test_leap_day_and_year_boundaries(spark):
+    assert _rel(spark, [(D(2016, 2, 29), D(2016, 3, 1)), (D(2017, 1, 10), D(2016, 12, 31)),
+                        (D(2017, 1, 10), D(2015, 1, 1))]) == [1, -1, -24]
+
+
+def test_events_outside_the_window_are_dropped(spark):
+    df = spark.createDataFrame([(-25,), (-24,), (12,), (13,)], "rel_month int")
+    assert [r.rel_month for r in df.transform(in_window(-24, 12)).collect()] == [-24, 12]
+
+
+INDEX = "person_key string, cohort string, index_date date"
+EVENTS = "person_key string, outcome string, event_date date"
+
+
+def test_person_with_no_events_gets_zero_rows_not_missing_rows(spark):
+    index = spark.createDataFrame([("p1", "evaluation", D(2017, 5, 10))], INDEX)
+    events = spark.createDataFrame([], EVENTS)
+    panel = person_month_panel(index, events, ["ae"], -24, 12)
+    rows = panel.collect()
+    assert len(rows) == 37 and all(r.ae == 0 for r in rows)
+    assert sorted(r.rel_month for r in rows) == list(range(-24, 13))
+
+
+def test_person_in_both_cohorts_is_counted_against_each_index(spark):
+    index = spark.createDataFrame([("p1", "evaluation", D(2017, 5, 10)), ("p1", "historic", D(2013, 9, 2))], INDEX)
+    events = spark.createDataFrame([("p1", "ae", D(2017, 5, 31)), ("p1", "ae", D(2013, 8, 30)),
+                                    ("p1", "offence", D(2017, 6, 1))], EVENTS)
+    panel = person_month_panel(index, events, ["ae", "offence"], -1, 1)
+    expected = spark.createDataFrame([
+        ("p1", "evaluation", -1, 0, 0), ("p1", "evaluation", 0, 1, 0), ("p1", "evaluation", 1, 0, 1),
+        ("p1", "historic", -1, 1, 0), ("p1", "historic", 0, 0, 0), ("p1", "historic", 1, 0, 0),
+    ], T.StructType([T.StructField("person_key", T.StringType()), T.StructField("cohort", T.StringType()),
+                     T.StructField("rel_month", T.IntegerType()), T.StructField("ae", T.LongType()),
+                     T.StructField("offence", T.LongType())]))
+    assert_df_equality(panel, expected, ignore_row_order=True, ignore_nullable=True)
