@@ -10,9 +10,7 @@ from ld_spark.synth import identity as ident
 from ld_spark.synth import recorded
 from ld_spark.synth.events import draw_events, ramp_shape
 from ld_spark.synth.keys import keys
-from ld_spark.synth.persons import COHORT
 
-TRUTH_COLUMNS = ["source_table", "record_key", "person_id"]
 PROVIDERS = np.array([f"R{c}" for c in ("R8", "HM", "XF", "WJ", "TW", "1K", "NL", "QM", "A3", "J2",
                                          "DE", "F6", "K5", "VR", "X1", "AT", "P7", "H5", "GW", "D1")], dtype=object)
 MH_PROVIDERS = np.array([f"RX{c}" for c in "ABCDEFGHJKLMNPQRT"], dtype=object)
