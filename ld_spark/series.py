@@ -31,20 +31,65 @@ def in_window(first: int, last: int) -> Transform:
     return _
 
 
-def person_month_panel(index: DataFrame, events: DataFrame, outcomes: list[str], first: int, last: int) -> DataFrame:
-    """One row per person x cohort x rel_month in [first, last], zeros included.
+def monthly_events(index: DataFrame, first: int, last: int) -> Transform:
+    """Events -> the month each falls in, relative to each index of its person, within [first, last].
 
     index:  person_key, cohort, index_date (one row per person and cohort).
     events: person_key, outcome, event_date (one row per event).
-    Returns person_key, cohort, rel_month and one count column per outcome.
+    Returns person_key, cohort, outcome, rel_month: a person in both cohorts has each event placed
+    against each index. No date leaves this step, only months relative to the index.
+    """
+    keys = F.broadcast(index.select("person_key", "cohort", "index_date"))
+
+    def _(events: DataFrame) -> DataFrame:
+        return (events.join(keys, on="person_key", how="inner")
+                .transform(with_rel_month("index_date", "event_date"))
+                .transform(in_window(first, last))
+                .select("person_key", "cohort", "outcome", "rel_month"))
+    return _
+
+
+def month_panel(index: DataFrame, monthly: DataFrame, outcomes: list[str], first: int, last: int) -> DataFrame:
+    """One row per person x cohort x rel_month in [first, last], zeros included.
+
+    index:   person_key, cohort, and any other columns to carry into every month (e.g.
+             in_outcomes); index_date / index_month, if present, are not carried.
+    monthly: person_key, cohort, outcome, rel_month (monthly_events).
+    Returns person_key, cohort, the carried columns, rel_month and one count column per outcome.
     """
     months = index.sparkSession.range(first, last + 1).select(F.col("id").cast("int").alias("rel_month"))
-    grid = index.select("person_key", "cohort").crossJoin(F.broadcast(months))
-    counted = (events.join(index, on="person_key", how="inner")
-               .transform(with_rel_month("index_date", "event_date"))
-               .transform(in_window(first, last))
-               .groupBy("person_key", "cohort", "rel_month")
-               .pivot("outcome", outcomes).count())
+    carried = [c for c in index.columns if c not in ("person_key", "cohort", "index_date", "index_month")]
+    grid = index.select("person_key", "cohort", *carried).crossJoin(F.broadcast(months))
+    counted = monthly.groupBy("person_key", "cohort", "rel_month").pivot("outcome", outcomes).count()
     panel = grid.join(counted, on=["person_key", "cohort", "rel_month"], how="left")
-    return panel.select("person_key", "cohort", "rel_month",
+    return panel.select("person_key", "cohort", *carried, "rel_month",
                         *[F.coalesce(F.col(o), F.lit(0)).cast("long").alias(o) for o in outcomes])
+
+
+def person_month_panel(index: DataFrame, events: DataFrame, outcomes: list[str], first: int, last: int) -> DataFrame:
+    """monthly_events then month_panel: dated events straight to the zero-filled panel."""
+    return month_panel(index, events.transform(monthly_events(index, first, last)), outcomes, first, last)
+
+
+def with_period(pre: tuple[int, int], post: tuple[int, int]) -> Transform:
+    """period = 'pre' / 'post' for rel_month in the effect windows, null outside them."""
+    def _(df: DataFrame) -> DataFrame:
+        rel = F.col("rel_month")
+        return df.withColumn("period", F.when(rel.between(*pre), F.lit("pre"))
+                             .when(rel.between(*post), F.lit("post")))
+    return _
+
+
+def monthly_rates(outcomes: list[str]) -> Transform:
+    """Panel -> cohort, rel_month, outcome, persons, events, rate (events per person per month).
+
+    The unadjusted series of Figure 1: every person counts in every month, zeros included.
+    """
+    def _(panel: DataFrame) -> DataFrame:
+        sums = panel.groupBy("cohort", "rel_month").agg(
+            F.count("*").alias("persons"), *[F.sum(o).alias(o) for o in outcomes])
+        stacked = F.stack(F.lit(len(outcomes)), *[x for o in outcomes for x in (F.lit(o), F.col(o))])
+        return (sums.select("cohort", "rel_month", "persons", stacked.alias("outcome", "events"))
+                .withColumn("rate", F.col("events") / F.col("persons"))
+                .select("cohort", "rel_month", "outcome", "persons", "events", "rate"))
+    return _

@@ -6,7 +6,7 @@ import datetime as dt
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
-from ld_spark.series import in_window, person_month_panel, with_rel_month
+from ld_spark.series import in_window, monthly_rates, person_month_panel, with_period, with_rel_month
 
 D = dt.date
 
@@ -59,3 +59,26 @@ def test_person_in_both_cohorts_is_counted_against_each_index(spark):
                      T.StructField("rel_month", T.IntegerType()), T.StructField("ae", T.LongType()),
                      T.StructField("offence", T.LongType())]))
     assert_df_equality(panel, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_period_is_pre_before_index_post_from_the_index_month_and_null_outside(spark):
+    df = spark.createDataFrame([(-13,), (-12,), (-1,), (0,), (11,), (12,)], "rel_month int")
+    got = [(r.rel_month, r.period) for r in df.transform(with_period((-12, -1), (0, 11))).collect()]
+    assert got == [(-13, None), (-12, "pre"), (-1, "pre"), (0, "post"), (11, "post"), (12, None)]
+
+
+def test_monthly_rates_divide_by_everyone_in_the_cohort_including_people_with_no_events(spark):
+    index = spark.createDataFrame([("p1", "evaluation", D(2017, 5, 10)), ("p2", "evaluation", D(2017, 6, 1)),
+                                   ("p3", "evaluation", D(2017, 7, 1)), ("p1", "historic", D(2013, 9, 2))], INDEX)
+    events = spark.createDataFrame([("p1", "ae", D(2017, 5, 1)), ("p1", "ae", D(2017, 5, 2)),
+                                    ("p2", "ae", D(2017, 6, 30)), ("p1", "ae", D(2013, 9, 30))], EVENTS)
+    panel = person_month_panel(index, events, ["ae"], 0, 0)
+    got = {(r.cohort, r.outcome): (r.persons, r.events, r.rate) for r in panel.transform(monthly_rates(["ae"])).collect()}
+    assert got == {("evaluation", "ae"): (3, 3, 1.0), ("historic", "ae"): (1, 1, 1.0)}
+
+
+def test_columns_of_the_index_other_than_its_date_are_carried_into_every_month(spark):
+    index = spark.createDataFrame([("p1", "evaluation", D(2017, 5, 10), False)], INDEX + ", in_outcomes boolean")
+    panel = person_month_panel(index, spark.createDataFrame([], EVENTS), ["ae"], -1, 1)
+    assert panel.columns == ["person_key", "cohort", "in_outcomes", "rel_month", "ae"]
+    assert [r.in_outcomes for r in panel.collect()] == [False, False, False]

@@ -1,0 +1,101 @@
+"""The evaluation cohort and the historic control (contract section 3).
+
+- Evaluation cohort: people with a consenting L&D referral dated in the evaluation window,
+  followed up for at least `min_follow_up_months`; index = `index_offence_date` of their first
+  such referral.
+- Historic control: members of the evaluation cohort with an offence charged in the historic
+  window (FY 2013/14); index = `arrest_date` of the first such offence.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from ld_spark.contract import VULNERABILITIES
+from ld_spark.linkage import source_name
+
+Transform = Callable[[DataFrame], DataFrame]
+
+EVALUATION, HISTORIC = "evaluation", "historic"
+REFERRAL_COLUMNS = ["person_key", "site_code", "referral_date", "index_offence_date", "point_of_contact",
+                    "pathway", "consent", "declined", *[f"vuln_{v}" for v in VULNERABILITIES], "mh_needs",
+                    "onward_referrals"]
+
+
+def referrals(record_person: DataFrame) -> Transform:
+    """Bronze ld_referrals -> the analysis-layer referral table: person_key instead of identity."""
+    keys = (record_person.filter(F.col("source_table") == source_name("ld_referrals"))
+            .select(F.col("record_key").alias("referral_id"), "person_key"))
+
+    def _(bronze: DataFrame) -> DataFrame:
+        # record_person holds one row per referral_id, so this join cannot fan out.
+        return bronze.join(keys, on="referral_id", how="inner").select(*REFERRAL_COLUMNS)
+    return _
+
+
+def _first_per_person(order: list[str]) -> Transform:
+    """Keep each person's first row by `order` (ties broken by every column named)."""
+    def _(df: DataFrame) -> DataFrame:
+        w = (Window.partitionBy("person_key").orderBy(*order)
+             .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+        return df.withColumn("_n", F.row_number().over(w)).filter(F.col("_n") == 1).drop("_n")
+    return _
+
+
+def referred_in_window(window: tuple[dt.date, dt.date]) -> Transform:
+    """Everyone referred in the window, consenting or not: one row, their first referral there."""
+    def _(refs: DataFrame) -> DataFrame:
+        return (refs.filter(F.col("referral_date").between(F.lit(window[0]), F.lit(window[1])))
+                .transform(_first_per_person(["referral_date", "index_offence_date", "site_code"])))
+    return _
+
+
+def evaluation_cohort(window: tuple[dt.date, dt.date], follow_up_end: dt.date, min_follow_up_months: int) -> Transform:
+    """Referral table -> person_key, cohort, index_date, site_code, declined (one row a person)."""
+    def _(refs: DataFrame) -> DataFrame:
+        consenting = refs.filter(F.col("consent") & F.col("index_offence_date").isNotNull())
+        first = consenting.transform(referred_in_window(window))
+        followed = first.filter(F.add_months("index_offence_date", min_follow_up_months) <= F.lit(follow_up_end))
+        return followed.select("person_key", F.lit(EVALUATION).alias("cohort"),
+                               F.col("index_offence_date").alias("index_date"), "site_code", "declined")
+    return _
+
+
+def historic_control(window: tuple[dt.date, dt.date], offences: DataFrame) -> Transform:
+    """Evaluation cohort -> its members charged in the historic window, indexed on that arrest.
+
+    offences: person_key, arrest_date, charge_date (every linked PNC offence).
+    """
+    charged = (offences.filter(F.col("charge_date").between(F.lit(window[0]), F.lit(window[1]))
+                               & F.col("arrest_date").isNotNull())
+               .groupBy("person_key").agg(F.min("arrest_date").alias("index_date")))
+
+    def _(evaluation: DataFrame) -> DataFrame:
+        return (evaluation.drop("index_date").join(charged, on="person_key", how="inner")
+                .select("person_key", F.lit(HISTORIC).alias("cohort"), "index_date", "site_code", "declined"))
+    return _
+
+
+def cohorts(evaluation: DataFrame, historic: DataFrame, declined_in_outcomes: bool) -> DataFrame:
+    """Both cohorts in one table; `in_outcomes` marks who enters the outcome analysis."""
+    both = evaluation.unionByName(historic.select(*evaluation.columns))
+    # A blank `declined` is read as "not recorded as declined".
+    in_outcomes = F.lit(True) if declined_in_outcomes else ~F.coalesce(F.col("declined"), F.lit(False))
+    return both.withColumn("in_outcomes", in_outcomes)
+
+
+def dates_as_months(df: DataFrame) -> DataFrame:
+    """Every date column `x_date` -> `x_month` ('yyyy-MM'): what the analysis layer may hold.
+
+    Exact dates stay in the linkage layer; a month is all the analysis needs (months relative to
+    the index month), and a day-exact date is a quasi-identifier.
+    """
+    out = df
+    for name, kind in df.dtypes:
+        if kind == "date":
+            month = name[: -len("_date")] + "_month" if name.endswith("_date") else name + "_month"
+            out = out.withColumn(name, F.date_format(name, "yyyy-MM")).withColumnRenamed(name, month)
+    return out

@@ -1,0 +1,81 @@
+"""Who the cohorts are: sizes, vulnerability profile and prior service contact (contract section 4).
+
+Spark reduces each measure to a count and a denominator; the driver adds Wilson 95% intervals.
+Rows come out in the results-table layout (estimand, estimate, ci_low, ci_high, p_value, n, method).
+"""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ld_spark.cohorts import EVALUATION, HISTORIC
+from ld_spark.contract import VULNERABILITIES
+from ld_spark.events import HEALTH_CONTACT
+
+WILSON = "proportion of people, Wilson 95% interval"
+
+
+def cohort_sizes(cohorts: DataFrame) -> list[dict]:
+    counts = {r["cohort"]: r["count"] for r in cohorts.groupBy("cohort").count().collect()}
+    return [_row(f"n_{c}", counts.get(c, 0), None, None, counts.get(c, 0), "count of people")
+            for c in (EVALUATION, HISTORIC)]
+
+
+def vulnerability_counts(referred: DataFrame) -> dict[str, int]:
+    """Referred people (one row each) -> people with each vulnerability, any, and >1 MH need."""
+    flags = {f"vuln_{v}": F.coalesce(F.col(f"vuln_{v}"), F.lit(False)) for v in VULNERABILITIES}
+    any_flag = F.lit(False)
+    for flag in flags.values():
+        any_flag = any_flag | flag
+    counts = referred.agg(
+        F.count("*").alias("people"),
+        F.sum(any_flag.cast("int")).alias("any_vulnerability"),
+        F.sum((F.col("mh_needs") >= 2).cast("int")).alias("multiple_mh_needs"),
+        *[F.sum(flag.cast("int")).alias(name) for name, flag in flags.items()],
+    ).first().asDict()
+    return {k: int(v or 0) for k, v in counts.items()}
+
+
+def no_prior_contact_counts(panel: DataFrame, first: int, last: int) -> dict[str, int]:
+    """Evaluation-cohort panel -> people, and people with no health-source record in [first, last]."""
+    prior = (panel.filter((F.col("cohort") == EVALUATION) & F.col("rel_month").between(first, last))
+             .groupBy("person_key").agg(F.sum(HEALTH_CONTACT).alias("contacts")))
+    row = prior.agg(F.count("*").alias("people"), F.sum((F.col("contacts") == 0).cast("int")).alias("none")).first()
+    return {"people": int(row["people"]), "none": int(row["none"] or 0)}
+
+
+def percentage(estimand: str, k: int, n: int) -> dict:
+    from statsmodels.stats.proportion import proportion_confint
+
+    if n == 0:
+        return _row(estimand, None, None, None, 0, WILSON)
+    low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return _row(estimand, 100 * k / n, 100 * low, 100 * high, n, WILSON)
+
+
+def vulnerability_profile(counts: dict[str, int]) -> list[dict]:
+    """Every vulnerability's share among referred people (the table behind the profile)."""
+    n = counts["people"]
+    names = ["any_vulnerability", *[f"vuln_{v}" for v in VULNERABILITIES], "multiple_mh_needs"]
+    return [{"vulnerability": name.removeprefix("vuln_"), "people": counts[name], "referred": n,
+             "pct": 100 * counts[name] / n if n else None} for name in names]
+
+
+def descriptive_estimates(cohorts: DataFrame, referred: DataFrame, panel: DataFrame,
+                          prior_months: tuple[int, int]) -> list[dict]:
+    """The descriptive rows of the results table."""
+    v = vulnerability_counts(referred)
+    prior = no_prior_contact_counts(panel, *prior_months)
+    return [
+        *cohort_sizes(cohorts),
+        percentage("pct_any_vulnerability", v["any_vulnerability"], v["people"]),
+        percentage("pct_mental_health", v["vuln_mental_health"], v["people"]),
+        percentage("pct_substance_misuse", v["vuln_substance_misuse"], v["people"]),
+        percentage("pct_multiple_mh_needs", v["multiple_mh_needs"], v["people"]),
+        percentage("pct_no_prior_contact", prior["none"], prior["people"]),
+    ]
+
+
+def _row(estimand, estimate, ci_low, ci_high, n, method) -> dict:
+    return {"estimand": estimand, "estimate": estimate, "ci_low": ci_low, "ci_high": ci_high,
+            "p_value": None, "n": n, "method": method}

@@ -1,0 +1,110 @@
+"""Outcome events of the cohort members: bronze event tables -> (person_key, outcome, event_date).
+
+Each outcome of contract section 4 is one rule: which bronze table, which record key (as
+`linkage/record_person` holds it), which date, and which rows count. The rules are the
+evaluation's definitions, so they live together here where a reviewer can read them.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ld_spark.linkage import source_name
+
+Transform = Callable[[DataFrame], DataFrame]
+
+ATTENDED = "AttendOrDNACode IN ('5', '6')"
+# Sections 2, 3, 5 of the Mental Health Act, s135 and s136: detentions; 01 is an informal patient.
+DETENTION_CODES = "LegalStatusCode IN ('02', '03', '04', '19', '20')"
+
+
+class Rule(NamedTuple):
+    table: str        # bronze table (landing path)
+    record_key: str   # SQL expression: the key linkage/record_person holds for this table's rows
+    event_date: str   # SQL expression: the date that places the event in a month
+    counts: str       # SQL predicate: which rows are this outcome
+
+
+# The outcomes of the person-month panel, in the order of contract section 4.
+OUTCOMES: dict[str, Rule] = {
+    "ae_attendances": Rule("hes_ae", "AEKEY", "ARRIVALDATE", "true"),
+    # An L&D team's own referral (team type D02) is the intervention, not an onward MH referral.
+    "mh_referrals": Rule("mhsds/mhs101_referral", "ServiceRequestId", "ReferralRequestReceivedDate",
+                         "coalesce(ServTeamTypeRefToMH, '') <> 'D02'"),
+    "mh_contacts": Rule("mhsds/mhs201_care_contact", "CareContactId", "CareContDate",
+                        f"{ATTENDED} AND ConsMechanismMH = '01'"),
+    # Each detention period is a new detention, dated by its start.
+    "mha_detentions": Rule("mhsds/mhs401_mha_period", "MHActLegalStatusClassPeriodId",
+                           "StartDateMHActLegalStatusClass", DETENTION_CODES),
+    "iapt_referrals": Rule("iapt/ids101_referral", "ServiceRequestId", "ReferralRequestReceivedDate", "true"),
+    "iapt_attendances": Rule("iapt/ids201_care_contact", "CareContactId", "CareContDate", ATTENDED),
+    "drug_referrals": Rule("ndtms/episodes", "EPISODID", "REFLD", "true"),
+    "drug_attendances": Rule("ndtms/modalities", "MODID", "MODST", "true"),
+    # Every offence the PNC records, dated by when it was committed. Restricting to convictions
+    # would count the historic control's index offence (charged by definition) more often than
+    # the evaluation cohort's (charged or not), and bias the contrast.
+    "offences": Rule("pnc/offences", "offence_id", "offence_date", "true"),
+}
+
+# Any record of a health source (attended or not, any team or legal status): "prior contact".
+HEALTH_CONTACTS: dict[str, Rule] = {
+    "ae_attendances": OUTCOMES["ae_attendances"],
+    "mh_referrals": Rule("mhsds/mhs101_referral", "ServiceRequestId", "ReferralRequestReceivedDate", "true"),
+    "mh_contacts": Rule("mhsds/mhs201_care_contact", "CareContactId", "CareContDate", "true"),
+    "mha_periods": Rule("mhsds/mhs401_mha_period", "MHActLegalStatusClassPeriodId",
+                        "StartDateMHActLegalStatusClass", "true"),
+    "iapt_referrals": OUTCOMES["iapt_referrals"],
+    "iapt_contacts": Rule("iapt/ids201_care_contact", "CareContactId", "CareContDate", "true"),
+    "drug_referrals": OUTCOMES["drug_referrals"],
+    "drug_attendances": OUTCOMES["drug_attendances"],
+}
+HEALTH_CONTACT = "health_contacts"
+PANEL_OUTCOMES = [*OUTCOMES, HEALTH_CONTACT]
+
+
+def rule_events(outcome: str, rule: Rule) -> Transform:
+    """A bronze table -> (record_key, outcome, event_date) for the rows the rule counts."""
+    def _(bronze: DataFrame) -> DataFrame:
+        return (bronze.filter(F.expr(rule.counts) & F.expr(rule.event_date).isNotNull())
+                .select(F.expr(rule.record_key).alias("record_key"), F.lit(outcome).alias("outcome"),
+                        F.expr(rule.event_date).alias("event_date")))
+    return _
+
+
+def with_person(table: str, record_person: DataFrame, people: DataFrame) -> Transform:
+    """(record_key, ...) -> (person_key, ...) for the rows of `people` only.
+
+    `record_key` is the key linkage/record_person holds for `table` (see Rule.record_key).
+
+    record_person holds one row per (source_table, record_key), so the join cannot fan out;
+    restricting it to `people` first keeps the join as small as the cohorts, not the nation.
+    """
+    keys = (record_person.filter(F.col("source_table") == source_name(table))
+            .join(F.broadcast(people.select("person_key").distinct()), on="person_key", how="inner")
+            .select("record_key", "person_key"))
+
+    def _(events: DataFrame) -> DataFrame:
+        joined = events.join(keys, on="record_key", how="inner")
+        return joined.select("person_key", *[c for c in events.columns if c != "record_key"])
+    return _
+
+
+def cohort_events(bronze: Callable[[str], DataFrame], record_person: DataFrame, people: DataFrame) -> DataFrame:
+    """Every outcome event and every health-source contact of `people`.
+
+    bronze: table name -> its bronze DataFrame (the caller's reader; no I/O here).
+    Returns person_key, outcome, event_date; health contacts carry outcome `health_contacts`.
+    """
+    rules = [*OUTCOMES.items(), *[(HEALTH_CONTACT, rule) for rule in HEALTH_CONTACTS.values()]]
+    events = None
+    for table in dict.fromkeys(rule.table for _, rule in rules):
+        # All rules of one table go through one join with its linked keys.
+        parts = [bronze(table).transform(rule_events(o, rule)) for o, rule in rules if rule.table == table]
+        part = parts[0]
+        for other in parts[1:]:
+            part = part.unionByName(other)
+        linked = part.transform(with_person(table, record_person, people))
+        events = linked if events is None else events.unionByName(linked)
+    return events.select("person_key", "outcome", "event_date")

@@ -1,0 +1,88 @@
+"""Outcome definitions: which source rows count as which outcome, and for whom."""
+from __future__ import annotations
+
+import datetime as dt
+
+from ld_spark.events import HEALTH_CONTACT, cohort_events
+
+D = dt.date
+
+MHS101 = ("ServiceRequestId string, LocalPatientId string, OrgIDProv string, ReferralRequestReceivedDate date, "
+          "SourceOfReferralMH string, ServTeamTypeRefToMH string")
+MHS201 = "CareContactId string, CareContDate date, AttendOrDNACode string, ConsMechanismMH string"
+MHS401 = "MHActLegalStatusClassPeriodId string, LegalStatusCode string, StartDateMHActLegalStatusClass date"
+
+
+def _bronze(spark):
+    """Tiny bronze tables: rows chosen to sit each side of every outcome rule."""
+    tables = {
+        "hes_ae": spark.createDataFrame([("A1", D(2017, 1, 5)), ("A2", None)], "AEKEY string, ARRIVALDATE date"),
+        "mhsds/mhs101_referral": spark.createDataFrame([
+            ("R1", "L1", "P1", D(2017, 1, 1), "E5", "C01"),
+            ("R2", "L1", "P1", D(2017, 2, 1), "E5", "D02"),      # the L&D team itself
+            ("R3", "L1", "P1", D(2017, 3, 1), "A1", None),
+        ], MHS101),
+        "mhsds/mhs201_care_contact": spark.createDataFrame([
+            ("C1", D(2017, 1, 2), "5", "01"), ("C2", D(2017, 1, 3), "6", "01"),
+            ("C3", D(2017, 1, 4), "5", "02"),                     # attended, by telephone
+            ("C4", D(2017, 1, 5), "7", "01"),                     # did not attend
+        ], MHS201),
+        "mhsds/mhs401_mha_period": spark.createDataFrame([
+            ("M1", "03", D(2017, 1, 6)), ("M2", "20", D(2017, 1, 7)), ("M3", "01", D(2017, 1, 8)),
+        ], MHS401),
+        "iapt/ids101_referral": spark.createDataFrame([("I1", D(2017, 1, 9))],
+                                                      "ServiceRequestId string, ReferralRequestReceivedDate date"),
+        "iapt/ids201_care_contact": spark.createDataFrame([("J1", D(2017, 1, 10), "5"), ("J2", D(2017, 1, 11), "2")],
+                                                          "CareContactId string, CareContDate date, AttendOrDNACode string"),
+        "ndtms/episodes": spark.createDataFrame([("E1", D(2017, 1, 12))], "EPISODID string, REFLD date"),
+        "ndtms/modalities": spark.createDataFrame([("O1", D(2017, 1, 13)), ("O2", None)], "MODID string, MODST date"),
+        "pnc/offences": spark.createDataFrame([("F1", D(2017, 1, 14)), ("F2", D(2017, 1, 15))],
+                                              "offence_id string, offence_date date"),
+    }
+    return tables.__getitem__
+
+
+def _record_person(spark):
+    rows = [("hes_ae", "A1", "p1"), ("hes_ae", "A2", "p1"),
+            *[("mhsds.mhs101_referral", k, "p1") for k in ("R1", "R2", "R3")],
+            *[("mhsds.mhs201_care_contact", k, "p1") for k in ("C1", "C2", "C3", "C4")],
+            *[("mhsds.mhs401_mha_period", k, "p1") for k in ("M1", "M2", "M3")],
+            ("iapt.ids101_referral", "I1", "p1"), ("iapt.ids201_care_contact", "J1", "p1"),
+            ("iapt.ids201_care_contact", "J2", "p1"), ("ndtms.episodes", "E1", "p1"),
+            ("ndtms.modalities", "O1", "p1"), ("ndtms.modalities", "O2", "p1"),
+            ("pnc.offences", "F1", "p1"), ("pnc.offences", "F2", "p2")]     # F2: someone else
+    return spark.createDataFrame(rows, "source_table string, record_key string, person_key string")
+
+
+def _counts(spark):
+    people = spark.createDataFrame([("p1",)], "person_key string")
+    events = cohort_events(_bronze(spark), _record_person(spark), people)
+    out: dict[str, int] = {}
+    for r in events.collect():
+        assert r.person_key == "p1"
+        out[r.outcome] = out.get(r.outcome, 0) + 1
+    return out
+
+
+def test_l_and_d_team_referrals_are_not_specialist_mh_referrals_but_are_contacts(spark):
+    counts = _counts(spark)
+    assert counts["mh_referrals"] == 2                 # R1 and R3, not the D02 team's R2
+
+
+def test_only_attended_face_to_face_contacts_and_detentions_count(spark):
+    counts = _counts(spark)
+    assert counts["mh_contacts"] == 2                  # C1, C2
+    assert counts["mha_detentions"] == 2               # s3 and s136, not the informal 01
+    assert counts["iapt_attendances"] == 1             # J1 attended, J2 did not
+    assert counts["iapt_referrals"] == 1 and counts["drug_referrals"] == 1
+    assert counts["drug_attendances"] == 1             # a modality without a start is no attendance
+    assert counts["ae_attendances"] == 1               # an A&E record without a date is no event
+
+
+def test_other_peoples_events_are_left_out(spark):
+    assert _counts(spark)["offences"] == 1             # F2 belongs to p2, who is not in the cohorts
+
+
+def test_every_dated_health_record_is_a_prior_contact_whatever_its_kind(spark):
+    # A1, R1-R3, C1-C4, M1-M3, I1, J1-J2, E1, O1: every dated health-source record.
+    assert _counts(spark)[HEALTH_CONTACT] == 16
