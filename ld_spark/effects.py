@@ -1,0 +1,123 @@
+"""The effect estimands: small aggregates out of Spark, statsmodels fits on the driver.
+
+What reaches the driver: per person x cohort x period sums of the panel (about 4 rows a cohort
+member), the cohorts' sentenced offences and completed court cases (a few rows a member), and
+per person x cohort x month rows of the five Figure 1 outcomes for the event study. Never a
+national event table. Person keys are replaced by integers before anything is collected.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ld_spark import estimators
+from ld_spark.cohorts import EVALUATION
+from ld_spark.economics import CustodyInputs
+from ld_spark.estimators import Estimate
+
+Transform = Callable[[DataFrame], DataFrame]
+
+# Rate-ratio estimands of contract section 4 -> the panel column they are estimated on.
+COUNT_ESTIMANDS = {
+    "ae_attendance_rr": "ae_attendances",
+    "mh_referral_rr": "mh_referrals",
+    "mh_contact_rr": "mh_contacts",
+    "mha_detention_rr": "mha_detentions",
+    "iapt_referral_rr": "iapt_referrals",
+    "iapt_attendance_rr": "iapt_attendances",
+    "drug_referral_rr": "drug_referrals",
+    "drug_attendance_rr": "drug_attendances",
+    "offending_rr": "offences",
+}
+EVENT_STUDY_OUTCOMES = ["ae_attendances", "drug_referrals", "offences", "mh_referrals", "mha_detentions"]
+
+
+def with_person_number(df: DataFrame) -> DataFrame:
+    """Replace person_key by a 64-bit hash of it, `person` (the cluster id), before collecting.
+
+    Collisions are negligible (about 3 in a million at ten million people) and could only
+    merge two clusters, never change a count.
+    """
+    return df.withColumn("person", F.xxhash64("person_key")).drop("person_key")
+
+
+def _did_columns(df: DataFrame) -> DataFrame:
+    return (df.withColumn("evaluation", (F.col("cohort") == EVALUATION).cast("int"))
+            .withColumn("post", (F.col("period") == "post").cast("int")))
+
+
+def person_period_sums(outcomes: list[str]) -> Transform:
+    """Panel -> person, evaluation, post, months (exposure), one sum per outcome."""
+    def _(panel: DataFrame) -> DataFrame:
+        rows = panel.filter(F.col("in_outcomes") & F.col("period").isNotNull())
+        sums = rows.groupBy("person_key", "cohort", "period").agg(
+            F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes])
+        return sums.transform(_did_columns).transform(with_person_number).drop("cohort", "period")
+    return _
+
+
+def event_study_rows(outcomes: list[str], reference: tuple[int, int], months: tuple[int, int]) -> Transform:
+    """Panel -> person, evaluation, level (month, or `ref` for the pooled reference), months, sums."""
+    def _(panel: DataFrame) -> DataFrame:
+        rel = F.col("rel_month")
+        level = F.when(rel.between(*reference), F.lit("ref")).when(rel.between(*months), rel.cast("string"))
+        rows = panel.filter("in_outcomes").withColumn("level", level).filter(F.col("level").isNotNull())
+        sums = rows.groupBy("person_key", "cohort", "level").agg(
+            F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes])
+        return (sums.withColumn("evaluation", (F.col("cohort") == EVALUATION).cast("int"))
+                .transform(with_person_number).drop("cohort"))
+    return _
+
+
+def count_estimates(sums: pd.DataFrame) -> list[Estimate]:
+    return [estimators.count_did(name, sums, column) for name, column in COUNT_ESTIMANDS.items()]
+
+
+def justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame) -> list[Estimate]:
+    sentenced = offences[offences["sentenced"]]
+    custodial = sentenced[sentenced["custodial"]]
+    completed = cases[cases["completed"]]
+    return [
+        estimators.binary_did("custody_or", sentenced.assign(custodial=sentenced["custodial"].astype(int)), "custodial"),
+        estimators.linear_did("sentence_length_ratio", custodial, "custodial_days", log=True),
+        estimators.linear_did("court_duration_days_diff", completed, "duration_days"),
+        _per_case(estimators.count_did("hearings_per_case_rr", completed.assign(one=1), "hearings", exposure="one")),
+        _per_case(estimators.count_did("adjournments_rr", completed.assign(one=1), "adjournments", exposure="one")),
+        estimators.linear_did("arrest_to_sentence_days_diff", cases, "arrest_to_sentence_days"),
+    ]
+
+
+def _per_case(est: Estimate) -> Estimate:
+    """Per-case rate ratios: n counts people, the model counts cases (exposure 1 per case)."""
+    return Estimate(est.estimand, est.estimate, est.ci_low, est.ci_high, est.p_value, est.n,
+                    est.method.replace("log exposure offset", "one row per completed case"))
+
+
+def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estimate) -> CustodyInputs | None:
+    """What the economics needs from the data (None when custody_or could not be estimated)."""
+    if custody_or.estimate is None:
+        return None
+    post_eval = offences[(offences["evaluation"] == 1) & (offences["post"] == 1) & offences["sentenced"]]
+    referrals = int(sums.loc[(sums["evaluation"] == 1) & (sums["post"] == 1), "person"].nunique())
+    untouched = offences[offences["custodial"] & ~((offences["evaluation"] == 1) & (offences["post"] == 1))]
+    days = untouched["custodial_days"].dropna()
+    if referrals == 0 or post_eval.empty or days.empty:
+        return None
+    return CustodyInputs(
+        sentenced_per_referral=len(post_eval) / referrals,
+        custody_rate=float(post_eval["custodial"].mean()),
+        custody_or=custody_or.estimate, custody_or_low=custody_or.ci_low, custody_or_high=custody_or.ci_high,
+        mean_sentence_days=float(days.mean()), median_sentence_days=float(days.median()), referrals=referrals)
+
+
+def justice_frames(offences: DataFrame, cases: DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cohorts' offences and cases in the pre/post periods, for the outcome analysis."""
+    def prepared(df: DataFrame, columns: list[str]) -> pd.DataFrame:
+        rows = df.filter(F.col("in_outcomes") & F.col("period").isNotNull()).transform(_did_columns)
+        return rows.transform(with_person_number).select("person", "evaluation", "post", *columns).toPandas()
+
+    return (prepared(offences, ["sentenced", "custodial", "custodial_days"]),
+            prepared(cases, ["completed", "duration_days", "hearings", "adjournments", "arrest_to_sentence_days"]))

@@ -1,0 +1,134 @@
+"""Difference-in-differences estimators on small pandas frames collected from Spark.
+
+The evaluation cohort and the historic control are largely the same people, and each person
+contributes a pre and a post period, so every model clusters its standard errors by person
+(cluster-robust sandwich on a GLM/OLS fit: a GEE with independence working correlation).
+
+Every estimator takes a frame with columns `person` (cluster id), `evaluation` (1 for the
+evaluation cohort, 0 for the historic control), `post` (1 for months 0..+11, 0 for -12..-1) and
+its outcome, and returns an Estimate of the cohort x period interaction.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+Z = 1.959963984540054  # the 97.5% normal quantile
+
+
+@dataclass(frozen=True)
+class Estimate:
+    estimand: str
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n: int
+    method: str
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def did_design(df: pd.DataFrame) -> np.ndarray:
+    """Columns: intercept, evaluation, post, evaluation x post (the DiD term, last)."""
+    e, p = df["evaluation"].to_numpy(float), df["post"].to_numpy(float)
+    return np.column_stack([np.ones(len(df)), e, p, e * p])
+
+
+def _clusters(df: pd.DataFrame) -> np.ndarray:
+    return pd.factorize(df["person"])[0]
+
+
+def _empty_cell(df: pd.DataFrame, column: str) -> bool:
+    """True when a cohort x period cell has no data or (for counts) no events: no finite estimate."""
+    cells = df.groupby(["evaluation", "post"])[column].agg(["size", "sum"])
+    return len(cells) < 4 or bool((cells["size"] == 0).any())
+
+
+def _withheld(estimand: str, n: int, method: str, why: str) -> Estimate:
+    return Estimate(estimand, None, None, None, None, n, f"{method}; not estimable: {why}")
+
+
+def _interaction(result, exponentiate: bool) -> tuple[float, float, float, float]:
+    b, se, p = float(result.params[-1]), float(result.bse[-1]), float(result.pvalues[-1])
+    low, high = b - Z * se, b + Z * se
+    if exponentiate:
+        return float(np.exp(b)), float(np.exp(low)), float(np.exp(high)), p
+    return b, low, high, p
+
+
+def count_did(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "months") -> Estimate:
+    """Rate ratio: Poisson GLM, log-exposure offset, person-clustered SE; exp(interaction).
+
+    With the saturated cohort x period design the point estimate is exactly
+    (post/pre in the evaluation cohort) / (post/pre in the historic control) of event rates.
+    """
+    import statsmodels.api as sm
+
+    method = "Poisson GLM DiD (cohort x period), log exposure offset, person-clustered SE"
+    n = int(df["person"].nunique())
+    sums = df.groupby(["evaluation", "post"])[outcome].sum()
+    if _empty_cell(df, outcome) or (sums == 0).any():
+        return _withheld(estimand, n, method, "a cohort x period cell has no events")
+    model = sm.GLM(df[outcome].to_numpy(float), did_design(df), family=sm.families.Poisson(),
+                   exposure=df[exposure].to_numpy(float))
+    result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
+    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method)
+
+
+def binary_did(estimand: str, df: pd.DataFrame, outcome: str) -> Estimate:
+    """Odds ratio: logistic GLM, person-clustered SE; exp(interaction)."""
+    import statsmodels.api as sm
+
+    method = "logistic GLM DiD (cohort x period) on sentenced offences, person-clustered SE"
+    n = len(df)
+    cells = df.groupby(["evaluation", "post"])[outcome].agg(["size", "sum"])
+    if len(cells) < 4 or ((cells["sum"] == 0) | (cells["sum"] == cells["size"])).any():
+        return _withheld(estimand, n, method, "a cohort x period cell is all one outcome")
+    model = sm.GLM(df[outcome].to_numpy(float), did_design(df), family=sm.families.Binomial())
+    result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
+    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method)
+
+
+def linear_did(estimand: str, df: pd.DataFrame, outcome: str, log: bool = False) -> Estimate:
+    """Difference in means (or, with log, ratio of geometric means): OLS, person-clustered SE."""
+    import statsmodels.api as sm
+
+    method = ("OLS DiD on log(value), ratio of geometric means" if log else "OLS DiD, difference in days") \
+        + " (cohort x period), person-clustered SE"
+    df = df[df[outcome].notna() & ((df[outcome] > 0) if log else True)]
+    n = len(df)
+    if _empty_cell(df, outcome) or df.groupby(["evaluation", "post"]).size().min() < 2:
+        return _withheld(estimand, n, method, "a cohort x period cell has fewer than 2 values")
+    y = df[outcome].to_numpy(float)
+    result = sm.OLS(np.log(y) if log else y, did_design(df)).fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
+    return Estimate(estimand, *_interaction(result, exponentiate=log), n=n, method=method)
+
+
+def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.DataFrame:
+    """A DiD rate ratio per month against a pooled reference window, with 95% CIs.
+
+    df: person, evaluation, level (month label or `reference`), months (exposure), outcome.
+    Returns level, rr, ci_low, ci_high (one row per non-reference level).
+    """
+    import statsmodels.api as sm
+
+    levels = [lvl for lvl in pd.unique(df["level"]) if lvl != reference]
+    e = df["evaluation"].to_numpy(float)
+    dummies = np.column_stack([(df["level"] == lvl).to_numpy(float) for lvl in levels])
+    X = np.column_stack([np.ones(len(df)), e, dummies, dummies * e[:, None]])
+    model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df["months"].to_numpy(float))
+    result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
+    k = len(levels)
+    b, se = np.asarray(result.params)[-k:], np.asarray(result.bse)[-k:]
+    # A month (or the reference) without events in either cohort has no finite ratio.
+    events = df.groupby(["level", "evaluation"])[outcome].sum().unstack(fill_value=0).reindex(columns=[0, 1], fill_value=0)
+    ref_empty = bool((events.loc[reference] == 0).any()) if reference in events.index else True
+    empty = np.array([ref_empty or bool((events.loc[lvl] == 0).any()) for lvl in levels])
+    with np.errstate(over="ignore"):
+        out = pd.DataFrame({"level": levels, "rr": np.exp(b), "ci_low": np.exp(b - Z * se), "ci_high": np.exp(b + Z * se)})
+    out.loc[empty, ["rr", "ci_low", "ci_high"]] = np.nan
+    return out
