@@ -44,6 +44,19 @@ class AnalysisConf(_Strict):
     series_months: tuple[int, int]
     pre_months: tuple[int, int]
     post_months: tuple[int, int]
+    prior_contact_months: tuple[int, int]
+    event_study_reference: tuple[int, int]
+    event_study_months: tuple[int, int]
+    follow_up_end: str | None = None
+    declined_in_outcomes: bool
+
+
+class EconomicsConf(_Strict):
+    cost_per_prisoner_year_gbp: float
+    share_of_sentence_served: float
+    output_per_day_gbp: float
+    programme_cost_per_referral_gbp: float
+    referrals_not_declined_per_year: int
 
 
 class SourceConf(_Strict):
@@ -143,6 +156,7 @@ class Config(_Strict):
     paths: PathsConf
     mlflow: MlflowConf
     analysis: AnalysisConf
+    economics: EconomicsConf
     linkage: LinkageConf
     generator: GeneratorConf
 

@@ -11,6 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def match_weights(model_json: str) -> list[tuple[str, str, float]]:
     """(comparison, level, match weight log2(m/u)) for every non-null level of a Splink model."""
     model = json.loads(model_json)
@@ -44,7 +51,127 @@ def match_weights_chart(model_json: str, path: Path) -> Path:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("match weight, log2(m/u)")
     ax.set_title("Linkage model: evidence per comparison level", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+# Figure 1 of the brief: (a) A&E, (b) drug and alcohol referrals, (c) offending; plus the MH
+# referrals and MHA detentions the brief describes in the text.
+FIGURE1_PANELS = [
+    ("ae_attendances", "(a) A&E attendances"),
+    ("drug_referrals", "(b) Drug and alcohol treatment referrals"),
+    ("offences", "(c) Offending"),
+    ("mh_referrals", "(d) Specialist mental health referrals"),
+    ("mha_detentions", "(e) Mental Health Act detentions"),
+]
+COHORT_STYLE = {"evaluation": ("#1f5fa8", "Evaluation cohort (2017)"),
+                "historic": ("#d9822b", "Historic control (2013/14)")}
+
+
+def figure1(rates: list[dict], path: Path) -> Path:
+    """Unadjusted events per person per month around the index month, by cohort.
+
+    rates: rows of series.monthly_rates (cohort, rel_month, outcome, persons, events, rate).
+    """
+    fig, grid = plt.subplots(2, 3, figsize=(13, 7.5))
+    axes = list(grid.flat)
+    for ax, (outcome, title) in zip(axes, FIGURE1_PANELS):
+        for cohort, (colour, label) in COHORT_STYLE.items():
+            points = sorted((r["rel_month"], r["rate"]) for r in rates
+                            if r["outcome"] == outcome and r["cohort"] == cohort and r["rate"] is not None)
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], color=colour, label=label,
+                        marker="o", markersize=2.5, linewidth=1.2)
+        ax.axvline(0, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("months from index offence (0 = index month)", fontsize=8)
+        ax.set_ylim(bottom=0)
+        ax.tick_params(labelsize=7)
+        ax.set_ylabel("events per person per month", fontsize=8)
+    # The sixth cell holds the legend and the note the brief gives under its figure.
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[-1].axis("off")
+    axes[-1].legend(handles, labels, loc="center", fontsize=9, frameon=False,
+                    title="Data presented are unadjusted rates", title_fontsize=8)
+    fig.suptitle("Figure 1: unadjusted rates before, during and after the index offence", fontsize=10)
+    return _save(fig, path)
+
+
+def forest_plot(rows: list[dict], path: Path) -> Path:
+    """Rate and odds ratios with 95% intervals on a log scale; 1 = no difference."""
+    ratios = [r for r in rows if r["estimand"].endswith(("_rr", "_or", "_ratio")) and r["estimate"] is not None
+              and all(math.isfinite(r[k]) and r[k] > 0 for k in ("estimate", "ci_low", "ci_high"))]
+    fig, ax = plt.subplots(figsize=(8, 0.42 * max(len(ratios), 1) + 1.4))
+    for i, r in enumerate(ratios):
+        ax.plot([r["ci_low"], r["ci_high"]], [i, i], color="#1f5fa8", linewidth=1.6)
+        ax.plot(r["estimate"], i, "s", color="#1f5fa8", markersize=5)
+        ax.text(1.02, i, f"{r['estimate']:.2f} ({r['ci_low']:.2f}-{r['ci_high']:.2f})", va="center", fontsize=7,
+                transform=ax.get_yaxis_transform())
+    ax.axvline(1, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(ratios)), [r["estimand"] for r in ratios], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("difference-in-differences ratio, evaluation vs historic control (log scale)", fontsize=8)
+    ax.set_title("Effects of L&D: rate ratios, custody odds ratio, sentence length ratio", fontsize=10)
+    return _save(fig, path)
+
+
+def event_study_chart(rows: list[dict], path: Path) -> Path:
+    """Per-month DiD rate ratios (against the pooled reference months) with 95% intervals."""
+    outcomes = list(dict.fromkeys(r["outcome"] for r in rows))
+    fig, axes = plt.subplots(1, max(len(outcomes), 1), figsize=(3.6 * max(len(outcomes), 1), 3.4), squeeze=False)
+    for ax, outcome in zip(axes[0], outcomes):
+        points = sorted((r["rel_month"], r["rr"], r["ci_low"], r["ci_high"]) for r in rows if r["outcome"] == outcome
+                        and all(v is not None and math.isfinite(v) and v > 0 for v in (r["rr"], r["ci_low"], r["ci_high"])))
+        months = [p[0] for p in points]
+        ax.fill_between(months, [p[2] for p in points], [p[3] for p in points], color="#1f5fa8", alpha=0.2, linewidth=0)
+        ax.plot(months, [p[1] for p in points], color="#1f5fa8", marker="o", markersize=2.5, linewidth=1.2)
+        ax.axhline(1, color="grey", linewidth=0.8)
+        ax.axvline(-0.5, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_title(outcome, fontsize=9)
+        ax.set_xlabel("months from index", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("DiD rate ratio vs months -24..-13", fontsize=8)
+    return _save(fig, path)
+
+
+def funnel_plot(sites: list[dict], service: str, path: Path) -> Path:
+    """Share of each site's (not declined) referrals sent on to `service`, against its caseload,
+    inside 95% and 99.8% control limits around the national share."""
+    from ld_spark.uptake import funnel_limits
+
+    total = sum(s["referrals"] for s in sites)
+    p = sum(s[service] for s in sites) / total if total else 0.0
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    grid = range(max(1, min((s["referrals"] for s in sites), default=1)), max((s["referrals"] for s in sites), default=1) + 1)
+    for z, style, label in ((1.96, "--", "95% limits"), (3.09, ":", "99.8% limits")):
+        limits = [funnel_limits(p, n, z) for n in grid]
+        ax.plot(list(grid), [lo for lo, _ in limits], "k" + style, linewidth=0.8, label=label)
+        ax.plot(list(grid), [hi for _, hi in limits], "k" + style, linewidth=0.8)
+    ax.axhline(p, color="grey", linewidth=0.8, label=f"all sites {100 * p:.1f}%")
+    for s in sites:
+        share = s[service] / s["referrals"] if s["referrals"] else 0.0
+        ax.plot(s["referrals"], share, "o", color="#1f5fa8", markersize=4)
+        ax.annotate(s["site_code"], (s["referrals"], share), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xlabel("referrals not declined (evaluation window)", fontsize=8)
+    ax.set_ylabel(f"share onward-referred to {service}", fontsize=8)
+    ax.set_title(f"Site variation: onward referral to {service}", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def declined_chart(rows: list[dict], path: Path) -> Path:
+    """Share declining L&D, with and without each vulnerability."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = [r["vulnerability"] for r in rows]
+    with_v = [100 * r["declined"] / r["people"] if r["people"] else 0 for r in rows]
+    without = [100 * r["declined_without"] / r["people_without"] if r["people_without"] else 0 for r in rows]
+    y = range(len(rows))
+    ax.barh([i - 0.2 for i in y], with_v, height=0.4, color="#d9822b", label="with the vulnerability")
+    ax.barh([i + 0.2 for i in y], without, height=0.4, color="#1f5fa8", label="without it")
+    ax.set_yticks(list(y), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("% of referred people who declined", fontsize=8)
+    ax.set_title("Uptake: declining L&D by vulnerability", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, path)

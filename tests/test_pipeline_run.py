@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -141,6 +142,98 @@ def test_saved_model_links_a_hand_made_case_without_retraining(spark, finished_r
     assert people["twin"] != people["a_ld"]
 
 
+def _panel_sums(spark, out, outcomes, where="in_outcomes"):
+    """(cohort, rel_month) -> (persons, {outcome: events}) from the gold panel table."""
+    from pyspark.sql import functions as F
+
+    panel = io.read_delta(spark, pipeline.analysis_path(out, "panel")).filter(where)
+    rows = panel.groupBy("cohort", "rel_month").agg(F.count("*").alias("persons"), *[F.sum(o).alias(o) for o in outcomes])
+    return {(r["cohort"], r["rel_month"]): (r["persons"], {o: r[o] for o in outcomes}) for r in rows.collect()}
+
+
+def test_panel_has_37_months_for_every_person_and_cohort_zeros_included(spark, finished_run, small_extract):
+    from pyspark.sql import functions as F
+
+    out, _ = finished_run
+    panel = io.read_delta(spark, pipeline.analysis_path(out, "panel"))
+    cohorts = io.read_delta(spark, pipeline.analysis_path(out, "cohorts"))
+    per_member = panel.groupBy("person_key", "cohort").agg(F.count("*").alias("months"), F.min("rel_month").alias("first"),
+                                                          F.max("rel_month").alias("last"))
+    assert per_member.count() == cohorts.count()
+    assert {(r["months"], r["first"], r["last"]) for r in per_member.collect()} == {(37, -24, 12)}
+    assert panel.filter(F.col("ae_attendances") == 0).count() > 0.5 * panel.count()
+    # Cohort sizes: the planted people, less the few whose referral or index offence was quarantined.
+    raw, _ = small_extract
+    planted = json.loads((raw / "_truth" / "planted.json").read_text())
+    sizes = {r["cohort"]: r["count"] for r in cohorts.groupBy("cohort").count().collect()}
+    assert planted["n_evaluation"] * 0.98 <= sizes["evaluation"] <= planted["n_evaluation"]
+    assert planted["n_historic"] * 0.95 <= sizes["historic"] <= planted["n_historic"]
+
+
+def test_panel_shows_the_crisis_ramp_the_index_offence_and_no_l_and_d_team_referrals(spark, finished_run):
+    out, _ = finished_run
+    sums = _panel_sums(spark, out, ["ae_attendances", "offences", "mh_referrals"])
+
+    def rate(cohort, months, outcome):
+        persons = sum(sums[cohort, m][0] for m in months)
+        return sum(sums[cohort, m][1][outcome] for m in months) / persons
+
+    for cohort in ("evaluation", "historic"):
+        # The planted crisis ramp: A&E use climbs over the year before the index month.
+        assert rate(cohort, range(-3, 0), "ae_attendances") > 1.5 * rate(cohort, range(-24, -12), "ae_attendances")
+        # Everyone's index offence falls in month 0.
+        assert rate(cohort, [0], "offences") >= 0.9
+    # L&D teams record their own referral (team D02) in MHSDS for most people with MH needs in
+    # month 0; those are the intervention, not onward referrals, and must not reach the panel.
+    assert rate("evaluation", [0], "mh_referrals") < 0.15
+
+
+def test_panel_shows_the_post_index_rise_in_referrals_the_generator_planted(spark, finished_run):
+    """MH, IAPT and drug referral rate ratios are planted at 1.35-1.48 (A&E and offending at 1).
+
+    At this scale the historic control has about 70 people, so the three are pooled: the
+    evaluation cohort's post/pre ratio over the historic control's, from the panel table."""
+    out, _ = finished_run
+    referrals = ["mh_referrals", "iapt_referrals", "drug_referrals"]
+    sums = _panel_sums(spark, out, referrals)
+
+    def events(cohort, months):
+        return sum(sums[cohort, m][1][o] for m in months for o in referrals)
+
+    pre, post = range(-12, 0), range(0, 12)
+    did = (events("evaluation", post) / events("evaluation", pre)) / (events("historic", post) / events("historic", pre))
+    assert did > 1.1
+
+
+def test_figure1_is_drawn_from_its_table(finished_run):
+    out, _ = finished_run
+    with (out / "results" / "figure1.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["cohort"], r["outcome"]) for r in rows} >= {(c, o) for c in ("evaluation", "historic")
+                                                           for o in ("ae_attendances", "drug_referrals", "offences")}
+    assert len(rows) == 2 * 37 * 9
+    assert (out / "results" / "figure1.png").stat().st_size > 20_000
+
+
+def test_estimates_have_every_estimand_and_cover_every_planted_value(finished_run, small_extract):
+    from ld_spark.contract import ESTIMANDS, RESULT_COLUMNS
+
+    out, _ = finished_run
+    raw, _ = small_extract
+    planted = json.loads((raw / "_truth" / "planted.json").read_text())
+    with (out / "results" / "estimates.csv").open() as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == RESULT_COLUMNS
+        rows = {r["estimand"]: r for r in reader}
+    assert list(rows) == ESTIMANDS
+    assert all(rows[name]["estimate"] != "" for name in ESTIMANDS)
+    for name, value in planted.items():
+        if name.startswith("n_"):
+            continue
+        low, high = float(rows[name]["ci_low"]), float(rows[name]["ci_high"])
+        assert low <= value <= high, (name, value, rows[name])
+
+
 def test_rerun_leaves_the_same_content(spark, run_config, finished_run, small_extract):
     raw, counts = small_extract
     out, _ = finished_run
@@ -154,3 +247,25 @@ def test_structural_error_stops_before_anything_is_written(spark, run_config, tm
     with pytest.raises(InputError, match="table ld_referrals: directory .* holds no files"):
         pipeline.run(spark, run_config, raw=str(tmp_path / "raw"), out=str(out))
     assert not out.exists()
+
+
+def test_two_runs_compare_side_by_side_in_mlflow(finished_run, run_config, tmp_path):
+    """After the rerun above the store holds two runs; search_runs lines them up column by column."""
+    import mlflow
+
+    mlflow.set_tracking_uri(run_config.mlflow.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[run_config.mlflow.experiment], order_by=["start_time DESC"])
+    assert len(runs) >= 2
+    latest, earlier = runs.iloc[0], runs.iloc[1]
+    for metric in ("custody_or.estimate", "custody_or.ci_low", "custody_or.ci_high", "custody_or.p_value",
+                   "offending_rr.estimate", "pct_no_prior_contact.estimate", "savings_total_high_gbp.estimate",
+                   "linkage.f1.hes_ae", "rows_loaded.hes_ae", "stage_seconds.effects"):
+        assert f"metrics.{metric}" in latest.index, metric
+        assert latest[f"metrics.{metric}"] == latest[f"metrics.{metric}"], metric  # not NaN: logged in this run
+        assert earlier[f"metrics.{metric}"] == earlier[f"metrics.{metric}"], metric
+    # Same input, same code: the same estimates.
+    assert latest["metrics.custody_or.estimate"] == earlier["metrics.custody_or.estimate"]
+    assert latest["params.git_commit"] == earlier["params.git_commit"]
+    artifacts = mlflow.artifacts.list_artifacts(run_id=latest["run_id"], artifact_path="results")
+    names = {a.path.split("/")[-1] for a in artifacts}
+    assert {"estimates.csv", "forest_plot.png", "event_study.png", "figure1.png", "figure1.csv"} <= names
