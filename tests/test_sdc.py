@@ -1,0 +1,49 @@
+"""Disclosure control rules on hand-built rows."""
+from __future__ import annotations
+
+from ld_spark.sdc import Report, Rules, Spec, release, release_estimate, released_count, released_percentage
+
+RULES = Rules()
+
+
+def test_counts_of_one_to_seven_are_suppressed_and_others_rounded_to_five():
+    assert [released_count(n, RULES) for n in (0, 1, 7, 8, 12, 13, 1002)] == [0, None, None, 10, 10, 15, 1000]
+
+
+def test_a_stricter_environment_can_suppress_below_ten():
+    assert released_count(9, Rules(suppress_below=10)) is None and released_count(10, Rules(suppress_below=10)) == 10
+
+
+def test_percentages_come_from_the_rounded_figures():
+    assert released_percentage(13, 52, RULES) == 100 * 15 / 50
+    assert released_percentage(3, 52, RULES) is None
+
+
+def test_release_suppresses_rounds_recomputes_and_reports_every_change():
+    rows = [{"cohort": "historic", "rel_month": -1, "persons": 72, "events": 3, "rate": 3 / 72},
+            {"cohort": "evaluation", "rel_month": -1, "persons": 447, "events": 54, "rate": 54 / 447}]
+    spec = Spec(key=["cohort", "rel_month"], counts=["persons", "events"], ratios={"rate": ("events", "persons")})
+    report = Report()
+    got = release("figure1.csv", rows, spec, RULES, report)
+    assert got[0] == {"cohort": "historic", "rel_month": -1, "persons": 70, "events": None, "rate": None}
+    assert got[1]["persons"] == 445 and got[1]["events"] == 55 and got[1]["rate"] == 55 / 445
+    actions = {(r["row"], r["column"], r["action"]) for r in report.rows}
+    assert ("historic|-1", "events", "suppressed") in actions and ("historic|-1", "rate", "suppressed") in actions
+    assert ("evaluation|-1", "persons", "rounded") in actions
+
+
+def test_a_mean_of_fewer_than_eight_values_is_suppressed():
+    report = Report()
+    got = release("x.csv", [{"site": "LD01", "cases": 5, "mean_days": 41.2}], Spec(key=["site"], counts=["cases"],
+                  summaries={"mean_days": "cases"}), RULES, report)
+    assert got[0]["mean_days"] is None and got[0]["cases"] is None
+
+
+def test_model_estimates_on_too_few_people_or_degrees_of_freedom_are_withheld():
+    report = Report()
+    row = {"estimand": "custody_or", "estimate": 0.5, "ci_low": 0.2, "ci_high": 1.1, "p_value": 0.08, "n": 9}
+    withheld = release_estimate(row, people=9, residual_df=200, rules=RULES, report=report)
+    assert withheld["estimate"] is None and withheld["p_value"] is None and withheld["n"] == 10
+    kept = release_estimate({**row, "n": 412}, people=412, residual_df=408, rules=RULES, report=report)
+    assert kept["estimate"] == 0.5 and kept["n"] == 410
+    assert [r["action"] for r in report.rows if r["column"] == "estimate"] == ["withheld"]
