@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def pipeline_errors() -> tuple[type[BaseException], ...]:
-    from ld_spark.errors import InputError
+    from ld_spark.errors import InputError, OutputBusy
 
-    return (InputError,)
+    return (InputError, OutputBusy)
 
 
 if __name__ == "__main__":

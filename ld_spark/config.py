@@ -59,6 +59,13 @@ class EconomicsConf(_Strict):
     referrals_not_declined_per_year: int
 
 
+class DisclosureConf(_Strict):
+    suppress_below: int = 8
+    round_to: int = 5
+    min_people_model: int = 10
+    min_residual_df: int = 10
+
+
 class SourceConf(_Strict):
     pop_users: float
     ld_users: float
@@ -157,6 +164,7 @@ class Config(_Strict):
     mlflow: MlflowConf
     analysis: AnalysisConf
     economics: EconomicsConf
+    disclosure: DisclosureConf
     linkage: LinkageConf
     generator: GeneratorConf
 

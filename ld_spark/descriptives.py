@@ -48,9 +48,9 @@ def percentage(estimand: str, k: int, n: int) -> dict:
     from statsmodels.stats.proportion import proportion_confint
 
     if n == 0:
-        return _row(estimand, None, None, None, 0, WILSON)
+        return {**_row(estimand, None, None, None, 0, WILSON), "k": 0}
     low, high = proportion_confint(k, n, alpha=0.05, method="wilson")
-    return _row(estimand, 100 * k / n, 100 * low, 100 * high, n, WILSON)
+    return {**_row(estimand, 100 * k / n, 100 * low, 100 * high, n, WILSON), "k": k}
 
 
 def vulnerability_profile(counts: dict[str, int]) -> list[dict]:

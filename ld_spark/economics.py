@@ -31,6 +31,7 @@ class CustodyInputs:
     mean_sentence_days: float
     median_sentence_days: float
     referrals: int                     # referrals not declined behind the rates
+    sentences: int | None = None       # custodial sentences behind the mean and median
 
 
 def custody_avoided(inputs: CustodyInputs, odds_ratio: float) -> float:
@@ -77,5 +78,6 @@ def economic_estimates(inputs: CustodyInputs, conf: EconomicsConf) -> list[Estim
         if name == "cost_per_referral_gbp":
             rows.append(Estimate(name, value, None, None, None, inputs.referrals, "programme cost per referral not declined (conf)"))
         else:
-            rows.append(Estimate(name, value, low[name], high[name], None, inputs.referrals, method))
+            rows.append(Estimate(name, value, low[name], high[name], None, inputs.referrals, method,
+                                 people=inputs.referrals, summarised_values=inputs.sentences))
     return rows

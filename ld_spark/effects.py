@@ -93,7 +93,7 @@ def justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame) -> list[Estim
 def _per_case(est: Estimate) -> Estimate:
     """Per-case rate ratios: n counts people, the model counts cases (exposure 1 per case)."""
     return Estimate(est.estimand, est.estimate, est.ci_low, est.ci_high, est.p_value, est.n,
-                    est.method.replace("log exposure offset", "one row per completed case"))
+                    est.method.replace("log exposure offset", "one row per completed case"), est.people, est.df_resid)
 
 
 def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estimate) -> CustodyInputs | None:
@@ -110,7 +110,8 @@ def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estim
         sentenced_per_referral=len(post_eval) / referrals,
         custody_rate=float(post_eval["custodial"].mean()),
         custody_or=custody_or.estimate, custody_or_low=custody_or.ci_low, custody_or_high=custody_or.ci_high,
-        mean_sentence_days=float(days.mean()), median_sentence_days=float(days.median()), referrals=referrals)
+        mean_sentence_days=float(days.mean()), median_sentence_days=float(days.median()), referrals=referrals,
+        sentences=len(days))
 
 
 def justice_frames(offences: DataFrame, cases: DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

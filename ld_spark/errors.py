@@ -3,3 +3,7 @@
 
 class InputError(Exception):
     """Input the job cannot use: names the table, file, column and row where known."""
+
+
+class OutputBusy(Exception):
+    """Another run is writing the same output directory."""

@@ -27,6 +27,11 @@ class Estimate:
     p_value: float | None
     n: int
     method: str
+    # What disclosure control needs: people behind the fit, and its residual degrees of freedom
+    # for inference (clusters - 1 with person-clustered SEs, at most the model's own).
+    people: int | None = None
+    df_resid: int | None = None
+    summarised_values: int | None = None   # values behind a mean or median the estimate rests on
 
     def row(self) -> dict:
         return asdict(self)
@@ -50,6 +55,11 @@ def _empty_cell(df: pd.DataFrame, column: str) -> bool:
 
 def _withheld(estimand: str, n: int, method: str, why: str) -> Estimate:
     return Estimate(estimand, None, None, None, None, n, f"{method}; not estimable: {why}")
+
+
+def _sizes(df: pd.DataFrame, result) -> dict:
+    people = int(df["person"].nunique())
+    return {"people": people, "df_resid": int(min(result.df_resid, people - 1))}
 
 
 def _interaction(result, exponentiate: bool) -> tuple[float, float, float, float]:
@@ -76,7 +86,7 @@ def count_did(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "mo
     model = sm.GLM(df[outcome].to_numpy(float), did_design(df), family=sm.families.Poisson(),
                    exposure=df[exposure].to_numpy(float))
     result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method)
+    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
 
 
 def binary_did(estimand: str, df: pd.DataFrame, outcome: str) -> Estimate:
@@ -90,7 +100,7 @@ def binary_did(estimand: str, df: pd.DataFrame, outcome: str) -> Estimate:
         return _withheld(estimand, n, method, "a cohort x period cell is all one outcome")
     model = sm.GLM(df[outcome].to_numpy(float), did_design(df), family=sm.families.Binomial())
     result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method)
+    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
 
 
 def linear_did(estimand: str, df: pd.DataFrame, outcome: str, log: bool = False) -> Estimate:
@@ -105,14 +115,15 @@ def linear_did(estimand: str, df: pd.DataFrame, outcome: str, log: bool = False)
         return _withheld(estimand, n, method, "a cohort x period cell has fewer than 2 values")
     y = df[outcome].to_numpy(float)
     result = sm.OLS(np.log(y) if log else y, did_design(df)).fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=log), n=n, method=method)
+    return Estimate(estimand, *_interaction(result, exponentiate=log), n=n, method=method, **_sizes(df, result))
 
 
 def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.DataFrame:
     """A DiD rate ratio per month against a pooled reference window, with 95% CIs.
 
     df: person, evaluation, level (month label or `reference`), months (exposure), outcome.
-    Returns level, rr, ci_low, ci_high (one row per non-reference level).
+    Returns level, rr, ci_low, ci_high (one row per non-reference level), and the fit's people
+    and residual df (for disclosure control).
     """
     import statsmodels.api as sm
 
@@ -131,4 +142,5 @@ def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.Da
     with np.errstate(over="ignore"):
         out = pd.DataFrame({"level": levels, "rr": np.exp(b), "ci_low": np.exp(b - Z * se), "ci_high": np.exp(b + Z * se)})
     out.loc[empty, ["rr", "ci_low", "ci_high"]] = np.nan
-    return out
+    sizes = _sizes(df, result)
+    return out.assign(people=sizes["people"], df_resid=sizes["df_resid"])

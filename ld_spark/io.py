@@ -1,15 +1,20 @@
 """All reading of raw extracts and reading/writing of Delta tables goes through here."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import datetime as dt
+import fcntl
+import os
 from pathlib import Path
+from typing import Iterator
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ld_spark.contract import TABLES
-from ld_spark.errors import InputError
+from ld_spark.errors import InputError, OutputBusy
 
 SOURCE_FILE = "_source_file"
 
@@ -31,12 +36,16 @@ def raw_files(raw_root: str | Path, table: str) -> tuple[str, list[Path]]:
     raise InputError(f"table {table}: file {odd} is not CSV or parquet (all files must be one or the other)")
 
 
-def csv_header(path: Path) -> list[str]:
+def csv_header(table: str, path: Path) -> list[str]:
+    """The header row (a UTF-8 byte-order mark, as spreadsheet exports write, is allowed)."""
+    if path.stat().st_size == 0:
+        raise InputError(f"table {table}: file {path} is empty (not even a header row)")
+    with path.open("rb") as handle:
+        first = handle.readline()  # the header line alone: a bad byte further down is a row's fault
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return next(csv.reader(handle), [])
+        return next(csv.reader([first.decode("utf-8-sig")]), [])
     except UnicodeDecodeError as err:
-        raise InputError(f"file {path}: row 1 (header) is not UTF-8 ({err.reason})") from None
+        raise InputError(f"table {table}: file {path}: row 1 (header) is not UTF-8 ({err.reason})") from None
 
 
 def check_columns(spark: SparkSession, raw_root: str | Path, table: str) -> tuple[str, dict[tuple[str, ...], list[Path]]]:
@@ -48,7 +57,7 @@ def check_columns(spark: SparkSession, raw_root: str | Path, table: str) -> tupl
     expected = TABLES[table]
     groups: dict[tuple[str, ...], list[Path]] = {}
     for path in files:
-        columns = csv_header(path) if kind == "csv" else spark.read.parquet(str(path)).columns
+        columns = csv_header(table, path) if kind == "csv" else spark.read.parquet(str(path)).columns
         missing = [c for c in expected if c not in columns]
         if missing:
             raise InputError(f"table {table}: file {path} lacks column {missing[0]}"
@@ -69,7 +78,7 @@ def _csv_rows(path: str, columns: list[str]):
     malformed row (wrong field count, bytes that are not UTF-8, a quote left open at the end
     of a truncated file) is reported rather than silently nulled.
     """
-    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
         reader = csv.reader(handle)
         header = next(reader, [])
         positions = [header.index(c) for c in columns]
@@ -144,3 +153,33 @@ def delta_version(spark: SparkSession, path: str | Path) -> int:
     from delta.tables import DeltaTable
 
     return int(DeltaTable.forPath(spark, str(path)).history(1).select("version").first()[0])
+
+
+LOCK_FILE = "_run.lock"
+
+
+@contextlib.contextmanager
+def exclusive(out: str | Path) -> Iterator[None]:
+    """Hold OUT_DIR/_run.lock (an flock) for the whole run, or raise OutputBusy at once.
+
+    The kernel drops the lock when the holder exits, however it exits (SIGKILL included), so a
+    crashed run never blocks the next. Local and POSIX shared filesystems only: on object stores
+    Delta's own optimistic concurrency is the guard (a conflicting commit fails, none is torn).
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = (folder / LOCK_FILE).open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise OutputBusy(f"output {folder} is in use by {holder}; wait for it to finish or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"run pid {os.getpid()} started {dt.datetime.now().isoformat(timespec='seconds')}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

@@ -1,7 +1,6 @@
 """`ld-spark run`: every stage that exists, raw extracts to results, tracked in MLflow."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import shutil
@@ -15,9 +14,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ld_spark import (bronze, cohorts, descriptives, economics, effects, estimators, events, io, justice, linkage,
-                      report, series, tracking, uptake)
+                      report, sdc, series, tracking, uptake)
 from ld_spark.config import AnalysisConf, Config
 from ld_spark.contract import ESTIMANDS, RESULT_COLUMNS, TABLES
+from ld_spark.publish import Publisher, write_csv
 
 STATES = (bronze.LOADED, bronze.QUARANTINED, bronze.DUPLICATE, bronze.SUPERSEDED)
 
@@ -105,8 +105,11 @@ def run_linkage(spark: SparkSession, config: Config, raw: Path, out: Path) -> tu
     return linkage.pairwise_quality(linked, truth), model
 
 
-def write_linkage_quality(spark: SparkSession, out: Path, quality: DataFrame | None, path: Path) -> None:
-    """results/linkage_quality.csv (contract section 6); precision/recall/F1 blank without truth."""
+LINKAGE_QUALITY_COLUMNS = ["source_table", "n_records", "n_persons", "precision", "recall", "f1"]
+
+
+def linkage_quality_rows(spark: SparkSession, out: Path, quality: DataFrame | None) -> list[dict]:
+    """The rows of results/linkage_quality.csv (contract section 6); precision/recall/F1 blank without truth."""
     if quality is not None:
         rows = {r["source_table"]: r.asDict() for r in quality.collect()}
     else:
@@ -114,13 +117,12 @@ def write_linkage_quality(spark: SparkSession, out: Path, quality: DataFrame | N
         rows = {r["source_table"]: {**r.asDict(), "precision": None, "recall": None, "f1": None}
                 for r in linked.groupBy("source_table").agg(F.count("*").alias("n_records"),
                                                             F.countDistinct("person_key").alias("n_persons")).collect()}
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["source_table", "n_records", "n_persons", "precision", "recall", "f1"])
-        for source in linkage.SOURCES:
-            r = rows.get(source, {"n_records": 0, "n_persons": 0, "precision": None, "recall": None, "f1": None})
-            writer.writerow([source, r["n_records"], r["n_persons"],
-                             *["" if r[m] is None else f"{r[m]:.4f}" for m in ("precision", "recall", "f1")]])
+    out = []
+    for source in linkage.SOURCES:
+        r = rows.get(source, {"n_records": 0, "n_persons": 0, "precision": None, "recall": None, "f1": None})
+        out.append({"source_table": source, "n_records": r["n_records"], "n_persons": r["n_persons"],
+                    **{m: None if r[m] is None else round(r[m], 4) for m in ("precision", "recall", "f1")}})
+    return out
 
 
 def follow_up_end(spark: SparkSession, analysis: AnalysisConf, out: Path) -> dt.date:
@@ -132,16 +134,7 @@ def follow_up_end(spark: SparkSession, analysis: AnalysisConf, out: Path) -> dt.
     return latest or dt.date.today()
 
 
-def write_rows(path: Path, columns: list[str], rows: list[dict]) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
-    return path
-
-
-def run_series(spark: SparkSession, config: Config, out: Path, results: Path) -> dict:
+def run_series(spark: SparkSession, config: Config, out: Path, publisher: Publisher) -> dict:
     """Linked bronze tables -> cohorts, events, the person-month panel, offence and court tables
     (analysis layer), Figure 1 and the descriptive estimates (results/)."""
     a = config.analysis
@@ -187,29 +180,30 @@ def run_series(spark: SparkSession, config: Config, out: Path, results: Path) ->
     rates = [r.asDict() for r in panel.filter("in_outcomes")
              .transform(series.monthly_rates(list(events.OUTCOMES))).collect()]
     rates.sort(key=lambda r: (r["outcome"], r["cohort"], r["rel_month"]))
-    write_rows(results / "figure1.csv", ["cohort", "rel_month", "outcome", "persons", "events", "rate"], rates)
-    report.figure1(rates, results / "figure1.png")
+    released = publisher.table("figure1.csv", ["cohort", "rel_month", "outcome", "persons", "events", "rate"], rates)
+    report.figure1(released, publisher.path("figure1.png"))
 
     referred = written(referrals.transform(cohorts.referred_in_window(window)).transform(cohorts.dates_as_months),
                        "referred")
     estimates = descriptives.descriptive_estimates(both, referred, panel, a.prior_contact_months)
-    write_rows(results / "descriptives.csv", RESULT_COLUMNS, estimates)
+    publisher.estimates("descriptives.csv", estimates)
     profile = descriptives.vulnerability_profile(descriptives.vulnerability_counts(referred))
-    write_rows(results / "vulnerability_profile.csv", ["vulnerability", "people", "referred", "pct"], profile)
+    publisher.table("vulnerability_profile.csv", ["vulnerability", "people", "referred", "pct"], profile)
 
     sites = [r.asDict() for r in uptake.site_onward_counts(referred).collect()]
-    write_rows(results / "site_onward_referrals.csv", ["site_code", "referrals", *uptake.ONWARD], sites)
-    report.funnel_plot(sites, "iapt", results / "site_funnel_iapt.png")
+    sites = publisher.table("site_onward_referrals.csv", ["site_code", "referrals", *uptake.ONWARD], sites)
+    report.funnel_plot(sites, "iapt", publisher.path("site_funnel_iapt.png"))
     declining = [r.asDict() for r in uptake.declined_by_vulnerability(referred).collect()]
-    write_rows(results / "declined_by_vulnerability.csv",
-               ["vulnerability", "people", "declined", "people_without", "declined_without"], declining)
-    report.declined_chart(declining, results / "declined_by_vulnerability.png")
+    declining = publisher.table("declined_by_vulnerability.csv",
+                                ["vulnerability", "people", "declined", "people_without", "declined_without"], declining)
+    report.declined_chart(declining, publisher.path("declined_by_vulnerability.png"))
     return {"follow_up_end": end, "estimates": estimates}
 
 
-def run_effects(spark: SparkSession, config: Config, out: Path, results: Path, described: list[dict]) -> list[dict]:
-    """Analysis tables -> every estimand of contract section 4: results/estimates.csv, the gold
-    analysis/estimates Delta table, the forest plot and the event study."""
+def run_effects(spark: SparkSession, config: Config, out: Path, publisher: Publisher, described: list[dict]) -> list[dict]:
+    """Analysis tables -> every estimand of contract section 4: the gold analysis/estimates Delta
+    table (exact), results/estimates.csv (released), the forest plot and the event study.
+    Returns the released rows."""
     a = config.analysis
     panel = io.read_delta(spark, analysis_path(out, "panel"))
     sums = panel.transform(effects.person_period_sums(list(effects.COUNT_ESTIMANDS.values()))).toPandas()
@@ -224,12 +218,13 @@ def run_effects(spark: SparkSession, config: Config, out: Path, results: Path, d
     by_name = {r["estimand"]: r for r in described} | {e.estimand: e.row() for e in fitted}
     rows = [by_name.get(name) or estimators.Estimate(name, None, None, None, None, 0, "not estimable on this input").row()
             for name in ESTIMANDS]
-    write_rows(results / "estimates.csv", RESULT_COLUMNS, rows)
     gold = spark.createDataFrame([{k: (None if r[k] is None else float(r[k]) if k in ("estimate", "ci_low", "ci_high", "p_value") else r[k])
                                    for k in RESULT_COLUMNS} for r in rows],
                                  "estimand string, estimate double, ci_low double, ci_high double, p_value double, n long, method string")
     io.write_delta(gold, analysis_path(out, "estimates"))
-    report.forest_plot(rows, results / "forest_plot.png")
+    derived = [name for name in ESTIMANDS if name.startswith("savings_")]
+    released = publisher.estimates("estimates.csv", rows, derived={"custody_or": derived})
+    report.forest_plot(released, publisher.path("forest_plot.png"))
 
     study_rows = panel.transform(effects.event_study_rows(effects.EVENT_STUDY_OUTCOMES, a.event_study_reference,
                                                           a.event_study_months)).toPandas()
@@ -237,19 +232,26 @@ def run_effects(spark: SparkSession, config: Config, out: Path, results: Path, d
     for outcome in effects.EVENT_STUDY_OUTCOMES:
         fit = estimators.event_study(study_rows, outcome)
         study += [{"outcome": outcome, "rel_month": int(r["level"]), "rr": r["rr"], "ci_low": r["ci_low"],
-                   "ci_high": r["ci_high"]} for r in fit.to_dict("records")]
-    write_rows(results / "event_study.csv", ["outcome", "rel_month", "rr", "ci_low", "ci_high"], study)
-    report.event_study_chart(study, results / "event_study.png")
-    return rows
+                   "ci_high": r["ci_high"], "people": int(r["people"]), "df_resid": int(r["df_resid"])}
+                  for r in fit.to_dict("records")]
+    study = publisher.event_study("event_study.csv", study)
+    report.event_study_chart(study, publisher.path("event_study.png"))
+    return released
 
 
 def run(spark: SparkSession, config: Config, raw: str, out: str) -> int:
-    import mlflow
-
     # Structural checks on every table first: a run that cannot finish writes nothing.
     layouts = {table: io.check_columns(spark, raw, table) for table in TABLES}
-    out_path = Path(out)
-    results = out_path / "results"
+    # One run at a time per output directory; a second one stops here with a one-line reason.
+    with io.exclusive(out):
+        return _run(spark, config, raw, Path(out), layouts)
+
+
+def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts: dict) -> int:
+    import mlflow
+
+    publisher = Publisher(out_path / "results", sdc.Rules(**config.disclosure.model_dump()))
+    results = publisher.results
     generator_info = Path(raw) / "_truth" / "generator.json"
     with tracking.run(config, run_name="ld-spark run") as active:
         if generator_info.exists():
@@ -268,54 +270,50 @@ def run(spark: SparkSession, config: Config, raw: str, out: str) -> int:
         run_id = active.info.run_id
         reconciled = run_bronze(spark, out_path, run_id)
         mlflow.log_metric("stage_seconds.bronze", time.time() - started)
-        for table, states in reconciled.items():
-            for state, n in states.items():
-                mlflow.log_metric(f"rows_{state}.{table.replace('/', '.')}", n)
+        # The exact reconciliation stays inside (linkage/); results/ and MLflow get it released.
+        reconciliation = [{"source_table": table, **states} for table, states in reconciled.items()]
+        write_csv(linkage_path(out_path, "reconciliation.csv"), ["source_table", "read", *STATES], reconciliation)
+        for row in publisher.table("reconciliation.csv", ["source_table", "read", *STATES], reconciliation):
+            for state in ("read", *STATES):
+                if row[state] is not None:
+                    mlflow.log_metric(f"rows_{state}.{row['source_table'].replace('/', '.')}", row[state])
 
         started = time.time()
         quality, model = run_linkage(spark, config, Path(raw), out_path)
         mlflow.log_metric("stage_seconds.linkage", time.time() - started)
         mlflow.log_text(model, "linkage/splink_model.json")
-        results.mkdir(parents=True, exist_ok=True)
         mlflow.log_artifact(str(report.match_weights_chart(model, results / "match_weights.png")), artifact_path="linkage")
-
-        results.mkdir(parents=True, exist_ok=True)
-        write_linkage_quality(spark, out_path, quality, results / "linkage_quality.csv")
-        mlflow.log_artifact(str(results / "linkage_quality.csv"), artifact_path="results")
-        with (results / "linkage_quality.csv").open() as handle:
-            for row in csv.DictReader(handle):
-                for metric in ("n_records", "n_persons", "precision", "recall", "f1"):
-                    if row[metric]:
-                        mlflow.log_metric(f"linkage.{metric}.{row['source_table']}", float(row[metric]))
-
-        with (results / "reconciliation.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["source_table", "read", *STATES])
-            for table, states in reconciled.items():
-                writer.writerow([table, states["read"], *[states[s] for s in STATES]])
-        mlflow.log_artifact(str(results / "reconciliation.csv"), artifact_path="results")
+        quality_rows = publisher.table("linkage_quality.csv", LINKAGE_QUALITY_COLUMNS,
+                                       linkage_quality_rows(spark, out_path, quality))
+        for row in quality_rows:
+            for metric in ("n_records", "n_persons", "precision", "recall", "f1"):
+                if row[metric] is not None:
+                    mlflow.log_metric(f"linkage.{metric}.{row['source_table']}", float(row[metric]))
 
         started = time.time()
-        analysed = run_series(spark, config, out_path, results)
+        analysed = run_series(spark, config, out_path, publisher)
         mlflow.log_metric("stage_seconds.series", time.time() - started)
         mlflow.log_param("analysis.follow_up_end_used", analysed["follow_up_end"].isoformat())
         started = time.time()
-        estimated = run_effects(spark, config, out_path, results, analysed["estimates"])
+        estimated = run_effects(spark, config, out_path, publisher, analysed["estimates"])
         mlflow.log_metric("stage_seconds.effects", time.time() - started)
         for row in estimated:
             for field in ("estimate", "ci_low", "ci_high", "p_value"):
                 if row[field] is not None:
                     mlflow.log_metric(f"{row['estimand']}.{field}", float(row[field]))
-        for name in ("estimates.csv", "forest_plot.png", "event_study.csv", "event_study.png", "figure1.png",
-                     "figure1.csv", "descriptives.csv", "vulnerability_profile.csv", "site_onward_referrals.csv",
-                     "site_funnel_iapt.png", "declined_by_vulnerability.csv", "declined_by_vulnerability.png"):
-            mlflow.log_artifact(str(results / name), artifact_path="results")
+        publisher.write_report()
+        mlflow.log_metric("sdc.cells_changed", len(publisher.report.rows))
+        mlflow.log_metric("sdc.cells_suppressed_or_withheld",
+                          sum(r["action"] in ("suppressed", "withheld") for r in publisher.report.rows))
+        for f in sorted(results.iterdir()):
+            if f.name != "match_weights.png":
+                mlflow.log_artifact(str(f), artifact_path="results")
 
     loaded = sum(s[bronze.LOADED] for s in reconciled.values())
     quarantined = sum(s[bronze.QUARANTINED] for s in reconciled.values())
     print(f"read {sum(counts.values()):,d} rows from {len(counts)} tables: {loaded:,d} loaded into bronze Delta "
           f"tables, {quarantined:,d} quarantined with their reason, under {out_path / 'linkage'}")
-    print(f"results: {results}")
+    print(f"results (after disclosure control, see sdc_report.csv): {results}")
     print(f"MLflow run {run_id} in {config.mlflow.tracking_uri} "
           f"(browse: .venv/bin/mlflow ui --backend-store-uri {config.mlflow.tracking_uri})")
     return 0

@@ -140,6 +140,8 @@ def funnel_plot(sites: list[dict], service: str, path: Path) -> Path:
     inside 95% and 99.8% control limits around the national share."""
     from ld_spark.uptake import funnel_limits
 
+    # Released rows: a site whose counts were suppressed (1-7) is not drawn.
+    sites = [s for s in sites if s["referrals"] and s[service] is not None]
     total = sum(s["referrals"] for s in sites)
     p = sum(s[service] for s in sites) / total if total else 0.0
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -164,8 +166,11 @@ def declined_chart(rows: list[dict], path: Path) -> Path:
     """Share declining L&D, with and without each vulnerability."""
     fig, ax = plt.subplots(figsize=(7, 4))
     names = [r["vulnerability"] for r in rows]
-    with_v = [100 * r["declined"] / r["people"] if r["people"] else 0 for r in rows]
-    without = [100 * r["declined_without"] / r["people_without"] if r["people_without"] else 0 for r in rows]
+    def share(k, n):  # released counts: a suppressed one (None) leaves its bar out
+        return 100 * k / n if k is not None and n else math.nan
+
+    with_v = [share(r["declined"], r["people"]) for r in rows]
+    without = [share(r["declined_without"], r["people_without"]) for r in rows]
     y = range(len(rows))
     ax.barh([i - 0.2 for i in y], with_v, height=0.4, color="#d9822b", label="with the vulnerability")
     ax.barh([i + 0.2 for i in y], without, height=0.4, color="#1f5fa8", label="without it")

@@ -88,21 +88,62 @@ def release(output: str, rows: list[dict], spec: Spec, rules: Rules, report: Rep
     return released
 
 
-def release_estimate(row: dict, people: int | None, residual_df: int | None, rules: Rules, report: Report,
-                     output: str = "estimates.csv") -> dict:
-    """A model estimate withheld when it rests on too few people or residual degrees of freedom."""
+ESTIMATE_COLUMNS = ("estimate", "ci_low", "ci_high", "p_value")
+
+
+def release_model_row(output: str, name: str, row: dict, columns: tuple[str, ...], people: int | None,
+                      residual_df: int | None, rules: Rules, report: Report) -> dict:
+    """A model's row with `columns` withheld when it rests on too few people or residual df."""
     out = dict(row)
     reasons = []
     if people is not None and people < rules.min_people_model:
         reasons.append(f"{people} people (< {rules.min_people_model})")
     if residual_df is not None and residual_df < rules.min_residual_df:
         reasons.append(f"{residual_df} residual df (< {rules.min_residual_df})")
-    if reasons and row.get("estimate") is not None:
-        for column in ("estimate", "ci_low", "ci_high", "p_value"):
+    if reasons and any(row.get(c) is not None for c in columns):
+        for column in columns:
             out[column] = None
-        report.note(output, row["estimand"], "estimate", "withheld", "; ".join(reasons))
+        report.note(output, name, columns[0], "withheld", "; ".join(reasons))
+    return out
+
+
+def _released_n(output: str, row: dict, out: dict, rules: Rules, report: Report) -> None:
     out["n"] = released_count(row.get("n"), rules)
     if out["n"] != row.get("n"):
         report.note(output, row["estimand"], "n", "suppressed" if out["n"] is None else "rounded",
                     f"to nearest {rules.round_to}" if out["n"] is not None else f"count 1-{rules.suppress_below - 1}")
+
+
+def release_estimate(row: dict, people: int | None, residual_df: int | None, rules: Rules, report: Report,
+                     output: str = "estimates.csv") -> dict:
+    """A model estimate withheld when it rests on too few people or residual degrees of freedom."""
+    out = release_model_row(output, row["estimand"], row, ESTIMATE_COLUMNS, people, residual_df, rules, report)
+    _released_n(output, row, out, rules, report)
+    return out
+
+
+def release_count_estimate(row: dict, rules: Rules, report: Report, output: str = "estimates.csv") -> dict:
+    """A results-table row whose estimate is itself a count of people (n_evaluation, n_historic)."""
+    out = dict(row)
+    out["estimate"] = released_count(row.get("estimate"), rules)
+    if out["estimate"] != row.get("estimate"):
+        report.note(output, row["estimand"], "estimate", "suppressed" if out["estimate"] is None else "rounded",
+                    f"to nearest {rules.round_to}" if out["estimate"] is not None else f"count 1-{rules.suppress_below - 1}")
+    _released_n(output, row, out, rules, report)
+    return out
+
+
+def release_percentage_estimate(row: dict, k: int, rules: Rules, report: Report, output: str = "estimates.csv") -> dict:
+    """A percentage of people (k of n): recomputed from the rounded k and n; with its interval
+    suppressed too when k or n is 1-7. The Wilson interval is from the exact counts."""
+    out = dict(row)
+    value = released_percentage(k, row.get("n"), rules)
+    if value is None and row.get("estimate") is not None:
+        for column in ESTIMATE_COLUMNS:
+            out[column] = None
+        report.note(output, row["estimand"], "estimate", "suppressed", "a count behind it is 1-7")
+    elif value != row.get("estimate"):
+        out["estimate"] = value
+        report.note(output, row["estimand"], "estimate", "recomputed", "from rounded counts")
+    _released_n(output, row, out, rules, report)
     return out

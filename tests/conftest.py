@@ -42,3 +42,45 @@ def extract(spark, config, tmp_path_factory):
 def small_extract(spark, config, tmp_path_factory):
     """The pipeline's end-to-end extract: every stage, linkage included, in a few minutes here."""
     return _generated(spark, config, tmp_path_factory, "raw_small", scale=0.05, seed=11)
+
+
+@pytest.fixture(scope="session")
+def run_config(config, tmp_path_factory):
+    """The test config with its own MLflow store."""
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    return config.model_copy(update={"mlflow": config.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{store}"})})
+
+
+@pytest.fixture(scope="session")
+def finished_run(spark, run_config, small_extract, tmp_path_factory):
+    """`ld-spark run` once on the small extract: (out dir, rows per table)."""
+    from ld_spark import pipeline
+
+    raw, counts = small_extract
+    out = tmp_path_factory.mktemp("out")
+    assert pipeline.run(spark, run_config, raw=str(raw), out=str(out)) == 0
+    return out, counts
+
+
+def delta_tables(out) -> list:
+    return sorted(p.parent for p in out.rglob("_delta_log"))
+
+
+# Columns that record which run wrote a row, not what the row says.
+RUN_COLUMNS = {"run_id"}
+
+
+def table_contents(spark, out) -> dict[str, tuple[int, int]]:
+    """Every Delta table under out -> (rows, order-free checksum of its rows): equal content, equal value."""
+    from pyspark.sql import functions as F
+
+    from ld_spark import io
+
+    contents = {}
+    for path in delta_tables(out):
+        df = io.read_delta(spark, path)
+        columns = sorted(c for c in df.columns if c not in RUN_COLUMNS)
+        row = df.select(F.xxhash64(*columns).cast("decimal(38,0)").alias("h")).agg(
+            F.count("*").alias("n"), F.sum("h").alias("h")).first()
+        contents[str(path.relative_to(out))] = (int(row["n"]), int(row["h"] or 0))
+    return contents

@@ -1,15 +1,17 @@
 """No direct identifier of the input may leave the linkage layer.
 
-Plants nothing extra: the synthetic extract's own identifiers (names, NHS numbers, PNC IDs,
-dates of birth, postcodes, as recorded and as normalised) are searched for in every
-analysis-layer Delta table, every file under results/, the MLflow run (params, metrics, tags,
-artifacts) and what the run printed. The pseudonymisation key is searched for too.
+The synthetic extract's own identifiers (every name, NHS number, PNC ID, date of birth and
+postcode it holds, as recorded and as normalised: unique values per person) are searched for in
+every analysis-layer Delta table, every file under results/, the MLflow run (params, metrics,
+tags, artifacts) and everything the run printed, Spark's own log included (the run is a separate
+process). The pseudonymisation key, given through the environment, is searched for too.
 """
 from __future__ import annotations
 
-import contextlib
-import io as stdio
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -41,24 +43,23 @@ def found_in_text(text: str, needles: set[str]) -> set[str]:
     return hits | (tokens & needles)
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 @pytest.fixture(scope="module")
-def scanned_run(spark, config, small_extract, tmp_path_factory, monkeypatch_module):
+def scanned_run(config, small_extract, tmp_path_factory):
+    """`ld-spark run` as its own process, with everything it printed (the JVM's log included)."""
     raw, _ = small_extract
     out = tmp_path_factory.mktemp("scan_out")
     store = tmp_path_factory.mktemp("scan_mlflow") / "mlflow.db"
     key = "scan-test-key-" + "9" * 20
-    monkeypatch_module.setenv(config.linkage.key_env, key)
+    env = {**os.environ, config.linkage.key_env: key, "MLFLOW_TRACKING_URI": f"sqlite:///{store}",
+           "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out),
+                           "--conf", "test"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run_config = config.model_copy(update={"mlflow": config.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{store}"})})
-    printed = stdio.StringIO()
-    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-        pipeline.run(spark, run_config, raw=str(raw), out=str(out))
-    return raw, out, run_config, printed.getvalue(), key
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
+    return raw, out, run_config, done.stdout + done.stderr, key
 
 
 def test_no_identifier_reaches_analysis_tables_results_mlflow_or_logs(spark, scanned_run, tmp_path):
@@ -68,6 +69,7 @@ def test_no_identifier_reaches_analysis_tables_results_mlflow_or_logs(spark, sca
     needles = identifiers(raw)
     assert len(needles) > 1000
     needles.add(key)
+    print(f"\nidentifier scan: {len(needles)} values searched for")
 
     analysis_tables = [p for p in (out / "analysis").iterdir() if (p / "_delta_log").exists()]
     assert analysis_tables, "no analysis-layer tables to scan"

@@ -47,3 +47,54 @@ def test_model_estimates_on_too_few_people_or_degrees_of_freedom_are_withheld():
     kept = release_estimate({**row, "n": 412}, people=412, residual_df=408, rules=RULES, report=report)
     assert kept["estimate"] == 0.5 and kept["n"] == 410
     assert [r["action"] for r in report.rows if r["column"] == "estimate"] == ["withheld"]
+
+
+def test_counts_of_people_in_the_results_table_are_rounded_and_percentages_come_from_rounded_counts():
+    from ld_spark.sdc import release_count_estimate, release_percentage_estimate
+
+    report = Report()
+    n = release_count_estimate({"estimand": "n_historic", "estimate": 72, "n": 72}, RULES, report)
+    assert (n["estimate"], n["n"]) == (70, 70)
+    pct = {"estimand": "pct_mental_health", "estimate": 100 * 313 / 447, "ci_low": 65.6, "ci_high": 74.2, "n": 447}
+    got = release_percentage_estimate(pct, 313, RULES, report)
+    assert got["estimate"] == 100 * 315 / 445 and got["n"] == 445 and got["ci_low"] == 65.6
+    few = release_percentage_estimate({**pct, "estimate": 100 * 3 / 447}, 3, RULES, report)
+    assert few["estimate"] is None and few["ci_low"] is None and few["ci_high"] is None
+    assert ("pct_mental_health", "estimate", "suppressed") in {(r["row"], r["column"], r["action"]) for r in report.rows}
+
+
+def test_publisher_writes_released_tables_withholds_derived_rows_and_reports(tmp_path):
+    import csv
+
+    from ld_spark.publish import Publisher
+
+    publisher = Publisher(tmp_path / "results", RULES)
+    rows = [{"estimand": "custody_or", "estimate": 0.4, "ci_low": 0.1, "ci_high": 1.6, "p_value": 0.2, "n": 30,
+             "method": "m", "people": 6, "df_resid": 5},
+            {"estimand": "savings_per_referral_avg_gbp", "estimate": 900.0, "ci_low": 100.0, "ci_high": 1500.0,
+             "p_value": None, "n": 447, "method": "m", "people": 447},
+            {"estimand": "offending_rr", "estimate": 1.02, "ci_low": 0.9, "ci_high": 1.1, "p_value": 0.7, "n": 447,
+             "method": "m", "people": 447, "df_resid": 446}]
+    released = publisher.estimates("estimates.csv", rows, derived={"custody_or": ["savings_per_referral_avg_gbp"]})
+    assert [r["estimate"] for r in released] == [None, None, 1.02]
+    with (tmp_path / "results" / "estimates.csv").open() as handle:
+        written = list(csv.DictReader(handle))
+    assert [r["estimate"] for r in written] == ["", "", "1.02"] and [r["n"] for r in written] == ["30", "445", "445"]
+    publisher.table("site_onward_referrals.csv", ["site_code", "referrals", "iapt"],
+                    [{"site_code": "LD01", "referrals": 41, "iapt": 3, **{k: 0 for k in ("advice", "gp")}}])
+    with (tmp_path / "results" / "site_onward_referrals.csv").open() as handle:
+        assert list(csv.DictReader(handle)) == [{"site_code": "LD01", "referrals": "40", "iapt": ""}]
+    with publisher.write_report().open() as handle:
+        reasons = {(r["output"], r["row"], r["action"]) for r in csv.DictReader(handle)}
+    assert {("estimates.csv", "custody_or", "withheld"), ("estimates.csv", "savings_per_referral_avg_gbp", "withheld"),
+            ("site_onward_referrals.csv", "LD01", "suppressed")} <= reasons
+
+
+def test_an_estimate_resting_on_a_mean_of_few_values_is_suppressed(tmp_path):
+    from ld_spark.publish import Publisher
+
+    publisher = Publisher(tmp_path, RULES)
+    row = {"estimand": "savings_per_referral_avg_gbp", "estimate": 900.0, "ci_low": 100.0, "ci_high": 1500.0,
+           "p_value": None, "n": 447, "method": "m", "people": 447}
+    few, many = publisher.estimates("estimates.csv", [{**row, "summarised_values": 6}, {**row, "summarised_values": 60}])
+    assert few["estimate"] is None and few["ci_high"] is None and many["estimate"] == 900.0
