@@ -8,7 +8,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+def conf_dir() -> Path:
+    """LD_SPARK_CONF_DIR, else conf/ beside the package, else ./conf (the package may be running
+    from a --py-files zip, with the job's conf/ in the working directory)."""
+    if os.environ.get("LD_SPARK_CONF_DIR"):
+        return Path(os.environ["LD_SPARK_CONF_DIR"])
+    beside = Path(__file__).resolve().parent.parent / "conf"
+    return beside if beside.is_dir() else Path.cwd() / "conf"
 
 
 class _Strict(BaseModel):
@@ -193,11 +199,11 @@ def load(*overlays: str | Path) -> Config:
     LD_SPARK_MASTER, if set, overrides spark.master (for clusters) and
     MLFLOW_TRACKING_URI overrides mlflow.tracking_uri.
     """
-    data = _read_yaml(CONF_DIR / "base.yaml")
+    data = _read_yaml(conf_dir() / "base.yaml")
     for overlay in overlays:
         path = Path(overlay)
         if not path.suffix:
-            path = CONF_DIR / f"{overlay}.yaml"
+            path = conf_dir() / f"{overlay}.yaml"
         data = deep_merge(data, _read_yaml(path))
     if os.environ.get("LD_SPARK_MASTER"):
         data = deep_merge(data, {"spark": {"master": os.environ["LD_SPARK_MASTER"]}})

@@ -23,10 +23,16 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _source_dir() -> Path:
+    """The checkout the code runs from (the working directory when it runs from a --py-files zip)."""
+    here = Path(__file__).resolve().parent
+    return here if here.is_dir() else Path.cwd()
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
+                              cwd=_source_dir()).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
