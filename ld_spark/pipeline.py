@@ -258,11 +258,9 @@ def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts:
             info = json.loads(generator_info.read_text())
             mlflow.log_params({"synthetic.scale": info["scale"], "synthetic.seed": info["seed"]})
         started = time.time()
-        counts = {}
         for table, (kind, groups) in layouts.items():
             path = landing_path(out_path, table)
             io.write_delta(io.read_raw(spark, table, kind, groups), path)
-            counts[table] = io.read_delta(spark, path).count()
             mlflow.log_param(f"delta_version.landing.{table.replace('/', '.')}", io.delta_version(spark, path))
         mlflow.log_metric("stage_seconds.landing", time.time() - started)
 
@@ -311,7 +309,8 @@ def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts:
 
     loaded = sum(s[bronze.LOADED] for s in reconciled.values())
     quarantined = sum(s[bronze.QUARANTINED] for s in reconciled.values())
-    print(f"read {sum(counts.values()):,d} rows from {len(counts)} tables: {loaded:,d} loaded into bronze Delta "
+    read = sum(s["read"] for s in reconciled.values())
+    print(f"read {read:,d} rows from {len(reconciled)} tables: {loaded:,d} loaded into bronze Delta "
           f"tables, {quarantined:,d} quarantined with their reason, under {out_path / 'linkage'}")
     print(f"results (after disclosure control, see sdc_report.csv): {results}")
     print(f"MLflow run {run_id} in {config.mlflow.tracking_uri} "

@@ -44,6 +44,9 @@ def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
     builder = (
         builder
         .config("spark.sql.shuffle.partitions", str(conf.shuffle_partitions))
+        # Delta rebuilds a table's state from its log on every read and write with this many
+        # tasks (default 50): far more than a log of a few hundred files needs.
+        .config("spark.databricks.delta.snapshotPartitions", str(conf.shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
