@@ -158,6 +158,7 @@ class LinkageConf(_Strict):
     match_threshold: float
     u_max_pairs: int
     u_seed: int
+    u_num_chunks: int
     model_in: str | None = None
     key_env: str
     key_file: str

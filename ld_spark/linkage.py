@@ -207,7 +207,8 @@ def train_and_predict(spark: SparkSession, tuples: DataFrame, conf: LinkageConf,
     if model_in is None:
         linker.training.estimate_probability_two_random_records_match(
             [block_on("nhs", "dob"), block_on("pnc")], recall=0.8)
-        linker.training.estimate_u_using_random_sampling(max_pairs=conf.u_max_pairs, seed=conf.u_seed)
+        linker.training.estimate_u_using_random_sampling(max_pairs=conf.u_max_pairs, seed=conf.u_seed,
+                                                          num_chunks=conf.u_num_chunks)
         linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob", "sex"))
         linker.training.estimate_parameters_using_expectation_maximisation(block_on("postcode"))
     model_path = work_dir / "model.json"
