@@ -194,7 +194,7 @@ def exponent(points: list[tuple[float, float]]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
-def summarise(seed: int, started: str) -> None:
+def summarise(seed: int, started: str, note: str = "") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -225,7 +225,7 @@ def summarise(seed: int, started: str) -> None:
              "`benchmarks/run.py` (one command). Generation is excluded from the job's time. "
              "Seconds are the job's own stage timers; peak RSS is the whole process tree (driver JVM, "
              "Python, Python workers) sampled every 0.5 s inside the stage's window; rows per second "
-             "divides the stage's input rows by its seconds.", "",
+             "divides the stage's input rows by its seconds." + (f" {note}" if note else ""), "",
              "Input rows: " + "; ".join(f"{s}: {d}" for s, (_, d) in STAGE_INPUT.items()) + ".", "",
              "| " + " | ".join(STAGE_FIELDS) + " |", "|" + "---|" * len(STAGE_FIELDS)]
     lines += ["| " + " | ".join(r[f] for f in STAGE_FIELDS) + " |" for r in stages]
@@ -253,6 +253,9 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[0.25, 1.0, 4.0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-peers", dest="peers", action="store_false")
+    parser.add_argument("--append", action="store_true",
+                        help="add these scales to the existing results instead of starting them anew")
+    parser.add_argument("--note", default="", help="a sentence for the results table (e.g. what else ran)")
     args = parser.parse_args()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -260,10 +263,10 @@ def main() -> None:
     try:
         for i, scale in enumerate(args.scales):
             rows, peers = bench_scale(scale, args.seed, work, args.peers)
-            append(RESULTS / "stages.csv", STAGE_FIELDS, rows, fresh=i == 0)
+            append(RESULTS / "stages.csv", STAGE_FIELDS, rows, fresh=i == 0 and not args.append)
             if peers:
-                append(RESULTS / "peers.csv", PEER_FIELDS, [peers], fresh=i == 0)
-            summarise(args.seed, started)
+                append(RESULTS / "peers.csv", PEER_FIELDS, [peers], fresh=i == 0 and not args.append)
+            summarise(args.seed, started, args.note)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"benchmark: results in {RESULTS / 'stages.md'}")
