@@ -160,17 +160,12 @@ def prepare_linkage(spark, out: Path, work: Path) -> tuple[Path, Path]:
 
 def splink_duckdb(tuples_path: Path, records_path: Path, conf, target: Path) -> int:
     """Train, predict and cluster with Splink on DuckDB; writes source_table, record_key, person_key."""
-    from splink import DuckDBAPI, Linker, block_on
+    from splink import DuckDBAPI, Linker
 
     con = duckdb.connect()
     con.execute(f"CREATE TABLE identity_tuples AS SELECT * FROM read_parquet('{tuples_path}/*.parquet')")
     linker = Linker(DuckDBAPI(con).register("identity_tuples"), linkage.splink_settings())
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("nhs", "dob"), block_on("pnc")], recall=0.8)
-    linker.training.estimate_u_using_random_sampling(max_pairs=conf.u_max_pairs, seed=conf.u_seed,
-                                                      num_chunks=conf.u_num_chunks)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob", "sex"))
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("postcode"))
+    linkage.train(linker, conf)
     predictions = linker.inference.predict(threshold_match_probability=conf.match_threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
         predictions, threshold_match_probability=conf.match_threshold)

@@ -32,18 +32,18 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], log: Path, interval: float = 0.5) -> tuple[float, int, int]:
-    """(wall seconds, peak tree RSS in bytes, exit code)."""
+def run_sampled(cmd: list[str], log: Path, env: dict | None = None,
+                interval: float = 0.5) -> tuple[float, list[tuple[float, int]], int]:
+    """(wall seconds, [(epoch seconds, tree RSS bytes)] every `interval`, exit code)."""
+    samples: list[tuple[float, int]] = []
     with log.open("w") as out:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        peak = 0
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         done = threading.Event()
 
         def sample() -> None:
-            nonlocal peak
             while not done.is_set():
-                peak = max(peak, _tree_rss_bytes(proc.pid))
+                samples.append((time.time(), _tree_rss_bytes(proc.pid)))
                 time.sleep(interval)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -51,4 +51,10 @@ def run_measured(cmd: list[str], log: Path, interval: float = 0.5) -> tuple[floa
         code = proc.wait()
         done.set()
         sampler.join()
-        return time.perf_counter() - started, peak, code
+    return time.perf_counter() - started, samples, code
+
+
+def run_measured(cmd: list[str], log: Path, interval: float = 0.5) -> tuple[float, int, int]:
+    """(wall seconds, peak tree RSS in bytes, exit code)."""
+    seconds, samples, code = run_sampled(cmd, log, interval=interval)
+    return seconds, max((rss for _, rss in samples), default=0), code

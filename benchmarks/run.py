@@ -23,11 +23,8 @@ import math
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_generate import machine  # noqa: E402
-from proctree import _tree_rss_bytes  # noqa: E402
+from proctree import run_sampled  # noqa: E402
 
 STAGES = ["landing", "bronze", "linkage", "series", "effects"]
 # What each stage reads, for rows per second: Delta tables of the finished run (row counts from
@@ -72,27 +69,6 @@ def rows_under(path: Path) -> int:
     if (path / "_delta_log").exists():
         return delta_rows(path)
     return sum(delta_rows(log.parent) for log in path.rglob("_delta_log"))
-
-
-def run_sampled(cmd: list[str], log: Path, env: dict, interval: float = 0.5) -> tuple[float, list, int]:
-    """(wall seconds, [(epoch seconds, tree RSS bytes)], exit code)."""
-    samples: list[tuple[float, int]] = []
-    with log.open("w") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                samples.append((time.time(), _tree_rss_bytes(proc.pid)))
-                time.sleep(interval)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        code = proc.wait()
-        done.set()
-        sampler.join()
-    return time.perf_counter() - started, samples, code
 
 
 def checked(cmd: list[str], log: Path, env: dict, what: str) -> tuple[float, list]:

@@ -197,20 +197,26 @@ def _linker(spark: SparkSession, tuples: DataFrame, settings, checkpoint_dir: Pa
     return Linker(registered, settings, log_level=logging.WARNING)
 
 
+def train(linker, conf: LinkageConf) -> None:
+    """Estimate the model's parameters: the prior from strong identifiers, u by random sampling,
+    m by EM in two sessions (each blocked on what the other estimates). Any Splink backend."""
+    from splink import block_on
+
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("nhs", "dob"), block_on("pnc")], recall=0.8)
+    linker.training.estimate_u_using_random_sampling(max_pairs=conf.u_max_pairs, seed=conf.u_seed,
+                                                      num_chunks=conf.u_num_chunks)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob", "sex"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("postcode"))
+
+
 def train_and_predict(spark: SparkSession, tuples: DataFrame, conf: LinkageConf, work_dir: Path,
                       model_in: Path | None = None) -> tuple[DataFrame, str]:
     """Splink pairs at or above the match threshold, and the model as JSON text."""
-    from splink import block_on
-
     settings = str(model_in) if model_in else splink_settings()
     linker = _linker(spark, tuples, settings, work_dir / "checkpoints")
     if model_in is None:
-        linker.training.estimate_probability_two_random_records_match(
-            [block_on("nhs", "dob"), block_on("pnc")], recall=0.8)
-        linker.training.estimate_u_using_random_sampling(max_pairs=conf.u_max_pairs, seed=conf.u_seed,
-                                                          num_chunks=conf.u_num_chunks)
-        linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob", "sex"))
-        linker.training.estimate_parameters_using_expectation_maximisation(block_on("postcode"))
+        train(linker, conf)
     model_path = work_dir / "model.json"
     linker.misc.save_model_to_json(str(model_path), overwrite=True)
     predictions = linker.inference.predict(threshold_match_probability=conf.match_threshold, warning_mode="never")
