@@ -117,14 +117,15 @@ def bench_scale(scale: float, seed: int, work: Path, peers: bool) -> tuple[list[
     seconds, samples = checked([ld_spark, "run", "--raw", str(raw), "--out", str(out)],
                                work / f"run_{scale}.log", env, f"ld-spark run at scale {scale}")
     windows = stage_windows(tracking_uri)
+    counted = {table: rows_under(out / table) for table, _ in STAGE_INPUT.values()}
     rows = []
     for stage in STAGES:
         start, end = windows[stage]
-        n = rows_under(out / STAGE_INPUT[stage][0])
+        n = counted[STAGE_INPUT[stage][0]]
         rows.append({"scale": scale, "stage": stage, "seconds": round(end - start, 1),
                      "peak_rss_gib": round(peak_in(samples, start, end) / 2**30, 2),
                      "input_rows": n, "rows_per_second": round(n / (end - start))})
-    landed = rows_under(out / "linkage/landing")
+    landed = counted["linkage/landing"]
     rows.append({"scale": scale, "stage": "run (process)", "seconds": round(seconds, 1),
                  "peak_rss_gib": round(max(r for _, r in samples) / 2**30, 2), "input_rows": landed,
                  "rows_per_second": round(landed / seconds)})
