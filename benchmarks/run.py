@@ -45,8 +45,8 @@ STAGE_INPUT = {
     "effects": ("analysis/panel", "person-month panel rows"),
 }
 STAGE_FIELDS = ["scale", "stage", "seconds", "peak_rss_gib", "input_rows", "rows_per_second"]
-PEER_FIELDS = ["scale", "events", "panel_rows", "series_spark_seconds", "series_duckdb_seconds",
-               "series_pandas_seconds", "spark_vs_duckdb", "spark_vs_pandas", "panel_rows_differing",
+PEER_FIELDS = ["scale", "events", "panel_rows", "series_spark_first_seconds", "series_spark_seconds",
+               "series_duckdb_seconds", "series_pandas_seconds", "spark_vs_duckdb", "spark_vs_pandas", "panel_rows_differing",
                "identity_tuples", "linkage_job_seconds", "splink_duckdb_seconds", "linkage_job_vs_splink_duckdb",
                "f1_min_job", "f1_min_splink_duckdb", "f1_mean_job", "f1_mean_splink_duckdb"]
 
@@ -138,6 +138,7 @@ def bench_scale(scale: float, seed: int, work: Path, peers: bool) -> tuple[list[
                  work / f"peer_linkage_{scale}.log", env)
         job_linkage = next(r["seconds"] for r in rows if r["stage"] == "linkage")
         result = {"scale": scale, "events": s["events"], "panel_rows": s["panel_rows"],
+                  "series_spark_first_seconds": s["spark_first_seconds"],
                   "series_spark_seconds": s["spark_seconds"], "series_duckdb_seconds": s["duckdb_seconds"],
                   "series_pandas_seconds": s["pandas_seconds"], "spark_vs_duckdb": s["spark_vs_duckdb"],
                   "spark_vs_pandas": s["spark_vs_pandas"],
@@ -213,7 +214,9 @@ def summarise(seed: int, started: str, note: str = "") -> None:
     if peers:
         lines += ["", "## Peers on the same inputs", "",
                   "Event series: dated events + index -> the zero-filled person x cohort x month panel "
-                  "(months -24..+12, one count per outcome), read from and written to parquet; "
+                  "(months -24..+12, one count per outcome), read from and written to parquet; each engine runs it "
+                  "3 times and its best time is compared (`series_spark_first_seconds`: Spark's first run, "
+                  "code generation and JVM warm-up included); "
                   "`panel_rows_differing` counts rows where the three panels disagree (0 = identical). "
                   "Linkage: the job's whole linkage stage (tuples, Splink on Spark, deterministic links, "
                   "components, keys, writes) against Splink 5 on DuckDB with the same settings, training and "

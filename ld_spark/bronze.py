@@ -63,9 +63,11 @@ def classify(table: str) -> Transform:
     first_seen = Window.partitionBy(*columns).orderBy(SOURCE_FILE, LINE).rowsBetween(Window.unboundedPreceding, Window.currentRow)
 
     def _(landed: DataFrame) -> DataFrame:
-        df = landed.withColumn("_copy", F.row_number().over(first_seen))
-        df = df.withColumn(FAILURES, F.filter(F.array(*row_rules(table)), lambda r: r.isNotNull()))
         key = KEYS[table]
+        # Rows are grouped by key once: both windows below (exact copies, and versions of a key)
+        # group within a key, so neither needs a shuffle of its own.
+        df = landed.repartition(*key).withColumn("_copy", F.row_number().over(first_seen))
+        df = df.withColumn(FAILURES, F.filter(F.array(*row_rules(table)), lambda r: r.isNotNull()))
         if table in MONTHLY_SUBMISSION_TABLES:
             # The latest UniqMonthID of a record is its truth; earlier submissions are superseded.
             df = df.withColumn("_valid", (F.col("_copy") == 1) & (F.size(FAILURES) == 0))

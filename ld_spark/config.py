@@ -30,6 +30,7 @@ class SparkConf(_Strict):
     jars_dir: str
     ivy_dir: str
     console_progress: bool
+    concurrent_tables: int = 1
     extra: dict[str, str] = {}
 
 

@@ -118,6 +118,25 @@ def linear_did(estimand: str, df: pd.DataFrame, outcome: str, log: bool = False)
     return Estimate(estimand, *_interaction(result, exponentiate=log), n=n, method=method, **_sizes(df, result))
 
 
+def _saturated_optimum(df: pd.DataFrame, outcome: str, levels: list, reference: str) -> np.ndarray | None:
+    """The event study's maximum-likelihood parameters in closed form, or None (some cell empty).
+
+    The model is saturated in cohort x level, so its fitted rate in each cell is the cell's own
+    events / months: intercept and cohort from the reference cells, then per level its difference
+    from the reference (control) and the extra difference in the evaluation cohort. IRLS started
+    here only confirms it (and the sandwich comes from the fit), instead of iterating towards it.
+    """
+    cells = df.groupby(["evaluation", "level"])[[outcome, "months"]].sum()
+    wanted = pd.MultiIndex.from_product([[0, 1], [reference, *levels]])
+    if not wanted.isin(cells.index).all() or (cells.loc[wanted, outcome] <= 0).any():
+        return None
+    log_rate = np.log(cells[outcome] / cells["months"])
+    control, evaluation = log_rate.loc[0], log_rate.loc[1]
+    c = np.array([control[lvl] - control[reference] for lvl in levels])
+    d = np.array([evaluation[lvl] - evaluation[reference] for lvl in levels]) - c
+    return np.concatenate([[control[reference], evaluation[reference] - control[reference]], c, d])
+
+
 def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.DataFrame:
     """A DiD rate ratio per month against a pooled reference window, with 95% CIs.
 
@@ -132,7 +151,8 @@ def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.Da
     dummies = np.column_stack([(df["level"] == lvl).to_numpy(float) for lvl in levels])
     X = np.column_stack([np.ones(len(df)), e, dummies, dummies * e[:, None]])
     model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df["months"].to_numpy(float))
-    result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
+    result = model.fit(start_params=_saturated_optimum(df, outcome, levels, reference),
+                       cov_type="cluster", cov_kwds={"groups": _clusters(df)})
     k = len(levels)
     b, se = np.asarray(result.params)[-k:], np.asarray(result.bse)[-k:]
     # A month (or the reference) without events in either cohort has no finite ratio.

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import fcntl
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -17,6 +18,7 @@ from ld_spark.contract import TABLES
 from ld_spark.errors import InputError, OutputBusy
 
 SOURCE_FILE = "_source_file"
+COMMIT_FILE = re.compile(r"\d{20}\.json")
 
 
 def raw_files(raw_root: str | Path, table: str) -> tuple[str, list[Path]]:
@@ -69,6 +71,8 @@ def check_columns(spark: SparkSession, raw_root: str | Path, table: str) -> tupl
 LINE = "_line"
 ROW_FAULT = "_row_fault"
 BATCH_ROWS = 20_000
+# A byte that is not UTF-8, as the surrogateescape error handler leaves it in the text.
+NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 def _csv_rows(path: str, columns: list[str]):
@@ -95,7 +99,7 @@ def _csv_rows(path: str, columns: list[str]):
             fault = None
             if len(row) != width:
                 fault = f"row has {len(row)} fields, header has {width}"
-            elif any("\udc80" <= ch <= "\udcff" for field in row for ch in field):
+            elif NOT_UTF8.search("".join(row)):
                 fault = "bytes that are not UTF-8"
             values = [row[i] if i < len(row) and row[i] != "" else None for i in positions]
             if fault == "bytes that are not UTF-8":
@@ -149,10 +153,13 @@ def read_delta(spark: SparkSession, path: str | Path) -> DataFrame:
     return spark.read.format("delta").load(str(path))
 
 
-def delta_version(spark: SparkSession, path: str | Path) -> int:
-    from delta.tables import DeltaTable
-
-    return int(DeltaTable.forPath(spark, str(path)).history(1).select("version").first()[0])
+def delta_version(path: str | Path) -> int:
+    """The table's latest committed version: the highest commit file in its transaction log
+    (a commit file exists only once its commit succeeded). No Spark job, unlike a history query."""
+    commits = [int(p.name[:20]) for p in (Path(path) / "_delta_log").iterdir() if COMMIT_FILE.fullmatch(p.name)]
+    if not commits:
+        raise FileNotFoundError(f"{path} is not a Delta table (no commit in its _delta_log)")
+    return max(commits)
 
 
 LOCK_FILE = "_run.lock"

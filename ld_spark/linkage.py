@@ -206,8 +206,11 @@ def train(linker, conf: LinkageConf) -> None:
         [block_on("nhs", "dob"), block_on("pnc")], recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=conf.u_max_pairs, seed=conf.u_seed,
                                                       num_chunks=conf.u_num_chunks)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob", "sex"))
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("postcode"))
+    # EM iterates on the counts of each agreement pattern (a table of a few hundred rows) rather
+    # than on every blocked pair: each iteration is then one tiny job, not a pass over the pairs.
+    # Term frequencies (initials) still weight predictions; only their training ignores them.
+    for rule in (block_on("dob", "sex"), block_on("postcode")):
+        linker.training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
 
 
 def train_and_predict(spark: SparkSession, tuples: DataFrame, conf: LinkageConf, work_dir: Path,
@@ -253,32 +256,35 @@ def with_person_key(key: bytes) -> callable:
     return _
 
 
-def pairwise_quality(record_person: DataFrame, truth: DataFrame) -> DataFrame:
-    """Per source table: records, people found, and pairwise precision/recall/F1 of "same person".
-
-    For a table T the pairs judged are every pair of records with at least one in T (the other
-    in any table), so a table is scored on both its within-source and its cross-source links.
-    Counts come from cluster sizes, never from materialising the pairs.
-    """
+def quality_cells(record_person: DataFrame, truth: DataFrame) -> DataFrame:
+    """Records per (source_table, person_key found, true person): all pairwise_quality needs."""
     # A truth file may list a record once per row it appeared in (MPI submissions); one is enough.
     truth = truth.select("source_table", "record_key", F.col("person_id").alias("true_person")).distinct()
-    joined = record_person.join(truth, on=["source_table", "record_key"], how="inner")
+    return (record_person.join(truth, on=["source_table", "record_key"], how="inner")
+            .groupBy("source_table", "person_key", "true_person").agg(F.count("*").alias("n_t")))
 
-    def pairs(group_col: str | list[str]) -> DataFrame:
-        cols = [group_col] if isinstance(group_col, str) else group_col
-        per_table = joined.groupBy(*cols, "source_table").agg(F.count("*").alias("n_t"))
-        total = joined.groupBy(*cols).agg(F.count("*").alias("n"))
+
+def pairwise_quality(cells: DataFrame) -> DataFrame:
+    """Per source table: records, people found, and pairwise precision/recall/F1 of "same person".
+
+    cells: quality_cells(record_person, truth). For a table T the pairs judged are every pair of
+    records with at least one in T (the other in any table), so a table is scored on both its
+    within-source and its cross-source links. Counts come from cluster sizes, never from
+    materialising the pairs.
+    """
+    def pairs(cols: list[str], name: str) -> DataFrame:
+        per_table = cells.groupBy(*cols, "source_table").agg(F.sum("n_t").alias("n_t"))
+        total = per_table.groupBy(*cols).agg(F.sum("n_t").alias("n"))
         return (per_table.join(total, on=cols, how="inner")
-                .withColumn("pairs", F.col("n_t") * (F.col("n") - F.col("n_t")) + F.col("n_t") * (F.col("n_t") - 1) / 2)
-                .groupBy("source_table").agg(F.sum("pairs").alias("pairs")))
+                .withColumn(name, F.col("n_t") * (F.col("n") - F.col("n_t")) + F.col("n_t") * (F.col("n_t") - 1) / 2)
+                .groupBy("source_table").agg(F.sum(name).alias(name)))
 
-    predicted = pairs("person_key").withColumnRenamed("pairs", "predicted")
-    actual = pairs("true_person").withColumnRenamed("pairs", "actual")
-    correct = pairs(["person_key", "true_person"]).withColumnRenamed("pairs", "correct")
-    counts = joined.groupBy("source_table").agg(F.count("*").alias("n_records"),
-                                                F.countDistinct("person_key").alias("n_persons"))
-    q = (counts.join(predicted, "source_table", "left").join(actual, "source_table", "left")
-         .join(correct, "source_table", "left").fillna(0, ["predicted", "actual", "correct"]))
+    counts = cells.groupBy("source_table").agg(F.sum("n_t").alias("n_records"),
+                                               F.countDistinct("person_key").alias("n_persons"))
+    q = (counts.join(pairs(["person_key"], "predicted"), "source_table", "left")
+         .join(pairs(["true_person"], "actual"), "source_table", "left")
+         .join(pairs(["person_key", "true_person"], "correct"), "source_table", "left")
+         .fillna(0, ["predicted", "actual", "correct"]))
     # try_divide: null, not an error, where a table has no pairs (or precision + recall is 0).
     return (q.withColumn("precision", F.try_divide(F.col("correct"), F.col("predicted")))
             .withColumn("recall", F.try_divide(F.col("correct"), F.col("actual")))

@@ -5,7 +5,9 @@ import datetime as dt
 import json
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from pyspark.sql import SparkSession
 
@@ -20,6 +22,18 @@ from ld_spark.contract import ESTIMANDS, RESULT_COLUMNS, TABLES
 from ld_spark.publish import Publisher, write_csv
 
 STATES = (bronze.LOADED, bronze.QUARANTINED, bronze.DUPLICATE, bronze.SUPERSEDED)
+T = TypeVar("T")
+
+
+def per_table(work: Callable[[str], T], tables: list[str], threads: int) -> dict[str, T]:
+    """{table: work(table)} for every table, `threads` tables at a time.
+
+    A table's landing or bronze step is a few small Spark jobs and a Delta commit, mostly driver
+    latency; Spark runs jobs from several driver threads side by side, so the cores stay busy.
+    The first failure is raised (after the tables already started have finished).
+    """
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return dict(zip(tables, pool.map(work, tables)))
 
 
 def landing_path(out: str | Path, table: str) -> Path:
@@ -43,36 +57,57 @@ def state_counts(classified: DataFrame) -> dict[str, int]:
     return {"read": sum(out.values()), **out}
 
 
-def run_bronze(spark: SparkSession, out: Path, run_id: str) -> dict[str, dict[str, int]]:
+def run_landing(spark: SparkSession, out: Path, layouts: dict, threads: int = 1) -> dict[str, int]:
+    """Raw extracts -> landing Delta tables (every row as text, with its file and line).
+    Returns each table's Delta version."""
+    def land(table: str) -> int:
+        kind, groups = layouts[table]
+        path = landing_path(out, table)
+        io.write_delta(io.read_raw(spark, table, kind, groups), path)
+        return io.delta_version(path)
+
+    return per_table(land, list(layouts), threads)
+
+
+def run_bronze(spark: SparkSession, out: Path, run_id: str, threads: int = 1) -> dict[str, dict[str, int]]:
     """Landing -> typed bronze tables and one quarantine table; returns the reconciliation."""
-    reconciled, quarantine_parts, cached = {}, [], []
-    for table in TABLES:
+    classified = {}
+
+    def load(table: str) -> dict[str, int]:
         landed = io.read_delta(spark, landing_path(out, table))
-        classified = landed.transform(bronze.classify(table)).persist(StorageLevel.MEMORY_AND_DISK)
-        cached.append(classified)
-        io.write_delta(classified.transform(bronze.typed(table)), linkage_path(out, "bronze", table))
-        quarantine_parts.append(classified.transform(bronze.quarantined(table, run_id)))
-        reconciled[table] = state_counts(classified)
-    quarantine = quarantine_parts[0]
-    for part in quarantine_parts[1:]:
-        quarantine = quarantine.unionByName(part)
-    io.write_delta(quarantine, linkage_path(out, "quarantine"), partition_by=["source_table"])
-    for df in cached:
-        df.unpersist()
+        classified[table] = landed.transform(bronze.classify(table)).persist(StorageLevel.MEMORY_AND_DISK)
+        io.write_delta(classified[table].transform(bronze.typed(table)), linkage_path(out, "bronze", table))
+        return state_counts(classified[table])
+
+    try:
+        reconciled = per_table(load, list(TABLES), threads)
+        parts = [classified[table].transform(bronze.quarantined(table, run_id)) for table in TABLES]
+        quarantine = parts[0]
+        for part in parts[1:]:
+            quarantine = quarantine.unionByName(part)
+        io.write_delta(quarantine, linkage_path(out, "quarantine"), partition_by=["source_table"])
+    finally:
+        for df in classified.values():
+            df.unpersist()
     return reconciled
 
 
-def run_linkage(spark: SparkSession, config: Config, raw: Path, out: Path) -> tuple[DataFrame | None, str]:
-    """Bronze identity tables -> linkage/record_person (source_table, record_key, person_key).
-
-    Returns the linkage quality (None without _truth) and the Splink model JSON.
-    """
-    key = linkage.load_key(config.linkage)
+def identity_records(spark: SparkSession, out: Path) -> DataFrame:
+    """Every identity source's bronze records in the common layout, each with its tuple id."""
     records = None
     for source, (table, _, _) in linkage.SOURCES.items():
         part = io.read_delta(spark, linkage_path(out, "bronze", table)).transform(linkage.identity_records(source))
         records = part if records is None else records.unionByName(part)
-    records = records.transform(linkage.with_tuple_id).persist(StorageLevel.MEMORY_AND_DISK)
+    return records.transform(linkage.with_tuple_id)
+
+
+def run_linkage(spark: SparkSession, config: Config, raw: Path, out: Path) -> tuple[list[dict] | None, str]:
+    """Bronze identity tables -> linkage/record_person (source_table, record_key, person_key).
+
+    Returns the linkage quality rows against _truth (None without it) and the Splink model JSON.
+    """
+    key = linkage.load_key(config.linkage)
+    records = identity_records(spark, out).persist(StorageLevel.MEMORY_AND_DISK)
     tuples = linkage.identity_tuples(records).persist(StorageLevel.MEMORY_AND_DISK)
     work = linkage_path(out, "_splink_work")
     work.mkdir(parents=True, exist_ok=True)
@@ -102,16 +137,19 @@ def run_linkage(spark: SparkSession, config: Config, raw: Path, out: Path) -> tu
     if not truth_file.exists():
         return None, model
     truth = spark.read.csv(str(truth_file), header=True)
-    return linkage.pairwise_quality(linked, truth), model
+    cells = linkage.quality_cells(linked, truth).persist(StorageLevel.MEMORY_AND_DISK)
+    quality = [r.asDict() for r in linkage.pairwise_quality(cells).collect()]
+    cells.unpersist()
+    return quality, model
 
 
 LINKAGE_QUALITY_COLUMNS = ["source_table", "n_records", "n_persons", "precision", "recall", "f1"]
 
 
-def linkage_quality_rows(spark: SparkSession, out: Path, quality: DataFrame | None) -> list[dict]:
+def linkage_quality_rows(spark: SparkSession, out: Path, quality: list[dict] | None) -> list[dict]:
     """The rows of results/linkage_quality.csv (contract section 6); precision/recall/F1 blank without truth."""
     if quality is not None:
-        rows = {r["source_table"]: r.asDict() for r in quality.collect()}
+        rows = {r["source_table"]: r for r in quality}
     else:
         linked = io.read_delta(spark, linkage_path(out, "record_person"))
         rows = {r["source_table"]: {**r.asDict(), "precision": None, "recall": None, "f1": None}
@@ -257,16 +295,15 @@ def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts:
         if generator_info.exists():
             info = json.loads(generator_info.read_text())
             mlflow.log_params({"synthetic.scale": info["scale"], "synthetic.seed": info["seed"]})
+        threads = config.spark.concurrent_tables
         started = time.time()
-        for table, (kind, groups) in layouts.items():
-            path = landing_path(out_path, table)
-            io.write_delta(io.read_raw(spark, table, kind, groups), path)
-            mlflow.log_param(f"delta_version.landing.{table.replace('/', '.')}", io.delta_version(spark, path))
+        versions = run_landing(spark, out_path, layouts, threads)
+        mlflow.log_params({f"delta_version.landing.{table.replace('/', '.')}": v for table, v in versions.items()})
         mlflow.log_metric("stage_seconds.landing", time.time() - started)
 
         started = time.time()
         run_id = active.info.run_id
-        reconciled = run_bronze(spark, out_path, run_id)
+        reconciled = run_bronze(spark, out_path, run_id, threads)
         mlflow.log_metric("stage_seconds.bronze", time.time() - started)
         # The exact reconciliation stays inside (linkage/); results/ and MLflow get it released.
         reconciliation = [{"source_table": table, **states} for table, states in reconciled.items()]

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ld_spark import estimators
 from ld_spark.estimators import binary_did, count_did, did_design, event_study, linear_did
 
 
@@ -115,3 +116,17 @@ def test_event_study_finds_the_effect_in_the_months_it_was_planted():
     got = event_study(df, "events").set_index("level")
     assert got.loc["0", "ci_low"] > 1.3 and got.loc["1", "ci_low"] > 1.3
     assert got.loc["-2", "ci_low"] < 1 < got.loc["-2", "ci_high"] and got.loc["3", "ci_low"] < 1 < got.loc["3", "ci_high"]
+
+
+def test_event_study_started_at_the_closed_form_optimum_gives_the_plain_fit(monkeypatch):
+    rng = np.random.default_rng(5)
+    rows = [(person, evaluation, level, 12 if level == "ref" else 1)
+            for person in range(2000) for evaluation in ((1, 0) if person % 4 == 0 else (1,))
+            for level in ("ref", "-2", "-1", "0", "1")]
+    df = pd.DataFrame(rows, columns=["person", "evaluation", "level", "months"])
+    df["events"] = rng.poisson(0.1 * df["months"] * np.where((df["evaluation"] == 1) & (df["level"] == "0"), 1.8, 1.0))
+    started = event_study(df, "events")
+    monkeypatch.setattr(estimators, "_saturated_optimum", lambda *args: None)  # statsmodels' own start
+    plain = event_study(df, "events")
+    pd.testing.assert_frame_equal(started, plain, rtol=1e-7)
+    assert started.set_index("level").loc["0", "rr"] > 1.4

@@ -77,7 +77,7 @@ def test_pairwise_quality_counts_pairs_with_at_least_one_record_in_the_table(spa
                                    "source_table string, record_key string, person_key string")
     truth = spark.createDataFrame([("T1", "r1", "X"), ("T1", "r2", "X"), ("T2", "r3", "X"), ("T2", "r4", "Y")],
                                   "source_table string, record_key string, person_id string")
-    q = {r["source_table"]: r.asDict() for r in linkage.pairwise_quality(linked, truth).collect()}
+    q = {r["source_table"]: r.asDict() for r in linkage.pairwise_quality(linkage.quality_cells(linked, truth)).collect()}
     # T1: predicted {r1,r2}; true {r1,r2},{r1,r3},{r2,r3}; correct {r1,r2}.
     assert (q["T1"]["precision"], q["T1"]["recall"]) == (1.0, pytest.approx(1 / 3))
     # T2: predicted {r3,r4} is wrong; true {r1,r3},{r2,r3} were missed.

@@ -312,8 +312,8 @@ def test_a_second_run_on_the_same_output_stops_with_one_line_while_the_first_hol
 
     raw, _ = small_extract
     out, _ = finished_run
-    before = io.delta_version(spark, pipeline.analysis_path(out, "panel"))
+    before = io.delta_version(pipeline.analysis_path(out, "panel"))
     with io.exclusive(out):  # as a first run holds it
         with pytest.raises(OutputBusy, match=r"output .* is in use by run pid \d+ started .*; wait for it"):
             pipeline.run(spark, run_config, raw=str(raw), out=str(out))
-    assert io.delta_version(spark, pipeline.analysis_path(out, "panel")) == before
+    assert io.delta_version(pipeline.analysis_path(out, "panel")) == before

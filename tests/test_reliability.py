@@ -78,7 +78,7 @@ def test_killed_mid_write_tables_keep_their_content_a_second_run_is_refused_and_
     raw, _ = small_extract
     out, _ = finished_run
     before = table_contents(spark, out)
-    versions = {t: io.delta_version(spark, t) for t in delta_tables(out)}
+    versions = {t: io.delta_version(t) for t in delta_tables(out)}
     existing = data_files(out)
     env = {**os.environ, "MLFLOW_TRACKING_URI": run_config.mlflow.tracking_uri, "PYTHONPATH": str(REPO)}
 
@@ -107,7 +107,7 @@ def test_killed_mid_write_tables_keep_their_content_a_second_run_is_refused_and_
 
     # Every table reads, at its previous version or at a complete new one with the same content.
     assert table_contents(spark, out) == before
-    after_kill = {t: io.delta_version(spark, t) for t in delta_tables(out)}
+    after_kill = {t: io.delta_version(t) for t in delta_tables(out)}
     assert all(after_kill[t] >= v for t, v in versions.items())
 
     # The dead run's lock went with it; a rerun completes and leaves the same content.
