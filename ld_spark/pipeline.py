@@ -30,7 +30,7 @@ def per_table(work: Callable[[str], T], tables: list[str], threads: int) -> dict
 
     A table's landing or bronze step is a few small Spark jobs and a Delta commit, mostly driver
     latency; Spark runs jobs from several driver threads side by side, so the cores stay busy.
-    The first failure is raised (after the tables already started have finished).
+    A failure is raised once every table has been tried (the others are not abandoned half-way).
     """
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         return dict(zip(tables, pool.map(work, tables)))
