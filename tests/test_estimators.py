@@ -130,3 +130,55 @@ def test_event_study_started_at_the_closed_form_optimum_gives_the_plain_fit(monk
     plain = event_study(df, "events")
     pd.testing.assert_frame_equal(started, plain, rtol=1e-7)
     assert started.set_index("level").loc["0", "rr"] > 1.4
+
+
+def test_km_restricted_mean_matches_a_hand_computed_curve_with_one_open_case():
+    # S drops to 3/4 at day 2 (4 at risk) and to 1/2 at day 4 (3 at risk: one closes, one is open);
+    # the case closing at day 6 is past tau = 5. Area: 2 x 1 + 2 x 3/4 + 1 x 1/2 = 4.
+    time, event = np.array([2, 4, 4, 6]), np.array([1, 0, 1, 1])
+    assert estimators.km_restricted_mean(time, event, tau=5) == pytest.approx(4.0)
+
+
+def test_pseudo_observations_without_censoring_are_the_restricted_times():
+    time = np.array([3, 10, 10, 400, 50, 365])
+    pseudo = estimators.restricted_mean_pseudo(time, np.ones(6, bool), tau=365)
+    np.testing.assert_allclose(pseudo, [3, 10, 10, 365, 50, 365], atol=1e-9)
+
+
+def _court_cases(seed: int, shift: float) -> pd.DataFrame:
+    """Cases of 4,000 people, three a person, durations 8 + Gamma(2, 60) days; the evaluation
+    cohort's post-period cases run `shift` days shorter and, like the last months of a real
+    extract, are cut at a date 60-420 days after their first hearing: open cases, censored there."""
+    rng = np.random.default_rng(seed)
+    person = np.repeat(np.arange(4000), 3)
+    evaluation = (rng.random(4000) < 0.8).astype(int)[person]
+    post = rng.integers(0, 2, size=len(person))
+    days = np.round(8 + rng.gamma(2.0, 60.0, size=len(person)) + shift * (evaluation & post))
+    cut = np.where((evaluation & post) == 1, rng.integers(60, 421, size=len(person)), np.inf)
+    closed = days <= cut
+    return pd.DataFrame({"person": person, "evaluation": evaluation, "post": post,
+                         "days": np.where(closed, days, cut), "closed": closed.astype(int)})
+
+
+def test_restricted_mean_did_keeps_open_cases_and_recovers_the_shift_dropping_them_does_not():
+    # The truth from an independent draw of the same durations: E[min(D - 7, 365)] - E[min(D, 365)].
+    d = np.round(8 + np.random.default_rng(99).gamma(2.0, 60.0, size=2_000_000))
+    truth = np.minimum(d - 7, 365).mean() - np.minimum(d, 365).mean()
+    assert -7 < truth < -6.5
+    cases = _court_cases(seed=3, shift=-7.0)
+    assert (cases["closed"] == 0).sum() > 500
+    est = estimators.restricted_mean_did("court_duration_days_diff", cases, "days", "closed", tau=365)
+    assert est.ci_low <= truth <= est.ci_high
+    assert est.people == 4000
+    # Completed cases only (the old specification): the slow cases vanish from one cell.
+    completed = linear_did("court_duration_days_diff", cases[cases["closed"] == 1], "days")
+    assert completed.ci_high < truth - 10
+
+
+def test_restricted_mean_did_without_open_cases_is_the_difference_of_capped_means():
+    cases = _court_cases(seed=4, shift=0.0)
+    cases = cases[cases["closed"] == 1]
+    capped = cases.assign(days=np.minimum(cases["days"], 365))
+    est = estimators.restricted_mean_did("x", cases, "days", "closed", tau=365)
+    means = capped.groupby(["evaluation", "post"])["days"].mean()
+    assert est.estimate == pytest.approx((means[1, 1] - means[1, 0]) - (means[0, 1] - means[0, 0]), abs=1e-6)
