@@ -56,6 +56,9 @@ class AnalysisConf(_Strict):
     event_study_months: tuple[int, int]
     follow_up_end: str | None = None
     declined_in_outcomes: bool
+    waiting_months: int
+    index_offence_tolerance_days: int
+    restricted_mean_days: int
 
 
 class EconomicsConf(_Strict):

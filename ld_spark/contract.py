@@ -53,6 +53,8 @@ ESTIMANDS = [
     "adjournments_rr", "arrest_to_sentence_days_diff",
     "savings_per_referral_avg_gbp", "savings_per_referral_avg_prod_gbp", "savings_per_referral_median_prod_gbp",
     "cost_per_referral_gbp", "savings_total_low_gbp", "savings_total_high_gbp",
+    # Section 4c (further findings of the brief) computed so far.
+    "police_contact_rr",
 ]
 RESULT_COLUMNS = ["estimand", "estimate", "ci_low", "ci_high", "p_value", "n", "method"]
 

@@ -21,6 +21,16 @@ def cohort_sizes(cohorts: DataFrame) -> list[dict]:
             for c in (EVALUATION, HISTORIC)]
 
 
+def justice_follow_up_sizes(cohorts: DataFrame) -> list[dict]:
+    """n_justice_not_followed_<cohort>: people whose post period plus waiting period runs past the
+    extract's end, left out of the justice outcomes (contract section 4)."""
+    counts = {r["cohort"]: r["count"] for r in
+              cohorts.filter(~F.col("justice_followed")).groupBy("cohort").count().collect()}
+    return [_row(f"n_justice_not_followed_{c}", counts.get(c, 0), None, None, counts.get(c, 0),
+                 "count of people whose follow-up + waiting period passes the extract's end")
+            for c in (EVALUATION, HISTORIC)]
+
+
 def vulnerability_counts(referred: DataFrame) -> dict[str, int]:
     """Referred people (one row each) -> people with each vulnerability, any, and >1 MH need."""
     flags = {f"vuln_{v}": F.coalesce(F.col(f"vuln_{v}"), F.lit(False)) for v in VULNERABILITIES}
@@ -68,6 +78,7 @@ def descriptive_estimates(cohorts: DataFrame, referred: DataFrame, panel: DataFr
     prior = no_prior_contact_counts(panel, *prior_months)
     return [
         *cohort_sizes(cohorts),
+        *justice_follow_up_sizes(cohorts),
         percentage("pct_any_vulnerability", v["any_vulnerability"], v["people"]),
         percentage("pct_mental_health", v["vuln_mental_health"], v["people"]),
         percentage("pct_substance_misuse", v["vuln_substance_misuse"], v["people"]),

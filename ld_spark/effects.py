@@ -1,12 +1,13 @@
 """The effect estimands: small aggregates out of Spark, statsmodels fits on the driver.
 
 What reaches the driver: per person x cohort x period sums of the panel (about 4 rows a cohort
-member), the cohorts' sentenced offences and completed court cases (a few rows a member), and
+member), the cohorts' PNC records and court cases (a few rows a member), and
 per person x cohort x month rows of the five Figure 1 outcomes for the event study. Never a
 national event table. Person keys are replaced by integers before anything is collected.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import pandas as pd
@@ -30,8 +31,14 @@ COUNT_ESTIMANDS = {
     "iapt_attendance_rr": "iapt_attendances",
     "drug_referral_rr": "drug_referrals",
     "drug_attendance_rr": "drug_attendances",
-    "offending_rr": "offences",
 }
+# Justice rate ratios (proven-reoffending rules): people followed to the end of the waiting
+# period only, exposure = months at risk (custody and days after the extract's end taken off).
+JUSTICE_COUNT_ESTIMANDS = {
+    "offending_rr": "offences",
+    "police_contact_rr": "police_contacts",
+}
+PANEL_SUMS = [*COUNT_ESTIMANDS.values(), *JUSTICE_COUNT_ESTIMANDS.values()]
 EVENT_STUDY_OUTCOMES = ["ae_attendances", "drug_referrals", "offences", "mh_referrals", "mha_detentions"]
 
 
@@ -50,11 +57,13 @@ def _did_columns(df: DataFrame) -> DataFrame:
 
 
 def person_period_sums(outcomes: list[str]) -> Transform:
-    """Panel -> person, evaluation, post, months (exposure), one sum per outcome."""
+    """Panel -> person, evaluation, post, justice_followed, months and months_at_risk (the
+    exposures), one sum per outcome."""
     def _(panel: DataFrame) -> DataFrame:
         rows = panel.filter(F.col("in_outcomes") & F.col("period").isNotNull())
-        sums = rows.groupBy("person_key", "cohort", "period").agg(
-            F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes])
+        sums = rows.groupBy("person_key", "cohort", "period", "justice_followed").agg(
+            F.count("*").alias("months"), F.sum("at_risk").alias("months_at_risk"),
+            *[F.sum(o).alias(o) for o in outcomes])
         return sums.transform(_did_columns).transform(with_person_number).drop("cohort", "period")
     return _
 
@@ -73,27 +82,42 @@ def event_study_rows(outcomes: list[str], reference: tuple[int, int], months: tu
 
 
 def count_estimates(sums: pd.DataFrame) -> list[Estimate]:
-    return [estimators.count_did(name, sums, column) for name, column in COUNT_ESTIMANDS.items()]
+    health = [estimators.count_did(name, sums, column) for name, column in COUNT_ESTIMANDS.items()]
+    # A person-period wholly in custody has no time at risk and adds nothing to a rate.
+    followed = sums[sums["justice_followed"].astype(bool) & (sums["months_at_risk"] > 0)]
+    justice = [_at_risk(estimators.count_did(name, followed, column, exposure="months_at_risk"))
+               for name, column in JUSTICE_COUNT_ESTIMANDS.items()]
+    return [*health, *justice]
 
 
-def justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame) -> list[Estimate]:
+def _at_risk(est: Estimate) -> Estimate:
+    return dataclasses.replace(est, method=est.method.replace(
+        "log exposure offset", "log months-at-risk offset (custody and days after the extract's end off); "
+        "proven-reoffending rules, index offence left out"))
+
+
+def justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, horizon_days: int) -> list[Estimate]:
+    """custody, sentence length and court timeliness (contract section 4): `offences` and `cases`
+    hold the justice-followed people's records in the pre/post periods (justice_frames)."""
     sentenced = offences[offences["sentenced"]]
     custodial = sentenced[sentenced["custodial"]]
-    completed = cases[cases["completed"]]
+    windowed = cases[cases["hearings_observed"]].assign(one=1)
     return [
         estimators.binary_did("custody_or", sentenced.assign(custodial=sentenced["custodial"].astype(int)), "custodial"),
         estimators.linear_did("sentence_length_ratio", custodial, "custodial_days", log=True),
-        estimators.linear_did("court_duration_days_diff", completed, "duration_days"),
-        _per_case(estimators.count_did("hearings_per_case_rr", completed.assign(one=1), "hearings", exposure="one")),
-        _per_case(estimators.count_did("adjournments_rr", completed.assign(one=1), "adjournments", exposure="one")),
-        estimators.linear_did("arrest_to_sentence_days_diff", cases, "arrest_to_sentence_days"),
+        estimators.restricted_mean_did("court_duration_days_diff", cases, "duration_days", "duration_observed",
+                                       horizon_days),
+        _per_case(estimators.count_did("hearings_per_case_rr", windowed, "hearings", exposure="one"), horizon_days),
+        _per_case(estimators.count_did("adjournments_rr", windowed, "adjournments", exposure="one"), horizon_days),
+        estimators.restricted_mean_did("arrest_to_sentence_days_diff", cases, "arrest_to_sentence_days",
+                                       "sentence_observed", horizon_days),
     ]
 
 
-def _per_case(est: Estimate) -> Estimate:
+def _per_case(est: Estimate, horizon_days: int) -> Estimate:
     """Per-case rate ratios: n counts people, the model counts cases (exposure 1 per case)."""
-    return Estimate(est.estimand, est.estimate, est.ci_low, est.ci_high, est.p_value, est.n,
-                    est.method.replace("log exposure offset", "one row per completed case"), est.people, est.df_resid)
+    return dataclasses.replace(est, method=est.method.replace(
+        "log exposure offset", f"one row per case, hearings within {horizon_days} days of the first"))
 
 
 def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estimate) -> CustodyInputs | None:
@@ -115,10 +139,13 @@ def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estim
 
 
 def justice_frames(offences: DataFrame, cases: DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The cohorts' offences and cases in the pre/post periods, for the outcome analysis."""
+    """The cohorts' offences and cases in the pre/post periods, for the outcome analysis: people
+    in the outcome analysis whose follow-up reaches the end of the waiting period."""
     def prepared(df: DataFrame, columns: list[str]) -> pd.DataFrame:
-        rows = df.filter(F.col("in_outcomes") & F.col("period").isNotNull()).transform(_did_columns)
+        rows = (df.filter(F.col("in_outcomes") & F.col("justice_followed") & F.col("period").isNotNull())
+                .transform(_did_columns))
         return rows.transform(with_person_number).select("person", "evaluation", "post", *columns).toPandas()
 
     return (prepared(offences, ["sentenced", "custodial", "custodial_days"]),
-            prepared(cases, ["completed", "duration_days", "hearings", "adjournments", "arrest_to_sentence_days"]))
+            prepared(cases, ["completed", "duration_days", "duration_observed", "hearings", "adjournments",
+                             "hearings_observed", "arrest_to_sentence_days", "sentence_observed"]))

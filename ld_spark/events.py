@@ -1,4 +1,4 @@
-"""Outcome events of the cohort members: bronze event tables -> (person_key, outcome, event_date).
+"""Health outcome events of the cohort members: bronze event tables -> (person_key, outcome, event_date).
 
 Each outcome of contract section 4 is one rule: which bronze table, which record key (as
 `linkage/record_person` holds it), which date, and which rows count. The rules are the
@@ -42,10 +42,6 @@ OUTCOMES: dict[str, Rule] = {
     "iapt_attendances": Rule("iapt/ids201_care_contact", "CareContactId", "CareContDate", ATTENDED),
     "drug_referrals": Rule("ndtms/episodes", "EPISODID", "REFLD", "true"),
     "drug_attendances": Rule("ndtms/modalities", "MODID", "MODST", "true"),
-    # Every offence the PNC records, dated by when it was committed. Restricting to convictions
-    # would count the historic control's index offence (charged by definition) more often than
-    # the evaluation cohort's (charged or not), and bias the contrast.
-    "offences": Rule("pnc/offences", "offence_id", "offence_date", "true"),
 }
 
 # Any record of a health source (attended or not, any team or legal status): "prior contact".
@@ -61,7 +57,11 @@ HEALTH_CONTACTS: dict[str, Rule] = {
     "drug_attendances": OUTCOMES["drug_attendances"],
 }
 HEALTH_CONTACT = "health_contacts"
-PANEL_OUTCOMES = [*OUTCOMES, HEALTH_CONTACT]
+# PNC outcomes follow the proven-reoffending rules (ld_spark/justice.py), not a one-table rule:
+# proven offences (index offence left out) and police contacts (records that are not proven).
+JUSTICE_OUTCOMES = ["offences", "police_contacts"]
+SERIES_OUTCOMES = [*OUTCOMES, *JUSTICE_OUTCOMES]
+PANEL_OUTCOMES = [*SERIES_OUTCOMES, HEALTH_CONTACT]
 
 
 def rule_events(outcome: str, rule: Rule) -> Transform:

@@ -1,94 +1,232 @@
-"""The cohorts' offences with a disposal, and their court cases, placed around each index.
+"""Justice outcomes under the proven-reoffending rules of contract section 4.
 
-Both tables carry cohort, rel_month (of the offence date, the same clock as the offending series)
-and period (pre -12..-1, post 0..+11 by default), so the custody, sentence-length and court
-timeliness contrasts of contract section 4 are simple aggregates of them.
+- A **proven offence** ends in a conviction disposal (custodial or non-custodial code) dated no
+  later than `waiting_months` after the end of the period its offence falls in (pre: month -1,
+  post: month +11, any other month: itself). The same window in every cohort and period, so an
+  extract cut soon after the follow-up cannot favour one cell.
+- The **index offence** (the one the index date stands for) is not a re-offence; it sits in month
+  0 of its own cohort whatever its offence date says, for custody, sentence and court outcomes too.
+- A **police contact** is any other PNC record that is not a proven offence (no charge, no
+  conviction, or none within the waiting period).
+- **Court durations** stay with open cases: a case still open at the extract's end carries the
+  days to that end and `*_observed = false`, for the restricted-mean estimator.
+- **Time at risk**: days in custody (sentence date onward, custodial days x the share served) and
+  days after the extract's end are not months in which a person can offend.
+
+Every table keeps cohort, rel_month and period; no date leaves this module (days and months only).
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Callable
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from ld_spark.series import in_window, with_period, with_rel_month
+from ld_spark.series import in_window, month_number, with_period
 
 Transform = Callable[[DataFrame], DataFrame]
 
 CUSTODIAL = ("1002", "1024", "1081")                         # imprisonment, YOI, DTO
 NON_CUSTODIAL = ("1115", "1116", "1015", "1018", "1019")     # suspended, community, fine, discharges
+CONVICTION = CUSTODIAL + NON_CUSTODIAL
 # 2050 dismissed and 2063 withdrawn are disposals without a conviction.
 
 # No dates: the analysis layer keeps months relative to the index and intervals in days.
-OFFENCE_COLUMNS = ["person_key", "cohort", "in_outcomes", "rel_month", "period", "offence_category", "disposal_code",
+OFFENCE_COLUMNS = ["person_key", "cohort", "in_outcomes", "justice_followed", "rel_month", "period",
+                   "index_offence", "offence_category", "disposal_code", "proven", "police_contact",
                    "sentenced", "custodial", "custodial_days"]
-CASE_COLUMNS = ["person_key", "cohort", "in_outcomes", "rel_month", "period", "source_system", "case_outcome",
-                "completed", "duration_days", "hearings", "adjournments", "arrest_to_sentence_days"]
+CASE_COLUMNS = ["person_key", "cohort", "in_outcomes", "justice_followed", "rel_month", "period", "index_offence",
+                "source_system", "case_outcome", "completed", "duration_days", "duration_observed",
+                "hearings", "adjournments", "hearings_observed", "arrest_to_sentence_days", "sentence_observed"]
+INDEX_COLUMNS = ["person_key", "cohort", "index_date", "in_outcomes", "justice_followed"]
 
 
-def _around_index(cohorts: DataFrame, series: tuple[int, int], pre: tuple[int, int], post: tuple[int, int]) -> Transform:
-    """Rows with person_key and offence_date -> one row per cohort membership, within the series.
+def with_justice_follow_up(end: dt.date, post: tuple[int, int], waiting_months: int) -> Transform:
+    """Cohorts -> + justice_followed: the post period and its waiting period end by `end`.
 
-    cohorts: person_key, cohort, index_date, in_outcomes (one row per person and cohort).
+    The last day of month post[1] + waiting_months after the index month must not be after the
+    extract's end; people who fall short are reported and left out of the justice outcomes.
     """
-    index = F.broadcast(cohorts.select("person_key", "cohort", "index_date", "in_outcomes"))
+    def _(cohorts: DataFrame) -> DataFrame:
+        last = F.last_day(F.add_months(F.trunc("index_date", "month"), post[1] + waiting_months))
+        return cohorts.withColumn("justice_followed", last <= F.lit(end))
+    return _
+
+
+def index_offences(cohorts: DataFrame, tolerance_days: int) -> Transform:
+    """Linked PNC offences -> person_key, cohort, offence_id, offence_date, charge_date: each
+    cohort member's index offence (its dates find its court case).
+
+    The offence whose arrest (or, without one, offence) date is nearest the index date, at most
+    `tolerance_days` away; ties go to a charged offence, then the lowest offence_id. The
+    historic index is an arrest date, so its own offence is found at distance 0; the L&D index
+    offence date is the custody contact, usually the arrest day.
+    """
+    index = F.broadcast(cohorts.select("person_key", "cohort", "index_date"))
+
+    def _(offences: DataFrame) -> DataFrame:
+        when = F.coalesce("arrest_date", "offence_date")
+        near = (offences.join(index, on="person_key", how="inner")
+                .withColumn("_gap", F.abs(F.datediff(when, "index_date")))
+                .filter(F.col("_gap") <= tolerance_days))
+        order = Window.partitionBy("person_key", "cohort").orderBy(
+            "_gap", F.col("charge_date").isNull(), "offence_id")
+        return (near.withColumn("_n", F.row_number().over(order)).filter(F.col("_n") == 1)
+                .select("person_key", "cohort", "offence_id", "offence_date", "charge_date"))
+    return _
+
+
+def _placed(cohorts: DataFrame, index_ids: DataFrame, series: tuple[int, int], pre: tuple[int, int],
+            post: tuple[int, int], key: list[str], dated_by: str) -> Transform:
+    """Rows with `key` columns -> one row per cohort membership, rel_month (0 for the index
+    offence), period, index_offence; within the series months.
+
+    index_ids: person_key, cohort and the `key` columns (minus person_key) of each index offence.
+    """
+    index = F.broadcast(cohorts.select(*INDEX_COLUMNS))
+    flags = index_ids.select("person_key", "cohort", *[k for k in key if k != "person_key"]).distinct() \
+        .withColumn("index_offence", F.lit(True))
 
     def _(df: DataFrame) -> DataFrame:
-        # A person in both cohorts has each offence placed against each index, on purpose.
-        return (df.join(index, on="person_key", how="inner")
-                .transform(with_rel_month("index_date", "offence_date"))
+        # A person in both cohorts has each record placed against each index, on purpose.
+        joined = (df.join(index, on="person_key", how="inner")
+                  .join(flags, on=["cohort", *key], how="left")
+                  .withColumn("index_offence", F.coalesce("index_offence", F.lit(False))))
+        rel = month_number(dated_by) - month_number("index_date")
+        return (joined.withColumn("rel_month", F.when(F.col("index_offence"), F.lit(0)).otherwise(rel))
                 .transform(in_window(*series))
                 .transform(with_period(pre, post)))
     return _
 
 
-def cohort_offences(cohorts: DataFrame, series: tuple[int, int], pre: tuple[int, int],
-                    post: tuple[int, int]) -> Transform:
-    """Linked PNC offences (person_key + bronze columns) -> the cohorts' offences with a disposal."""
+def cohort_offences(cohorts: DataFrame, index_ids: DataFrame, series: tuple[int, int], pre: tuple[int, int],
+                    post: tuple[int, int], waiting_months: int) -> Transform:
+    """Linked PNC offences (person_key + bronze columns) -> every PNC record of the cohorts,
+    classified: index offence, proven offence, police contact, sentence (OFFENCE_COLUMNS).
+
+    cohorts: INDEX_COLUMNS; index_ids: index_offences().
+    """
     def _(offences: DataFrame) -> DataFrame:
         code = F.col("disposal_code")
-        custodial = code.isin(*CUSTODIAL)
-        return (offences.filter(code.isNotNull() & F.col("offence_date").isNotNull())
-                .transform(_around_index(cohorts, series, pre, post))
-                .withColumn("sentenced", custodial | code.isin(*NON_CUSTODIAL))
+        rel = F.col("rel_month")
+        period_end = F.when(rel.between(*pre), F.lit(pre[1])).when(rel.between(*post), F.lit(post[1])).otherwise(rel)
+        placed = (offences.filter(F.coalesce("offence_date", "arrest_date").isNotNull())
+                  .withColumn("_dated", F.coalesce("offence_date", "arrest_date"))
+                  .transform(_placed(cohorts, index_ids, series, pre, post, ["person_key", "offence_id"], "_dated"))
+                  .withColumn("_period_end", period_end + waiting_months))
+        deadline = F.last_day(F.expr("add_months(trunc(index_date, 'month'), _period_end)"))
+        proven = code.isin(*CONVICTION) & F.coalesce(F.col("disposal_date") <= deadline, F.lit(False))
+        custodial = proven & code.isin(*CUSTODIAL)
+        return (placed.withColumn("proven", proven)
+                .withColumn("police_contact", ~F.col("index_offence") & ~F.col("proven"))
+                .withColumn("sentenced", F.col("proven"))
                 .withColumn("custodial", custodial)
                 .withColumn("custodial_days", F.when(custodial, F.col("custodial_days")))
                 .select(*OFFENCE_COLUMNS))
     return _
 
 
-def hearing_counts(hearings: DataFrame) -> DataFrame:
-    """Bronze hearings -> case_id, hearings, adjournments."""
-    return hearings.groupBy("case_id").agg(
+def offence_events(offences: DataFrame) -> DataFrame:
+    """cohort_offences() -> person_key, cohort, outcome, rel_month for the panel:
+    `offences` (proven, index offence left out) and `police_contacts`."""
+    proven = offences.filter(F.col("proven") & ~F.col("index_offence")).select(
+        "person_key", "cohort", F.lit("offences").alias("outcome"), "rel_month")
+    contacts = offences.filter("police_contact").select(
+        "person_key", "cohort", F.lit("police_contacts").alias("outcome"), "rel_month")
+    return proven.unionByName(contacts)
+
+
+def months_at_risk(cohorts: DataFrame, end: dt.date, share_served: float, series: tuple[int, int]) -> Transform:
+    """Linked PNC offences -> person_key, cohort, rel_month, at_risk for every month of the series.
+
+    at_risk is the share of the month's days a person could offend: days in custody (from the
+    disposal date, custodial_days x share_served, for custodial disposals) and days after the
+    extract's end come off. Overlapping sentences are counted once.
+    """
+    def _(offences: DataFrame) -> DataFrame:
+        spark = offences.sparkSession
+        months = spark.range(series[0], series[1] + 1).select(F.col("id").cast("int").alias("rel_month"))
+        grid = (cohorts.select("person_key", "cohort", "index_date").crossJoin(F.broadcast(months))
+                .withColumn("_start", F.expr("add_months(trunc(index_date, 'month'), rel_month)"))
+                .withColumn("_next", F.add_months("_start", 1))
+                .withColumn("_days", F.datediff("_next", "_start")))
+        stays = (offences.filter(F.col("disposal_code").isin(*CUSTODIAL) & F.col("disposal_date").isNotNull()
+                                 & (F.col("custodial_days") > 0))
+                 .select("person_key", F.col("disposal_date").alias("_from"),
+                         F.date_add("disposal_date", F.ceil(F.col("custodial_days") * share_served).cast("int"))
+                         .alias("_to")))
+        # Each day of a month is either in custody or not: expand stays to the days of the
+        # months they touch, so that overlapping sentences cannot take a day off twice.
+        days = (grid.join(stays, on="person_key", how="inner")
+                .filter((F.col("_from") < F.col("_next")) & (F.col("_to") > F.col("_start")))
+                .withColumn("_day", F.explode(F.sequence(F.greatest("_from", "_start"),
+                                                         F.date_sub(F.least("_to", "_next"), 1))))
+                .select("person_key", "cohort", "rel_month", "_day").distinct()
+                .filter(F.col("_day") <= F.lit(end))
+                .groupBy("person_key", "cohort", "rel_month").agg(F.count("*").alias("_custody")))
+        after_end = F.greatest(F.lit(0), F.datediff("_next", F.greatest("_start", F.date_add(F.lit(end), 1))))
+        return (grid.join(days, on=["person_key", "cohort", "rel_month"], how="left")
+                .withColumn("_away", F.least("_days", F.coalesce("_custody", F.lit(0)) + after_end))
+                .select("person_key", "cohort", "rel_month",
+                        ((F.col("_days") - F.col("_away")) / F.col("_days")).alias("at_risk")))
+    return _
+
+
+def hearing_counts(hearings: DataFrame, cases: DataFrame, horizon_days: int) -> DataFrame:
+    """Bronze hearings + cases -> case_id, hearings, adjournments within horizon_days of the
+    case's first hearing (so a long case and a case cut by the extract count the same span)."""
+    first = cases.select("case_id", "first_hearing_date")
+    within = (hearings.join(first, on="case_id", how="inner")
+              .filter(F.col("hearing_date").isNull()
+                      | (F.col("hearing_date") <= F.date_add("first_hearing_date", horizon_days))))
+    return within.groupBy("case_id").agg(
         F.count("*").alias("hearings"),
         F.sum(F.when(F.col("adjourned"), 1).otherwise(0)).alias("adjournments"))
 
 
 def arrest_dates(offences: DataFrame) -> DataFrame:
-    """Linked PNC offences -> person_key, offence_date, charge_date, arrest_date (one row per key).
+    """Linked PNC offences -> person_key, offence_date, charge_date, arrest_date, offence_id
+    (one row per person and dates).
 
     A court case names its offence and charge dates but not the arrest; the PNC offence with the
     same person and dates gives it (the earliest arrest if two offences share the dates).
     """
+    order = Window.partitionBy("person_key", "offence_date", "charge_date").orderBy("arrest_date", "offence_id")
     return (offences.filter(F.col("offence_date").isNotNull() & F.col("charge_date").isNotNull())
-            .groupBy("person_key", "offence_date", "charge_date").agg(F.min("arrest_date").alias("arrest_date")))
+            .withColumn("_n", F.row_number().over(order)).filter(F.col("_n") == 1)
+            .select("person_key", "offence_date", "charge_date", "arrest_date", "offence_id"))
 
 
-def cohort_cases(cohorts: DataFrame, hearings: DataFrame, arrests: DataFrame, series: tuple[int, int],
-                 pre: tuple[int, int], post: tuple[int, int]) -> Transform:
+def cohort_cases(cohorts: DataFrame, index_ids: DataFrame, hearings: DataFrame, arrests: DataFrame, end: dt.date,
+                 series: tuple[int, int], pre: tuple[int, int], post: tuple[int, int],
+                 horizon_days: int) -> Transform:
     """Linked HMCTS cases (person_key + bronze columns) -> the cohorts' cases with their timeliness.
 
     hearings: hearing_counts(); arrests: arrest_dates(); both unique on their join keys.
+    A case is its PNC offence's (same person, offence and charge dates): the case with the index
+    offence's dates sits in month 0. Open cases keep the days to the extract's end, marked not observed.
     """
     def _(cases: DataFrame) -> DataFrame:
+        open_ = F.col("completion_date").isNull()
+        days_to_end = F.datediff(F.lit(end), "first_hearing_date")
+        sentenced = F.col("sentence_date").isNotNull()
         return (cases.filter(F.col("offence_date").isNotNull())
                 .join(hearings, on="case_id", how="left")
                 .join(arrests, on=["person_key", "offence_date", "charge_date"], how="left")
-                .transform(_around_index(cohorts, series, pre, post))
-                .withColumn("completed", F.col("completion_date").isNotNull())
-                .withColumn("duration_days", F.datediff("completion_date", "first_hearing_date"))
+                .transform(_placed(cohorts, index_ids, series, pre, post,
+                                   ["person_key", "offence_date", "charge_date"], "offence_date"))
+                .withColumn("completed", ~open_)
+                .withColumn("duration_days", F.when(open_, days_to_end)
+                            .otherwise(F.datediff("completion_date", "first_hearing_date")))
+                .withColumn("duration_observed", ~open_)
+                .withColumn("hearings_observed", F.date_add("first_hearing_date", horizon_days) <= F.lit(end))
                 .withColumn("hearings", F.coalesce("hearings", F.lit(0)))
                 .withColumn("adjournments", F.coalesce("adjournments", F.lit(0)))
-                .withColumn("arrest_to_sentence_days", F.datediff("sentence_date", "arrest_date"))
+                # Sentenced: observed. Open: censored at the end. Completed without a sentence: none.
+                .withColumn("arrest_to_sentence_days",
+                            F.when(sentenced, F.datediff("sentence_date", "arrest_date"))
+                            .when(open_, F.datediff(F.lit(end), "arrest_date")))
+                .withColumn("sentence_observed", sentenced)
                 .select(*CASE_COLUMNS))
     return _

@@ -163,13 +163,34 @@ def linkage_quality_rows(spark: SparkSession, out: Path, quality: list[dict] | N
     return out
 
 
+# The dense date of each source that says how far it reaches (L&D referrals only cover their
+# own windows, so they do not say where the follow-up ends).
+EXTRACT_DATES = {
+    "hes_ae": "ARRIVALDATE",
+    "mhsds/mhs201_care_contact": "CareContDate",
+    "iapt/ids201_care_contact": "CareContDate",
+    "ndtms/episodes": "REFLD",
+    "pnc/offences": "arrest_date",
+    "hmcts/hearings": "hearing_date",
+}
+
+
 def follow_up_end(spark: SparkSession, analysis: AnalysisConf, out: Path) -> dt.date:
-    """The last day the extracts cover: from conf, else the latest A&E arrival not after today."""
+    """The extract's end: from conf, else the latest date every source covers.
+
+    Each source's latest date (none after today: a mistyped future date says nothing), then the
+    earliest of those, so no source's follow-up is counted past the day it was cut. A source
+    with no dated rows does not vote.
+    """
     if analysis.follow_up_end:
         return dt.date.fromisoformat(analysis.follow_up_end)
-    hes = io.read_delta(spark, linkage_path(out, "bronze", "hes_ae"))
-    latest = hes.filter(F.col("ARRIVALDATE") <= F.current_date()).agg(F.max("ARRIVALDATE")).first()[0]
-    return latest or dt.date.today()
+    latest = []
+    for table, column in EXTRACT_DATES.items():
+        df = io.read_delta(spark, linkage_path(out, "bronze", table))
+        value = df.filter(F.col(column) <= F.current_date()).agg(F.max(column)).first()[0]
+        if value is not None:
+            latest.append(value)
+    return min(latest) if latest else dt.date.today()
 
 
 def run_series(spark: SparkSession, config: Config, out: Path, publisher: Publisher) -> dict:
@@ -197,26 +218,36 @@ def run_series(spark: SparkSession, config: Config, out: Path, publisher: Publis
                 .transform(events.with_person("pnc/offences", record_person, evaluation))
                 .persist(StorageLevel.MEMORY_AND_DISK))
     historic = evaluation.transform(cohorts.historic_control(historic_window, offences))
-    both = written(cohorts.cohorts(evaluation, historic, a.declined_in_outcomes), "cohort_index", layer="linkage")
+    both = written(cohorts.cohorts(evaluation, historic, a.declined_in_outcomes)
+                   .transform(justice.with_justice_follow_up(end, a.post_months, a.waiting_months)),
+                   "cohort_index", layer="linkage")
     written(both.transform(cohorts.dates_as_months), "cohorts")
 
-    dated = events.cohort_events(bronze_table, record_person, both)
-    monthly = written(dated.transform(series.monthly_events(both, *a.series_months)), "events")
-    index = both.select("person_key", "cohort", "in_outcomes")
-    panel = written(series.month_panel(index, monthly, events.PANEL_OUTCOMES, *a.series_months)
-                    .transform(series.with_period(a.pre_months, a.post_months)), "panel")
-
-    written(offences.transform(justice.cohort_offences(both, a.series_months, a.pre_months, a.post_months)),
-            "offences")
+    # Justice: every PNC record of the cohorts classified under the proven-reoffending rules.
+    index_ids = offences.transform(justice.index_offences(both, a.index_offence_tolerance_days)).persist()
+    classified = written(offences.transform(justice.cohort_offences(
+        both, index_ids, a.series_months, a.pre_months, a.post_months, a.waiting_months)), "offences")
     cases = (bronze_table("hmcts/cases").withColumn("record_key", F.col("case_id"))
              .transform(events.with_person("hmcts/cases", record_person, both)))
-    hearings = justice.hearing_counts(bronze_table("hmcts/hearings"))
-    written(cases.transform(justice.cohort_cases(both, hearings, justice.arrest_dates(offences),
-                                                 a.series_months, a.pre_months, a.post_months)), "court_cases")
+    hearings = justice.hearing_counts(bronze_table("hmcts/hearings"), cases, a.restricted_mean_days)
+    written(cases.transform(justice.cohort_cases(both, index_ids, hearings, justice.arrest_dates(offences), end,
+                                                 a.series_months, a.pre_months, a.post_months,
+                                                 a.restricted_mean_days)), "court_cases")
+    at_risk = offences.transform(justice.months_at_risk(both, end, config.economics.share_of_sentence_served,
+                                                        a.series_months))
+
+    dated = events.cohort_events(bronze_table, record_person, both)
+    monthly = written(dated.transform(series.monthly_events(both, *a.series_months))
+                      .unionByName(justice.offence_events(classified)), "events")
+    index = both.select("person_key", "cohort", "in_outcomes", "justice_followed")
+    panel = written(series.month_panel(index, monthly, events.PANEL_OUTCOMES, *a.series_months)
+                    .join(at_risk, on=["person_key", "cohort", "rel_month"], how="left")
+                    .transform(series.with_period(a.pre_months, a.post_months)), "panel")
+    index_ids.unpersist()
     offences.unpersist()
 
     rates = [r.asDict() for r in panel.filter("in_outcomes")
-             .transform(series.monthly_rates(list(events.OUTCOMES))).collect()]
+             .transform(series.monthly_rates(events.SERIES_OUTCOMES)).collect()]
     rates.sort(key=lambda r: (r["outcome"], r["cohort"], r["rel_month"]))
     released = publisher.table("figure1.csv", ["cohort", "rel_month", "outcome", "persons", "events", "rate"], rates)
     report.figure1(released, publisher.path("figure1.png"))
@@ -224,7 +255,7 @@ def run_series(spark: SparkSession, config: Config, out: Path, publisher: Publis
     referred = written(referrals.transform(cohorts.referred_in_window(window)).transform(cohorts.dates_as_months),
                        "referred")
     estimates = descriptives.descriptive_estimates(both, referred, panel, a.prior_contact_months)
-    publisher.estimates("descriptives.csv", estimates)
+    described = publisher.estimates("descriptives.csv", estimates)
     profile = descriptives.vulnerability_profile(descriptives.vulnerability_counts(referred))
     publisher.table("vulnerability_profile.csv", ["vulnerability", "people", "referred", "pct"], profile)
 
@@ -235,7 +266,9 @@ def run_series(spark: SparkSession, config: Config, out: Path, publisher: Publis
     declining = publisher.table("declined_by_vulnerability.csv",
                                 ["vulnerability", "people", "declined", "people_without", "declined_without"], declining)
     report.declined_chart(declining, publisher.path("declined_by_vulnerability.png"))
-    return {"follow_up_end": end, "estimates": estimates}
+    not_followed = {r["estimand"]: r["estimate"] for r in described
+                    if r["estimand"].startswith("n_justice_not_followed_")}
+    return {"follow_up_end": end, "estimates": estimates, "not_followed": not_followed}
 
 
 def run_effects(spark: SparkSession, config: Config, out: Path, publisher: Publisher, described: list[dict]) -> list[dict]:
@@ -244,10 +277,10 @@ def run_effects(spark: SparkSession, config: Config, out: Path, publisher: Publi
     Returns the released rows."""
     a = config.analysis
     panel = io.read_delta(spark, analysis_path(out, "panel"))
-    sums = panel.transform(effects.person_period_sums(list(effects.COUNT_ESTIMANDS.values()))).toPandas()
+    sums = panel.transform(effects.person_period_sums(effects.PANEL_SUMS)).toPandas()
     offences, cases = effects.justice_frames(io.read_delta(spark, analysis_path(out, "offences")),
                                              io.read_delta(spark, analysis_path(out, "court_cases")))
-    fitted = [*effects.count_estimates(sums), *effects.justice_estimates(offences, cases)]
+    fitted = [*effects.count_estimates(sums), *effects.justice_estimates(offences, cases, a.restricted_mean_days)]
     custody_or = next(e for e in fitted if e.estimand == "custody_or")
     inputs = effects.custody_inputs(offences, sums, custody_or)
     if inputs is not None:
@@ -329,6 +362,14 @@ def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts:
         analysed = run_series(spark, config, out_path, publisher)
         mlflow.log_metric("stage_seconds.series", time.time() - started)
         mlflow.log_param("analysis.follow_up_end_used", analysed["follow_up_end"].isoformat())
+        for name, value in analysed["not_followed"].items():
+            if value is not None:
+                mlflow.log_metric(name, float(value))
+        # Released (rounded) counts only: these are people.
+        print(f"extract end {analysed['follow_up_end'].isoformat()}: left out of the justice outcomes "
+              f"(follow-up + waiting period past the end): "
+              + ", ".join(f"{k.rsplit('_', 1)[1]} {v if v is not None else 'suppressed'}"
+                          for k, v in analysed["not_followed"].items()))
         started = time.time()
         estimated = run_effects(spark, config, out_path, publisher, analysed["estimates"])
         mlflow.log_metric("stage_seconds.effects", time.time() - started)

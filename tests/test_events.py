@@ -16,7 +16,8 @@ MHS401 = "MHActLegalStatusClassPeriodId string, LegalStatusCode string, StartDat
 def _bronze(spark):
     """Tiny bronze tables: rows chosen to sit each side of every outcome rule."""
     tables = {
-        "hes_ae": spark.createDataFrame([("A1", D(2017, 1, 5)), ("A2", None)], "AEKEY string, ARRIVALDATE date"),
+        "hes_ae": spark.createDataFrame([("A1", D(2017, 1, 5)), ("A2", None), ("A3", D(2017, 1, 6))],
+                                         "AEKEY string, ARRIVALDATE date"),
         "mhsds/mhs101_referral": spark.createDataFrame([
             ("R1", "L1", "P1", D(2017, 1, 1), "E5", "C01"),
             ("R2", "L1", "P1", D(2017, 2, 1), "E5", "D02"),      # the L&D team itself
@@ -36,21 +37,18 @@ def _bronze(spark):
                                                           "CareContactId string, CareContDate date, AttendOrDNACode string"),
         "ndtms/episodes": spark.createDataFrame([("E1", D(2017, 1, 12))], "EPISODID string, REFLD date"),
         "ndtms/modalities": spark.createDataFrame([("O1", D(2017, 1, 13)), ("O2", None)], "MODID string, MODST date"),
-        "pnc/offences": spark.createDataFrame([("F1", D(2017, 1, 14)), ("F2", D(2017, 1, 15))],
-                                              "offence_id string, offence_date date"),
     }
     return tables.__getitem__
 
 
 def _record_person(spark):
-    rows = [("hes_ae", "A1", "p1"), ("hes_ae", "A2", "p1"),
+    rows = [("hes_ae", "A1", "p1"), ("hes_ae", "A2", "p1"), ("hes_ae", "A3", "p2"),     # A3: someone else
             *[("mhsds.mhs101_referral", k, "p1") for k in ("R1", "R2", "R3")],
             *[("mhsds.mhs201_care_contact", k, "p1") for k in ("C1", "C2", "C3", "C4")],
             *[("mhsds.mhs401_mha_period", k, "p1") for k in ("M1", "M2", "M3")],
             ("iapt.ids101_referral", "I1", "p1"), ("iapt.ids201_care_contact", "J1", "p1"),
             ("iapt.ids201_care_contact", "J2", "p1"), ("ndtms.episodes", "E1", "p1"),
-            ("ndtms.modalities", "O1", "p1"), ("ndtms.modalities", "O2", "p1"),
-            ("pnc.offences", "F1", "p1"), ("pnc.offences", "F2", "p2")]     # F2: someone else
+            ("ndtms.modalities", "O1", "p1"), ("ndtms.modalities", "O2", "p1")]
     return spark.createDataFrame(rows, "source_table string, record_key string, person_key string")
 
 
@@ -80,7 +78,7 @@ def test_only_attended_face_to_face_contacts_and_detentions_count(spark):
 
 
 def test_other_peoples_events_are_left_out(spark):
-    assert _counts(spark)["offences"] == 1             # F2 belongs to p2, who is not in the cohorts
+    assert _counts(spark)["ae_attendances"] == 1       # A3 belongs to p2, who is not in the cohorts
 
 
 def test_every_dated_health_record_is_a_prior_contact_whatever_its_kind(spark):

@@ -152,7 +152,10 @@ def planted_values(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float
         "iapt_attendance_rr": planted_rate_ratio("iapt_contact", cfg),
         "drug_referral_rr": planted_rate_ratio("drug_referral", cfg),
         "drug_attendance_rr": planted_rate_ratio("drug_start", cfg),
+        # Proven offences and the other PNC records (police contacts) share the one offence
+        # process and its effect here; the index offences are separate records, left out of both.
         "offending_rr": planted_rate_ratio("offence", cfg),
+        "police_contact_rr": planted_rate_ratio("offence", cfg),
         "custody_or": cfg.custody_or,
         "sentence_length_ratio": cfg.sentence_length_ratio,
         "court_duration_days_diff": cfg.court_duration_diff_days,
