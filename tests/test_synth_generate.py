@@ -340,3 +340,24 @@ def test_each_kind_of_dirt_is_present_at_about_its_rate(raw, truth, identity, co
     assert near(duplicates, dirt.duplicate_row, 0.4), duplicates
     two_pnc = pnc.groupby("person_id")["pnc_id"].nunique()
     assert 0.005 < (two_pnc > 1).mean() < 0.05
+
+
+def test_planted_court_times_are_restricted_means_of_the_generators_own_court_process(config):
+    from ld_spark.synth.tables_justice import planted_restricted_means
+
+    cfg = config.generator
+    # Far below the cap, the restricted-mean difference is the planted shift itself.
+    short = cfg.model_copy(update={"court_duration_mean_days": {"magistrates": 20.0, "crown": 30.0}})
+    got = planted_restricted_means(short, 365, draws=200_000)
+    assert got["court_duration_days_diff"] == pytest.approx(cfg.court_duration_diff_days, abs=0.01)
+    # No shift, no difference (the same cases are drawn both ways).
+    none = cfg.model_copy(update={"court_duration_diff_days": 0.0})
+    assert planted_restricted_means(none, 365, draws=200_000) == {"court_duration_days_diff": 0,
+                                                                  "arrest_to_sentence_days_diff": 0}
+    # Long Crown cases: a case still past the cap after the shift does not move. Crown share
+    # 0.05 + 0.4 x 0.3; P(8 + Gamma(2, 196) > 372) = exp(-x)(1 + x), x = 364/196.
+    long = cfg.model_copy(update={"court_duration_mean_days": {"magistrates": 45.0, "crown": 400.0}})
+    shrunk = planted_restricted_means(long, 365, draws=400_000)["court_duration_days_diff"]
+    x = 364 / 196
+    expected = cfg.court_duration_diff_days * (1 - 0.17 * np.exp(-x) * (1 + x))
+    assert shrunk == pytest.approx(expected, abs=0.08)

@@ -27,6 +27,7 @@ from ld_spark.synth.persons import COHORT, HEALTH_PROCESSES, block_rng, make_per
 TRUTH_TABLE = "_truth/record_person"
 IDENTITY_TABLE = "_truth/person_identity"
 SUMMARY_TABLE = "_summary"
+RESTRICTED_MEAN_DAYS = 365   # contract section 4: court durations are restricted means to 365 days
 IDENTITY_COLUMNS = ["person_id", "forename", "surname", "date_of_birth", "sex", "nhs_number", "pnc_id",
                     "pnc_id2", "postcode", "postcode2"]
 SUMMARY_COLUMNS = ["n_evaluation", "n_historic", "p_no_prior_contact"]
@@ -158,12 +159,11 @@ def planted_values(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float
         "police_contact_rr": planted_rate_ratio("offence", cfg),
         "custody_or": cfg.custody_or,
         "sentence_length_ratio": cfg.sentence_length_ratio,
-        "court_duration_days_diff": cfg.court_duration_diff_days,
+        # Restricted means to 365 days (contract section 4), by simulation of the court process.
+        **tables_justice.planted_restricted_means(cfg, RESTRICTED_MEAN_DAYS),
         # Hearings per case = 2 + Poisson(extra): first, middle ones, final; adjourned = non-final.
         "hearings_per_case_rr": (2 + cfg.hearings_rr * mean_extra) / (2 + mean_extra),
         "adjournments_rr": (1 + cfg.hearings_rr * mean_extra) / (1 + mean_extra),
-        # Only the court stage moves: arrest -> charge -> first hearing lags are unchanged.
-        "arrest_to_sentence_days_diff": cfg.court_duration_diff_days,
     }
 
 

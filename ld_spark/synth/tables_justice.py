@@ -83,9 +83,7 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
 
     # Court: first hearing, duration (planted shift in the evaluation cohort's post period).
     first_hearing = off["charge_day"].to_numpy() + 1 + rng.poisson(cfg.first_hearing_lag_mean - 1, size=n)
-    mean_days = np.where(crown, cfg.court_duration_mean_days["crown"], cfg.court_duration_mean_days["magistrates"])
-    extra = rng.gamma(2.0, (mean_days - cfg.court_duration_min_days) / 2.0)
-    duration = np.round(cfg.court_duration_min_days + extra + np.where(treated, cfg.court_duration_diff_days, 0.0)).astype("int64")
+    duration = court_duration(rng, crown, treated, cfg)
     completion = first_hearing + duration
     completed = charged & (completion <= end_day)
 
@@ -188,6 +186,37 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
     tables = {"pnc/offences": pnc_table, "hmcts/cases": cases, "hmcts/hearings": hearings}
     tables = {k: recorded.duplicate_rows(rng, v, dirt.duplicate_row) for k, v in tables.items()}
     return tables, truth
+
+
+def court_duration(rng: np.random.Generator, crown: np.ndarray, treated: np.ndarray, cfg: GeneratorConf) -> np.ndarray:
+    """Days from first hearing to completion: a floor plus a gamma(2) by court, shifted when treated."""
+    mean_days = np.where(crown, cfg.court_duration_mean_days["crown"], cfg.court_duration_mean_days["magistrates"])
+    extra = rng.gamma(2.0, (mean_days - cfg.court_duration_min_days) / 2.0)
+    return np.round(cfg.court_duration_min_days + extra + np.where(treated, cfg.court_duration_diff_days, 0.0)).astype("int64")
+
+
+def planted_restricted_means(cfg: GeneratorConf, tau: int, draws: int = 2_000_000, seed: int = 20170101) -> dict[str, float]:
+    """The planted court-time effects as the contract measures them: differences in the mean of
+    min(days, tau), treated minus untreated, by simulation of the generator's own court process
+    with common random numbers (the same cases, once with and once without the planted shift).
+
+    Which cases are charged, convicted or still open does not depend on their duration here, so
+    the restricted mean of every case is what the estimator targets.
+    """
+    rng = np.random.default_rng(seed)
+    category = CATEGORIES[rng.choice(4, size=draws, p=CATEGORY_WEIGHTS)]
+    crown = (category == "CI") | ((category == "CE") & (rng.random(draws) < CROWN_SHARE_EITHER_WAY))
+    # Arrest -> charge -> first hearing, as build_justice draws them.
+    lead = (rng.integers(0, cfg.charge_lag_days_max + 1, size=draws) + 1
+            + rng.poisson(cfg.first_hearing_lag_mean - 1, size=draws))
+    untreated = court_duration(np.random.default_rng(seed + 1), crown, np.zeros(draws, bool), cfg)
+    treated = court_duration(np.random.default_rng(seed + 1), crown, np.ones(draws, bool), cfg)
+
+    def rm(days: np.ndarray) -> float:
+        return float(np.minimum(days, tau).mean())
+
+    return {"court_duration_days_diff": rm(treated) - rm(untreated),
+            "arrest_to_sentence_days_diff": rm(lead + treated) - rm(lead + untreated)}
 
 
 def crown_share() -> float:
