@@ -18,6 +18,10 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="raw root to write")
     gen.add_argument("--partitions", type=int, default=None, help="Spark partitions (rows do not depend on it)")
     gen.add_argument("--conf", action="append", default=[], help="config overlay (name or path); repeatable")
+    gen.add_argument("--shape", choices=["plain", "realistic"], default="plain",
+                     help="plain: the original synthetic shape; realistic: cut-off extract with open cases, "
+                          "historic index offences before their arrest, long custodial Crown cases, "
+                          "uncharged police contacts, custody taking people out (conf/shape_realistic.yaml)")
 
     run = sub.add_parser("run", help="every stage, raw extracts to results")
     run.add_argument("--raw", required=True, help="raw root in the contract layout")
@@ -34,7 +38,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ld_spark import session
     from ld_spark.synth.generate import generate
 
-    cfg = _load_config(args.conf)
+    overlays = args.conf or ["local"]
+    cfg = _load_config(overlays + (["shape_realistic"] if args.shape == "realistic" else []))
     spark = session.build(cfg)
     started = time.time()
     counts = generate(spark, cfg.generator, seed=args.seed, scale=args.scale, out=args.out,

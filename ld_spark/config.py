@@ -118,6 +118,7 @@ class DirtConf(_Strict):
 
 
 class GeneratorConf(_Strict):
+    shape: str          # plain | realistic (conf/shape_realistic.yaml): recorded with the extract
     block_size: int
     population_per_scale: int
     extract_start: str
@@ -143,6 +144,7 @@ class GeneratorConf(_Strict):
     conviction_rate: float
     custody_rate: float
     custody_or: float
+    custody_crown_log_odds: float          # Crown Court disposals: more often custodial (any cohort)
     sentence_median_days: float
     sentence_sigma: float
     sentence_length_ratio: float
@@ -151,6 +153,9 @@ class GeneratorConf(_Strict):
     court_duration_min_days: float
     court_duration_mean_days: dict[str, float]
     court_duration_diff_days: float
+    historic_index_offence_lead_days_max: int   # historic index offence up to this many days before its arrest
+    custody_removes_offending: bool             # no offence is committed while serving a custodial sentence
+    custody_share_served: float
     hearings_mean_extra: dict[str, float]
     hearings_rr: float
     adjourn_rate: float

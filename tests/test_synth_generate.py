@@ -361,3 +361,38 @@ def test_planted_court_times_are_restricted_means_of_the_generators_own_court_pr
     x = 364 / 196
     expected = cfg.court_duration_diff_days * (1 - 0.17 * np.exp(-x) * (1 + x))
     assert shrunk == pytest.approx(expected, abs=0.08)
+
+
+def test_no_record_is_generated_while_its_person_serves_a_custodial_sentence():
+    from ld_spark.synth.tables_justice import outside_custody
+
+    # Person 0: sentenced on day 100 to 60 days (30 served: days 100..129). Person 1: free.
+    person = np.array([0, 0, 0, 0, 0, 1, 0])
+    day = np.array([90, 100, 129, 130, 110, 110, 120])
+    kind = np.array(["background"] * 6 + ["ld_index"], dtype=object)
+    sentence = np.array([100, -1, -1, -1, 115, -1, -1])
+    days = np.array([60, 0, 0, 0, 400, 0, 0])
+    # Record 4 (day 110) is inside record 0's stay, so its own 200-day stay never happens and
+    # does not remove record 3 (day 130); the index offence (day 120) is kept whatever.
+    keep = outside_custody(person, day, kind, sentence, days, 0.5)
+    assert keep.tolist() == [True, False, False, True, False, True, True]
+
+
+def test_planted_justice_ratios_follow_the_rules_and_reduce_to_the_planted_effects(config):
+    from ld_spark.synth.tables_justice import planted_justice
+
+    cfg = config.generator
+    offence = cfg.processes["offence"].model_copy(update={"effect": 0.8, "effect_months": 12})
+    still = cfg.model_copy(update={"court_duration_diff_days": 0.0, "processes": {**cfg.processes, "offence": offence}})
+    got = planted_justice(still, 6, draws=100_000)
+    # Courts no faster: the proven share is alike, so the rules leave the planted effect.
+    assert got["offending_rr"] == pytest.approx(0.8)
+    assert got["police_contact_rr"] == pytest.approx(0.8)
+    # Custody not depending on the court: the marginal odds ratio is the planted one.
+    assert got["custody_or"] == pytest.approx(cfg.custody_or)
+    # Crown cases more often custodial: the marginal odds ratio moves towards 1 (non-collapsible).
+    crown = still.model_copy(update={"custody_crown_log_odds": 1.5})
+    assert cfg.custody_or < planted_justice(crown, 6, draws=100_000)["custody_or"] < 1
+    # A faster court gets more offences proven within the wait in the treated cell only.
+    assert planted_justice(cfg.model_copy(update={"court_duration_diff_days": -30.0}), 6,
+                           draws=100_000)["offending_rr"] > 1.0

@@ -28,6 +28,7 @@ TRUTH_TABLE = "_truth/record_person"
 IDENTITY_TABLE = "_truth/person_identity"
 SUMMARY_TABLE = "_summary"
 RESTRICTED_MEAN_DAYS = 365   # contract section 4: court durations are restricted means to 365 days
+WAITING_MONTHS = 6           # contract section 4: the proven-reoffending waiting period
 IDENTITY_COLUMNS = ["person_id", "forename", "surname", "date_of_birth", "sex", "nhs_number", "pnc_id",
                     "pnc_id2", "postcode", "postcode2"]
 SUMMARY_COLUMNS = ["n_evaluation", "n_historic", "p_no_prior_contact"]
@@ -153,11 +154,8 @@ def planted_values(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float
         "iapt_attendance_rr": planted_rate_ratio("iapt_contact", cfg),
         "drug_referral_rr": planted_rate_ratio("drug_referral", cfg),
         "drug_attendance_rr": planted_rate_ratio("drug_start", cfg),
-        # Proven offences and the other PNC records (police contacts) share the one offence
-        # process and its effect here; the index offences are separate records, left out of both.
-        "offending_rr": planted_rate_ratio("offence", cfg),
-        "police_contact_rr": planted_rate_ratio("offence", cfg),
-        "custody_or": cfg.custody_or,
+        # Under the proven-reoffending rules (contract section 4), by simulation.
+        **tables_justice.planted_justice(cfg, WAITING_MONTHS),
         "sentence_length_ratio": cfg.sentence_length_ratio,
         # Restricted means to 365 days (contract section 4), by simulation of the court process.
         **tables_justice.planted_restricted_means(cfg, RESTRICTED_MEAN_DAYS),

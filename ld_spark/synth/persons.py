@@ -23,7 +23,7 @@ def process_source(process: str) -> str:
     """The source table family a monthly process belongs to."""
     return {"ae": "ae", "mh_referral": "mh", "mh_contact": "mh", "mha_detention": "mh",
             "iapt_referral": "iapt", "iapt_contact": "iapt", "drug_referral": "drug",
-            "drug_start": "drug", "offence": "offence"}[process]
+            "drug_start": "drug", "offence": "offence", "police_contact": "offence"}[process]
 
 
 HEALTH_PROCESSES = (

@@ -38,6 +38,11 @@ def offences(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generator
     """Every offence with its person row, dates, charge and court route (clean, person-level)."""
     bg = draw_events(persons, "offence", cfg, rng)
     bg = pd.DataFrame({"row": bg["row"].to_numpy(), "offence_day": bg["day"].to_numpy(), "kind": "background"})
+    if "police_contact" in cfg.processes:
+        # PNC records that never become offences (no charge), with their own monthly process.
+        pc = draw_events(persons, "police_contact", cfg, rng)
+        bg = pd.concat([bg, pd.DataFrame({"row": pc["row"].to_numpy(), "offence_day": pc["day"].to_numpy(),
+                                          "kind": "contact"})], ignore_index=True)
     # The arrest that led to the L&D referral, and the historic control's FY 2013/14 offence.
     ld_rows = np.nonzero(~np.isnan(persons["ld_index_day"].to_numpy()))[0]
     ld = pd.DataFrame({"row": ld_rows, "offence_day": persons["ld_index_day"].to_numpy()[ld_rows].astype("int64"), "kind": "ld_index"})
@@ -50,10 +55,17 @@ def offences(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generator
     arrest_lag = np.where(rng.random(n) < 0.7, 0, rng.integers(1, 30, size=n))
     # Index offences are dated on their arrest day in both cohorts, so that the index month holds
     # the index offence in each (an asymmetry here would bias the offending contrast).
-    arrest_lag = np.where(kind == "background", arrest_lag, 0)
+    arrest_lag = np.where(np.isin(kind, ["background", "contact"]), arrest_lag, 0)
+    if cfg.historic_index_offence_lead_days_max > 0:
+        # The historic index is dated by its arrest; the offence itself came days to weeks before.
+        lead = rng.integers(1, cfg.historic_index_offence_lead_days_max + 1, size=n)
+        historic = kind == "historic_index"
+        arrest_lag = np.where(historic, lead, arrest_lag)
+        offence_day = np.where(historic, offence_day - lead, offence_day)
     arrest_day = offence_day + arrest_lag
     charged = np.where(kind == "historic_index", True,
                        rng.random(n) < np.where(kind == "ld_index", 0.8, cfg.charge_rate))
+    charged &= kind != "contact"
     charge_day = arrest_day + rng.integers(0, cfg.charge_lag_days_max + 1, size=n)
 
     # The historic control is defined by the first offence charged in FY 2013/14: other offences
@@ -89,14 +101,24 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
 
     # Disposal: conviction, then custody with the planted odds ratio.
     convicted = completed & (rng.random(n) < cfg.conviction_rate)
-    base_logit = np.log(cfg.custody_rate / (1 - cfg.custody_rate))
-    logit = base_logit + np.where(treated, np.log(cfg.custody_or), 0.0)
+    logit = custody_logit(cfg, crown, treated)
     custodial = convicted & (rng.random(n) < 1 / (1 + np.exp(-logit)))
     age = (off["offence_day"].to_numpy() - p["dob"].to_numpy()) / 365.25
     custody_code = np.where(age < 18, "1081", np.where(age < 21, "1024", "1002"))
     median = cfg.sentence_median_days * np.where(treated, cfg.sentence_length_ratio, 1.0)
     days = np.maximum(1, np.round(median * np.exp(rng.normal(0, cfg.sentence_sigma, size=n)))).astype(int)
     no_conviction = np.where(rng.random(n) < 0.4, "2050", "2063")
+    if cfg.custody_removes_offending:
+        # Nobody offends while serving a sentence: drop the records committed inside a stay.
+        keep = outside_custody(off["row"].to_numpy(), off["offence_day"].to_numpy(), off["kind"].to_numpy(),
+                               np.where(custodial, completion, -1), np.where(custodial, days, 0),
+                               cfg.custody_share_served)
+        off, p = off[keep].reset_index(drop=True), p[keep].reset_index(drop=True)
+        (charged, crown, treated, first_hearing, duration, completion, completed, convicted, custodial, age,
+         custody_code, days, no_conviction) = (a[keep] for a in (
+            charged, crown, treated, first_hearing, duration, completion, completed, convicted, custodial, age,
+            custody_code, days, no_conviction))
+        n = len(off)
     disposal = np.where(custodial, custody_code,
                         np.where(convicted, NON_CUSTODIAL[rng.choice(5, size=n, p=NON_CUSTODIAL_WEIGHTS)],
                                  np.where(completed, no_conviction, None))).astype(object)
@@ -188,6 +210,39 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
     return tables, truth
 
 
+def custody_logit(cfg: GeneratorConf, crown: np.ndarray, treated: np.ndarray) -> np.ndarray:
+    """Log-odds of a custodial sentence on conviction: base, Crown Court, planted effect."""
+    base = np.log(cfg.custody_rate / (1 - cfg.custody_rate))
+    return base + np.where(crown, cfg.custody_crown_log_odds, 0.0) + np.where(treated, np.log(cfg.custody_or), 0.0)
+
+
+def outside_custody(person: np.ndarray, day: np.ndarray, kind: np.ndarray, sentence_day: np.ndarray,
+                    custodial_days: np.ndarray, share_served: float) -> np.ndarray:
+    """Which records were not committed while their person was serving a custodial sentence.
+
+    A stay runs from the sentence day for ceil(custodial_days x share_served) days. Index
+    offences are always kept (they define the cohorts). A record dropped cannot itself send its
+    person to prison, so the stays are recomputed from the records kept, twice (a third pass
+    changes nothing measurable at these rates).
+    """
+    n = len(person)
+    keep = np.ones(n, bool)
+    index = np.isin(kind, ["ld_index", "historic_index"])
+    for _ in range(2):
+        stays = np.nonzero(keep & (custodial_days > 0))[0]
+        if len(stays) == 0:
+            break
+        start = sentence_day[stays]
+        stop = start + np.ceil(custodial_days[stays] * share_served).astype("int64")
+        pairs = pd.DataFrame({"person": person[stays], "start": start, "stop": stop}).merge(
+            pd.DataFrame({"person": person, "record": np.arange(n), "day": day}), on="person")
+        inside = pairs[(pairs["day"] >= pairs["start"]) & (pairs["day"] < pairs["stop"])]["record"].to_numpy()
+        keep = np.ones(n, bool)
+        keep[inside] = False
+        keep |= index
+    return keep
+
+
 def court_duration(rng: np.random.Generator, crown: np.ndarray, treated: np.ndarray, cfg: GeneratorConf) -> np.ndarray:
     """Days from first hearing to completion: a floor plus a gamma(2) by court, shifted when treated."""
     mean_days = np.where(crown, cfg.court_duration_mean_days["crown"], cfg.court_duration_mean_days["magistrates"])
@@ -217,6 +272,69 @@ def planted_restricted_means(cfg: GeneratorConf, tau: int, draws: int = 2_000_00
 
     return {"court_duration_days_diff": rm(treated) - rm(untreated),
             "arrest_to_sentence_days_diff": rm(lead + treated) - rm(lead + untreated)}
+
+
+def planted_justice(cfg: GeneratorConf, waiting_months: int, draws: int = 400_000,
+                    seed: int = 20130401) -> dict[str, float]:
+    """offending_rr, police_contact_rr and custody_or as the proven-reoffending rules measure them,
+    by simulation of the generator's own offence-to-disposal process.
+
+    A background offence in post month m (0..11) is proven if charged, convicted and disposed by
+    the last day of month 11 + waiting_months: its chance falls towards month 11 and rises with
+    the planted court speed-up, so offending_rr = effect x (mean proven chance, treated) / (mean,
+    untreated) over the post months (the pre months are alike in both cohorts and cancel).
+    Police contacts are the other background records plus the police-contact process.
+    custody_or is the marginal odds ratio among proven offences (background and index), whose
+    Crown share is lowered by the wait (Crown cases are slower). Months at risk are taken as alike
+    across the post months, and the historic control's charge-window selection is not modelled.
+    """
+    rng = np.random.default_rng(seed)
+    month = rng.integers(0, 12, size=draws)
+    days_to_deadline = (11 + waiting_months - month + 1 - rng.random(draws)) * 30.4375
+    category = CATEGORIES[rng.choice(4, size=draws, p=CATEGORY_WEIGHTS)]
+    crown = (category == "CI") | ((category == "CE") & (rng.random(draws) < CROWN_SHARE_EITHER_WAY))
+    arrest = np.where(rng.random(draws) < 0.7, 0, rng.integers(1, 30, size=draws))
+    lead = (arrest + rng.integers(0, cfg.charge_lag_days_max + 1, size=draws) + 1
+            + rng.poisson(cfg.first_hearing_lag_mean - 1, size=draws))
+    convicted = (rng.random(draws) < cfg.charge_rate) & (rng.random(draws) < cfg.conviction_rate)
+    index_lead = (rng.integers(0, cfg.charge_lag_days_max + 1, size=draws) + 1
+                  + rng.poisson(cfg.first_hearing_lag_mean - 1, size=draws))
+    index_deadline = (11 + waiting_months + 1 - rng.random(draws)) * 30.4375
+    u = rng.random(draws)
+    proven, index_proven = {}, {}
+    for treated in (False, True):
+        flag = np.full(draws, treated)
+        d = court_duration(np.random.default_rng(seed + 1), crown, flag, cfg)
+        proven[treated] = convicted & (lead + d <= days_to_deadline)
+        index_proven[treated] = (u < cfg.conviction_rate) & (index_lead + d <= index_deadline)
+
+    offence, contact = cfg.processes["offence"], cfg.processes.get("police_contact")
+    effect = float(np.mean(np.where(np.arange(12) < offence.effect_months, offence.effect, 1.0)))
+    p_t, p_u = proven[True].mean(), proven[False].mean()
+    out = {"offending_rr": float(effect * p_t / p_u)}
+
+    # Police contacts: unproven background records (offence rate) + the contact process.
+    post = np.arange(12)
+    unproven_t, unproven_u = offence.ld_rate * effect * (1 - p_t), offence.ld_rate * (1 - p_u)
+    if contact is not None:
+        base = 1 + contact.ramp * np.exp(-post / 2)
+        ratio = float((base * np.where(post < contact.effect_months, contact.effect, 1.0)).sum() / base.sum())
+        contact_u = contact.ld_rate * float(base.mean())
+        out["police_contact_rr"] = float((unproven_t + contact_u * ratio) / (unproven_u + contact_u))
+    else:
+        out["police_contact_rr"] = float(unproven_t / unproven_u)
+
+    # Custody among proven offences in the post period: index offences (one a person) and
+    # background ones (12 months x rate), each cell's own Crown mix.
+    def custodial_share(treated: bool) -> float:
+        chance = 1 / (1 + np.exp(-custody_logit(cfg, crown, np.full(draws, treated))))
+        background = 12 * offence.ld_rate * (effect if treated else 1.0)
+        weights = background * proven[treated] + index_proven[treated]
+        return float((chance * weights).sum() / weights.sum())
+
+    odds = {t: custodial_share(t) / (1 - custodial_share(t)) for t in (False, True)}
+    out["custody_or"] = odds[True] / odds[False]
+    return out
 
 
 def crown_share() -> float:
