@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -59,6 +59,7 @@ class AnalysisConf(_Strict):
     waiting_months: int
     index_offence_tolerance_days: int
     restricted_mean_days: int
+    justice_spec: Literal["proven_reoffending", "plain"]
 
 
 class EconomicsConf(_Strict):

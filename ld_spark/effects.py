@@ -33,12 +33,12 @@ COUNT_ESTIMANDS = {
     "drug_attendance_rr": "drug_attendances",
 }
 # Justice rate ratios (proven-reoffending rules): people followed to the end of the waiting
-# period only, exposure = months at risk (custody and days after the extract's end taken off).
+# period only, person-month rows with months at risk as exposure (justice_month_rows).
 JUSTICE_COUNT_ESTIMANDS = {
     "offending_rr": "offences",
     "police_contact_rr": "police_contacts",
 }
-PANEL_SUMS = [*COUNT_ESTIMANDS.values(), *JUSTICE_COUNT_ESTIMANDS.values()]
+PANEL_SUMS = list(COUNT_ESTIMANDS.values())
 EVENT_STUDY_OUTCOMES = ["ae_attendances", "drug_referrals", "offences", "mh_referrals", "mha_detentions"]
 
 
@@ -57,13 +57,11 @@ def _did_columns(df: DataFrame) -> DataFrame:
 
 
 def person_period_sums(outcomes: list[str]) -> Transform:
-    """Panel -> person, evaluation, post, justice_followed, months and months_at_risk (the
-    exposures), one sum per outcome."""
+    """Panel -> person, evaluation, post, months (exposure), one sum per outcome."""
     def _(panel: DataFrame) -> DataFrame:
         rows = panel.filter(F.col("in_outcomes") & F.col("period").isNotNull())
-        sums = rows.groupBy("person_key", "cohort", "period", "justice_followed").agg(
-            F.count("*").alias("months"), F.sum("at_risk").alias("months_at_risk"),
-            *[F.sum(o).alias(o) for o in outcomes])
+        sums = rows.groupBy("person_key", "cohort", "period").agg(
+            F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes])
         return sums.transform(_did_columns).transform(with_person_number).drop("cohort", "period")
     return _
 
@@ -82,18 +80,28 @@ def event_study_rows(outcomes: list[str], reference: tuple[int, int], months: tu
 
 
 def count_estimates(sums: pd.DataFrame) -> list[Estimate]:
-    health = [estimators.count_did(name, sums, column) for name, column in COUNT_ESTIMANDS.items()]
-    # A person-period wholly in custody has no time at risk and adds nothing to a rate.
-    followed = sums[sums["justice_followed"].astype(bool) & (sums["months_at_risk"] > 0)]
-    justice = [_at_risk(estimators.count_did(name, followed, column, exposure="months_at_risk"))
-               for name, column in JUSTICE_COUNT_ESTIMANDS.items()]
-    return [*health, *justice]
+    return [estimators.count_did(name, sums, column) for name, column in COUNT_ESTIMANDS.items()]
 
 
-def _at_risk(est: Estimate) -> Estimate:
-    return dataclasses.replace(est, method=est.method.replace(
-        "log exposure offset", "log months-at-risk offset (custody and days after the extract's end off); "
-        "proven-reoffending rules, index offence left out"))
+def justice_month_rows(outcomes: list[str]) -> Transform:
+    """Panel -> person, evaluation, post, rel_month, at_risk, one count per outcome: the pre/post
+    person-months of people in the outcome analysis followed to the end of the waiting period."""
+    def _(panel: DataFrame) -> DataFrame:
+        rows = panel.filter(F.col("in_outcomes") & F.col("justice_followed") & F.col("period").isNotNull()
+                            & (F.col("at_risk") > 0))
+        return (rows.transform(_did_columns).transform(with_person_number)
+                .select("person", "evaluation", "post", "rel_month", "at_risk", *outcomes))
+    return _
+
+
+def justice_count_estimates(rows: pd.DataFrame) -> list[Estimate]:
+    """offending_rr and police_contact_rr (proven-reoffending rules) on justice_month_rows()."""
+    return [dataclasses.replace(
+        estimators.count_did_months(name, rows, column, exposure="at_risk"),
+        method="Poisson GLM DiD (cohort + month relative to index + evaluation x post), log months-at-risk offset "
+               "(custody, days after the extract's end and the historic charge window before the index off), "
+               "person-clustered SE; proven-reoffending rules, index offence left out")
+        for name, column in JUSTICE_COUNT_ESTIMANDS.items()]
 
 
 def justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, horizon_days: int) -> list[Estimate]:
@@ -138,14 +146,58 @@ def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estim
         sentences=len(days))
 
 
-def justice_frames(offences: DataFrame, cases: DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The cohorts' offences and cases in the pre/post periods, for the outcome analysis: people
-    in the outcome analysis whose follow-up reaches the end of the waiting period."""
+def justice_frames(offences: DataFrame, cases: DataFrame, spec: str = "proven_reoffending") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cohorts' offences and cases in the pre/post periods, for the outcome analysis.
+
+    proven_reoffending: people in the outcome analysis whose follow-up reaches the end of the
+    waiting period, placed by the rules' clock (index offence in month 0). plain: everyone in the
+    outcome analysis, each record by its own offence month (the specification before the rules).
+    """
+    plain = spec == "plain"
+
     def prepared(df: DataFrame, columns: list[str]) -> pd.DataFrame:
-        rows = (df.filter(F.col("in_outcomes") & F.col("justice_followed") & F.col("period").isNotNull())
-                .transform(_did_columns))
+        if plain:
+            df = df.drop("period").withColumnRenamed("clock_period", "period")
+        keep = F.col("in_outcomes") & F.col("period").isNotNull()
+        if not plain:
+            keep = keep & F.col("justice_followed")
+        rows = df.filter(keep).transform(_did_columns)
         return rows.transform(with_person_number).select("person", "evaluation", "post", *columns).toPandas()
 
-    return (prepared(offences, ["sentenced", "custodial", "custodial_days"]),
+    return (prepared(offences, ["index_offence", "convicted", "custodial_code", "sentenced", "custodial",
+                                "custodial_days"]),
             prepared(cases, ["completed", "duration_days", "duration_observed", "hearings", "adjournments",
-                             "hearings_observed", "arrest_to_sentence_days", "sentence_observed"]))
+                             "hearings_observed", "hearings_all", "adjournments_all", "arrest_to_sentence_days",
+                             "sentence_observed"]))
+
+
+def plain_justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, sums: pd.DataFrame) -> list[Estimate]:
+    """The justice estimands under the plain specification (justice_frames(spec="plain")), kept to
+    show what the proven-reoffending rules change: every PNC record an offence, by its own month,
+    index offence included; police contacts = records never convicted; exposure 12 months;
+    custody and sentence among every conviction, whenever disposed; court times among completed
+    cases only (OLS differences), every hearing counted. Not the contract's estimands."""
+    base = sums[["person", "evaluation", "post", "months"]]
+    per_period = offences.assign(records=1, unconvicted=(~offences["convicted"]).astype(int)).groupby(
+        ["person", "evaluation", "post"], as_index=False)[["records", "unconvicted"]].sum()
+    counts = base.merge(per_period, on=["person", "evaluation", "post"], how="left").fillna(
+        {"records": 0, "unconvicted": 0})
+    convicted = offences[offences["convicted"]]
+    custodial = convicted[convicted["custodial_code"]]
+    completed = cases[cases["duration_observed"]].assign(one=1)
+    sentenced = cases[cases["sentence_observed"]]
+    plain = "plain specification (every record, own month, completed cases only)"
+
+    def tagged(est: Estimate) -> Estimate:
+        return dataclasses.replace(est, method=f"{est.method}; {plain}")
+
+    return [tagged(e) for e in (
+        estimators.count_did("offending_rr", counts, "records"),
+        estimators.count_did("police_contact_rr", counts, "unconvicted"),
+        estimators.binary_did("custody_or", convicted.assign(custodial=convicted["custodial_code"].astype(int)), "custodial"),
+        estimators.linear_did("sentence_length_ratio", custodial, "custodial_days", log=True),
+        estimators.linear_did("court_duration_days_diff", completed, "duration_days"),
+        estimators.count_did("hearings_per_case_rr", completed, "hearings_all", exposure="one"),
+        estimators.count_did("adjournments_rr", completed, "adjournments_all", exposure="one"),
+        estimators.linear_did("arrest_to_sentence_days_diff", sentenced, "arrest_to_sentence_days"),
+    )]

@@ -89,6 +89,40 @@ def count_did(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "mo
     return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
 
 
+def count_did_months(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "at_risk") -> Estimate:
+    """Rate ratio with a shared month profile: Poisson GLM of person-month counts on cohort,
+    one effect per month relative to the index, and evaluation x post; log exposure offset,
+    person-clustered SE; exp(interaction).
+
+    df: person, evaluation, post, rel_month, the outcome and the exposure (months at risk). Rows
+    with no time at risk carry no information and are dropped. Where both cohorts are observed
+    in every month this is the pooled DiD; where a cohort's months are missing by design (the
+    historic control cannot have an arrest charged in its charge window before its index) the
+    month profile comes from the months both share, so a pre-index rise that only one cohort's
+    observed months contain cannot masquerade as an effect.
+    """
+    import statsmodels.api as sm
+
+    method = ("Poisson GLM DiD (cohort + month relative to index + evaluation x post), log months-at-risk "
+              "offset, person-clustered SE")
+    df = df[df[exposure] > 0]
+    n = int(df["person"].nunique())
+    sums = df.groupby(["evaluation", "post"])[outcome].sum()
+    if _empty_cell(df, outcome) or (sums == 0).any():
+        return _withheld(estimand, n, method, "a cohort x period cell has no events")
+    # A month with no event in either cohort has no finite profile: leave it out.
+    months = df.groupby("rel_month")[outcome].sum()
+    df = df[df["rel_month"].isin(months[months > 0].index)]
+    levels = sorted(pd.unique(df["rel_month"]))
+    e, post = df["evaluation"].to_numpy(float), df["post"].to_numpy(float)
+    dummies = np.column_stack([(df["rel_month"] == m).to_numpy(float) for m in levels])
+    X = np.column_stack([dummies, e, e * post])
+    model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(),
+                   exposure=df[exposure].to_numpy(float))
+    result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
+    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
+
+
 def binary_did(estimand: str, df: pd.DataFrame, outcome: str) -> Estimate:
     """Odds ratio: logistic GLM, person-clustered SE; exp(interaction)."""
     import statsmodels.api as sm

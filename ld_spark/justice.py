@@ -34,11 +34,13 @@ CONVICTION = CUSTODIAL + NON_CUSTODIAL
 
 # No dates: the analysis layer keeps months relative to the index and intervals in days.
 OFFENCE_COLUMNS = ["person_key", "cohort", "in_outcomes", "justice_followed", "rel_month", "period",
-                   "index_offence", "offence_category", "disposal_code", "proven", "police_contact",
-                   "sentenced", "custodial", "custodial_days"]
-CASE_COLUMNS = ["person_key", "cohort", "in_outcomes", "justice_followed", "rel_month", "period", "index_offence",
-                "source_system", "case_outcome", "completed", "duration_days", "duration_observed",
-                "hearings", "adjournments", "hearings_observed", "arrest_to_sentence_days", "sentence_observed"]
+                   "clock_rel_month", "clock_period", "index_offence", "offence_category", "disposal_code",
+                   "convicted", "custodial_code", "proven", "police_contact", "sentenced", "custodial",
+                   "custodial_days"]
+CASE_COLUMNS = ["person_key", "cohort", "in_outcomes", "justice_followed", "rel_month", "period",
+                "clock_rel_month", "clock_period", "index_offence", "source_system", "case_outcome", "completed",
+                "duration_days", "duration_observed", "hearings", "adjournments", "hearings_observed",
+                "hearings_all", "adjournments_all", "arrest_to_sentence_days", "sentence_observed"]
 INDEX_COLUMNS = ["person_key", "cohort", "index_date", "in_outcomes", "justice_followed"]
 
 
@@ -94,8 +96,13 @@ def _placed(cohorts: DataFrame, index_ids: DataFrame, series: tuple[int, int], p
                   .join(flags, on=["cohort", *key], how="left")
                   .withColumn("index_offence", F.coalesce("index_offence", F.lit(False))))
         rel = month_number(dated_by) - month_number("index_date")
-        return (joined.withColumn("rel_month", F.when(F.col("index_offence"), F.lit(0)).otherwise(rel))
-                .transform(in_window(*series))
+        # clock_*: the record's own month, index offence or not - the plain specification's
+        # clock, kept beside the rules' so the two can be compared on the same tables.
+        clock = (joined.withColumn("rel_month", rel).transform(with_period(pre, post))
+                 .withColumnRenamed("rel_month", "clock_rel_month").withColumnRenamed("period", "clock_period"))
+        in_series = F.col("rel_month").between(*series) | F.col("clock_rel_month").between(*series)
+        return (clock.withColumn("rel_month", F.when(F.col("index_offence"), F.lit(0)).otherwise(F.col("clock_rel_month")))
+                .filter(in_series)
                 .transform(with_period(pre, post)))
     return _
 
@@ -118,11 +125,14 @@ def cohort_offences(cohorts: DataFrame, index_ids: DataFrame, series: tuple[int,
         deadline = F.last_day(F.expr("add_months(trunc(index_date, 'month'), _period_end)"))
         proven = code.isin(*CONVICTION) & F.coalesce(F.col("disposal_date") <= deadline, F.lit(False))
         custodial = proven & code.isin(*CUSTODIAL)
-        return (placed.withColumn("proven", proven)
+        return (placed.withColumn("convicted", code.isin(*CONVICTION) & F.col("disposal_date").isNotNull())
+                .withColumn("proven", proven)
                 .withColumn("police_contact", ~F.col("index_offence") & ~F.col("proven"))
                 .withColumn("sentenced", F.col("proven"))
                 .withColumn("custodial", custodial)
-                .withColumn("custodial_days", F.when(custodial, F.col("custodial_days")))
+                .withColumn("custodial_code", code.isin(*CUSTODIAL) & F.col("disposal_date").isNotNull())
+                # Days of any custodial disposal (the rules use those of `custodial` rows only).
+                .withColumn("custodial_days", F.when(F.col("custodial_code"), F.col("custodial_days")))
                 .select(*OFFENCE_COLUMNS))
     return _
 
@@ -137,12 +147,18 @@ def offence_events(offences: DataFrame) -> DataFrame:
     return proven.unionByName(contacts)
 
 
-def months_at_risk(cohorts: DataFrame, end: dt.date, share_served: float, series: tuple[int, int]) -> Transform:
+def months_at_risk(cohorts: DataFrame, end: dt.date, share_served: float, series: tuple[int, int],
+                   selected: dict[str, dt.date] | None = None) -> Transform:
     """Linked PNC offences -> person_key, cohort, rel_month, at_risk for every month of the series.
 
     at_risk is the share of the month's days a person could offend: days in custody (from the
     disposal date, custodial_days x share_served, for custodial disposals) and days after the
     extract's end come off. Overlapping sentences are counted once.
+
+    selected: cohort -> the first day of its charge window. The historic control is *defined* by
+    its first arrest charged in that window, so from the window's start to the index arrest it
+    cannot have an arrest that led to a charge there: those days are not at risk of a proven
+    offence (nor, symmetrically, of a police contact), and come off too.
     """
     def _(offences: DataFrame) -> DataFrame:
         spark = offences.sparkSession
@@ -158,16 +174,26 @@ def months_at_risk(cohorts: DataFrame, end: dt.date, share_served: float, series
                          .alias("_to")))
         # Each day of a month is either in custody or not: expand stays to the days of the
         # months they touch, so that overlapping sentences cannot take a day off twice.
+        # The selected stretch [window start, index date) of a cohort defined by a charge window.
+        sel_from = F.lit(None).cast("date")
+        for cohort, start in (selected or {}).items():
+            sel_from = F.when(F.col("cohort") == cohort, F.lit(start)).otherwise(sel_from)
+        grid = grid.withColumn("_sel_from", sel_from)
+        in_selected = F.coalesce((F.col("_day") >= F.col("_sel_from")) & (F.col("_day") < F.col("index_date")),
+                                 F.lit(False))
         days = (grid.join(stays, on="person_key", how="inner")
                 .filter((F.col("_from") < F.col("_next")) & (F.col("_to") > F.col("_start")))
                 .withColumn("_day", F.explode(F.sequence(F.greatest("_from", "_start"),
                                                          F.date_sub(F.least("_to", "_next"), 1))))
+                .filter((F.col("_day") <= F.lit(end)) & ~in_selected)
                 .select("person_key", "cohort", "rel_month", "_day").distinct()
-                .filter(F.col("_day") <= F.lit(end))
                 .groupBy("person_key", "cohort", "rel_month").agg(F.count("*").alias("_custody")))
         after_end = F.greatest(F.lit(0), F.datediff("_next", F.greatest("_start", F.date_add(F.lit(end), 1))))
+        # (greatest/least skip nulls, so a cohort without a window is tested for explicitly.)
+        selected_days = F.when(F.col("_sel_from").isNull(), F.lit(0)).otherwise(F.greatest(
+            F.lit(0), F.datediff(F.least("_next", "index_date"), F.greatest("_start", "_sel_from"))))
         return (grid.join(days, on=["person_key", "cohort", "rel_month"], how="left")
-                .withColumn("_away", F.least("_days", F.coalesce("_custody", F.lit(0)) + after_end))
+                .withColumn("_away", F.least("_days", F.coalesce("_custody", F.lit(0)) + after_end + selected_days))
                 .select("person_key", "cohort", "rel_month",
                         ((F.col("_days") - F.col("_away")) / F.col("_days")).alias("at_risk")))
     return _
@@ -177,12 +203,15 @@ def hearing_counts(hearings: DataFrame, cases: DataFrame, horizon_days: int) -> 
     """Bronze hearings + cases -> case_id, hearings, adjournments within horizon_days of the
     case's first hearing (so a long case and a case cut by the extract count the same span)."""
     first = cases.select("case_id", "first_hearing_date")
-    within = (hearings.join(first, on="case_id", how="inner")
-              .filter(F.col("hearing_date").isNull()
-                      | (F.col("hearing_date") <= F.date_add("first_hearing_date", horizon_days))))
-    return within.groupBy("case_id").agg(
-        F.count("*").alias("hearings"),
-        F.sum(F.when(F.col("adjourned"), 1).otherwise(0)).alias("adjournments"))
+    within = (F.col("hearing_date").isNull()
+              | (F.col("hearing_date") <= F.date_add("first_hearing_date", horizon_days)))
+    adjourned = F.coalesce(F.col("adjourned"), F.lit(False))
+    return hearings.join(first, on="case_id", how="inner").groupBy("case_id").agg(
+        F.sum(F.when(within, 1).otherwise(0)).alias("hearings"),
+        F.sum(F.when(within & adjourned, 1).otherwise(0)).alias("adjournments"),
+        # Every hearing of the case, for the plain specification.
+        F.count("*").alias("hearings_all"),
+        F.sum(F.when(adjourned, 1).otherwise(0)).alias("adjournments_all"))
 
 
 def arrest_dates(offences: DataFrame) -> DataFrame:
@@ -223,6 +252,8 @@ def cohort_cases(cohorts: DataFrame, index_ids: DataFrame, hearings: DataFrame, 
                 .withColumn("hearings_observed", F.date_add("first_hearing_date", horizon_days) <= F.lit(end))
                 .withColumn("hearings", F.coalesce("hearings", F.lit(0)))
                 .withColumn("adjournments", F.coalesce("adjournments", F.lit(0)))
+                .withColumn("hearings_all", F.coalesce("hearings_all", F.lit(0)))
+                .withColumn("adjournments_all", F.coalesce("adjournments_all", F.lit(0)))
                 # Sentenced: observed. Open: censored at the end. Completed without a sentence: none.
                 .withColumn("arrest_to_sentence_days",
                             F.when(sentenced, F.datediff("sentence_date", "arrest_date"))

@@ -234,7 +234,7 @@ def run_series(spark: SparkSession, config: Config, out: Path, publisher: Publis
                                                  a.series_months, a.pre_months, a.post_months,
                                                  a.restricted_mean_days)), "court_cases")
     at_risk = offences.transform(justice.months_at_risk(both, end, config.economics.share_of_sentence_served,
-                                                        a.series_months))
+                                                        a.series_months, {cohorts.HISTORIC: historic_window[0]}))
 
     dated = events.cohort_events(bronze_table, record_person, both)
     monthly = written(dated.transform(series.monthly_events(both, *a.series_months))
@@ -279,8 +279,16 @@ def run_effects(spark: SparkSession, config: Config, out: Path, publisher: Publi
     panel = io.read_delta(spark, analysis_path(out, "panel"))
     sums = panel.transform(effects.person_period_sums(effects.PANEL_SUMS)).toPandas()
     offences, cases = effects.justice_frames(io.read_delta(spark, analysis_path(out, "offences")),
-                                             io.read_delta(spark, analysis_path(out, "court_cases")))
-    fitted = [*effects.count_estimates(sums), *effects.justice_estimates(offences, cases, a.restricted_mean_days)]
+                                             io.read_delta(spark, analysis_path(out, "court_cases")),
+                                             a.justice_spec)
+    if a.justice_spec == "plain":
+        # For comparison only (benchmarks/coverage.py): what the job reported before the rules.
+        fitted = [*effects.count_estimates(sums), *effects.plain_justice_estimates(offences, cases, sums)]
+        offences = offences.assign(sentenced=offences["convicted"], custodial=offences["custodial_code"])
+    else:
+        justice_rows = panel.transform(effects.justice_month_rows(list(effects.JUSTICE_COUNT_ESTIMANDS.values()))).toPandas()
+        fitted = [*effects.count_estimates(sums), *effects.justice_count_estimates(justice_rows),
+                  *effects.justice_estimates(offences, cases, a.restricted_mean_days)]
     custody_or = next(e for e in fitted if e.estimand == "custody_or")
     inputs = effects.custody_inputs(offences, sums, custody_or)
     if inputs is not None:

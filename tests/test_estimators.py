@@ -182,3 +182,27 @@ def test_restricted_mean_did_without_open_cases_is_the_difference_of_capped_mean
     est = estimators.restricted_mean_did("x", cases, "days", "closed", tau=365)
     means = capped.groupby(["evaluation", "post"])["days"].mean()
     assert est.estimate == pytest.approx((means[1, 1] - means[1, 0]) - (means[0, 1] - means[0, 0]), abs=1e-6)
+
+
+def test_month_profile_did_is_not_fooled_by_a_pre_index_rise_one_cohort_cannot_show():
+    import pandas as pd
+
+    from ld_spark.estimators import count_did, count_did_months
+
+    # Rates per person-month: 1 everywhere, except 3 in month -1 - which the historic control
+    # never shows (no time at risk there). No effect: the true rate ratio is 1.
+    counts = {-2: [0, 2, 1, 1], -1: [2, 4, 3, 3], 0: [1, 1, 0, 2], 1: [2, 0, 1, 1]}
+    rows = []
+    for evaluation in (1, 0):
+        for month, values in counts.items():
+            for i, y in enumerate(values):
+                missing = evaluation == 0 and month == -1
+                rows.append({"person": 10 * evaluation + i, "evaluation": evaluation, "post": int(month >= 0),
+                             "rel_month": month, "events": 0 if missing else y, "at_risk": 0.0 if missing else 1.0})
+    df = pd.DataFrame(rows)
+    got = count_did_months("x_rr", df, "events")
+    assert got.estimate == pytest.approx(1.0, abs=1e-6)
+    assert got.ci_low < 1 < got.ci_high
+    # Pooling the months instead: the evaluation cohort's pre period holds the rise, 2x the rate.
+    sums = df[df["at_risk"] > 0].groupby(["person", "evaluation", "post"], as_index=False)[["events", "at_risk"]].sum()
+    assert count_did("x_rr", sums, "events", exposure="at_risk").estimate == pytest.approx(0.5)

@@ -76,7 +76,7 @@ def test_a_conviction_counts_only_within_six_months_after_its_period_ends(spark)
         (2, False, True), (2, False, True),                # withdrawn, not charged
         (11, False, True), (11, True, False)]              # A proven, B only a contact
     late_custody = next(r for r in ev if r.rel_month == -1)
-    assert (late_custody.sentenced, late_custody.custodial, late_custody.custodial_days) == (False, False, None)
+    assert (late_custody.convicted, late_custody.sentenced, late_custody.custodial) == (True, False, False)
     counts = {}
     for r in offence_events(got.filter("cohort = 'evaluation'")).collect():
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
@@ -145,3 +145,14 @@ def test_open_cases_are_censored_at_the_extract_end_and_the_index_case_sits_in_m
     assert "arrest_date" not in cases.transform(cohort_cases(
         cohorts, ids, hearing_counts(hearings, cases, 365), arrest_dates(offences), end, SERIES, PRE, POST,
         365)).columns
+
+
+def test_the_historic_charge_window_before_the_index_is_not_time_at_risk(spark):
+    cohorts = _cohorts(spark)                                       # historic index 2013-06-03
+    offences = spark.createDataFrame([], OFFENCES)
+    got = {(r.cohort, r.rel_month): r.at_risk for r in offences.transform(
+        months_at_risk(cohorts, D(2019, 6, 30), 0.5, SERIES, {"historic": D(2013, 4, 1)})).collect()}
+    # April and May 2013 lie wholly in the window before the arrest; June up to the 3rd.
+    assert (got["historic", -3], got["historic", -2], got["historic", -1]) == (1.0, 0.0, 0.0)
+    assert got["historic", 0] == pytest.approx(28 / 30)
+    assert all(v == 1.0 for (c, _), v in got.items() if c == "evaluation")
