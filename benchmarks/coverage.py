@@ -1,6 +1,12 @@
 """Coverage of the 95% intervals: does each estimand's interval hold its planted value?
 
     .venv/bin/python benchmarks/coverage.py --scale 0.25 --seeds 20 [--first-seed 1]
+    .venv/bin/python benchmarks/coverage.py --shape realistic --scale 1 --seeds 10
+
+With --shape realistic the extracts are shaped like real ones (conf/shape_realistic.yaml) and
+each seed is analysed twice from the same linked tables: the proven-reoffending rules (the job)
+and the plain specification before them (analysis.justice_spec: plain, effects only); results go
+to coverage_realistic_runs.csv and coverage_realistic.md, with a `spec` column.
 
 For each seed: generate a synthetic extract, run the whole pipeline (linkage included) in one
 Spark session, and compare results/estimates.csv with _truth/planted.json. Writes
@@ -27,32 +33,86 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 FIELDS = ["scale", "seed", "estimand", "planted", "estimate", "ci_low", "ci_high", "covered", "n", "run_seconds"]
+REALISTIC_FIELDS = ["shape", "spec", *FIELDS]
+JUSTICE = ["offending_rr", "police_contact_rr", "custody_or", "sentence_length_ratio", "court_duration_days_diff",
+           "hearings_per_case_rr", "adjournments_rr", "arrest_to_sentence_days_diff"]
 
 
-def run_seed(spark, config, scale: float, seed: int, work: Path) -> list[dict]:
-    from ld_spark import pipeline
-    from ld_spark.synth.generate import generate
-
-    raw, out = work / f"raw_{seed}", work / f"out_{seed}"
-    generate(spark, config.generator, seed=seed, scale=scale, out=raw)
-    started = time.time()
-    pipeline.run(spark, config, raw=str(raw), out=str(out))
-    seconds = time.time() - started
-    planted = json.loads((raw / "_truth" / "planted.json").read_text())
-    with (out / "results" / "estimates.csv").open() as handle:
-        estimates = {r["estimand"]: r for r in csv.DictReader(handle)}
+def _compare(planted: dict, estimates: dict, **tags) -> list[dict]:
     rows = []
     for name, value in planted.items():
-        if name.startswith("n_"):
+        if name.startswith("n_") or name not in estimates:
             continue
         r = estimates[name]
         low, high = (float(r["ci_low"]), float(r["ci_high"])) if r["ci_low"] else (None, None)
-        rows.append({"scale": scale, "seed": seed, "estimand": name, "planted": value, "estimate": r["estimate"],
+        rows.append({**tags, "estimand": name, "planted": value, "estimate": r["estimate"],
                      "ci_low": low, "ci_high": high, "covered": low is not None and low <= value <= high,
-                     "n": r["n"], "run_seconds": round(seconds, 1)})
+                     "n": r["n"]})
+    return rows
+
+
+def run_seed(spark, config, scale: float, seed: int, work: Path, generator=None, plain_too: bool = False) -> list[dict]:
+    from ld_spark import pipeline, sdc
+    from ld_spark.publish import Publisher
+    from ld_spark.synth.generate import generate
+
+    raw, out = work / f"raw_{seed}", work / f"out_{seed}"
+    generate(spark, generator or config.generator, seed=seed, scale=scale, out=raw)
+    started = time.time()
+    pipeline.run(spark, config, raw=str(raw), out=str(out))
+    seconds = round(time.time() - started, 1)
+    planted = json.loads((raw / "_truth" / "planted.json").read_text())
+    with (out / "results" / "estimates.csv").open() as handle:
+        estimates = {r["estimand"]: r for r in csv.DictReader(handle)}
+    rows = _compare(planted, estimates, scale=scale, seed=seed, run_seconds=seconds)
+    if plain_too:
+        # The same linked tables under the plain specification: only the effects stage reruns.
+        plain = config.model_copy(update={"analysis": config.analysis.model_copy(update={"justice_spec": "plain"})})
+        publisher = Publisher(work / f"plain_{seed}", sdc.Rules(**config.disclosure.model_dump()))
+        released = pipeline.run_effects(spark, plain, out, publisher, [])
+        rows = [{**r, "spec": "proven_reoffending"} for r in rows] + [
+            {**r, "spec": "plain"} for r in _compare(planted, {r["estimand"]: {k: ("" if v is None else v) for k, v in r.items()}
+                                                              for r in released},
+                                                    scale=scale, seed=seed, run_seconds=seconds)
+            if r["estimand"] in JUSTICE]
+        shutil.rmtree(work / f"plain_{seed}")
     shutil.rmtree(raw)
     shutil.rmtree(out)
     return rows
+
+
+def summarise_realistic(path: Path) -> str:
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    lines = ["# Coverage on realistic extracts: proven-reoffending rules vs the plain specification", "",
+             "`benchmarks/coverage.py --shape realistic`: extracts shaped like real ones "
+             "(conf/shape_realistic.yaml: cut-off with open cases, historic index offences before their "
+             "arrest, long custodial Crown cases, uncharged police contacts, custody taking people out); "
+             "each seed's linked tables analysed under both specifications. Machine: "
+             + os.environ.get("LD_BENCH_MACHINE", "this one") + ".", ""]
+    for scale in dict.fromkeys(r["scale"] for r in rows):
+        at = [r for r in rows if r["scale"] == scale]
+        seeds = sorted({int(r["seed"]) for r in at})
+        seconds = sorted({(r["seed"], float(r["run_seconds"])) for r in at})
+        lines += [f"## scale {scale}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), median `ld-spark run` "
+                  f"{sorted(s for _, s in seconds)[len(seconds) // 2]:.0f} s", "",
+                  "| estimand | planted (mean) | rules: covered | rules: mean estimate | plain: covered | plain: mean estimate |",
+                  "|---|---|---|---|---|---|"]
+        for name in dict.fromkeys(r["estimand"] for r in at):
+            cells = []
+            for spec in ("proven_reoffending", "plain"):
+                rs = [r for r in at if r["estimand"] == name and r["spec"] == spec]
+                if not rs:
+                    cells += ["", ""]
+                    continue
+                covered = sum(r["covered"] == "True" for r in rs)
+                values = [float(r["estimate"]) for r in rs if r["estimate"]]
+                cells += [f"{covered}/{len(rs)} ({covered / len(rs):.2f})",
+                          f"{sum(values) / len(values):.3f}" if values else "withheld"]
+            planted = [float(r["planted"]) for r in at if r["estimand"] == name]
+            lines.append(f"| {name} | {sum(planted) / len(planted):.3f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def summarise(path: Path) -> str:
@@ -84,8 +144,11 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.25)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=1)
-    parser.add_argument("--results", type=Path, default=RESULTS / "coverage_runs.csv")
+    parser.add_argument("--shape", choices=["plain", "realistic"], default="plain")
+    parser.add_argument("--results", type=Path, default=None)
     args = parser.parse_args()
+    realistic = args.shape == "realistic"
+    results = args.results or RESULTS / ("coverage_realistic_runs.csv" if realistic else "coverage_runs.csv")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
     from ld_spark import config as config_module
@@ -95,16 +158,19 @@ def main() -> None:
     config = config_module.load("local")
     config = config.model_copy(update={"mlflow": config.mlflow.model_copy(
         update={"tracking_uri": f"sqlite:///{work / 'mlflow.db'}", "experiment": "ld-spark-coverage"})})
+    generator = config_module.load("local", "shape_realistic").generator if realistic else config.generator
     spark = session.build(config)
     spark.sparkContext.setLogLevel("ERROR")
-    new = not args.results.exists()
+    new = not results.exists()
     try:
-        with args.results.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        with results.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=REALISTIC_FIELDS if realistic else FIELDS)
             if new:
                 writer.writeheader()
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                rows = run_seed(spark, config, args.scale, seed, work)
+                rows = run_seed(spark, config, args.scale, seed, work, generator, plain_too=realistic)
+                if realistic:
+                    rows = [{"shape": "realistic", **r} for r in rows]
                 writer.writerows(rows)
                 handle.flush()
                 print(f"seed {seed}: {sum(r['covered'] for r in rows)}/{len(rows)} covered "
@@ -112,8 +178,9 @@ def main() -> None:
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)
-    (RESULTS / "coverage.md").write_text(summarise(args.results) + "\n")
-    print((RESULTS / "coverage.md").read_text())
+    summary = RESULTS / ("coverage_realistic.md" if realistic else "coverage.md")
+    summary.write_text((summarise_realistic(results) if realistic else summarise(results)) + "\n")
+    print(summary.read_text())
 
 
 if __name__ == "__main__":
