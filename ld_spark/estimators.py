@@ -232,7 +232,7 @@ def restricted_mean_pseudo(time: np.ndarray, event: np.ndarray, tau: float) -> n
     e = np.asarray(event, bool) & (np.asarray(time, float) < tau)
     n = len(t)
     theta = km_restricted_mean(t, e, tau)
-    pairs, first, inverse = np.unique(np.column_stack([t, e]), axis=0, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(np.column_stack([t, e]), axis=0, return_index=True, return_inverse=True)
     left_out = np.array([km_restricted_mean(np.delete(t, i), np.delete(e, i), tau) for i in first])
     return n * theta - (n - 1) * left_out[np.asarray(inverse).ravel()]
 
