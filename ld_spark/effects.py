@@ -51,6 +51,17 @@ def with_person_number(df: DataFrame) -> DataFrame:
     return df.withColumn("person", F.xxhash64("person_key")).drop("person_key")
 
 
+def collected(df: DataFrame) -> pd.DataFrame:
+    """toPandas in a fixed row order (by every column, left to right).
+
+    Spark returns rows in an order that depends on how the input files were cut; iterative fits
+    and sums over them then differ in the last bits between two runs on the same data. Sorted,
+    a rerun gives the same numbers exactly (the rerun test compares the estimates table bit for bit).
+    """
+    frame = df.toPandas()
+    return frame.sort_values(list(frame.columns), kind="mergesort", na_position="last").reset_index(drop=True)
+
+
 def _did_columns(df: DataFrame) -> DataFrame:
     return (df.withColumn("evaluation", (F.col("cohort") == EVALUATION).cast("int"))
             .withColumn("post", (F.col("period") == "post").cast("int")))
@@ -162,7 +173,7 @@ def justice_frames(offences: DataFrame, cases: DataFrame, spec: str = "proven_re
         if not plain:
             keep = keep & F.col("justice_followed")
         rows = df.filter(keep).transform(_did_columns)
-        return rows.transform(with_person_number).select("person", "evaluation", "post", *columns).toPandas()
+        return collected(rows.transform(with_person_number).select("person", "evaluation", "post", *columns))
 
     return (prepared(offences, ["index_offence", "convicted", "custodial_code", "sentenced", "custodial",
                                 "custodial_days"]),

@@ -277,7 +277,7 @@ def run_effects(spark: SparkSession, config: Config, out: Path, publisher: Publi
     Returns the released rows."""
     a = config.analysis
     panel = io.read_delta(spark, analysis_path(out, "panel"))
-    sums = panel.transform(effects.person_period_sums(effects.PANEL_SUMS)).toPandas()
+    sums = effects.collected(panel.transform(effects.person_period_sums(effects.PANEL_SUMS)))
     offences, cases = effects.justice_frames(io.read_delta(spark, analysis_path(out, "offences")),
                                              io.read_delta(spark, analysis_path(out, "court_cases")),
                                              a.justice_spec)
@@ -286,7 +286,8 @@ def run_effects(spark: SparkSession, config: Config, out: Path, publisher: Publi
         fitted = [*effects.count_estimates(sums), *effects.plain_justice_estimates(offences, cases, sums)]
         offences = offences.assign(sentenced=offences["convicted"], custodial=offences["custodial_code"])
     else:
-        justice_rows = panel.transform(effects.justice_month_rows(list(effects.JUSTICE_COUNT_ESTIMANDS.values()))).toPandas()
+        justice_rows = effects.collected(
+            panel.transform(effects.justice_month_rows(list(effects.JUSTICE_COUNT_ESTIMANDS.values()))))
         fitted = [*effects.count_estimates(sums), *effects.justice_count_estimates(justice_rows),
                   *effects.justice_estimates(offences, cases, a.restricted_mean_days)]
     custody_or = next(e for e in fitted if e.estimand == "custody_or")
@@ -305,14 +306,15 @@ def run_effects(spark: SparkSession, config: Config, out: Path, publisher: Publi
     released = publisher.estimates("estimates.csv", rows, derived={"custody_or": derived})
     report.forest_plot(released, publisher.path("forest_plot.png"))
 
-    study_rows = panel.transform(effects.event_study_rows(effects.EVENT_STUDY_OUTCOMES, a.event_study_reference,
-                                                          a.event_study_months)).toPandas()
+    study_rows = effects.collected(panel.transform(effects.event_study_rows(
+        effects.EVENT_STUDY_OUTCOMES, a.event_study_reference, a.event_study_months)))
     study = []
     for outcome in effects.EVENT_STUDY_OUTCOMES:
         fit = estimators.event_study(study_rows, outcome)
         study += [{"outcome": outcome, "rel_month": int(r["level"]), "rr": r["rr"], "ci_low": r["ci_low"],
                    "ci_high": r["ci_high"], "people": int(r["people"]), "df_resid": int(r["df_resid"])}
                   for r in fit.to_dict("records")]
+    study.sort(key=lambda r: (effects.EVENT_STUDY_OUTCOMES.index(r["outcome"]), r["rel_month"]))
     study = publisher.event_study("event_study.csv", study)
     report.event_study_chart(study, publisher.path("event_study.png"))
     return released
