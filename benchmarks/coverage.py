@@ -178,7 +178,8 @@ def main() -> None:
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)
-    summary = RESULTS / ("coverage_realistic.md" if realistic else "coverage.md")
+    # The summary sits beside its runs file: coverage_runs.csv -> coverage.md.
+    summary = results.with_name(results.stem.removesuffix("_runs") + ".md")
     summary.write_text((summarise_realistic(results) if realistic else summarise(results)) + "\n")
     print(summary.read_text())
 

@@ -115,7 +115,11 @@ def cohort_offences(cohorts: DataFrame, index_ids: DataFrame, series: tuple[int,
     cohorts: INDEX_COLUMNS; index_ids: index_offences().
     """
     def _(offences: DataFrame) -> DataFrame:
-        code = F.col("disposal_code")
+        # A record with a disposal date but no (or an unknown) code is not a conviction: false,
+        # never null, so that it still counts as a police contact.
+        conviction = F.coalesce(F.col("disposal_code").isin(*CONVICTION), F.lit(False))
+        custodial_code = F.coalesce(F.col("disposal_code").isin(*CUSTODIAL), F.lit(False))
+        disposed = F.col("disposal_date").isNotNull()
         rel = F.col("rel_month")
         period_end = F.when(rel.between(*pre), F.lit(pre[1])).when(rel.between(*post), F.lit(post[1])).otherwise(rel)
         placed = (offences.filter(F.coalesce("offence_date", "arrest_date").isNotNull())
@@ -123,14 +127,14 @@ def cohort_offences(cohorts: DataFrame, index_ids: DataFrame, series: tuple[int,
                   .transform(_placed(cohorts, index_ids, series, pre, post, ["person_key", "offence_id"], "_dated"))
                   .withColumn("_period_end", period_end + waiting_months))
         deadline = F.last_day(F.expr("add_months(trunc(index_date, 'month'), _period_end)"))
-        proven = code.isin(*CONVICTION) & F.coalesce(F.col("disposal_date") <= deadline, F.lit(False))
-        custodial = proven & code.isin(*CUSTODIAL)
-        return (placed.withColumn("convicted", code.isin(*CONVICTION) & F.col("disposal_date").isNotNull())
+        proven = conviction & F.coalesce(F.col("disposal_date") <= deadline, F.lit(False))
+        custodial = proven & custodial_code
+        return (placed.withColumn("convicted", conviction & disposed)
                 .withColumn("proven", proven)
                 .withColumn("police_contact", ~F.col("index_offence") & ~F.col("proven"))
                 .withColumn("sentenced", F.col("proven"))
                 .withColumn("custodial", custodial)
-                .withColumn("custodial_code", code.isin(*CUSTODIAL) & F.col("disposal_date").isNotNull())
+                .withColumn("custodial_code", custodial_code & disposed)
                 # Days of any custodial disposal (the rules use those of `custodial` rows only).
                 .withColumn("custodial_days", F.when(F.col("custodial_code"), F.col("custodial_days")))
                 .select(*OFFENCE_COLUMNS))

@@ -83,6 +83,19 @@ def test_a_conviction_counts_only_within_six_months_after_its_period_ends(spark)
     assert counts == {"offences": 2, "police_contacts": 4}
 
 
+def test_a_disposal_without_a_code_is_a_police_contact_not_a_lost_record(spark):
+    # Disposed in time but the code is missing (or not in the contract's list): no conviction,
+    # so a police contact; never null, which would count it as neither.
+    rows = [("N", D(2017, 5, 2), D(2017, 5, 2), D(2017, 5, 3), "CE", D(2017, 9, 1), None, None),
+            ("U", D(2017, 5, 9), D(2017, 5, 9), D(2017, 5, 10), "CE", D(2017, 9, 1), "9999", 40)]
+    _, got = _classified(spark, [("p1", *r) for r in rows])
+    ev = sorted(got.filter("cohort = 'evaluation'").collect(), key=lambda r: r.offence_category + str(r.rel_month))
+    assert [(r.proven, r.police_contact, r.convicted, r.custodial, r.custodial_code) for r in ev] == [
+        (False, True, False, False, False)] * 2
+    assert [r.outcome for r in offence_events(got.filter("cohort = 'evaluation'")).collect()] == [
+        "police_contacts"] * 2
+
+
 def test_justice_follow_up_needs_the_post_period_and_the_waiting_period_before_the_end(spark):
     cohorts = spark.createDataFrame([("p1", "evaluation", D(2017, 9, 15))],
                                     "person_key string, cohort string, index_date date")
