@@ -17,11 +17,13 @@ from pyspark.sql import functions as F
 
 from ld_spark import normalise
 from ld_spark.contract import CODES, DATE, IDENTITY_COLUMNS, INT, KEYS, MONTHLY_SUBMISSION_TABLES, TABLES, TYPES, YN
+from ld_spark.errors import InputError
 from ld_spark.io import LINE, ROW_FAULT, SOURCE_FILE
 
 STATUS = "_status"
 FAILURES = "_failures"
 LOADED, QUARANTINED, DUPLICATE, SUPERSEDED = "loaded", "quarantined", "duplicate", "superseded"
+STATES = (LOADED, QUARANTINED, DUPLICATE, SUPERSEDED)
 ONWARD_REFERRALS = {"advice", "brief_intervention", "gp", "iapt", "mh_specialist", "drug_alcohol", "housing",
                     "mha_assessment", "learning_disability", "other"}
 Transform = Callable[[DataFrame], DataFrame]
@@ -60,13 +62,18 @@ def row_rules(table: str) -> list[Column]:
 def classify(table: str) -> Transform:
     """Give every landed row its state (and, if quarantined, the rules it broke)."""
     columns = TABLES[table]
-    first_seen = Window.partitionBy(*columns).orderBy(SOURCE_FILE, LINE).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    well_formed = F.col(ROW_FAULT).isNull()
+    first_seen = (Window.partitionBy(*columns, well_formed).orderBy(SOURCE_FILE, LINE)
+                  .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    # A malformed row's values are not all the row held (a csv.Error leaves none of them), so
+    # it is nobody's copy: two of them with equal values are both quarantined, never a duplicate.
+    copy = F.when(well_formed, F.row_number().over(first_seen)).otherwise(1)
 
     def _(landed: DataFrame) -> DataFrame:
         key = KEYS[table]
         # Rows are grouped by key once: both windows below (exact copies, and versions of a key)
         # group within a key, so neither needs a shuffle of its own.
-        df = landed.repartition(*key).withColumn("_copy", F.row_number().over(first_seen))
+        df = landed.repartition(*key).withColumn("_copy", copy)
         df = df.withColumn(FAILURES, F.filter(F.array(*row_rules(table)), lambda r: r.isNotNull()))
         if table in MONTHLY_SUBMISSION_TABLES:
             # The latest UniqMonthID of a record is its truth; earlier submissions are superseded.
@@ -136,3 +143,17 @@ def quarantined(table: str, run_id: str) -> Transform:
         )
 
     return _
+
+
+def reconciled(table: str, read: int, states: dict[str, int]) -> dict[str, int]:
+    """The table's reconciliation row, or InputError if it does not balance.
+
+    `read` is counted from the raw files apart from the parser (io.raw_record_count), so a row
+    lost or invented anywhere between the raw bytes and the bronze states stops the run here.
+    """
+    counts = {state: int(states.get(state, 0)) for state in STATES}
+    if read != sum(counts.values()):
+        raise InputError(f"table {table}: {read} records in the raw files but {sum(counts.values())} rows "
+                         f"accounted for (" + ", ".join(f"{s} {n}" for s, n in counts.items())
+                         + "): rows were lost or invented on the way to bronze")
+    return {"read": read, **counts}

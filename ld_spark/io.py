@@ -5,28 +5,44 @@ import contextlib
 import csv
 import datetime as dt
 import fcntl
+import functools
 import os
 import re
+from collections import deque
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ld_spark.contract import TABLES
+from ld_spark.contract import DATE, INT, TABLES, TYPES, YN
 from ld_spark.errors import InputError, OutputBusy
 
 SOURCE_FILE = "_source_file"
 COMMIT_FILE = re.compile(r"\d{20}\.json")
+# Spark writes these beside its output files: a table folder copied from a Spark job holds them.
+SPARK_MARKERS = re.compile(r"_SUCCESS|\..+\.crc")
 
 
 def raw_files(raw_root: str | Path, table: str) -> tuple[str, list[Path]]:
-    """("csv" | "parquet", the table's files), or InputError naming what is wrong."""
+    """("csv" | "parquet", the table's files), or InputError naming what is wrong.
+
+    A sub-folder, or a file whose name starts with `.` or `_` (hidden from Spark's and Hadoop's
+    readers), is an error rather than skipped: rows in it would be lost without a word. Only
+    the markers Spark writes beside its output (`_SUCCESS` and `.<name>.crc`) are tolerated.
+    """
     folder = Path(raw_root) / table
     if not folder.is_dir():
         raise InputError(f"table {table}: directory {folder} is missing")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+    entries = sorted(folder.iterdir())
+    stray = [p for p in entries
+             if p.is_dir() or (p.name.startswith((".", "_")) and not SPARK_MARKERS.fullmatch(p.name))]
+    if stray:
+        what = "is a sub-folder" if stray[0].is_dir() else "is hidden (its name starts with . or _)"
+        raise InputError(f"table {table}: {stray[0]} {what}; a table's folder holds only its CSV or parquet files"
+                         + (f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""))
+    files = [p for p in entries if not SPARK_MARKERS.fullmatch(p.name)]
     if not files:
         raise InputError(f"table {table}: directory {folder} holds no files")
     kinds = {p.suffix.lower() for p in files}
@@ -38,74 +54,195 @@ def raw_files(raw_root: str | Path, table: str) -> tuple[str, list[Path]]:
     raise InputError(f"table {table}: file {odd} is not CSV or parquet (all files must be one or the other)")
 
 
+def _header_fields(first_line: bytes) -> list[str]:
+    """The header line's names (a UTF-8 byte-order mark, as spreadsheet exports write, is allowed)."""
+    return next(csv.reader([first_line.decode("utf-8-sig")]), [])
+
+
 def csv_header(table: str, path: Path) -> list[str]:
-    """The header row (a UTF-8 byte-order mark, as spreadsheet exports write, is allowed)."""
+    """The header row: its first line, checked to be UTF-8 and to name each column once."""
     if path.stat().st_size == 0:
         raise InputError(f"table {table}: file {path} is empty (not even a header row)")
     with path.open("rb") as handle:
         first = handle.readline()  # the header line alone: a bad byte further down is a row's fault
     try:
-        return next(csv.reader([first.decode("utf-8-sig")]), [])
+        header = _header_fields(first)
     except UnicodeDecodeError as err:
         raise InputError(f"table {table}: file {path}: row 1 (header) is not UTF-8 ({err.reason})") from None
+    # Only contract columns: a repeated extra name (blank names of a spreadsheet's empty
+    # trailing columns, say) is never read, while a repeated contract column has two values.
+    repeated = next((c for c in TABLES[table] if header.count(c) > 1), None)
+    if repeated is not None:
+        raise InputError(f"table {table}: file {path}: column {repeated} appears {header.count(repeated)} times "
+                         f"in the header (row 1)")
+    return header
+
+
+# The Spark types whose text (landing casts every column to string) a contract column of each
+# kind can use; anything else (double, timestamp, boolean, binary, struct, array, ...) reads as
+# text that would quarantine every row, or as garbage.
+_WHOLE_NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+READABLE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "str": ((T.StringType, *_WHOLE_NUMBERS), "string or whole numbers"),
+    INT: ((T.StringType, *_WHOLE_NUMBERS), "string or whole numbers"),
+    DATE: ((T.StringType, T.DateType), "string or date"),
+    YN: ((T.StringType,), "string"),
+}
+
+
+def parquet_type_fault(kind: str, data_type: T.DataType) -> str | None:
+    """Why a parquet column of `data_type` cannot hold a contract column of `kind`, or None."""
+    types, wanted = READABLE_TYPES[kind]
+    if isinstance(data_type, (T.NullType, *types)):   # NullType: null in every row of the file
+        return None
+    if isinstance(data_type, T.DecimalType) and data_type.scale == 0 and T.LongType in types:
+        return None   # NUMBER(n) of database exports: whole numbers, no decimal point in their text
+    return f"is {data_type.simpleString()}, which cannot be read as the contract's {kind} ({wanted})"
 
 
 def check_columns(spark: SparkSession, raw_root: str | Path, table: str) -> tuple[str, dict[tuple[str, ...], list[Path]]]:
-    """Fail before anything is written if a file lacks a contract column.
+    """Fail before anything is written if a file lacks a contract column, names one twice (CSV)
+    or holds one in a type it cannot be read as (parquet: the schema only is read, no rows).
 
-    Returns the format and the files grouped by header (column order may differ between files).
+    Returns the format and the files grouped by header (CSV; column order may differ between
+    files) or by schema (parquet: a column typed differently in two files needs two scans).
     """
     kind, files = raw_files(raw_root, table)
     expected = TABLES[table]
     groups: dict[tuple[str, ...], list[Path]] = {}
     for path in files:
-        columns = csv_header(table, path) if kind == "csv" else spark.read.parquet(str(path)).columns
+        schema = spark.read.parquet(str(path)).schema if kind == "parquet" else None   # footers only
+        columns = schema.fieldNames() if schema is not None else csv_header(table, path)
         missing = [c for c in expected if c not in columns]
         if missing:
             raise InputError(f"table {table}: file {path} lacks column {missing[0]}"
                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        groups.setdefault(tuple(columns), []).append(path)
+        if schema is None:
+            groups.setdefault(tuple(columns), []).append(path)
+            continue
+        for column in expected:
+            fault = parquet_type_fault(TYPES[table].get(column, "str"), schema[column].dataType)
+            if fault:
+                raise InputError(f"table {table}: file {path}: column {column} {fault}")
+        groups.setdefault(tuple(f"{c}:{schema[c].dataType.simpleString()}" for c in expected), []).append(path)
     return kind, groups
 
 
 LINE = "_line"
 ROW_FAULT = "_row_fault"
 BATCH_ROWS = 20_000
-# A byte that is not UTF-8, as the surrogateescape error handler leaves it in the text.
-NOT_UTF8 = re.compile("[\udc80-\udcff]")
+# No contract column holds free text, so a quoted line break is rare and short; a quote still
+# open this many lines on was left open by mistake (and the lines held back stay bounded).
+MAX_RECORD_LINES = 100
+
+
+def _quote_open_at_end(line: bytes, in_quote: bool) -> tuple[bool, bool]:
+    """(inside a quoted field at the end of `line`, a quote closed a field without a comma or the
+    line end after it), reading as Python's csv module does: a quote opens a field only at the
+    field's start, `""` inside one is a quote character, text after a closing quote is kept."""
+    position, bad_close = 0, False
+    while True:
+        if in_quote:
+            end = line.find(b'"', position)
+            if end < 0:
+                return True, bad_close
+            if line[end + 1:end + 2] == b'"':
+                position = end + 2
+                continue
+            in_quote, position = False, end + 1
+            bad_close = bad_close or line[position:position + 1] not in (b",", b"\r", b"\n", b"")
+        if line[position:position + 1] == b'"':   # only ever true at the start of the line
+            in_quote, position = True, position + 1
+            continue
+        opening = line.find(b',"', position)
+        if opening < 0:
+            return False, bad_close
+        in_quote, position = True, opening + 2
+
+
+def csv_records(lines: Iterable[bytes], first_line: int = 2) -> Iterator[tuple[int, bytes, str | None]]:
+    """Split a CSV file's lines (bytes, each with its line end) into records:
+    (the line the record starts on, its bytes, a fault of the split or None).
+
+    A record ends at a line end outside quotes; a blank line is no record (as Spark and pandas
+    read it). A quote still open at the end of the file, MAX_RECORD_LINES lines on, or closed
+    on a later line by a quote with no comma or line end after it (the opening quote of a later
+    field, most likely) was left open by mistake: the record is then its first line alone, with
+    the fault, and the next record starts on the line after. So one stray quote costs one row.
+    This split is the row count too (`count_records`): each record is exactly one landed row.
+    """
+    held: deque[bytes] = deque()   # lines read ahead past a quote left open, to be split again
+    source = iter(lines)
+    line = first_line
+    while True:
+        first = held.popleft() if held else next(source, None)
+        if first is None:
+            return
+        if not first.strip(b"\r\n"):
+            line += 1
+            continue
+        in_quote = b'"' in first and _quote_open_at_end(first, False)[0]
+        record = [first]
+        while in_quote and len(record) < MAX_RECORD_LINES:
+            following = held.popleft() if held else next(source, None)
+            if following is None:
+                break
+            record.append(following)
+            in_quote, bad_close = _quote_open_at_end(following, True)
+            if bad_close:
+                in_quote = True
+                break
+        if in_quote:
+            held.extendleft(reversed(record[1:]))
+            yield line, first, f"quote opened on line {line} is not closed"
+            line += 1
+        else:
+            yield line, b"".join(record), None
+            line += len(record)
+
+
+def count_records(path: str | Path) -> int:
+    """Data records in one CSV file, counted from its bytes (header line excluded)."""
+    with open(path, "rb") as handle:
+        handle.readline()
+        return sum(1 for _ in csv_records(handle))
+
+
+def _parsed(record: bytes, positions: list[int], width: int, split_fault: str | None) -> tuple[list, str | None]:
+    """One record's contract values and its faults (every one, `; `-joined), or None.
+
+    Bytes that are not UTF-8 become U+FFFD whatever else is wrong with the row, so the values
+    of a quarantined row are always text that can be written.
+    """
+    record = record.rstrip(b"\r\n")
+    try:
+        text, not_utf8 = record.decode("utf-8"), None
+    except UnicodeDecodeError:
+        text, not_utf8 = record.decode("utf-8", "replace"), "bytes that are not UTF-8"
+    try:
+        row = next(csv.reader([text]), [])
+        values = [row[i] if i < len(row) and row[i] != "" else None for i in positions]
+        misshapen = None if len(row) == width else f"row has {len(row)} fields, header has {width}"
+    except csv.Error as err:   # a field over csv.field_size_limit(), a carriage return outside quotes
+        values, misshapen = [None] * len(positions), f"malformed CSV ({err})"
+    faults = [f for f in (split_fault, misshapen, not_utf8) if f]
+    return values, "; ".join(faults) or None
 
 
 def _csv_rows(path: str, columns: list[str]):
     """Rows of one CSV file as contract-ordered string tuples with their line and any fault.
 
-    Python's csv module (not Spark's reader) so that every row keeps its line number and a
-    malformed row (wrong field count, bytes that are not UTF-8, a quote left open at the end
-    of a truncated file) is reported rather than silently nulled.
+    Our own split into records (`csv_records`) and Python's csv module on each record (not
+    Spark's reader) so that every record keeps its line number, a malformed one (wrong field
+    count, bytes that are not UTF-8, a quote left open, a field over the csv module's size
+    limit) is reported rather than silently nulled, and none costs the records after it.
     """
-    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, [])
+    with open(path, "rb") as handle:
+        header = _header_fields(handle.readline())
         positions = [header.index(c) for c in columns]
-        width = len(header)
-        line = reader.line_num + 1
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as err:
-                yield [None] * len(columns), line, f"malformed CSV ({err})"
-                return
-            fault = None
-            if len(row) != width:
-                fault = f"row has {len(row)} fields, header has {width}"
-            elif NOT_UTF8.search("".join(row)):
-                fault = "bytes that are not UTF-8"
-            values = [row[i] if i < len(row) and row[i] != "" else None for i in positions]
-            if fault == "bytes that are not UTF-8":
-                values = [v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if v else v for v in values]
+        for line, record, split_fault in csv_records(handle):
+            values, fault = _parsed(record, positions, len(header), split_fault)
             yield values, line, fault
-            line = reader.line_num + 1
 
 
 def read_raw(spark: SparkSession, table: str, kind: str, groups: dict[tuple[str, ...], list[Path]]) -> DataFrame:
@@ -117,10 +254,14 @@ def read_raw(spark: SparkSession, table: str, kind: str, groups: dict[tuple[str,
                           + [T.StructField(SOURCE_FILE, T.StringType()), T.StructField(LINE, T.LongType()),
                              T.StructField(ROW_FAULT, T.StringType())])
     if kind == "parquet":
-        df = spark.read.parquet(*files)
-        return df.select(*[F.col(c).cast(T.StringType()).alias(c) for c in columns],
-                         F.input_file_name().alias(SOURCE_FILE), F.lit(None).cast("long").alias(LINE),
-                         F.lit(None).cast("string").alias(ROW_FAULT))
+        # One scan per schema (check_columns groups by it): a scan of files that type a column
+        # differently fails part-way through.
+        parts = [spark.read.parquet(*[str(p) for p in group]).select(
+                     *[F.col(c).cast(T.StringType()).alias(c) for c in columns],
+                     F.input_file_name().alias(SOURCE_FILE), F.lit(None).cast("long").alias(LINE),
+                     F.lit(None).cast("string").alias(ROW_FAULT))
+                 for group in groups.values()]
+        return functools.reduce(DataFrame.unionByName, parts)
 
     def parse(batches):
         import pandas as pd
@@ -139,6 +280,27 @@ def read_raw(spark: SparkSession, table: str, kind: str, groups: dict[tuple[str,
     paths = spark.createDataFrame([(f,) for f in files], "path string")
     paths = paths.repartition(min(len(files), spark.sparkContext.defaultParallelism * 2), "path")
     return paths.mapInPandas(parse, schema)
+
+
+def raw_record_count(spark: SparkSession, kind: str, groups: dict[tuple[str, ...], list[Path]]) -> int:
+    """Records in a table's raw files, counted apart from the landing parser and its Spark job:
+    CSV records split from the bytes (`count_records`), parquet rows from the files' footers.
+    The `read` of the reconciliation, so that a row lost anywhere on the way shows."""
+    files = [str(p) for group in groups.values() for p in group]
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return sum(pq.read_metadata(f).num_rows for f in files)
+
+    def count(batches):
+        import pandas as pd
+
+        for batch in batches:
+            yield pd.DataFrame({"records": [count_records(p) for p in batch["path"]]})
+
+    paths = spark.createDataFrame([(f,) for f in files], "path string")
+    paths = paths.repartition(min(len(files), spark.sparkContext.defaultParallelism * 2), "path")
+    return int(paths.mapInPandas(count, "records long").agg(F.sum("records")).first()[0] or 0)
 
 
 def write_delta(df: DataFrame, path: str | Path, partition_by: list[str] | None = None) -> None:

@@ -21,7 +21,7 @@ from ld_spark.config import AnalysisConf, Config
 from ld_spark.contract import ESTIMANDS, RESULT_COLUMNS, TABLES
 from ld_spark.publish import Publisher, write_csv
 
-STATES = (bronze.LOADED, bronze.QUARANTINED, bronze.DUPLICATE, bronze.SUPERSEDED)
+STATES = bronze.STATES
 T = TypeVar("T")
 
 
@@ -347,6 +347,10 @@ def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts:
         started = time.time()
         run_id = active.info.run_id
         reconciled = run_bronze(spark, out_path, run_id, threads)
+        # `read` is counted from the raw files apart from the parser: a row lost or invented
+        # anywhere between the raw bytes and the bronze states stops the run here, loudly.
+        read = per_table(lambda table: io.raw_record_count(spark, *layouts[table]), list(reconciled), threads)
+        reconciled = {table: bronze.reconciled(table, read[table], states) for table, states in reconciled.items()}
         mlflow.log_metric("stage_seconds.bronze", time.time() - started)
         # The exact reconciliation stays inside (linkage/); results/ and MLflow get it released.
         reconciliation = [{"source_table": table, **states} for table, states in reconciled.items()]

@@ -94,7 +94,9 @@ def _row_damages(table: str, header: list[str]) -> list[tuple[str, str, str, obj
     damages = [("missing_key", "missing_key", key, setter(key, "")),
                ("extra_field", "malformed_row", "*", lambda row: row + ["surplus"]),
                ("missing_field", "malformed_row", "*", lambda row: row[:-1]),
-               ("not_utf8", "malformed_row", "*", None)]  # written as bytes below
+               ("field_over_csv_size_limit", "malformed_row", "*", setter(header[-1], "x" * 200_000)),
+               ("not_utf8", "malformed_row", "*", None),  # written as bytes below
+               ("quote_left_open", "malformed_row", "*", None)]
     if dates:
         damages += [("impossible_date", "unparseable_date", dates[0], setter(dates[0], "2017-02-30")),
                     ("date_in_another_format", "unparseable_date", dates[-1], setter(dates[-1], "03/01/2017"))]
@@ -124,10 +126,10 @@ def test_damaged_rows_are_quarantined_with_reason_and_the_counts_reconcile(spark
     damages = _row_damages(table, header)
     assert len(loaded) >= len(damages) + 2, table
     expected: dict[int, tuple[str, str | None]] = {}   # line -> (state, rule:column it must carry)
-    non_utf8_line = None
+    byte_damages = {}   # line -> name of a damage written as bytes below
     for i, (name, rule, column, damage) in zip(loaded, damages):
         if damage is None:
-            non_utf8_line = _line(i)
+            byte_damages[_line(i)] = name
         else:
             rows[i] = damage(list(rows[i]))
         expected[_line(i)] = (bronze.QUARANTINED, f"{rule}:{column}")
@@ -151,7 +153,8 @@ def test_damaged_rows_are_quarantined_with_reason_and_the_counts_reconcile(spark
     TRIED.add((table, "truncated_last_line"))
     _write(path, [header, *rows], tail=",".join(rows[0])[:8])
     lines = path.read_bytes().split(b"\n")
-    lines[non_utf8_line - 1] = lines[non_utf8_line - 1].replace(b",", b",\xe9", 1)   # a Latin-1 e-acute
+    for line, name in byte_damages.items():   # a Latin-1 e-acute; a quote that opens a field and never closes
+        lines[line - 1] = lines[line - 1].replace(b",", b",\xe9" if name == "not_utf8" else b',"', 1)
     path.write_bytes(b"\n".join(lines))
     # A second file whose only row opens a quote it never closes.
     _write(raw / table / "part-1.csv", [header], tail='"' + ",".join(rows[0])[:6])
@@ -205,12 +208,23 @@ def test_structural_damage_stops_the_run_before_writing_with_one_line(spark, con
     (folder / "notes.txt").write_text("sent by the data team")
     _one_line_error(spark, config, raw, tmp_path, f"table {table}", "notes.txt")
     (folder / "notes.txt").unlink()
+    for hidden in (folder / ".part-9.csv", folder / "_part-9.csv"):
+        shutil.copy(part, hidden)
+        _one_line_error(spark, config, raw, tmp_path, f"table {table}", str(hidden))
+        hidden.unlink()
+    (folder / "archive").mkdir()
+    _one_line_error(spark, config, raw, tmp_path, f"table {table}", str(folder / "archive"))
+    (folder / "archive").rmdir()
+    repeated = TABLES[table][0]
+    _write(part, [header + [repeated], *[r + [r[header.index(repeated)]] for r in rows]])
+    _one_line_error(spark, config, raw, tmp_path, f"table {table}", str(part), f"column {repeated}")
     part.unlink()
     _one_line_error(spark, config, raw, tmp_path, f"table {table}", "holds no files")
     folder.rmdir()
     _one_line_error(spark, config, raw, tmp_path, f"table {table}", "is missing")
-    TRIED.update({(table, d) for d in ("missing_column", "empty_file", "utf16_file", "stray_file",
-                                       "empty_table_directory", "missing_table_directory")})
+    TRIED.update({(table, d) for d in ("missing_column", "empty_file", "utf16_file", "stray_file", "hidden_file",
+                                       "sub_folder", "repeated_column", "empty_table_directory",
+                                       "missing_table_directory")})
 
 
 @pytest.mark.parametrize("table", list(TABLES))

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ld_spark import bronze
 from ld_spark.contract import TABLES
+from ld_spark.errors import InputError
 from ld_spark.io import LINE, ROW_FAULT, SOURCE_FILE
 from ld_spark.pipeline import state_counts
 
@@ -110,3 +112,28 @@ def test_onward_referral_lists_and_mh_needs_are_checked(spark):
                                         {**base, "referral_id": "R3", "mh_needs": "9"}])
     assert states(df.transform(bronze.classify("ld_referrals")), "referral_id") == {
         "R1": "loaded", "R2": "quarantined", "R3": "quarantined"}
+
+
+def test_reconciliation_that_does_not_balance_stops_with_one_line_naming_table_and_counts():
+    states = {"read": 4, "loaded": 2, "quarantined": 1, "duplicate": 1, "superseded": 0}   # as state_counts gives them
+    with pytest.raises(InputError) as err:
+        bronze.reconciled("hmcts/hearings", 5, states)
+    assert str(err.value) == ("table hmcts/hearings: 5 records in the raw files but 4 rows accounted for (loaded 2, "
+                              "quarantined 1, duplicate 1, superseded 0): rows were lost or invented on the way to bronze")
+
+
+def test_balanced_reconciliation_reports_the_records_counted_in_the_raw_files():
+    states = {"read": 4, "loaded": 2, "quarantined": 1, "duplicate": 1, "superseded": 0}
+    assert bronze.reconciled("hmcts/hearings", 4, states) == states
+
+
+def test_malformed_rows_with_equal_values_are_each_quarantined_not_duplicates(spark):
+    # A field over the csv size limit leaves a row with no values; two such rows are not copies.
+    unreadable = {"hearing_id": None, "hearing_date": None, "hearing_type": None, "case_id": None, "adjourned": None,
+                  "fault": "malformed CSV (field larger than field limit (131072))"}
+    garbled = {**HEARING, "hearing_id": "H2", "fault": "bytes that are not UTF-8"}
+    df = landed(spark, "hmcts/hearings", [unreadable, HEARING, unreadable, garbled, garbled])
+    out = df.transform(bronze.classify("hmcts/hearings"))
+    assert sorted((r[LINE], r[bronze.STATUS]) for r in out.collect()) == [
+        (2, "quarantined"), (3, "loaded"), (4, "quarantined"), (5, "quarantined"), (6, "quarantined")]
+    assert out.transform(bronze.quarantined("hmcts/hearings", "r")).count() == 4

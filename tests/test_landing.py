@@ -1,6 +1,7 @@
 """Raw extracts into the linkage layer's landing Delta tables, and the structural checks before it."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -105,3 +106,143 @@ def test_parquet_files_are_accepted_in_place_of_csv(spark, tmp_path):
     kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
     assert kind == "parquet"
     assert_df_equality(io.read_raw(spark, "hmcts/hearings", kind, groups).drop(io.SOURCE_FILE, io.LINE, io.ROW_FAULT), df)
+
+
+# Issue 18: rows that vanish or crash.
+
+HEADER = b"hearing_id,case_id,hearing_date,hearing_type,adjourned\n"
+
+
+def _faults(path: Path) -> list[tuple[str | None, int, str | None]]:
+    return [(values[0], line, fault) for values, line, fault in io._csv_rows(str(path), HEARINGS)]
+
+
+def test_field_over_the_csv_size_limit_is_quarantined_and_the_rows_after_it_are_read(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(HEADER + b"H1,C1,2017-01-02,FH,Y\n"
+                     + b"H2,C1,2017-01-03,FH," + b"N" * 200_000 + b"\n"   # line 3: over csv.field_size_limit()
+                     + b"H3,C1,2017-01-04,FH,Y\nH4,C1,2017-01-05,FH,N\n")
+    assert _faults(path) == [("H1", 2, None), (None, 3, "malformed CSV (field larger than field limit (131072))"),
+                             ("H3", 4, None), ("H4", 5, None)]
+
+
+@pytest.mark.parametrize("rest", [
+    b'H4,C1,2017-01-04,FH,Y\nH5,C1,2017-01-05,FH,N\n',            # no other quote: open to the end of the file
+    b'H4,C1,2017-01-04,FH,Y\nH5,C1,"2017-01-05",FH,N\n',          # "closed" by the opening quote of a later field
+], ids=["open_to_end_of_file", "closed_by_a_later_fields_quote"])
+def test_quote_left_open_mid_file_costs_only_its_own_line(tmp_path, rest):
+    path = tmp_path / "a.csv"
+    path.write_bytes(HEADER + b'H2,C1,2017-01-02,FH,Y\nH3,"C1,2017-01-03,FH,N\n' + rest)
+    assert _faults(path) == [("H2", 2, None),
+                             ("H3", 3, "quote opened on line 3 is not closed; row has 2 fields, header has 5"),
+                             ("H4", 4, None), ("H5", 5, None)]
+
+
+def test_row_with_wrong_field_count_and_a_latin1_byte_is_quarantined_with_both_reasons_as_text(spark, tmp_path):
+    path = tmp_path / "hmcts/hearings/a.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(HEADER + b"H1,C1,2017-01-02,FH,Y\nH2,Caf\xe9,2017-01-03,FH\nH3,C1,2017-01-04,FH,N\n")
+    kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
+    rows = sorted(io.read_raw(spark, "hmcts/hearings", kind, groups).collect(), key=lambda r: r[io.LINE])
+    assert [(r["hearing_id"], r["case_id"], r[io.LINE], r[io.ROW_FAULT]) for r in rows] == [
+        ("H1", "C1", 2, None),
+        ("H2", "Caf\ufffd", 3, "row has 4 fields, header has 5; bytes that are not UTF-8"),
+        ("H3", "C1", 4, None)]
+
+
+def test_record_count_is_taken_from_the_bytes(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(HEADER + b'H1,C1,2017-01-02,"FH\r\nsplit",Y\r\n'   # one record over two lines
+                     b"H2,C1,2017-01-03,FH,N\n"
+                     b"\n"                                                # a blank line is no record
+                     b'H3,"C1,2017-01-04,FH,N\n'                          # a quote left open: its line alone
+                     b"H4,C1,2017-01-05,FH,N\n"
+                     b"H5,C1,2017-01-06,FH")                              # last record, no line end
+    assert io.count_records(path) == 5
+    path.write_bytes(path.read_bytes() + b"\n\n")                        # trailing line end and blank line
+    assert io.count_records(path) == 5
+    (tmp_path / "header_only.csv").write_bytes(HEADER)
+    assert io.count_records(tmp_path / "header_only.csv") == 0
+
+
+def test_landing_holds_every_record_the_raw_count_finds(spark, tmp_path):
+    folder = tmp_path / "hmcts/hearings"
+    folder.mkdir(parents=True)
+    (folder / "a.csv").write_bytes(HEADER + b"H1,C1,2017-01-02,FH," + b"Y" * 200_000 + b"\nH2,C1,2017-01-03,FH,N\n"
+                                   b'H3,"C1,2017-01-04,FH,N\nH4,C1,2017-01-05,FH,N\nH5,C1,2017-01-0\xff,FH\n')
+    (folder / "b.csv").write_bytes(HEADER + b"H6,C1,2017-01-06,FH,N")
+    kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
+    assert io.raw_record_count(spark, kind, groups) == 6
+    assert io.read_raw(spark, "hmcts/hearings", kind, groups).count() == 6
+
+
+def test_contract_column_named_twice_in_the_header_is_an_error(spark, tmp_path):
+    # A repeated extra column ("note") is never read; a repeated contract column would have two values.
+    _write(tmp_path / "hmcts/hearings/a.csv", HEARINGS + ["case_id", "note", "note"],
+           [["H1", "C1", "2017-01-02", "FH", "Y", "C2", "", ""]])
+    with pytest.raises(InputError, match=r"^table hmcts/hearings: file .*a\.csv: column case_id appears 2 times "
+                                         r"in the header \(row 1\)$"):
+        io.check_columns(spark, tmp_path, "hmcts/hearings")
+
+
+@pytest.mark.parametrize("stray", [".old_extract.csv", "_part-9.csv", "archive/part-0.csv"])
+def test_hidden_file_or_sub_folder_in_a_table_folder_is_an_error_naming_it(spark, tmp_path, stray):
+    _write(tmp_path / "hmcts/hearings/a.csv", HEARINGS, [["H1", "C1", "2017-01-02", "FH", "Y"]])
+    _write(tmp_path / "hmcts/hearings" / stray, HEARINGS, [["H2", "C1", "2017-01-02", "FH", "Y"]])
+    named = stray.split("/")[0]
+    with pytest.raises(InputError, match=rf"^table hmcts/hearings: .*/hmcts/hearings/{re.escape(named)} is "):
+        io.check_columns(spark, tmp_path, "hmcts/hearings")
+
+
+def test_the_markers_spark_writes_beside_its_files_are_tolerated(spark, tmp_path):
+    _write(tmp_path / "hmcts/hearings/part-0.csv", HEARINGS, [["H1", "C1", "2017-01-02", "FH", "Y"]])
+    for marker in ("_SUCCESS", "._SUCCESS.crc", ".part-0.csv.crc"):
+        (tmp_path / "hmcts/hearings" / marker).write_bytes(b"")
+    kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
+    assert (kind, [p.name for group in groups.values() for p in group]) == ("csv", ["part-0.csv"])
+
+
+def _parquet(path: Path, **columns) -> None:
+    """A parquet file of one row with the hearings columns, any of them given as a pyarrow array."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    row = dict(zip(HEARINGS, [["H1"], ["C1"], ["2017-01-02"], ["FH"], ["Y"]]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({c: columns.get(c, pa.array(row[c])) for c in HEARINGS}), path)
+
+
+def _arrays():
+    import pyarrow as pa
+
+    return {
+        "struct_in_a_str_column": ("case_id", pa.array([{"id": "C1"}])),
+        "array_in_a_str_column": ("hearing_type", pa.array([["FH"]])),
+        "binary_in_a_str_column": ("hearing_id", pa.array([b"H1"], pa.binary())),
+        "integer_in_a_date_column": ("hearing_date", pa.array([20170102], pa.int64())),
+        "boolean_in_a_y_or_n_column": ("adjourned", pa.array([True])),
+    }
+
+
+@pytest.mark.parametrize("case", list(_arrays()))
+def test_parquet_column_of_a_type_the_contract_cannot_read_is_an_error(spark, tmp_path, case):
+    column, array = _arrays()[case]
+    _parquet(tmp_path / "hmcts/hearings/a.parquet")
+    _parquet(tmp_path / "hmcts/hearings/b.parquet", **{column: array})
+    with pytest.raises(InputError, match=rf"^table hmcts/hearings: file .*b\.parquet: column {column} is "):
+        io.check_columns(spark, tmp_path, "hmcts/hearings")
+
+
+def test_parquet_files_typing_a_column_differently_land_together_as_contract_text(spark, tmp_path):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    _parquet(tmp_path / "hmcts/hearings/a.parquet", hearing_id=pa.array([1], pa.int64()),
+             hearing_date=pa.array([dt.date(2017, 1, 2)]))
+    _parquet(tmp_path / "hmcts/hearings/b.parquet", hearing_id=pa.array(["H2"]))
+    kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
+    landed = io.read_raw(spark, "hmcts/hearings", kind, groups)
+    assert sorted(tuple(r[c] for c in HEARINGS) for r in landed.collect()) == [
+        ("1", "C1", "2017-01-02", "FH", "Y"), ("H2", "C1", "2017-01-02", "FH", "Y")]
+    assert io.raw_record_count(spark, kind, groups) == 2
