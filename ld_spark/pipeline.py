@@ -106,7 +106,7 @@ def run_linkage(spark: SparkSession, config: Config, raw: Path, out: Path) -> tu
 
     Returns the linkage quality rows against _truth (None without it) and the Splink model JSON.
     """
-    key = linkage.load_key(config.linkage)
+    key = linkage.load_key(config.linkage, linkage.key_path(config.linkage), spark.sparkContext.master)
     records = identity_records(spark, out).persist(StorageLevel.MEMORY_AND_DISK)
     tuples = linkage.identity_tuples(records).persist(StorageLevel.MEMORY_AND_DISK)
     work = linkage_path(out, "_splink_work")
@@ -334,7 +334,7 @@ def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts:
     publisher = Publisher(out_path / "results", sdc.Rules(**config.disclosure.model_dump()))
     results = publisher.results
     generator_info = Path(raw) / "_truth" / "generator.json"
-    with tracking.run(config, run_name="ld-spark run") as active:
+    with tracking.run(config, out_path, run_name="ld-spark run") as active:
         if generator_info.exists():
             info = json.loads(generator_info.read_text())
             mlflow.log_params({"synthetic.scale": info["scale"], "synthetic.seed": info["seed"]})
@@ -405,6 +405,6 @@ def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts:
     print(f"read {read:,d} rows from {len(reconciled)} tables: {loaded:,d} loaded into bronze Delta "
           f"tables, {quarantined:,d} quarantined with their reason, under {out_path / 'linkage'}")
     print(f"results (after disclosure control, see sdc_report.csv): {results}")
-    print(f"MLflow run {run_id} in {config.mlflow.tracking_uri} "
-          f"(browse: .venv/bin/mlflow ui --backend-store-uri {config.mlflow.tracking_uri})")
+    tracking_uri = tracking.redact_uri(config.mlflow.tracking_uri)  # may hold a database password
+    print(f"MLflow run {run_id} in {tracking_uri} (browse: .venv/bin/mlflow ui --backend-store-uri {tracking_uri})")
     return 0

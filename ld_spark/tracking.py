@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,37 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+# A parameter is secret when any dot-separated part of its name holds one of these words, or ends
+# in "key": fs.s3a.access.key, fs.azure.account.key.<account>.dfs.core.windows.net (the account
+# comes after "key", so not only the last part counts), spark.ssl.keyPassword, *.session.token.
+# linkage.key_env and linkage.key_file say where the key is, not what it is: "key" starts those
+# parts, so they stay readable.
+SECRET_WORDS = ("secret", "password", "passwd", "token", "credential")
+REDACTED = "***"
+# scheme://user:password@host: the password, up to the last "@" (a raw "@" or "/" in a password
+# would otherwise end it early and leak the rest).
+URI_PASSWORD = re.compile(r"(?P<start>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):\S*@")
+# ...?password=...&token=... in a JDBC-style URL.
+QUERY_SECRET = re.compile(r"(?P<name>[?&;][^=&;\s]*(?:" + "|".join(SECRET_WORDS) + r")[^=&;\s]*=)[^&;\s]*",
+                          re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    parts = name.lower().split(".")
+    return any(word in part for part in parts for word in SECRET_WORDS) or any(p.endswith("key") for p in parts)
+
+
+def redact_uri(value: str) -> str:
+    """user:***@host for any URI's password, and *** for a password or token in its query."""
+    value = URI_PASSWORD.sub(rf"\g<start>:{REDACTED}@", value)
+    return QUERY_SECRET.sub(rf"\g<name>{REDACTED}", value)
+
+
+def redact(params: dict[str, str]) -> dict[str, str]:
+    """Params safe to log: secret-named values replaced by ***, passwords cut out of URIs."""
+    return {name: REDACTED if is_secret_name(name) else redact_uri(value) for name, value in params.items()}
+
+
 def _source_dir() -> Path:
     """The checkout the code runs from (the working directory when it runs from a --py-files zip)."""
     here = Path(__file__).resolve().parent
@@ -37,16 +69,42 @@ def git_commit() -> str:
         return "unknown"
 
 
+# The output directory a run writes, as a tag: how a later run finds the runs a kill left RUNNING.
+OUT_DIR_TAG = "ld_spark.out_dir"
+
+
+def end_abandoned_runs(client: Any, experiment_id: str, out_dir: str) -> list[str]:
+    """Mark KILLED every run of the experiment still RUNNING on out_dir; returns their ids.
+
+    Call only while holding out_dir's run lock (io.exclusive): no live run can then be writing
+    there, so a RUNNING one is a run that was killed before it could end itself.
+    """
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
+    abandoned = [r.info.run_id for r in running if r.data.tags.get(OUT_DIR_TAG) == out_dir]
+    for run_id in abandoned:
+        client.set_terminated(run_id, "KILLED")
+        print(f"MLflow run {run_id} on {out_dir} was left RUNNING by a run that was killed: marked KILLED")
+    return abandoned
+
+
+def run_params(config: Config) -> dict[str, str]:
+    """The config (generator aside) and code version as MLflow params, secrets redacted."""
+    params = redact(flatten(config.model_dump(exclude={"generator"})))
+    params["git_commit"] = git_commit()
+    return params
+
+
 @contextmanager
-def run(config: Config, run_name: str | None = None) -> Iterator[Any]:
+def run(config: Config, out_dir: str | Path, run_name: str | None = None) -> Iterator[Any]:
+    """An MLflow run for one `ld-spark run` on out_dir; call it under io.exclusive(out_dir)."""
     import mlflow
 
+    out_dir = str(Path(out_dir).resolve())
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    mlflow.set_experiment(config.mlflow.experiment)
-    with mlflow.start_run(run_name=run_name) as active:
-        params = flatten(config.model_dump(exclude={"generator"}))
-        params["git_commit"] = git_commit()
-        items = sorted(params.items())
+    experiment = mlflow.set_experiment(config.mlflow.experiment)
+    end_abandoned_runs(mlflow.tracking.MlflowClient(), experiment.experiment_id, out_dir)
+    with mlflow.start_run(run_name=run_name, tags={OUT_DIR_TAG: out_dir}) as active:
+        items = sorted(run_params(config).items())
         for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             mlflow.log_params(dict(items[start:start + 100]))
         yield active

@@ -95,23 +95,129 @@ def test_person_key_is_an_hmac_under_the_run_key(spark):
     assert other != keyed["u1"]
 
 
+FILE_KEY = "f" * 64
+ENV_KEY = "e" * 32
+
+
+def _key_conf(config, tmp_path, create: bool):
+    """The test config's linkage section with its key file in tmp_path."""
+    conf = config.linkage.model_copy(update={"key_file": str(tmp_path / "key"), "create_key_if_missing": create})
+    return conf, tmp_path / "key"
+
+
+def _private_key_file(path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o600)
+
+
 def test_key_comes_from_environment_then_file_and_missing_key_is_a_clear_error(config, tmp_path, monkeypatch):
-    conf = config.linkage.model_copy(update={"key_file": str(tmp_path / "key"), "create_key_if_missing": False})
+    conf, path = _key_conf(config, tmp_path, create=False)
     monkeypatch.delenv(conf.key_env, raising=False)
     with pytest.raises(InputError, match="no pseudonymisation key"):
-        linkage.load_key(conf)
-    (tmp_path / "key").write_text("from-file\n")
-    assert linkage.load_key(conf) == b"from-file"
-    monkeypatch.setenv(conf.key_env, "from-env")
-    assert linkage.load_key(conf) == b"from-env"
+        linkage.load_key(conf, path, "local[2]")
+    _private_key_file(path, FILE_KEY + "\n")
+    assert linkage.load_key(conf, path, "local[2]") == FILE_KEY.encode()
+    monkeypatch.setenv(conf.key_env, ENV_KEY)
+    assert linkage.load_key(conf, path, "local[2]") == ENV_KEY.encode()
 
 
-def test_embedded_default_creates_a_private_key_file(config, tmp_path, monkeypatch):
-    conf = config.linkage.model_copy(update={"key_file": str(tmp_path / "key"), "create_key_if_missing": True})
+@pytest.mark.parametrize("where", ["environment", "file"])
+@pytest.mark.parametrize("key", ["", "@", "@" * 31])
+def test_key_under_32_bytes_is_refused_without_showing_it(config, tmp_path, monkeypatch, where, key):
+    conf, path = _key_conf(config, tmp_path, create=False)
     monkeypatch.delenv(conf.key_env, raising=False)
-    key = linkage.load_key(conf)
-    assert len(key) == 64 and (tmp_path / "key").stat().st_mode & 0o077 == 0
-    assert linkage.load_key(conf) == key
+    if where == "environment" and key:
+        monkeypatch.setenv(conf.key_env, key)
+        _private_key_file(path, FILE_KEY)  # the environment wins even over a good file
+    else:
+        _private_key_file(path, key + "\n")
+    with pytest.raises(InputError, match=f"too short: .* holds {len(key)} bytes, at least 32") as err:
+        linkage.load_key(conf, path, "local[2]")
+    assert "\n" not in str(err.value)
+    if key:
+        assert key not in str(err.value).replace(str(tmp_path), "")
+
+
+def test_key_of_exactly_32_bytes_is_accepted(config, tmp_path, monkeypatch):
+    conf, path = _key_conf(config, tmp_path, create=False)
+    monkeypatch.setenv(conf.key_env, "k" * 32)
+    assert linkage.load_key(conf, path, "local[2]") == b"k" * 32
+
+
+def test_embedded_default_creates_a_private_key_file_on_a_local_master(config, tmp_path, monkeypatch, capsys):
+    conf, path = _key_conf(config, tmp_path, create=True)
+    monkeypatch.delenv(conf.key_env, raising=False)
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    key = linkage.load_key(conf, path, "local[2]")
+    assert len(key) == 64 and int(key, 16) >= 0  # 32 random bytes as hex, the format of every key file so far
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert linkage.load_key(conf, path, "local[2]") == key
+    printed = capsys.readouterr().out
+    assert f"created a local pseudonymisation key in {path}" in printed and key.decode() not in printed
+
+
+def test_key_file_is_created_exclusively_and_private_from_the_first_byte(config, tmp_path, monkeypatch):
+    """Not written then chmod-ed (readable by others in between), and never over a key that
+    another process made a moment earlier."""
+    import os
+
+    conf, path = _key_conf(config, tmp_path, create=True)
+    monkeypatch.delenv(conf.key_env, raising=False)
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    opened = []
+    real_open = os.open
+
+    def recording_open(file, flags, mode=0o777, **kwargs):
+        opened.append((str(file), flags, mode))
+        return real_open(file, flags, mode, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    linkage.load_key(conf, path, "local[2]")
+    creations = [(flags, mode) for file, flags, mode in opened if file == str(path) and flags & os.O_CREAT]
+    assert creations == [(os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)]
+
+
+@pytest.mark.parametrize("master, spark_submit", [("yarn", False), ("spark://127.0.0.1:7077", False),
+                                                  ("k8s://https://cluster:443", False), ("local[*]", True)])
+def test_key_is_never_created_on_a_cluster_or_under_spark_submit(config, tmp_path, monkeypatch, master, spark_submit):
+    conf, path = _key_conf(config, tmp_path, create=True)
+    monkeypatch.delenv(conf.key_env, raising=False)
+    if spark_submit:
+        monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "40000")
+    else:
+        monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    with pytest.raises(InputError, match="no pseudonymisation key"):
+        linkage.load_key(conf, path, master)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o644])
+def test_key_file_open_to_group_or_others_is_refused(config, tmp_path, monkeypatch, mode):
+    conf, path = _key_conf(config, tmp_path, create=True)
+    monkeypatch.delenv(conf.key_env, raising=False)
+    path.write_text(FILE_KEY)
+    path.chmod(mode)
+    with pytest.raises(InputError, match=f"open to group or others \\(mode {mode:o}\\): chmod 600"):
+        linkage.load_key(conf, path, "local[2]")
+
+
+def test_relative_key_file_is_beside_conf_wherever_the_run_starts(config, tmp_path, monkeypatch):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "conf").mkdir(parents=True)
+    elsewhere.mkdir()
+    monkeypatch.setenv("LD_SPARK_CONF_DIR", str(project / "conf"))
+    monkeypatch.chdir(elsewhere)
+    conf = config.linkage.model_copy(update={"key_file": ".ld_spark_key"})
+    assert linkage.key_path(conf) == project / ".ld_spark_key"
+    absolute = config.linkage.model_copy(update={"key_file": str(tmp_path / "keys" / "k")})
+    assert linkage.key_path(absolute) == tmp_path / "keys" / "k"
+
+
+def test_default_key_file_is_the_one_make_run_has_always_used(config, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.delenv("LD_SPARK_CONF_DIR", raising=False)
+    assert linkage.key_path(config.linkage) == Path(__file__).resolve().parents[1] / ".ld_spark_key"
 
 
 def test_event_rows_reach_their_person_through_parent_records(spark):
