@@ -75,7 +75,7 @@ def run_seed(spark, config, scale: float, seed: int, work: Path, generator=None,
                                                               for r in released},
                                                     scale=scale, seed=seed, run_seconds=seconds)
             if r["estimand"] in JUSTICE]
-        shutil.rmtree(work / f"plain_{seed}")
+        shutil.rmtree(publisher.staging, ignore_errors=True)
     shutil.rmtree(raw)
     shutil.rmtree(out)
     return rows

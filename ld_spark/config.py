@@ -71,10 +71,13 @@ class EconomicsConf(_Strict):
 
 
 class DisclosureConf(_Strict):
-    suppress_below: int = 8
+    threshold: int = 7                 # counts 1..threshold are suppressed (a TRE may ask for 10)
     round_to: int = 5
     min_people_model: int = 10
     min_residual_df: int = 10
+    one_decimal_from: int = 4000       # percentages get one decimal only on a denominator this large
+    nk_share: float = 0.9              # dominance: two largest values at most this share of a total
+    p_ratio: float = 0.1               # p-ratio: the rest at least this share of the largest value
 
 
 class SourceConf(_Strict):

@@ -32,6 +32,8 @@ class CustodyInputs:
     median_sentence_days: float
     referrals: int                     # referrals not declined behind the rates
     sentences: int | None = None       # custodial sentences behind the mean and median
+    top_share: float | None = None     # how far a few sentences dominate them (estimators.concentration)
+    p_ratio: float | None = None
 
 
 def custody_avoided(inputs: CustodyInputs, odds_ratio: float) -> float:
@@ -79,5 +81,6 @@ def economic_estimates(inputs: CustodyInputs, conf: EconomicsConf) -> list[Estim
             rows.append(Estimate(name, value, None, None, None, inputs.referrals, "programme cost per referral not declined (conf)"))
         else:
             rows.append(Estimate(name, value, low[name], high[name], None, inputs.referrals, method,
-                                 people=inputs.referrals, summarised_values=inputs.sentences))
+                                 people=inputs.referrals, summarised_values=inputs.sentences,
+                                 top_share=inputs.top_share, p_ratio=inputs.p_ratio))
     return rows

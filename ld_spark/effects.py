@@ -154,7 +154,7 @@ def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estim
         custody_rate=float(post_eval["custodial"].mean()),
         custody_or=custody_or.estimate, custody_or_low=custody_or.ci_low, custody_or_high=custody_or.ci_high,
         mean_sentence_days=float(days.mean()), median_sentence_days=float(days.median()), referrals=referrals,
-        sentences=len(days))
+        sentences=len(days), **estimators.concentration([days.to_numpy(float)]))
 
 
 def justice_frames(offences: DataFrame, cases: DataFrame, spec: str = "proven_reoffending") -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -32,9 +32,43 @@ class Estimate:
     people: int | None = None
     df_resid: int | None = None
     summarised_values: int | None = None   # values behind a mean or median the estimate rests on
+    # How concentrated those values are, per cohort x period cell (concentration()).
+    top_share: float | None = None
+    p_ratio: float | None = None
 
     def row(self) -> dict:
         return asdict(self)
+
+
+def concentration(cells) -> dict[str, float | None]:
+    """How far a few values dominate the means an estimate rests on (for disclosure control).
+
+    cells: arrays of non-negative values, one per mean. top_share: the largest share of a cell's
+    total that its two largest values hold; p_ratio: the smallest (total - two largest) / largest.
+    A cell of all zeros dominates nothing.
+    """
+    top_share, p_ratio = None, None
+    for values in cells:
+        v = np.sort(np.abs(np.asarray(values, float)))[::-1]
+        total = v.sum()
+        if total <= 0:
+            continue
+        share, rest = v[:2].sum() / total, (total - v[:2].sum()) / v[0]
+        top_share = share if top_share is None else max(top_share, share)
+        p_ratio = rest if p_ratio is None else min(p_ratio, rest)
+    return {"top_share": top_share, "p_ratio": p_ratio}
+
+
+def _cells(df: pd.DataFrame, column: str, cap: float | None = None) -> list[np.ndarray]:
+    values = df[column].to_numpy(float)
+    if cap is not None:
+        values = np.minimum(values, cap)
+    return [values[rows] for rows in df.groupby(["evaluation", "post"]).indices.values()]
+
+
+def _smallest_cell(df: pd.DataFrame) -> int:
+    """The fewest values behind any of the four cohort x period means."""
+    return int(df.groupby(["evaluation", "post"]).size().min())
 
 
 def did_design(df: pd.DataFrame) -> np.ndarray:
@@ -149,7 +183,8 @@ def linear_did(estimand: str, df: pd.DataFrame, outcome: str, log: bool = False)
         return _withheld(estimand, n, method, "a cohort x period cell has fewer than 2 values")
     y = df[outcome].to_numpy(float)
     result = sm.OLS(np.log(y) if log else y, did_design(df)).fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=log), n=n, method=method, **_sizes(df, result))
+    return Estimate(estimand, *_interaction(result, exponentiate=log), n=n, method=method, **_sizes(df, result),
+                    summarised_values=_smallest_cell(df), **concentration(_cells(df, outcome)))
 
 
 def _saturated_optimum(df: pd.DataFrame, outcome: str, levels: list, reference: str) -> np.ndarray | None:
@@ -197,7 +232,17 @@ def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.Da
         out = pd.DataFrame({"level": levels, "rr": np.exp(b), "ci_low": np.exp(b - Z * se), "ci_high": np.exp(b + Z * se)})
     out.loc[empty, ["rr", "ci_low", "ci_high"]] = np.nan
     sizes = _sizes(df, result)
-    return out.assign(people=sizes["people"], df_resid=sizes["df_resid"])
+    return out.assign(people=sizes["people"], df_resid=sizes["df_resid"],
+                      smallest_cell=[_smallest_count(df, outcome, [lvl, reference]) for lvl in levels])
+
+
+def _smallest_count(df: pd.DataFrame, outcome: str, levels: list) -> int:
+    """The smallest non-zero count of events or people in the cohort x level cells a month's ratio
+    is made of (its own and the reference's): a saturated ratio is an exact function of them."""
+    cells = df[df["level"].isin(levels)].groupby(["level", "evaluation"]).agg(
+        events=(outcome, "sum"), people=("person", "nunique"))
+    counts = [int(c) for c in cells.to_numpy().ravel() if c > 0]
+    return min(counts, default=0)
 
 
 def km_restricted_mean(time: np.ndarray, event: np.ndarray, tau: float) -> float:
@@ -256,4 +301,5 @@ def restricted_mean_did(estimand: str, df: pd.DataFrame, time: str, event: str, 
     for _, rows in df.groupby(["evaluation", "post"]).indices.items():
         pseudo[rows] = restricted_mean_pseudo(df[time].to_numpy()[rows], df[event].to_numpy()[rows], tau)
     result = sm.OLS(pseudo, did_design(df)).fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=False), n=n, method=method, **_sizes(df, result))
+    return Estimate(estimand, *_interaction(result, exponentiate=False), n=n, method=method, **_sizes(df, result),
+                    summarised_values=_smallest_cell(df), **concentration(_cells(df, time, cap=tau)))

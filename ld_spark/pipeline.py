@@ -19,7 +19,7 @@ from ld_spark import (bronze, cohorts, descriptives, economics, effects, estimat
                       report, sdc, series, tracking, uptake)
 from ld_spark.config import AnalysisConf, Config
 from ld_spark.contract import ESTIMANDS, RESULT_COLUMNS, TABLES
-from ld_spark.publish import Publisher, write_csv
+from ld_spark.publish import MANIFEST, Publisher, write_csv, write_text
 
 STATES = bronze.STATES
 T = TypeVar("T")
@@ -131,7 +131,7 @@ def run_linkage(spark: SparkSession, config: Config, raw: Path, out: Path) -> tu
     tuples.unpersist()
     shutil.rmtree(work, ignore_errors=True)
     (linkage_path(out, "model")).mkdir(parents=True, exist_ok=True)
-    (linkage_path(out, "model") / "splink_model.json").write_text(model)
+    write_text(linkage_path(out, "model") / "splink_model.json", model)
 
     truth_file = raw / "_truth" / "record_person.csv"
     if not truth_file.exists():
@@ -312,12 +312,19 @@ def run_effects(spark: SparkSession, config: Config, out: Path, publisher: Publi
     for outcome in effects.EVENT_STUDY_OUTCOMES:
         fit = estimators.event_study(study_rows, outcome)
         study += [{"outcome": outcome, "rel_month": int(r["level"]), "rr": r["rr"], "ci_low": r["ci_low"],
-                   "ci_high": r["ci_high"], "people": int(r["people"]), "df_resid": int(r["df_resid"])}
+                   "ci_high": r["ci_high"], "people": int(r["people"]), "df_resid": int(r["df_resid"]),
+                   "smallest_cell": int(r["smallest_cell"])}
                   for r in fit.to_dict("records")]
     study.sort(key=lambda r: (effects.EVENT_STUDY_OUTCOMES.index(r["outcome"]), r["rel_month"]))
     study = publisher.event_study("event_study.csv", study)
     report.event_study_chart(study, publisher.path("event_study.png"))
     return released
+
+
+def delta_versions(out: Path) -> dict[str, int]:
+    """Every Delta table under OUT_DIR (by its path there) -> its latest committed version."""
+    return {str(log.parent.relative_to(out)): io.delta_version(log.parent)
+            for log in sorted(out.rglob("_delta_log")) if log.is_dir()}
 
 
 def run(spark: SparkSession, config: Config, raw: str, out: str) -> int:
@@ -332,7 +339,6 @@ def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts:
     import mlflow
 
     publisher = Publisher(out_path / "results", sdc.Rules(**config.disclosure.model_dump()))
-    results = publisher.results
     generator_info = Path(raw) / "_truth" / "generator.json"
     with tracking.run(config, out_path, run_name="ld-spark run") as active:
         if generator_info.exists():
@@ -364,7 +370,8 @@ def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts:
         quality, model = run_linkage(spark, config, Path(raw), out_path)
         mlflow.log_metric("stage_seconds.linkage", time.time() - started)
         mlflow.log_text(model, "linkage/splink_model.json")
-        mlflow.log_artifact(str(report.match_weights_chart(model, results / "match_weights.png")), artifact_path="linkage")
+        mlflow.log_artifact(str(report.match_weights_chart(model, publisher.path("match_weights.png"))),
+                            artifact_path="linkage")
         quality_rows = publisher.table("linkage_quality.csv", LINKAGE_QUALITY_COLUMNS,
                                        linkage_quality_rows(spark, out_path, quality))
         for row in quality_rows:
@@ -392,19 +399,21 @@ def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts:
                 if row[field] is not None:
                     mlflow.log_metric(f"{row['estimand']}.{field}", float(row[field]))
         publisher.write_report()
-        mlflow.log_metric("sdc.cells_changed", len(publisher.report.rows))
+        mlflow.log_metric("sdc.cells_ruled", len(publisher.report.rows))
         mlflow.log_metric("sdc.cells_suppressed_or_withheld",
                           sum(r["action"] in ("suppressed", "withheld") for r in publisher.report.rows))
-        for f in sorted(results.iterdir()):
-            if f.name != "match_weights.png":
-                mlflow.log_artifact(str(f), artifact_path="results")
+        # results/ is replaced whole; MLflow gets exactly the files its manifest lists.
+        manifest = publisher.commit(run_id, delta_versions(out_path))
+        for name in [*manifest["files"], MANIFEST]:
+            if name != "match_weights.png":
+                mlflow.log_artifact(str(publisher.results / name), artifact_path="results")
 
     loaded = sum(s[bronze.LOADED] for s in reconciled.values())
     quarantined = sum(s[bronze.QUARANTINED] for s in reconciled.values())
     read = sum(s["read"] for s in reconciled.values())
     print(f"read {read:,d} rows from {len(reconciled)} tables: {loaded:,d} loaded into bronze Delta "
           f"tables, {quarantined:,d} quarantined with their reason, under {out_path / 'linkage'}")
-    print(f"results (after disclosure control, see sdc_report.csv): {results}")
+    print(f"results (after disclosure control, see sdc_report.csv): {publisher.results}")
     tracking_uri = tracking.redact_uri(config.mlflow.tracking_uri)  # may hold a database password
     print(f"MLflow run {run_id} in {tracking_uri} (browse: .venv/bin/mlflow ui --backend-store-uri {tracking_uri})")
     return 0

@@ -2,14 +2,22 @@
 
 `Publisher` is the one door out of the secure environment. Each table is named with its `Spec`
 (which columns are counts, which are derived from counts) and released through `ld_spark.sdc`;
-figures are drawn from the released rows; MLflow gets the released numbers. Everything changed
-is listed in results/sdc_report.csv. The Delta tables, and the exact reconciliation kept under
-linkage/ for the operator, are internal and stay unrounded.
+figures are drawn from the released rows; MLflow gets the released numbers, and uploads only the
+files the manifest lists. results/sdc_report.csv records the rule applied to every released cell.
+results/ changes only whole: files are staged beside it, then moved into place with the manifest.
+The Delta tables, and the exact reconciliation kept under linkage/ for the operator, are
+internal and stay unrounded.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
+import json
+import os
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 from ld_spark import sdc
 from ld_spark.contract import RESULT_COLUMNS
@@ -30,8 +38,23 @@ SPECS = {
 REPORT_COLUMNS = ["output", "row", "column", "action", "reason"]
 
 
+@contextlib.contextmanager
+def atomic(path: Path, mode: str = "w", **kwargs) -> Iterator:
+    """Open a sibling temporary file for writing and move it onto `path` only once it is whole:
+    a run killed mid-write leaves the old file (or none), never a truncated one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open(mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
-    with path.open("w", newline="") as handle:
+    with atomic(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -39,13 +62,52 @@ def write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
     return path
 
 
+def write_text(path: Path, text: str) -> Path:
+    with atomic(path) as handle:
+        handle.write(text)
+    return path
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+MANIFEST = "manifest.json"
+
+
 class Publisher:
+    """Writes released files into a staging folder beside results/; `commit` adds the manifest
+    and swaps the folder into place. A run that dies before it leaves the previous results/
+    whole; a file placed in results/ by hand, or left by an older run, is never published."""
+
     def __init__(self, results: Path, rules: sdc.Rules):
         self.results, self.rules, self.report = results, rules, sdc.Report()
-        results.mkdir(parents=True, exist_ok=True)
+        self.staging = results.with_name(f".{results.name}.staging")
+        self.previous = results.with_name(f".{results.name}.previous")
+        if self.previous.exists() and not results.exists():
+            os.replace(self.previous, results)  # a run killed between commit's two renames
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir(parents=True)
 
     def path(self, name: str) -> Path:
-        return self.results / name
+        return self.staging / name
+
+    def commit(self, run_id: str, delta_versions: dict[str, int]) -> dict:
+        """Write results/manifest.json (the run, every released file's SHA-256, the Delta table
+        versions it was computed from) and move the staging folder into place as results/."""
+        files = {p.name: sha256(p) for p in sorted(self.staging.iterdir()) if p.is_file()}
+        manifest = {"run_id": run_id, "files": files, "delta_versions": dict(sorted(delta_versions.items()))}
+        write_text(self.path(MANIFEST), json.dumps(manifest, indent=2) + "\n")
+        shutil.rmtree(self.previous, ignore_errors=True)
+        if self.results.exists():
+            os.replace(self.results, self.previous)
+        os.replace(self.staging, self.results)
+        shutil.rmtree(self.previous, ignore_errors=True)
+        return manifest
 
     def table(self, name: str, columns: list[str], rows: list[dict]) -> list[dict]:
         """Release a table named in SPECS, write it, and return the released rows."""
@@ -65,11 +127,13 @@ class Publisher:
                 out = sdc.release_percentage_estimate(row, row["k"], self.rules, self.report, name)
             else:
                 out = sdc.release_estimate(row, row.get("people"), row.get("df_resid"), self.rules, self.report, name)
-            values = row.get("summarised_values")
-            if values is not None and values < self.rules.suppress_below and out["estimate"] is not None:
+            # A mean or median behind the estimate: of too few values, or dominated by a few.
+            reasons = [reason for reason, applies in (
+                (sdc.FEW_VALUES, sdc.small(row.get("summarised_values"), self.rules)),
+                (sdc.DOMINATED, sdc.dominated(row.get("top_share"), row.get("p_ratio"), self.rules))) if applies]
+            if reasons and out["estimate"] is not None:
                 out.update({c: None for c in sdc.ESTIMATE_COLUMNS})
-                self.report.note(name, row["estimand"], "estimate", "suppressed",
-                                 f"rests on a mean/median of {values} values (< {self.rules.suppress_below})")
+                self.report.note(name, row["estimand"], "estimate", "suppressed", "; ".join(reasons))
             released.append(out)
         for source, names in (derived or {}).items():
             by_name = {r["estimand"]: r for r in released}
@@ -82,9 +146,11 @@ class Publisher:
         return released
 
     def event_study(self, name: str, rows: list[dict]) -> list[dict]:
-        """Per-month rate ratios; a whole outcome's fit withheld on too few people or residual df."""
+        """Per-month rate ratios: a whole outcome's fit withheld on too few people or residual df, a
+        month withheld when a cell it is made of (its own or the reference's) holds a small count."""
         released = [sdc.release_model_row(name, f"{r['outcome']}|{r['rel_month']}", r, ("rr", "ci_low", "ci_high"),
-                                          r.get("people"), r.get("df_resid"), self.rules, self.report) for r in rows]
+                                          r.get("people"), r.get("df_resid"), self.rules, self.report,
+                                          r.get("smallest_cell")) for r in rows]
         write_csv(self.path(name), ["outcome", "rel_month", "rr", "ci_low", "ci_high"], released)
         return released
 
