@@ -16,7 +16,7 @@ import re
 import shutil
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -64,7 +64,7 @@ def main() -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# Synthetic generation ({stamp})", "", f"Machine: {machine()}; local[*]; seed {args.seed}; "
              "wall time includes Spark start-up; peak RSS is the whole process tree.", "",
              "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]

@@ -52,8 +52,8 @@ def _compare(planted: dict, estimates: dict, **tags) -> list[dict]:
 
 
 def run_seed(spark, config, scale: float, seed: int, work: Path, generator=None, plain_too: bool = False) -> list[dict]:
-    from ld_spark import pipeline, sdc
-    from ld_spark.publish import Publisher
+    from ld_spark import catalog, effects, pipeline
+    from ld_spark.release.publish import Publisher
     from ld_spark.synth.generate import generate
 
     raw, out = work / f"raw_{seed}", work / f"out_{seed}"
@@ -68,8 +68,11 @@ def run_seed(spark, config, scale: float, seed: int, work: Path, generator=None,
     if plain_too:
         # The same linked tables under the plain specification: only the effects stage reruns.
         plain = config.model_copy(update={"analysis": config.analysis.model_copy(update={"justice_spec": "plain"})})
-        publisher = Publisher(work / f"plain_{seed}", sdc.Rules(**config.disclosure.model_dump()))
-        released = pipeline.run_effects(spark, plain, out, publisher, [])
+        publisher = Publisher(work / f"plain_{seed}", config.disclosure)
+        fitted = effects.estimate(*(catalog.read(spark, out, t) for t in (catalog.PANEL, catalog.OFFENCES,
+                                                                           catalog.COURT_CASES)),
+                                  plain.analysis, plain.economics)
+        released = publisher.estimates("estimates.csv", effects.results_table([], fitted))
         rows = [{**r, "spec": "proven_reoffending"} for r in rows] + [
             {**r, "spec": "plain"} for r in _compare(planted, {r["estimand"]: {k: ("" if v is None else v) for k, v in r.items()}
                                                               for r in released},

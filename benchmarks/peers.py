@@ -30,8 +30,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ld_spark import catalog, events, io, link, series, session  # noqa: E402
 from ld_spark import config as config_module  # noqa: E402
-from ld_spark import events, io, linkage, pipeline, series, session  # noqa: E402
 
 FIRST, LAST = -24, 12
 # Each engine runs the series aggregation this many times; the best time is compared (the first,
@@ -47,11 +47,11 @@ def spark_session():
 # ---------------------------------------------------------------------------------- series
 def prepare_series(spark, out: Path, work: Path) -> tuple[Path, Path, int]:
     """The stage's inputs as the job builds them: dated cohort events and the cohort index."""
-    record_person = io.read_delta(spark, pipeline.linkage_path(out, "record_person"))
-    index = io.read_delta(spark, pipeline.linkage_path(out, "cohort_index"))
+    record_person = io.read_delta(spark, catalog.path(out, catalog.RECORD_PERSON))
+    index = io.read_delta(spark, catalog.path(out, catalog.COHORT_INDEX))
 
     def bronze_table(table: str):
-        return io.read_delta(spark, pipeline.linkage_path(out, "bronze", table))
+        return io.read_delta(spark, catalog.path(out, catalog.bronze(table)))
 
     dated = events.cohort_events(bronze_table, record_person, index)
     events_path, index_path = work / "events", work / "index"
@@ -154,10 +154,11 @@ def run_series(args) -> dict:
 # --------------------------------------------------------------------------------- linkage
 def prepare_linkage(spark, out: Path, work: Path) -> tuple[Path, Path]:
     """The identity records and distinct tuples exactly as the job's linkage stage builds them."""
-    records = pipeline.identity_records(spark, out)
+    bronze = {table: catalog.read(spark, out, catalog.bronze(table)) for table, _, _ in link.identity.SOURCES.values()}
+    records = link.identity.records(bronze)
     records_path, tuples_path = work / "records", work / "tuples"
-    records.select("source_table", "record_key", linkage.UNIQUE_ID).write.mode("overwrite").parquet(str(records_path))
-    linkage.identity_tuples(records).write.mode("overwrite").parquet(str(tuples_path))
+    records.select("source_table", "record_key", link.identity.UNIQUE_ID).write.mode("overwrite").parquet(str(records_path))
+    link.identity.identity_tuples(records).write.mode("overwrite").parquet(str(tuples_path))
     return records_path, tuples_path
 
 
@@ -167,15 +168,15 @@ def splink_duckdb(tuples_path: Path, records_path: Path, conf, target: Path) -> 
 
     con = duckdb.connect()
     con.execute(f"CREATE TABLE identity_tuples AS SELECT * FROM read_parquet('{tuples_path}/*.parquet')")
-    linker = Linker(DuckDBAPI(con).register("identity_tuples"), linkage.splink_settings())
-    linkage.train(linker, conf)
+    linker = Linker(DuckDBAPI(con).register("identity_tuples"), link.model.splink_settings())
+    link.model.train(linker, conf)
     predictions = linker.inference.predict(threshold_match_probability=conf.match_threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
         predictions, threshold_match_probability=conf.match_threshold)
     con.execute(f"""
         COPY (SELECT r.source_table, r.record_key, c.cluster_id AS person_key
               FROM read_parquet('{records_path}/*.parquet') r
-              JOIN {clusters.physical_name} c ON c.{linkage.UNIQUE_ID} = r.{linkage.UNIQUE_ID})
+              JOIN {clusters.physical_name} c ON c.{link.identity.UNIQUE_ID} = r.{link.identity.UNIQUE_ID})
         TO '{target}' (FORMAT parquet)""")
     pairs = con.execute(f"SELECT count(*) FROM {predictions.physical_name}").fetchone()[0]
     con.close()
@@ -196,12 +197,12 @@ def run_linkage(args) -> dict:
     seconds = time.perf_counter() - started
 
     truth = spark.read.csv(str(Path(args.raw) / "_truth" / "record_person.csv"), header=True)
-    ours = io.read_delta(spark, pipeline.linkage_path(out, "record_person_identity"))
+    ours = io.read_delta(spark, catalog.path(out, catalog.RECORD_PERSON_IDENTITY))
     theirs = spark.read.parquet(str(target)).withColumn("person_key", F.col("person_key").cast("string"))
     quality = {}
     for name, linked in [("spark_job", ours), ("splink_duckdb", theirs)]:
-        cells = linkage.quality_cells(linked, truth).persist()  # scored three ways, joined once
-        rows = linkage.pairwise_quality(cells).collect()
+        cells = link.quality.quality_cells(linked, truth).persist()  # scored three ways, joined once
+        rows = link.quality.pairwise_quality(cells).collect()
         cells.unpersist()
         quality[name] = {r["source_table"]: round(r["f1"], 4) for r in rows if r["f1"] is not None}
     spark.stop()

@@ -25,7 +25,7 @@ import secrets
 import shutil
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,7 +237,7 @@ def main() -> None:
                         help="add these scales to the existing results instead of starting them anew")
     parser.add_argument("--note", default="", help="a sentence for the results table (e.g. what else ran)")
     args = parser.parse_args()
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="ld-bench-"))
     try:

@@ -10,23 +10,30 @@ Every landed row ends in exactly one state, so the counts reconcile to the row:
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ld_spark import normalise
-from ld_spark.contract import CODES, DATE, IDENTITY_COLUMNS, INT, KEYS, MONTHLY_SUBMISSION_TABLES, TABLES, TYPES, YN
+from ld_spark.contract import (
+    CODES,
+    DATE,
+    IDENTITY_COLUMNS,
+    INT,
+    KEYS,
+    MONTHLY_SUBMISSION_TABLES,
+    ONWARD_REFERRALS,
+    TABLES,
+    TYPES,
+    YN,
+)
 from ld_spark.errors import InputError
+from ld_spark.frames import Transform, union_all
 from ld_spark.io import LINE, ROW_FAULT, SOURCE_FILE
 
 STATUS = "_status"
 FAILURES = "_failures"
 LOADED, QUARANTINED, DUPLICATE, SUPERSEDED = "loaded", "quarantined", "duplicate", "superseded"
 STATES = (LOADED, QUARANTINED, DUPLICATE, SUPERSEDED)
-ONWARD_REFERRALS = {"advice", "brief_intervention", "gp", "iapt", "mh_specialist", "drug_alcohol", "housing",
-                    "mha_assessment", "learning_disability", "other"}
-Transform = Callable[[DataFrame], DataFrame]
 
 
 def _rule(failed: Column, rule: str, column: str) -> Column:
@@ -52,7 +59,7 @@ def row_rules(table: str) -> list[Column]:
         rules.append(_rule(F.col(column).isNotNull() & ~F.col(column).isin(*sorted(codes)), "code_outside_list", column))
     if table == "ld_referrals":
         items = F.split(F.col("onward_referrals"), ";")
-        unknown = F.exists(items, lambda x: ~x.isin(*sorted(ONWARD_REFERRALS)))
+        unknown = F.exists(items, lambda x: ~x.isin(*ONWARD_REFERRALS))
         rules.append(_rule(F.col("onward_referrals").isNotNull() & unknown, "code_outside_list", "onward_referrals"))
         needs = F.col("mh_needs").try_cast("int")
         rules.append(_rule(needs.isNotNull() & ~needs.between(0, 5), "out_of_range", "mh_needs"))
@@ -157,3 +164,15 @@ def reconciled(table: str, read: int, states: dict[str, int]) -> dict[str, int]:
                          f"accounted for (" + ", ".join(f"{s} {n}" for s, n in counts.items())
                          + "): rows were lost or invented on the way to bronze")
     return {"read": read, **counts}
+
+
+def state_counts(classified: DataFrame) -> dict[str, int]:
+    """Rows per state, plus `read` (their sum): one table's line of the reconciliation."""
+    counts = {r[STATUS]: r["count"] for r in classified.groupBy(STATUS).count().collect()}
+    out = {state: int(counts.get(state, 0)) for state in STATES}
+    return {"read": sum(out.values()), **out}
+
+
+def quarantine(classified: dict[str, DataFrame], run_id: str) -> DataFrame:
+    """Every table's quarantined rows in one table (classified: contract table -> classify's output)."""
+    return union_all(df.transform(quarantined(table, run_id)) for table, df in classified.items())

@@ -24,8 +24,8 @@ def parser() -> argparse.ArgumentParser:
                           "uncharged police contacts, custody taking people out (conf/shape_realistic.yaml)")
 
     run = sub.add_parser("run", help="every stage, raw extracts to results")
-    run.add_argument("--raw", required=True, help="raw root in the contract layout")
-    run.add_argument("--out", required=True, help="output root (Delta tables, results/)")
+    run.add_argument("--raw", help="raw root in the contract layout (default: the config's paths.raw)")
+    run.add_argument("--out", help="output root, Delta tables and results/ (default: the config's paths.out)")
     run.add_argument("--conf", action="append", default=[], help="config overlay (name or path); repeatable")
     return p
 
@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load_config(args.conf)
     spark = session.build(cfg)
-    return pipeline.run(spark, cfg, raw=args.raw, out=args.out)
+    return pipeline.run(spark, cfg, raw=args.raw or cfg.paths.raw, out=args.out or cfg.paths.out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,15 +9,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from ld_spark.contract import VULNERABILITIES
-from ld_spark.linkage import source_name
-
-Transform = Callable[[DataFrame], DataFrame]
+from ld_spark.config import AnalysisConf
+from ld_spark.contract import VULNERABILITIES, source_name
+from ld_spark.frames import Transform
 
 EVALUATION, HISTORIC = "evaluation", "historic"
 REFERRAL_COLUMNS = ["person_key", "site_code", "referral_date", "index_offence_date", "point_of_contact",
@@ -32,7 +30,7 @@ def referrals(record_person: DataFrame) -> Transform:
 
     def _(bronze: DataFrame) -> DataFrame:
         # record_person holds one row per referral_id, so this join cannot fan out.
-        return bronze.join(keys, on="referral_id", how="inner").select(*REFERRAL_COLUMNS)
+        return bronze.join(keys, on=["referral_id"], how="inner").select(*REFERRAL_COLUMNS)
     return _
 
 
@@ -74,16 +72,20 @@ def historic_control(window: tuple[dt.date, dt.date], offences: DataFrame) -> Tr
                .groupBy("person_key").agg(F.min("arrest_date").alias("index_date")))
 
     def _(evaluation: DataFrame) -> DataFrame:
-        return (evaluation.drop("index_date").join(charged, on="person_key", how="inner")
+        return (evaluation.drop("index_date").join(charged, on=["person_key"], how="inner")
                 .select("person_key", F.lit(HISTORIC).alias("cohort"), "index_date", "site_code", "declined"))
     return _
+
+
+def declined() -> Column:
+    """Whether a referral was declined; a blank `declined` is read as "not recorded as declined"."""
+    return F.coalesce(F.col("declined"), F.lit(False))
 
 
 def cohorts(evaluation: DataFrame, historic: DataFrame, declined_in_outcomes: bool) -> DataFrame:
     """Both cohorts in one table; `in_outcomes` marks who enters the outcome analysis."""
     both = evaluation.unionByName(historic.select(*evaluation.columns))
-    # A blank `declined` is read as "not recorded as declined".
-    in_outcomes = F.lit(True) if declined_in_outcomes else ~F.coalesce(F.col("declined"), F.lit(False))
+    in_outcomes = F.lit(True) if declined_in_outcomes else ~declined()
     return both.withColumn("in_outcomes", in_outcomes)
 
 
@@ -99,3 +101,49 @@ def dates_as_months(df: DataFrame) -> DataFrame:
             month = name[: -len("_date")] + "_month" if name.endswith("_date") else name + "_month"
             out = out.withColumn(name, F.date_format(name, "yyyy-MM")).withColumnRenamed(name, month)
     return out
+
+
+# The dense date of each source that says how far it reaches (L&D referrals only cover their
+# own windows, so they do not say where the follow-up ends).
+EXTRACT_DATES = {
+    "hes_ae": "ARRIVALDATE",
+    "mhsds/mhs201_care_contact": "CareContDate",
+    "iapt/ids201_care_contact": "CareContDate",
+    "ndtms/episodes": "REFLD",
+    "pnc/offences": "arrest_date",
+    "hmcts/hearings": "hearing_date",
+}
+
+
+def follow_up_end(configured: str | None, bronze: dict[str, DataFrame]) -> dt.date:
+    """The extract's end: `configured` (analysis.follow_up_end) if set, else the latest date
+    every source covers (bronze: contract table -> bronze table, for each of EXTRACT_DATES).
+
+    Each source's latest date (none after today: a mistyped future date says nothing), then the
+    earliest of those, so no source's follow-up is counted past the day it was cut. A source
+    with no dated rows does not vote.
+    """
+    if configured:
+        return dt.date.fromisoformat(configured)
+    latest = []
+    for table, column in EXTRACT_DATES.items():
+        value = bronze[table].filter(F.col(column) <= F.current_date()).agg(F.max(column)).first()[0]
+        if value is not None:
+            latest.append(value)
+    return min(latest) if latest else dt.date.today()
+
+
+# The stage's steps, in the order pipeline.Job.series calls them.
+
+def both_cohorts(evaluation: DataFrame, offences: DataFrame, analysis: AnalysisConf) -> DataFrame:
+    """The evaluation cohort and its historic control (its members charged in the historic
+    window, indexed on that arrest), with who enters the outcome analysis."""
+    historic = evaluation.transform(historic_control(analysis.historic_window(), offences))
+    return cohorts(evaluation, historic, analysis.declined_in_outcomes)
+
+
+def referred(window: tuple[dt.date, dt.date]) -> Transform:
+    """Referrals -> the analysis layer's referred table: everyone referred in the window, dates as months."""
+    def _(refs: DataFrame) -> DataFrame:
+        return refs.transform(referred_in_window(window)).transform(dates_as_months)
+    return _

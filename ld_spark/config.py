@@ -1,12 +1,14 @@
 """Typed configuration: conf/base.yaml plus overlays, loaded once into a Config object."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict
+
 
 def conf_dir() -> Path:
     """LD_SPARK_CONF_DIR, else conf/ beside the package, else ./conf (the package may be running
@@ -60,6 +62,14 @@ class AnalysisConf(_Strict):
     index_offence_tolerance_days: int
     restricted_mean_days: int
     justice_spec: Literal["proven_reoffending", "plain"]
+
+    def window(self) -> tuple[dt.date, dt.date]:
+        """The evaluation window (referral dates), as dates."""
+        return tuple(dt.date.fromisoformat(d) for d in self.evaluation_window)
+
+    def historic_window(self) -> tuple[dt.date, dt.date]:
+        """The historic control's charge window, as dates."""
+        return tuple(dt.date.fromisoformat(d) for d in self.historic_charge_window)
 
 
 class EconomicsConf(_Strict):
@@ -127,6 +137,8 @@ class GeneratorConf(_Strict):
     population_per_scale: int
     extract_start: str
     extract_end: str
+    evaluation_window: tuple[str, str]        # the analysis's windows (conf/base.yaml anchors)
+    historic_charge_window: tuple[str, str]
     sites: int
     cohort_per_scale: int
     non_consent_share: float

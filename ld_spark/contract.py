@@ -57,6 +57,8 @@ ESTIMANDS = [
     "police_contact_rr",
 ]
 RESULT_COLUMNS = ["estimand", "estimate", "ci_low", "ci_high", "p_value", "n", "method"]
+# The same columns as a Spark schema: the gold analysis/estimates table.
+RESULT_SCHEMA = "estimand string, estimate double, ci_low double, ci_high double, p_value double, n long, method string"
 
 # Columns that are not plain strings, by contract type (section 2); every other column is `str`.
 DATE, INT, YN = "date", "int", "Y/N"
@@ -104,6 +106,11 @@ KEYS: dict[str, list[str]] = {
 
 # MHSDS and IAPT are monthly submissions: the same record recurs; the latest UniqMonthID wins.
 MONTHLY_SUBMISSION_TABLES = {t for t in TABLES if t.startswith(("mhsds/", "iapt/"))}
+
+# The services an L&D referral can be passed on to (ld_referrals.onward_referrals holds a
+# ';'-separated list of them, so its values are checked item by item, not against CODES).
+ONWARD_REFERRALS = ("advice", "brief_intervention", "gp", "iapt", "mh_specialist", "drug_alcohol", "housing",
+                    "mha_assessment", "learning_disability", "other")
 
 # Code lists the contract gives in full; a value outside its list is quarantined.
 _SITES = {f"LD{i:02d}" for i in range(1, 28)}
@@ -158,3 +165,9 @@ IDENTITY_COLUMNS: dict[str, dict[str, str]] = {
     "hmcts/cases": {"defendant_forename": "name", "defendant_surname": "name", "defendant_dob": "dob",
                     "defendant_postcode": "postcode", "pnc_id": "pnc"},
 }
+
+
+def source_name(table: str) -> str:
+    """`mhsds/mhs101_referral` -> `mhsds.mhs101_referral`: a table's name in source_table columns
+    (record_person, linkage_quality.csv, the truth files) and in MLflow metric names."""
+    return table.replace("/", ".")

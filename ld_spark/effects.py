@@ -8,18 +8,18 @@ national event table. Person keys are replaced by integers before anything is co
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
 
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ld_spark import estimators
+from ld_spark import economics, estimators
 from ld_spark.cohorts import EVALUATION
+from ld_spark.config import AnalysisConf, EconomicsConf
+from ld_spark.contract import ESTIMANDS
 from ld_spark.economics import CustodyInputs
 from ld_spark.estimators import Estimate
-
-Transform = Callable[[DataFrame], DataFrame]
+from ld_spark.frames import Transform
 
 # Rate-ratio estimands of contract section 4 -> the panel column they are estimated on.
 COUNT_ESTIMANDS = {
@@ -212,3 +212,46 @@ def plain_justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, sums: p
         estimators.count_did("adjournments_rr", completed, "adjournments_all", exposure="one"),
         estimators.linear_did("arrest_to_sentence_days_diff", sentenced, "arrest_to_sentence_days"),
     )]
+
+
+def estimate(panel: DataFrame, offences: DataFrame, cases: DataFrame, analysis: AnalysisConf,
+             costs: EconomicsConf) -> list[Estimate]:
+    """The stage's entry point: every effect estimand of contract section 4 and the economics,
+    from the panel, offences and court_cases analysis tables."""
+    sums = collected(panel.transform(person_period_sums(PANEL_SUMS)))
+    offences, cases = justice_frames(offences, cases, analysis.justice_spec)
+    if analysis.justice_spec == "plain":
+        # For comparison only (benchmarks/coverage.py): what the job reported before the rules.
+        fitted = [*count_estimates(sums), *plain_justice_estimates(offences, cases, sums)]
+        offences = offences.assign(sentenced=offences["convicted"], custodial=offences["custodial_code"])
+    else:
+        justice_rows = collected(panel.transform(justice_month_rows(list(JUSTICE_COUNT_ESTIMANDS.values()))))
+        fitted = [*count_estimates(sums), *justice_count_estimates(justice_rows),
+                  *justice_estimates(offences, cases, analysis.restricted_mean_days)]
+    custody_or = next(e for e in fitted if e.estimand == "custody_or")
+    inputs = custody_inputs(offences, sums, custody_or)
+    if inputs is not None:
+        fitted += economics.economic_estimates(inputs, costs)
+    return fitted
+
+
+def results_table(described: list[dict], fitted: list[Estimate]) -> list[dict]:
+    """One row per estimand of the contract, in its order: the descriptive rows, the fitted ones,
+    and "not estimable" for any the input could not support."""
+    by_name = {r["estimand"]: r for r in described} | {e.estimand: e.row() for e in fitted}
+    return [by_name.get(name) or Estimate(name, None, None, None, None, 0, "not estimable on this input").row()
+            for name in ESTIMANDS]
+
+
+def event_study(panel: DataFrame, analysis: AnalysisConf) -> list[dict]:
+    """Rate ratios by month relative to the index against the pooled reference months, for each
+    of EVENT_STUDY_OUTCOMES (rows of results/event_study.csv before disclosure control)."""
+    rows = collected(panel.transform(event_study_rows(EVENT_STUDY_OUTCOMES, analysis.event_study_reference,
+                                                      analysis.event_study_months)))
+    study = []
+    for outcome in EVENT_STUDY_OUTCOMES:
+        study += [{"outcome": outcome, "rel_month": int(r["level"]), "rr": r["rr"], "ci_low": r["ci_low"],
+                   "ci_high": r["ci_high"], "people": int(r["people"]), "df_resid": int(r["df_resid"]),
+                   "smallest_cell": int(r["smallest_cell"])}
+                  for r in estimators.event_study(rows, outcome).to_dict("records")]
+    return sorted(study, key=lambda r: (EVENT_STUDY_OUTCOMES.index(r["outcome"]), r["rel_month"]))

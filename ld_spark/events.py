@@ -6,14 +6,14 @@ evaluation's definitions, so they live together here where a reviewer can read t
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ld_spark.linkage import source_name
-
-Transform = Callable[[DataFrame], DataFrame]
+from ld_spark.contract import source_name
+from ld_spark.frames import Transform, union_all
 
 ATTENDED = "AttendOrDNACode IN ('5', '6')"
 # Sections 2, 3, 5 of the Mental Health Act, s135 and s136: detentions; 01 is an informal patient.
@@ -82,11 +82,11 @@ def with_person(table: str, record_person: DataFrame, people: DataFrame) -> Tran
     restricting it to `people` first keeps the join as small as the cohorts, not the nation.
     """
     keys = (record_person.filter(F.col("source_table") == source_name(table))
-            .join(F.broadcast(people.select("person_key").distinct()), on="person_key", how="inner")
+            .join(F.broadcast(people.select("person_key").distinct()), on=["person_key"], how="inner")
             .select("record_key", "person_key"))
 
     def _(events: DataFrame) -> DataFrame:
-        joined = events.join(keys, on="record_key", how="inner")
+        joined = events.join(keys, on=["record_key"], how="inner")
         return joined.select("person_key", *[c for c in events.columns if c != "record_key"])
     return _
 
@@ -98,13 +98,9 @@ def cohort_events(bronze: Callable[[str], DataFrame], record_person: DataFrame, 
     Returns person_key, outcome, event_date; health contacts carry outcome `health_contacts`.
     """
     rules = [*OUTCOMES.items(), *[(HEALTH_CONTACT, rule) for rule in HEALTH_CONTACTS.values()]]
-    events = None
+    linked = []
     for table in dict.fromkeys(rule.table for _, rule in rules):
         # All rules of one table go through one join with its linked keys.
         parts = [bronze(table).transform(rule_events(o, rule)) for o, rule in rules if rule.table == table]
-        part = parts[0]
-        for other in parts[1:]:
-            part = part.unionByName(other)
-        linked = part.transform(with_person(table, record_person, people))
-        events = linked if events is None else events.unionByName(linked)
-    return events.select("person_key", "outcome", "event_date")
+        linked.append(union_all(parts).transform(with_person(table, record_person, people)))
+    return union_all(linked).select("person_key", "outcome", "event_date")

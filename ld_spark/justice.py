@@ -18,14 +18,15 @@ Every table keeps cohort, rel_month and period; no date leaves this module (days
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from ld_spark.series import in_window, month_number, with_period
-
-Transform = Callable[[DataFrame], DataFrame]
+from ld_spark import events
+from ld_spark.cohorts import HISTORIC
+from ld_spark.config import AnalysisConf
+from ld_spark.frames import Transform
+from ld_spark.series import month_number, with_period
 
 CUSTODIAL = ("1002", "1024", "1081")                         # imprisonment, YOI, DTO
 NON_CUSTODIAL = ("1115", "1116", "1015", "1018", "1019")     # suspended, community, fine, discharges
@@ -69,7 +70,7 @@ def index_offences(cohorts: DataFrame, tolerance_days: int) -> Transform:
 
     def _(offences: DataFrame) -> DataFrame:
         when = F.coalesce("arrest_date", "offence_date")
-        near = (offences.join(index, on="person_key", how="inner")
+        near = (offences.join(index, on=["person_key"], how="inner")
                 .withColumn("_gap", F.abs(F.datediff(when, "index_date")))
                 .filter(F.col("_gap") <= tolerance_days))
         order = Window.partitionBy("person_key", "cohort").orderBy(
@@ -92,7 +93,7 @@ def _placed(cohorts: DataFrame, index_ids: DataFrame, series: tuple[int, int], p
 
     def _(df: DataFrame) -> DataFrame:
         # A person in both cohorts has each record placed against each index, on purpose.
-        joined = (df.join(index, on="person_key", how="inner")
+        joined = (df.join(index, on=["person_key"], how="inner")
                   .join(flags, on=["cohort", *key], how="left")
                   .withColumn("index_offence", F.coalesce("index_offence", F.lit(False))))
         rel = month_number(dated_by) - month_number("index_date")
@@ -185,7 +186,7 @@ def months_at_risk(cohorts: DataFrame, end: dt.date, share_served: float, series
         grid = grid.withColumn("_sel_from", sel_from)
         in_selected = F.coalesce((F.col("_day") >= F.col("_sel_from")) & (F.col("_day") < F.col("index_date")),
                                  F.lit(False))
-        days = (grid.join(stays, on="person_key", how="inner")
+        days = (grid.join(stays, on=["person_key"], how="inner")
                 .filter((F.col("_from") < F.col("_next")) & (F.col("_to") > F.col("_start")))
                 .withColumn("_day", F.explode(F.sequence(F.greatest("_from", "_start"),
                                                          F.date_sub(F.least("_to", "_next"), 1))))
@@ -210,7 +211,7 @@ def hearing_counts(hearings: DataFrame, cases: DataFrame, horizon_days: int) -> 
     within = (F.col("hearing_date").isNull()
               | (F.col("hearing_date") <= F.date_add("first_hearing_date", horizon_days)))
     adjourned = F.coalesce(F.col("adjourned"), F.lit(False))
-    return hearings.join(first, on="case_id", how="inner").groupBy("case_id").agg(
+    return hearings.join(first, on=["case_id"], how="inner").groupBy("case_id").agg(
         F.sum(F.when(within, 1).otherwise(0)).alias("hearings"),
         F.sum(F.when(within & adjourned, 1).otherwise(0)).alias("adjournments"),
         # Every hearing of the case, for the plain specification.
@@ -245,7 +246,7 @@ def cohort_cases(cohorts: DataFrame, index_ids: DataFrame, hearings: DataFrame, 
         days_to_end = F.datediff(F.lit(end), "first_hearing_date")
         sentenced = F.col("sentence_date").isNotNull()
         return (cases.filter(F.col("offence_date").isNotNull())
-                .join(hearings, on="case_id", how="left")
+                .join(hearings, on=["case_id"], how="left")
                 .join(arrests, on=["person_key", "offence_date", "charge_date"], how="left")
                 .transform(_placed(cohorts, index_ids, series, pre, post,
                                    ["person_key", "offence_date", "charge_date"], "offence_date"))
@@ -265,3 +266,51 @@ def cohort_cases(cohorts: DataFrame, index_ids: DataFrame, hearings: DataFrame, 
                 .withColumn("sentence_observed", sentenced)
                 .select(*CASE_COLUMNS))
     return _
+
+
+# The stage's steps, in the order pipeline.Job.series calls them.
+
+def linked_offences(record_person: DataFrame, people: DataFrame) -> Transform:
+    """Bronze PNC offences -> the offences of `people`, each with its person_key."""
+    def _(offences: DataFrame) -> DataFrame:
+        return (offences.withColumn("record_key", F.col("offence_id"))
+                .transform(events.with_person("pnc/offences", record_person, people)))
+    return _
+
+
+def with_follow_up(end: dt.date, analysis: AnalysisConf) -> Transform:
+    """with_justice_follow_up with the analysis settings."""
+    return with_justice_follow_up(end, analysis.post_months, analysis.waiting_months)
+
+
+def linked_cases(record_person: DataFrame, people: DataFrame) -> Transform:
+    """Bronze HMCTS cases -> the cases of `people`, each with its person_key."""
+    def _(cases: DataFrame) -> DataFrame:
+        return (cases.withColumn("record_key", F.col("case_id"))
+                .transform(events.with_person("hmcts/cases", record_person, people)))
+    return _
+
+
+def classified_offences(cohorts: DataFrame, index_ids: DataFrame, analysis: AnalysisConf) -> Transform:
+    """Linked PNC offences -> the analysis layer's offences table (cohort_offences with the settings)."""
+    a = analysis
+    return cohort_offences(cohorts, index_ids, a.series_months, a.pre_months, a.post_months, a.waiting_months)
+
+
+def classified_cases(cohorts: DataFrame, index_ids: DataFrame, offences: DataFrame, hearings: DataFrame,
+                     end: dt.date, analysis: AnalysisConf) -> Transform:
+    """Linked HMCTS cases -> the analysis layer's court_cases table: hearings counted from bronze
+    hearings, arrests taken from the linked PNC offences."""
+    a = analysis
+
+    def _(cases: DataFrame) -> DataFrame:
+        counted = hearing_counts(hearings, cases, a.restricted_mean_days)
+        return cases.transform(cohort_cases(cohorts, index_ids, counted, arrest_dates(offences), end,
+                                            a.series_months, a.pre_months, a.post_months, a.restricted_mean_days))
+    return _
+
+
+def at_risk(cohorts: DataFrame, end: dt.date, share_served: float, analysis: AnalysisConf) -> Transform:
+    """months_at_risk with the historic control's charge window taken off its pre-index months."""
+    return months_at_risk(cohorts, end, share_served, analysis.series_months,
+                          {HISTORIC: analysis.historic_window()[0]})

@@ -1,27 +1,36 @@
-"""`ld-spark run`: every stage that exists, raw extracts to results, tracked in MLflow."""
+"""`ld-spark run`: the job's table of contents, raw extracts to results, tracked in MLflow.
+
+Each stage reads its inputs from the catalog, calls its module's entry point, writes its
+outputs to the catalog and releases what it must through the publisher:
+
+    landing    io.read_raw                raw CSV/parquet -> every row as text, with file and line
+    bronze     bronze.classify / typed    typed rows, each loaded, quarantined, duplicate or superseded
+    linkage    link.people                identity records -> person_key (Splink + deterministic rules)
+    series     cohorts, justice, events,  cohorts, PNC records under the proven-reoffending rules,
+               series, descriptives,      court cases, monthly events, the person-month panel,
+               uptake                     Figure 1 and the descriptive results
+    effects    effects.estimate           every estimand (statsmodels), the economics, the event study
+    release    release.publish            results/ after disclosure control, with its manifest
+"""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-import shutil
-import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, TypeVar
-
-from pyspark.sql import SparkSession
+from typing import TypeVar
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 
-from ld_spark import (bronze, cohorts, descriptives, economics, effects, estimators, events, io, justice, linkage,
-                      report, sdc, series, tracking, uptake)
-from ld_spark.config import AnalysisConf, Config
-from ld_spark.contract import ESTIMANDS, RESULT_COLUMNS, TABLES
-from ld_spark.publish import MANIFEST, Publisher, write_csv, write_text
+from ld_spark import bronze, catalog, cohorts, descriptives, effects, events, io, justice, link, series, uptake
+from ld_spark.config import Config
+from ld_spark.contract import ESTIMANDS, ONWARD_REFERRALS, RESULT_SCHEMA, TABLES, source_name
+from ld_spark.release import report, tracking
+from ld_spark.release.publish import MANIFEST, Publisher, write_csv, write_text
 
-STATES = bronze.STATES
 T = TypeVar("T")
 
 
@@ -36,384 +45,240 @@ def per_table(work: Callable[[str], T], tables: list[str], threads: int) -> dict
         return dict(zip(tables, pool.map(work, tables)))
 
 
-def landing_path(out: str | Path, table: str) -> Path:
-    """Landing copies hold identifiers, so they live in the linkage layer."""
-    return linkage_path(out, "landing", table)
-
-
-def linkage_path(out: str | Path, *parts: str) -> Path:
-    return Path(out).joinpath("linkage", *[p.replace("/", "__") for p in parts])
-
-
-def analysis_path(out: str | Path, table: str) -> Path:
-    """The analysis layer: person_key, year of birth, sex and events; no direct identifier."""
-    return Path(out) / "analysis" / table
-
-
-def state_counts(classified: DataFrame) -> dict[str, int]:
-    """Rows per bronze state, plus `read`: what the reconciliation reports."""
-    counts = {r[bronze.STATUS]: r["count"] for r in classified.groupBy(bronze.STATUS).count().collect()}
-    out = {state: int(counts.get(state, 0)) for state in STATES}
-    return {"read": sum(out.values()), **out}
-
-
-def run_landing(spark: SparkSession, out: Path, layouts: dict, threads: int = 1) -> dict[str, int]:
-    """Raw extracts -> landing Delta tables (every row as text, with its file and line).
-    Returns each table's Delta version."""
-    def land(table: str) -> int:
-        kind, groups = layouts[table]
-        path = landing_path(out, table)
-        io.write_delta(io.read_raw(spark, table, kind, groups), path)
-        return io.delta_version(path)
-
-    return per_table(land, list(layouts), threads)
-
-
-def run_bronze(spark: SparkSession, out: Path, run_id: str, threads: int = 1) -> dict[str, dict[str, int]]:
-    """Landing -> typed bronze tables and one quarantine table; returns the reconciliation."""
-    classified = {}
-
-    def load(table: str) -> dict[str, int]:
-        landed = io.read_delta(spark, landing_path(out, table))
-        classified[table] = landed.transform(bronze.classify(table)).persist(StorageLevel.MEMORY_AND_DISK)
-        io.write_delta(classified[table].transform(bronze.typed(table)), linkage_path(out, "bronze", table))
-        return state_counts(classified[table])
-
+@contextlib.contextmanager
+def cached(df: DataFrame) -> Iterator[DataFrame]:
+    """df kept in memory (spilling to disk) while the block reuses it."""
+    df = df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        reconciled = per_table(load, list(TABLES), threads)
-        parts = [classified[table].transform(bronze.quarantined(table, run_id)) for table in TABLES]
-        quarantine = parts[0]
-        for part in parts[1:]:
-            quarantine = quarantine.unionByName(part)
-        io.write_delta(quarantine, linkage_path(out, "quarantine"), partition_by=["source_table"])
+        yield df
     finally:
-        for df in classified.values():
-            df.unpersist()
-    return reconciled
-
-
-def identity_records(spark: SparkSession, out: Path) -> DataFrame:
-    """Every identity source's bronze records in the common layout, each with its tuple id."""
-    records = None
-    for source, (table, _, _) in linkage.SOURCES.items():
-        part = io.read_delta(spark, linkage_path(out, "bronze", table)).transform(linkage.identity_records(source))
-        records = part if records is None else records.unionByName(part)
-    return records.transform(linkage.with_tuple_id)
-
-
-def run_linkage(spark: SparkSession, config: Config, raw: Path, out: Path) -> tuple[list[dict] | None, str]:
-    """Bronze identity tables -> linkage/record_person (source_table, record_key, person_key).
-
-    Returns the linkage quality rows against _truth (None without it) and the Splink model JSON.
-    """
-    key = linkage.load_key(config.linkage, linkage.key_path(config.linkage), spark.sparkContext.master)
-    records = identity_records(spark, out).persist(StorageLevel.MEMORY_AND_DISK)
-    tuples = linkage.identity_tuples(records).persist(StorageLevel.MEMORY_AND_DISK)
-    work = linkage_path(out, "_splink_work")
-    work.mkdir(parents=True, exist_ok=True)
-    model_in = Path(config.linkage.model_in) if config.linkage.model_in else None
-    pairs, model = linkage.train_and_predict(spark, tuples, config.linkage, work, model_in=model_in)
-    edges = linkage.deterministic_edges(tuples).unionByName(pairs.select("id_l", "id_r"))
-    components = linkage.connected_components(tuples.select(linkage.UNIQUE_ID), edges)
-    people = components.transform(linkage.with_person_key(key))
-    record_person = (records.join(people, on=linkage.UNIQUE_ID, how="inner")
-                     .select("source_table", "record_key", "person_key"))
-    io.write_delta(record_person, linkage_path(out, "record_person_identity"))
-    linked = io.read_delta(spark, linkage_path(out, "record_person_identity"))
-    # Event tables reach their person through their parent record (parents listed first).
-    everything = linked
-    for table in linkage.EVENT_PARENTS:
-        events = io.read_delta(spark, linkage_path(out, "bronze", table))
-        everything = everything.unionByName(events.transform(linkage.event_record_person(table, everything)))
-    io.write_delta(everything, linkage_path(out, "record_person"))
-    io.write_delta(linkage.person_attributes(records, linked), analysis_path(out, "persons"))
-    records.unpersist()
-    tuples.unpersist()
-    shutil.rmtree(work, ignore_errors=True)
-    (linkage_path(out, "model")).mkdir(parents=True, exist_ok=True)
-    write_text(linkage_path(out, "model") / "splink_model.json", model)
-
-    truth_file = raw / "_truth" / "record_person.csv"
-    if not truth_file.exists():
-        return None, model
-    truth = spark.read.csv(str(truth_file), header=True)
-    cells = linkage.quality_cells(linked, truth).persist(StorageLevel.MEMORY_AND_DISK)
-    quality = [r.asDict() for r in linkage.pairwise_quality(cells).collect()]
-    cells.unpersist()
-    return quality, model
-
-
-LINKAGE_QUALITY_COLUMNS = ["source_table", "n_records", "n_persons", "precision", "recall", "f1"]
-
-
-def linkage_quality_rows(spark: SparkSession, out: Path, quality: list[dict] | None) -> list[dict]:
-    """The rows of results/linkage_quality.csv (contract section 6); precision/recall/F1 blank without truth."""
-    if quality is not None:
-        rows = {r["source_table"]: r for r in quality}
-    else:
-        linked = io.read_delta(spark, linkage_path(out, "record_person"))
-        rows = {r["source_table"]: {**r.asDict(), "precision": None, "recall": None, "f1": None}
-                for r in linked.groupBy("source_table").agg(F.count("*").alias("n_records"),
-                                                            F.countDistinct("person_key").alias("n_persons")).collect()}
-    out = []
-    for source in linkage.SOURCES:
-        r = rows.get(source, {"n_records": 0, "n_persons": 0, "precision": None, "recall": None, "f1": None})
-        out.append({"source_table": source, "n_records": r["n_records"], "n_persons": r["n_persons"],
-                    **{m: None if r[m] is None else round(r[m], 4) for m in ("precision", "recall", "f1")}})
-    return out
-
-
-# The dense date of each source that says how far it reaches (L&D referrals only cover their
-# own windows, so they do not say where the follow-up ends).
-EXTRACT_DATES = {
-    "hes_ae": "ARRIVALDATE",
-    "mhsds/mhs201_care_contact": "CareContDate",
-    "iapt/ids201_care_contact": "CareContDate",
-    "ndtms/episodes": "REFLD",
-    "pnc/offences": "arrest_date",
-    "hmcts/hearings": "hearing_date",
-}
-
-
-def follow_up_end(spark: SparkSession, analysis: AnalysisConf, out: Path) -> dt.date:
-    """The extract's end: from conf, else the latest date every source covers.
-
-    Each source's latest date (none after today: a mistyped future date says nothing), then the
-    earliest of those, so no source's follow-up is counted past the day it was cut. A source
-    with no dated rows does not vote.
-    """
-    if analysis.follow_up_end:
-        return dt.date.fromisoformat(analysis.follow_up_end)
-    latest = []
-    for table, column in EXTRACT_DATES.items():
-        df = io.read_delta(spark, linkage_path(out, "bronze", table))
-        value = df.filter(F.col(column) <= F.current_date()).agg(F.max(column)).first()[0]
-        if value is not None:
-            latest.append(value)
-    return min(latest) if latest else dt.date.today()
-
-
-def run_series(spark: SparkSession, config: Config, out: Path, publisher: Publisher) -> dict:
-    """Linked bronze tables -> cohorts, events, the person-month panel, offence and court tables
-    (analysis layer), Figure 1 and the descriptive estimates (results/)."""
-    a = config.analysis
-    window = tuple(dt.date.fromisoformat(d) for d in a.evaluation_window)
-    historic_window = tuple(dt.date.fromisoformat(d) for d in a.historic_charge_window)
-    end = follow_up_end(spark, a, out)
-
-    def bronze_table(table: str) -> DataFrame:
-        return io.read_delta(spark, linkage_path(out, "bronze", table))
-
-    def written(df: DataFrame, table: str, layer: str = "analysis") -> DataFrame:
-        path = analysis_path(out, table) if layer == "analysis" else linkage_path(out, table)
-        io.write_delta(df, path)
-        return io.read_delta(spark, path)
-
-    # Exact dates (referral, index) stay in the linkage layer; the analysis layer gets months.
-    record_person = io.read_delta(spark, linkage_path(out, "record_person"))
-    referrals = written(bronze_table("ld_referrals").transform(cohorts.referrals(record_person)), "referrals",
-                        layer="linkage")
-    evaluation = referrals.transform(cohorts.evaluation_cohort(window, end, a.min_follow_up_months))
-    offences = (bronze_table("pnc/offences").withColumn("record_key", F.col("offence_id"))
-                .transform(events.with_person("pnc/offences", record_person, evaluation))
-                .persist(StorageLevel.MEMORY_AND_DISK))
-    historic = evaluation.transform(cohorts.historic_control(historic_window, offences))
-    both = written(cohorts.cohorts(evaluation, historic, a.declined_in_outcomes)
-                   .transform(justice.with_justice_follow_up(end, a.post_months, a.waiting_months)),
-                   "cohort_index", layer="linkage")
-    written(both.transform(cohorts.dates_as_months), "cohorts")
-
-    # Justice: every PNC record of the cohorts classified under the proven-reoffending rules.
-    index_ids = offences.transform(justice.index_offences(both, a.index_offence_tolerance_days)).persist()
-    classified = written(offences.transform(justice.cohort_offences(
-        both, index_ids, a.series_months, a.pre_months, a.post_months, a.waiting_months)), "offences")
-    cases = (bronze_table("hmcts/cases").withColumn("record_key", F.col("case_id"))
-             .transform(events.with_person("hmcts/cases", record_person, both)))
-    hearings = justice.hearing_counts(bronze_table("hmcts/hearings"), cases, a.restricted_mean_days)
-    written(cases.transform(justice.cohort_cases(both, index_ids, hearings, justice.arrest_dates(offences), end,
-                                                 a.series_months, a.pre_months, a.post_months,
-                                                 a.restricted_mean_days)), "court_cases")
-    at_risk = offences.transform(justice.months_at_risk(both, end, config.economics.share_of_sentence_served,
-                                                        a.series_months, {cohorts.HISTORIC: historic_window[0]}))
-
-    dated = events.cohort_events(bronze_table, record_person, both)
-    monthly = written(dated.transform(series.monthly_events(both, *a.series_months))
-                      .unionByName(justice.offence_events(classified)), "events")
-    index = both.select("person_key", "cohort", "in_outcomes", "justice_followed")
-    panel = written(series.month_panel(index, monthly, events.PANEL_OUTCOMES, *a.series_months)
-                    .join(at_risk, on=["person_key", "cohort", "rel_month"], how="left")
-                    .transform(series.with_period(a.pre_months, a.post_months)), "panel")
-    index_ids.unpersist()
-    offences.unpersist()
-
-    rates = [r.asDict() for r in panel.filter("in_outcomes")
-             .transform(series.monthly_rates(events.SERIES_OUTCOMES)).collect()]
-    rates.sort(key=lambda r: (r["outcome"], r["cohort"], r["rel_month"]))
-    released = publisher.table("figure1.csv", ["cohort", "rel_month", "outcome", "persons", "events", "rate"], rates)
-    report.figure1(released, publisher.path("figure1.png"))
-
-    referred = written(referrals.transform(cohorts.referred_in_window(window)).transform(cohorts.dates_as_months),
-                       "referred")
-    estimates = descriptives.descriptive_estimates(both, referred, panel, a.prior_contact_months)
-    described = publisher.estimates("descriptives.csv", estimates)
-    profile = descriptives.vulnerability_profile(descriptives.vulnerability_counts(referred))
-    publisher.table("vulnerability_profile.csv", ["vulnerability", "people", "referred", "pct"], profile)
-
-    sites = [r.asDict() for r in uptake.site_onward_counts(referred).collect()]
-    sites = publisher.table("site_onward_referrals.csv", ["site_code", "referrals", *uptake.ONWARD], sites)
-    report.funnel_plot(sites, "iapt", publisher.path("site_funnel_iapt.png"))
-    declining = [r.asDict() for r in uptake.declined_by_vulnerability(referred).collect()]
-    declining = publisher.table("declined_by_vulnerability.csv",
-                                ["vulnerability", "people", "declined", "people_without", "declined_without"], declining)
-    report.declined_chart(declining, publisher.path("declined_by_vulnerability.png"))
-    not_followed = {r["estimand"]: r["estimate"] for r in described
-                    if r["estimand"].startswith("n_justice_not_followed_")}
-    return {"follow_up_end": end, "estimates": estimates, "not_followed": not_followed}
-
-
-def run_effects(spark: SparkSession, config: Config, out: Path, publisher: Publisher, described: list[dict]) -> list[dict]:
-    """Analysis tables -> every estimand of contract section 4: the gold analysis/estimates Delta
-    table (exact), results/estimates.csv (released), the forest plot and the event study.
-    Returns the released rows."""
-    a = config.analysis
-    panel = io.read_delta(spark, analysis_path(out, "panel"))
-    sums = effects.collected(panel.transform(effects.person_period_sums(effects.PANEL_SUMS)))
-    offences, cases = effects.justice_frames(io.read_delta(spark, analysis_path(out, "offences")),
-                                             io.read_delta(spark, analysis_path(out, "court_cases")),
-                                             a.justice_spec)
-    if a.justice_spec == "plain":
-        # For comparison only (benchmarks/coverage.py): what the job reported before the rules.
-        fitted = [*effects.count_estimates(sums), *effects.plain_justice_estimates(offences, cases, sums)]
-        offences = offences.assign(sentenced=offences["convicted"], custodial=offences["custodial_code"])
-    else:
-        justice_rows = effects.collected(
-            panel.transform(effects.justice_month_rows(list(effects.JUSTICE_COUNT_ESTIMANDS.values()))))
-        fitted = [*effects.count_estimates(sums), *effects.justice_count_estimates(justice_rows),
-                  *effects.justice_estimates(offences, cases, a.restricted_mean_days)]
-    custody_or = next(e for e in fitted if e.estimand == "custody_or")
-    inputs = effects.custody_inputs(offences, sums, custody_or)
-    if inputs is not None:
-        fitted += economics.economic_estimates(inputs, config.economics)
-
-    by_name = {r["estimand"]: r for r in described} | {e.estimand: e.row() for e in fitted}
-    rows = [by_name.get(name) or estimators.Estimate(name, None, None, None, None, 0, "not estimable on this input").row()
-            for name in ESTIMANDS]
-    gold = spark.createDataFrame([{k: (None if r[k] is None else float(r[k]) if k in ("estimate", "ci_low", "ci_high", "p_value") else r[k])
-                                   for k in RESULT_COLUMNS} for r in rows],
-                                 "estimand string, estimate double, ci_low double, ci_high double, p_value double, n long, method string")
-    io.write_delta(gold, analysis_path(out, "estimates"))
-    derived = [name for name in ESTIMANDS if name.startswith("savings_")]
-    released = publisher.estimates("estimates.csv", rows, derived={"custody_or": derived})
-    report.forest_plot(released, publisher.path("forest_plot.png"))
-
-    study_rows = effects.collected(panel.transform(effects.event_study_rows(
-        effects.EVENT_STUDY_OUTCOMES, a.event_study_reference, a.event_study_months)))
-    study = []
-    for outcome in effects.EVENT_STUDY_OUTCOMES:
-        fit = estimators.event_study(study_rows, outcome)
-        study += [{"outcome": outcome, "rel_month": int(r["level"]), "rr": r["rr"], "ci_low": r["ci_low"],
-                   "ci_high": r["ci_high"], "people": int(r["people"]), "df_resid": int(r["df_resid"]),
-                   "smallest_cell": int(r["smallest_cell"])}
-                  for r in fit.to_dict("records")]
-    study.sort(key=lambda r: (effects.EVENT_STUDY_OUTCOMES.index(r["outcome"]), r["rel_month"]))
-    study = publisher.event_study("event_study.csv", study)
-    report.event_study_chart(study, publisher.path("event_study.png"))
-    return released
-
-
-def delta_versions(out: Path) -> dict[str, int]:
-    """Every Delta table under OUT_DIR (by its path there) -> its latest committed version."""
-    return {str(log.parent.relative_to(out)): io.delta_version(log.parent)
-            for log in sorted(out.rglob("_delta_log")) if log.is_dir()}
+        df.unpersist()
 
 
 def run(spark: SparkSession, config: Config, raw: str, out: str) -> int:
-    # Structural checks on every table first: a run that cannot finish writes nothing.
+    # Structural checks on every table, and the key, first: a run that cannot finish writes nothing.
     layouts = {table: io.check_columns(spark, raw, table) for table in TABLES}
+    person_key = link.key.load_key(config.linkage, link.key.key_path(config.linkage), spark.sparkContext.master)
     # One run at a time per output directory; a second one stops here with a one-line reason.
     with io.exclusive(out):
-        return _run(spark, config, raw, Path(out), layouts)
+        return Job(spark, config, Path(raw), Path(out)).run(layouts, person_key)
 
 
-def _run(spark: SparkSession, config: Config, raw: str, out_path: Path, layouts: dict) -> int:
-    import mlflow
+class Job:
+    """One run: the session, config and folders every stage shares, and the stages in order."""
 
-    publisher = Publisher(out_path / "results", sdc.Rules(**config.disclosure.model_dump()))
-    generator_info = Path(raw) / "_truth" / "generator.json"
-    with tracking.run(config, out_path, run_name="ld-spark run") as active:
-        if generator_info.exists():
-            info = json.loads(generator_info.read_text())
-            mlflow.log_params({"synthetic.scale": info["scale"], "synthetic.seed": info["seed"]})
-        threads = config.spark.concurrent_tables
-        started = time.time()
-        versions = run_landing(spark, out_path, layouts, threads)
-        mlflow.log_params({f"delta_version.landing.{table.replace('/', '.')}": v for table, v in versions.items()})
-        mlflow.log_metric("stage_seconds.landing", time.time() - started)
+    def __init__(self, spark: SparkSession, config: Config, raw: Path, out: Path):
+        self.spark, self.config, self.raw, self.out = spark, config, raw, out
+        self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
 
-        started = time.time()
-        run_id = active.info.run_id
-        reconciled = run_bronze(spark, out_path, run_id, threads)
-        # `read` is counted from the raw files apart from the parser: a row lost or invented
-        # anywhere between the raw bytes and the bronze states stops the run here, loudly.
-        read = per_table(lambda table: io.raw_record_count(spark, *layouts[table]), list(reconciled), threads)
-        reconciled = {table: bronze.reconciled(table, read[table], states) for table, states in reconciled.items()}
-        mlflow.log_metric("stage_seconds.bronze", time.time() - started)
+    def read(self, table: catalog.Table) -> DataFrame:
+        return catalog.read(self.spark, self.out, table)
+
+    def save(self, df: DataFrame, table: catalog.Table) -> DataFrame:
+        return catalog.written(self.spark, df, self.out, table)
+
+    def bronze(self, table: str) -> DataFrame:
+        return self.read(catalog.bronze(table))
+
+    def run(self, layouts: dict, person_key: bytes) -> int:
+        with tracking.run(self.config, self.out, run_name="ld-spark run") as active:
+            self.log_generator()
+            with tracking.stage("landing"):
+                self.landing(layouts)
+            with tracking.stage("bronze"):
+                reconciled = self.bronze_stage(layouts, active.info.run_id)
+            with tracking.stage("linkage"):
+                self.linkage(person_key)
+            with tracking.stage("series"):
+                described = self.series()
+            with tracking.stage("effects"):
+                self.effects(described)
+            self.release(active.info.run_id)
+        self.summary(reconciled, active.info.run_id)
+        return 0
+
+    def log_generator(self) -> None:
+        """A synthetic extract's scale and seed, as params (the generator writes them beside its truth)."""
+        import mlflow
+
+        info = catalog.file(self.raw, catalog.GENERATOR_INFO)
+        if info.exists():
+            generated = json.loads(info.read_text())
+            mlflow.log_params({"synthetic.scale": generated["scale"], "synthetic.seed": generated["seed"]})
+
+    def landing(self, layouts: dict) -> None:
+        """Raw extracts -> landing tables; each table's Delta version is a param of the run."""
+        import mlflow
+
+        def land(table: str) -> int:
+            return catalog.write(io.read_raw(self.spark, table, *layouts[table]), self.out, catalog.landing(table))
+
+        versions = per_table(land, list(TABLES), self.config.spark.concurrent_tables)
+        mlflow.log_params({f"delta_version.landing.{source_name(t)}": v for t, v in versions.items()})
+
+    def bronze_stage(self, layouts: dict, run_id: str) -> dict[str, dict[str, int]]:
+        """Landing -> bronze tables and one quarantine table, and the reconciliation that proves
+        no row was lost: `read` is counted from the raw files apart from the parser, so a row
+        lost or invented anywhere between the raw bytes and the bronze states stops the run."""
+        threads = self.config.spark.concurrent_tables
+        classified: dict[str, DataFrame] = {}
+
+        def load(table: str) -> dict[str, int]:
+            classified[table] = self.read(catalog.landing(table)).transform(bronze.classify(table)).persist(
+                StorageLevel.MEMORY_AND_DISK)
+            catalog.write(classified[table].transform(bronze.typed(table)), self.out, catalog.bronze(table))
+            return bronze.state_counts(classified[table])
+
+        try:
+            states = per_table(load, list(TABLES), threads)
+            catalog.write(bronze.quarantine({t: classified[t] for t in TABLES}, run_id), self.out, catalog.QUARANTINE)
+        finally:
+            for df in classified.values():
+                df.unpersist()
+        read = per_table(lambda table: io.raw_record_count(self.spark, *layouts[table]), list(TABLES), threads)
+        reconciled = {table: bronze.reconciled(table, read[table], states[table]) for table in TABLES}
         # The exact reconciliation stays inside (linkage/); results/ and MLflow get it released.
-        reconciliation = [{"source_table": table, **states} for table, states in reconciled.items()]
-        write_csv(linkage_path(out_path, "reconciliation.csv"), ["source_table", "read", *STATES], reconciliation)
-        for row in publisher.table("reconciliation.csv", ["source_table", "read", *STATES], reconciliation):
-            for state in ("read", *STATES):
-                if row[state] is not None:
-                    mlflow.log_metric(f"rows_{state}.{row['source_table'].replace('/', '.')}", row[state])
+        rows = [{"source_table": table, **counts} for table, counts in reconciled.items()]
+        columns = ["source_table", "read", *bronze.STATES]
+        write_csv(catalog.file(self.out, catalog.RECONCILIATION_FILE), columns, rows)
+        released = self.publisher.table("reconciliation.csv", columns, rows)
+        tracking.log_rows("rows_", [{**r, "source_table": source_name(r["source_table"])} for r in released],
+                          "source_table", columns[1:])
+        return reconciled
 
-        started = time.time()
-        quality, model = run_linkage(spark, config, Path(raw), out_path)
-        mlflow.log_metric("stage_seconds.linkage", time.time() - started)
+    def linkage(self, person_key: bytes) -> None:
+        """Bronze identity tables -> record_person (every record's person_key) and the analysis
+        layer's persons; the model JSON, its match weights and the linkage quality released."""
+        import mlflow
+
+        conf = self.config.linkage
+        identity = {table: self.bronze(table) for table, _, _ in link.identity.SOURCES.values()}
+        model_in = Path(conf.model_in) if conf.model_in else None
+        with link.people(self.spark, identity, conf, person_key, catalog.file(self.out, catalog.SPLINK_WORK),
+                         model_in) as (record_person_identity, model):
+            linked = self.save(record_person_identity, catalog.RECORD_PERSON_IDENTITY)
+        event_tables = {table: self.bronze(table) for table in link.events.EVENT_PARENTS}
+        self.save(link.events.record_person(linked, event_tables), catalog.RECORD_PERSON)
+        self.save(link.identity.person_attributes(link.identity.records(identity), linked), catalog.PERSONS)
+
+        model_file = catalog.file(self.out, catalog.MODEL_FILE)
+        model_file.parent.mkdir(parents=True, exist_ok=True)
+        write_text(model_file, model)
         mlflow.log_text(model, "linkage/splink_model.json")
-        mlflow.log_artifact(str(report.match_weights_chart(model, publisher.path("match_weights.png"))),
-                            artifact_path="linkage")
-        quality_rows = publisher.table("linkage_quality.csv", LINKAGE_QUALITY_COLUMNS,
-                                       linkage_quality_rows(spark, out_path, quality))
-        for row in quality_rows:
-            for metric in ("n_records", "n_persons", "precision", "recall", "f1"):
-                if row[metric] is not None:
-                    mlflow.log_metric(f"linkage.{metric}.{row['source_table']}", float(row[metric]))
+        weights = report.match_weights_chart(model, self.publisher.path("match_weights.png"))
+        mlflow.log_artifact(str(weights), artifact_path="linkage")
 
-        started = time.time()
-        analysed = run_series(spark, config, out_path, publisher)
-        mlflow.log_metric("stage_seconds.series", time.time() - started)
-        mlflow.log_param("analysis.follow_up_end_used", analysed["follow_up_end"].isoformat())
-        for name, value in analysed["not_followed"].items():
-            if value is not None:
-                mlflow.log_metric(name, float(value))
+        truth_file = catalog.file(self.raw, catalog.TRUTH_RECORD_PERSON)
+        truth = self.spark.read.csv(str(truth_file), header=True) if truth_file.exists() else None
+        quality = self.publisher.table("linkage_quality.csv", link.quality.QUALITY_COLUMNS,
+                                       link.quality.quality_rows(linked, truth))
+        tracking.log_rows("linkage.", quality, "source_table", link.quality.QUALITY_COLUMNS[1:])
+
+    def series(self) -> list[dict]:
+        """Linked bronze tables -> cohorts, offences, court cases, events and the person-month
+        panel; Figure 1, the descriptive results and the programme-delivery tables released.
+        Returns the descriptive rows of the results table."""
+        import mlflow
+
+        a = self.config.analysis
+        end = cohorts.follow_up_end(a.follow_up_end, {t: self.bronze(t) for t in cohorts.EXTRACT_DATES})
+        mlflow.log_param("analysis.follow_up_end_used", end.isoformat())
+        record_person = self.read(catalog.RECORD_PERSON)
+        # Exact dates (referral, index) stay in the linkage layer; the analysis layer gets months.
+        referrals = self.save(self.bronze("ld_referrals").transform(cohorts.referrals(record_person)),
+                              catalog.REFERRALS)
+        evaluation = referrals.transform(cohorts.evaluation_cohort(a.window(), end, a.min_follow_up_months))
+        pnc = self.bronze("pnc/offences").transform(justice.linked_offences(record_person, evaluation))
+        with cached(pnc) as offences:
+            both = self.save(cohorts.both_cohorts(evaluation, offences, a).transform(justice.with_follow_up(end, a)),
+                             catalog.COHORT_INDEX)
+            self.save(both.transform(cohorts.dates_as_months), catalog.COHORTS)
+            cases = self.bronze("hmcts/cases").transform(justice.linked_cases(record_person, both))
+            with cached(offences.transform(justice.index_offences(both, a.index_offence_tolerance_days))) as index_ids:
+                classified = self.save(offences.transform(justice.classified_offences(both, index_ids, a)),
+                                       catalog.OFFENCES)
+                self.save(cases.transform(justice.classified_cases(both, index_ids, offences,
+                                                                   self.bronze("hmcts/hearings"), end, a)),
+                          catalog.COURT_CASES)
+            at_risk = offences.transform(justice.at_risk(both, end, self.config.economics.share_of_sentence_served, a))
+            dated = events.cohort_events(self.bronze, record_person, both)
+            monthly = self.save(series.events(dated, justice.offence_events(classified), both, a), catalog.EVENTS)
+            panel = self.save(series.panel(both, monthly, at_risk, a), catalog.PANEL)
+        referred = self.save(referrals.transform(cohorts.referred(a.window())), catalog.REFERRED)
+        return self.release_series(both, referred, panel, end)
+
+    def release_series(self, both: DataFrame, referred: DataFrame, panel: DataFrame, end: dt.date) -> list[dict]:
+        """Figure 1, the descriptives, the vulnerability profile and the programme-delivery tables."""
+        import mlflow
+
+        publish, path = self.publisher, self.publisher.path
+        rates = series.figure1_rows(panel)
+        report.figure1(publish.table("figure1.csv", ["cohort", "rel_month", "outcome", "persons", "events", "rate"],
+                                     rates), path("figure1.png"))
+        described = descriptives.descriptive_estimates(both, referred, panel, self.config.analysis.prior_contact_months)
+        released = publish.estimates("descriptives.csv", described)
+        publish.table("vulnerability_profile.csv", ["vulnerability", "people", "referred", "pct"],
+                      descriptives.vulnerability_profile(descriptives.vulnerability_counts(referred)))
+        sites = publish.table("site_onward_referrals.csv", ["site_code", "referrals", *ONWARD_REFERRALS],
+                              [r.asDict() for r in uptake.site_onward_counts(referred).collect()])
+        report.funnel_plot(sites, "iapt", path("site_funnel_iapt.png"))
+        declining = publish.table("declined_by_vulnerability.csv",
+                                  ["vulnerability", "people", "declined", "people_without", "declined_without"],
+                                  [r.asDict() for r in uptake.declined_by_vulnerability(referred).collect()])
+        report.declined_chart(declining, path("declined_by_vulnerability.png"))
         # Released (rounded) counts only: these are people.
-        print(f"extract end {analysed['follow_up_end'].isoformat()}: left out of the justice outcomes "
-              f"(follow-up + waiting period past the end): "
+        not_followed = {r["estimand"]: r["estimate"] for r in released
+                        if r["estimand"].startswith("n_justice_not_followed_")}
+        mlflow.log_metrics({k: float(v) for k, v in not_followed.items() if v is not None})
+        print(f"extract end {end.isoformat()}: left out of the justice outcomes "
+              "(follow-up + waiting period past the end): "
               + ", ".join(f"{k.rsplit('_', 1)[1]} {v if v is not None else 'suppressed'}"
-                          for k, v in analysed["not_followed"].items()))
-        started = time.time()
-        estimated = run_effects(spark, config, out_path, publisher, analysed["estimates"])
-        mlflow.log_metric("stage_seconds.effects", time.time() - started)
-        for row in estimated:
-            for field in ("estimate", "ci_low", "ci_high", "p_value"):
-                if row[field] is not None:
-                    mlflow.log_metric(f"{row['estimand']}.{field}", float(row[field]))
-        publisher.write_report()
-        mlflow.log_metric("sdc.cells_ruled", len(publisher.report.rows))
-        mlflow.log_metric("sdc.cells_suppressed_or_withheld",
-                          sum(r["action"] in ("suppressed", "withheld") for r in publisher.report.rows))
-        # results/ is replaced whole; MLflow gets exactly the files its manifest lists.
-        manifest = publisher.commit(run_id, delta_versions(out_path))
-        for name in [*manifest["files"], MANIFEST]:
-            if name != "match_weights.png":
-                mlflow.log_artifact(str(publisher.results / name), artifact_path="results")
+                          for k, v in not_followed.items()))
+        return described
 
-    loaded = sum(s[bronze.LOADED] for s in reconciled.values())
-    quarantined = sum(s[bronze.QUARANTINED] for s in reconciled.values())
-    read = sum(s["read"] for s in reconciled.values())
-    print(f"read {read:,d} rows from {len(reconciled)} tables: {loaded:,d} loaded into bronze Delta "
-          f"tables, {quarantined:,d} quarantined with their reason, under {out_path / 'linkage'}")
-    print(f"results (after disclosure control, see sdc_report.csv): {publisher.results}")
-    tracking_uri = tracking.redact_uri(config.mlflow.tracking_uri)  # may hold a database password
-    print(f"MLflow run {run_id} in {tracking_uri} (browse: .venv/bin/mlflow ui --backend-store-uri {tracking_uri})")
-    return 0
+    def effects(self, described: list[dict]) -> None:
+        """Analysis tables -> every estimand of contract section 4: the gold analysis/estimates
+        table (exact), results/estimates.csv (released), the forest plot and the event study."""
+        a = self.config.analysis
+        panel = self.read(catalog.PANEL)
+        fitted = effects.estimate(panel, self.read(catalog.OFFENCES), self.read(catalog.COURT_CASES), a,
+                                  self.config.economics)
+        rows = effects.results_table(described, fitted)
+        self.save(self.spark.createDataFrame([_typed_result(r) for r in rows], RESULT_SCHEMA), catalog.ESTIMATES)
+        derived = [name for name in ESTIMANDS if name.startswith("savings_")]
+        released = self.publisher.estimates("estimates.csv", rows, derived={"custody_or": derived})
+        report.forest_plot(released, self.publisher.path("forest_plot.png"))
+        tracking.log_rows("", released, "estimand", ["estimate", "ci_low", "ci_high", "p_value"])
+        study = self.publisher.event_study("event_study.csv", effects.event_study(panel, a))
+        report.event_study_chart(study, a.event_study_reference, self.publisher.path("event_study.png"))
+
+    def release(self, run_id: str) -> None:
+        """The SDC report, then results/ replaced whole; MLflow gets exactly the files its manifest lists."""
+        import mlflow
+
+        self.publisher.write_report()
+        report_rows = self.publisher.report.rows
+        mlflow.log_metric("sdc.cells_ruled", len(report_rows))
+        mlflow.log_metric("sdc.cells_suppressed_or_withheld",
+                          sum(r["action"] in ("suppressed", "withheld") for r in report_rows))
+        manifest = self.publisher.commit(run_id, catalog.versions(self.out))
+        for name in [*manifest["files"], MANIFEST]:
+            if name != "match_weights.png":   # logged with the model, under linkage/
+                mlflow.log_artifact(str(self.publisher.results / name), artifact_path="results")
+
+    def summary(self, reconciled: dict[str, dict[str, int]], run_id: str) -> None:
+        total = {state: sum(r[state] for r in reconciled.values()) for state in ("read", bronze.LOADED,
+                                                                                  bronze.QUARANTINED)}
+        print(f"read {total['read']:,d} rows from {len(reconciled)} tables: {total[bronze.LOADED]:,d} loaded into "
+              f"bronze Delta tables, {total[bronze.QUARANTINED]:,d} quarantined with their reason, "
+              f"under {self.out / catalog.LINKAGE}")
+        print(f"results (after disclosure control, see sdc_report.csv): {self.publisher.results}")
+        tracking_uri = tracking.redact_uri(self.config.mlflow.tracking_uri)  # may hold a database password
+        print(f"MLflow run {run_id} in {tracking_uri} (browse: .venv/bin/mlflow ui --backend-store-uri {tracking_uri})")
+
+
+def _typed_result(row: dict) -> dict:
+    """A results row with its numbers as floats, for the gold table's schema."""
+    numbers = ("estimate", "ci_low", "ci_high", "p_value")
+    return {k: (float(row[k]) if k in numbers and row[k] is not None else row[k])
+            for k in ("estimand", *numbers, "n", "method")}

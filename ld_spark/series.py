@@ -5,12 +5,12 @@ contract section 3 defines them; series run from -24 to +12.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-Transform = Callable[[DataFrame], DataFrame]
+from ld_spark.config import AnalysisConf
+from ld_spark.events import PANEL_OUTCOMES, SERIES_OUTCOMES
+from ld_spark.frames import Transform
 
 
 def month_number(c: str | Column) -> Column:
@@ -42,7 +42,7 @@ def monthly_events(index: DataFrame, first: int, last: int) -> Transform:
     keys = F.broadcast(index.select("person_key", "cohort", "index_date"))
 
     def _(events: DataFrame) -> DataFrame:
-        return (events.join(keys, on="person_key", how="inner")
+        return (events.join(keys, on=["person_key"], how="inner")
                 .transform(with_rel_month("index_date", "event_date"))
                 .transform(in_window(first, last))
                 .select("person_key", "cohort", "outcome", "rel_month"))
@@ -93,3 +93,27 @@ def monthly_rates(outcomes: list[str]) -> Transform:
                 .withColumn("rate", F.col("events") / F.col("persons"))
                 .select("cohort", "rel_month", "outcome", "persons", "events", "rate"))
     return _
+
+
+# The stage's steps, in the order pipeline.Job.series calls them.
+
+def events(dated: DataFrame, offence_events: DataFrame, cohorts: DataFrame, analysis: AnalysisConf) -> DataFrame:
+    """The analysis layer's events table: dated health events placed in months relative to each
+    index, and the justice events (already placed by the proven-reoffending rules)."""
+    return dated.transform(monthly_events(cohorts, *analysis.series_months)).unionByName(offence_events)
+
+
+def panel(cohorts: DataFrame, monthly: DataFrame, at_risk: DataFrame, analysis: AnalysisConf) -> DataFrame:
+    """The analysis layer's panel: one row per person x cohort x month, zeros included, with the
+    month's share at risk of offending and its period (pre, post or neither)."""
+    a = analysis
+    index = cohorts.select("person_key", "cohort", "in_outcomes", "justice_followed")
+    return (month_panel(index, monthly, PANEL_OUTCOMES, *a.series_months)
+            .join(at_risk, on=["person_key", "cohort", "rel_month"], how="left")
+            .transform(with_period(a.pre_months, a.post_months)))
+
+
+def figure1_rows(panel: DataFrame) -> list[dict]:
+    """Figure 1's rows (people in the outcome analysis), in a fixed order."""
+    rates = [r.asDict() for r in panel.filter("in_outcomes").transform(monthly_rates(SERIES_OUTCOMES)).collect()]
+    return sorted(rates, key=lambda r: (r["outcome"], r["cohort"], r["rel_month"]))

@@ -60,7 +60,7 @@ def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
         builder = (builder.config("spark.ui.enabled", "false")
                    .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1"))
     if submitted:
-        pass
+        pass   # spark-submit's --jars / --packages already gave the session its jars
     elif jars:
         builder = builder.config("spark.jars", ",".join(str(j) for j in [*jars, splink_jar()]))
     else:

@@ -10,38 +10,34 @@ import math
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ld_spark.contract import VULNERABILITIES
-
-ONWARD = ("advice", "brief_intervention", "gp", "iapt", "mh_specialist", "drug_alcohol", "housing",
-          "mha_assessment", "learning_disability", "other")
+from ld_spark.cohorts import declined
+from ld_spark.contract import ONWARD_REFERRALS, VULNERABILITIES
+from ld_spark.frames import union_all
 
 
 def site_onward_counts(referred: DataFrame) -> DataFrame:
     """Referred people -> site_code, referrals (not declined), and people onward-referred to each service."""
-    offered = referred.filter(~F.coalesce(F.col("declined"), F.lit(False)))
+    offered = referred.filter(~declined())
     kinds = F.split(F.coalesce(F.col("onward_referrals"), F.lit("")), ";")
     return (offered.groupBy("site_code")
             .agg(F.count("*").alias("referrals"),
-                 *[F.sum(F.array_contains(kinds, k).cast("int")).alias(k) for k in ONWARD])
+                 *[F.sum(F.array_contains(kinds, k).cast("int")).alias(k) for k in ONWARD_REFERRALS])
             .orderBy("site_code"))
 
 
 def declined_by_vulnerability(referred: DataFrame) -> DataFrame:
     """Referred people -> vulnerability, people with it, of whom declined (and the same without it)."""
-    declined = F.coalesce(F.col("declined"), F.lit(False)).cast("int")
+    said_no = declined().cast("int")
     parts = []
     for v in VULNERABILITIES:
         flag = F.coalesce(F.col(f"vuln_{v}"), F.lit(False))
         parts.append(referred.agg(
             F.lit(v).alias("vulnerability"),
             F.sum(flag.cast("int")).alias("people"),
-            F.sum(F.when(flag, declined).otherwise(0)).alias("declined"),
+            F.sum(F.when(flag, said_no).otherwise(0)).alias("declined"),
             F.sum((~flag).cast("int")).alias("people_without"),
-            F.sum(F.when(~flag, declined).otherwise(0)).alias("declined_without")))
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out
+            F.sum(F.when(~flag, said_no).otherwise(0)).alias("declined_without")))
+    return union_all(parts)
 
 
 def funnel_limits(p: float, n: int, z: float) -> tuple[float, float]:

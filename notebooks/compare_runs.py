@@ -34,7 +34,7 @@ ids = chosen.split(",") if chosen else list(runs["run_id"][:2])[::-1]
 assert len(ids) == 2, f"need two finished runs, found {len(runs)}"
 pair = runs.set_index("run_id").loc[ids]
 labels = [f"{i[:8]} (seed {pair.loc[i].get('params.synthetic.seed')})" for i in ids]
-labels
+print(labels)
 
 # %% [markdown]
 # ## Settings that differ

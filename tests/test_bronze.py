@@ -9,10 +9,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ld_spark import bronze
+from ld_spark.bronze import state_counts
 from ld_spark.contract import TABLES
 from ld_spark.errors import InputError
 from ld_spark.io import LINE, ROW_FAULT, SOURCE_FILE
-from ld_spark.pipeline import state_counts
 
 LINEAGE = [SOURCE_FILE, LINE, ROW_FAULT]
 

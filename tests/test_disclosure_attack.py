@@ -15,8 +15,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from ld_spark import estimators, sdc
-from ld_spark.publish import Publisher
+from ld_spark import estimators
+from ld_spark.release import sdc
+from ld_spark.release.publish import Publisher
 
 RULES = sdc.Rules()
 

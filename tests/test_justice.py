@@ -5,8 +5,16 @@ import datetime as dt
 
 import pytest
 
-from ld_spark.justice import (arrest_dates, cohort_cases, cohort_offences, hearing_counts, index_offences,
-                              months_at_risk, offence_events, with_justice_follow_up)
+from ld_spark.justice import (
+    arrest_dates,
+    cohort_cases,
+    cohort_offences,
+    hearing_counts,
+    index_offences,
+    months_at_risk,
+    offence_events,
+    with_justice_follow_up,
+)
 
 D = dt.date
 SERIES, PRE, POST, WAIT = (-24, 12), (-12, -1), (0, 11), 6

@@ -8,32 +8,32 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
-from ld_spark import linkage
+from ld_spark import link
 from ld_spark.errors import InputError
 
-IDENTITY_SCHEMA = T.StructType([T.StructField(c, T.StringType()) for c in [linkage.UNIQUE_ID, *linkage.IDENTITY]])
+IDENTITY_SCHEMA = T.StructType([T.StructField(c, T.StringType()) for c in [link.identity.UNIQUE_ID, *link.identity.IDENTITY]])
 
 
 def tuples(spark, rows):
     """rows: (unique_id, {identity column: value})."""
-    return spark.createDataFrame([(uid, *[ident.get(c) for c in linkage.IDENTITY]) for uid, ident in rows],
+    return spark.createDataFrame([(uid, *[ident.get(c) for c in link.identity.IDENTITY]) for uid, ident in rows],
                                  IDENTITY_SCHEMA)
 
 
 def test_each_source_maps_to_the_common_identity_layout(spark):
     hes = spark.createDataFrame([("A1", "9434765919", "1980-05-06", "2", "LS6 2AB")],
                                 "AEKEY string, NEWNHSNO string, DOB string, SEX string, HOMEADD string")
-    got = hes.transform(linkage.identity_records("hes_ae"))
+    got = hes.transform(link.identity.identity_records("hes_ae"))
     expected = spark.createDataFrame(
         [("hes_ae", "A1", None, None, None, "1980-05-06", "F", "LS6 2AB", "9434765919", None, None)],
         T.StructType([T.StructField("source_table", T.StringType(), False), T.StructField("record_key", T.StringType())]
-                     + [T.StructField(c, T.StringType()) for c in linkage.IDENTITY]))
+                     + [T.StructField(c, T.StringType()) for c in link.identity.IDENTITY]))
     assert_df_equality(got, expected, ignore_nullable=True)
 
     ndtms = spark.createDataFrame([("E1", "AG1", "C9", "J", "S", "1980-05-06", "M", "LS6 2")],
                                   "EPISODID string, AGNCY string, CLIENTID string, FINITIAL string, SINITIAL string, "
                                   "DOB string, SEX string, PC string")
-    row = ndtms.transform(linkage.identity_records("ndtms.episodes")).first()
+    row = ndtms.transform(link.identity.identity_records("ndtms.episodes")).first()
     assert (row["initials"], row["client"], row["postcode"], row["forename"]) == ("JS", "AG1|C9", "LS6 2", None)
 
 
@@ -44,8 +44,8 @@ def test_thin_records_are_never_merged_for_sharing_nulls(spark):
         ("hes_ae", "A3", None, None, None, "1980-05-06", "M", "LS6 2AB", "9434765919", None, None),
         ("hes_ae", "A4", None, None, None, "1980-05-06", "M", "LS6 2AB", "9434765919", None, None),
     ], T.StructType([T.StructField("source_table", T.StringType()), T.StructField("record_key", T.StringType())]
-                    + [T.StructField(c, T.StringType()) for c in linkage.IDENTITY]))
-    ids = {r["record_key"]: r[linkage.UNIQUE_ID] for r in records.transform(linkage.with_tuple_id).collect()}
+                    + [T.StructField(c, T.StringType()) for c in link.identity.IDENTITY]))
+    ids = {r["record_key"]: r[link.identity.UNIQUE_ID] for r in records.transform(link.identity.with_tuple_id).collect()}
     assert ids["A1"] != ids["A2"]
     assert ids["A3"] == ids["A4"]
 
@@ -60,14 +60,14 @@ def test_deterministic_matches_need_nhs_with_dob_but_pnc_or_client_alone(spark):
         ("f", {"client": "AG1|C9"}),
         ("g", {"client": "AG1|C9"}),
     ])
-    edges = {tuple(sorted((r["id_l"], r["id_r"]))) for r in linkage.deterministic_edges(t).collect()}
+    edges = {tuple(sorted((r["id_l"], r["id_r"]))) for r in link.deterministic.deterministic_edges(t).collect()}
     assert edges == {("a", "b"), ("d", "e"), ("f", "g")}
 
 
 def test_connected_components_label_each_vertex_with_its_smallest_member(spark):
     vertices = spark.createDataFrame([(v,) for v in "abcdefg"], "unique_id string")
     edges = spark.createDataFrame([("c", "b"), ("b", "d"), ("d", "a"), ("f", "e")], "id_l string, id_r string")
-    got = {r["unique_id"]: r["component"] for r in linkage.connected_components(vertices, edges).collect()}
+    got = {r["unique_id"]: r["component"] for r in link.components.connected_components(vertices, edges).collect()}
     assert got == {"a": "a", "b": "a", "c": "a", "d": "a", "e": "e", "f": "e", "g": "g"}
 
 
@@ -77,7 +77,7 @@ def test_pairwise_quality_counts_pairs_with_at_least_one_record_in_the_table(spa
                                    "source_table string, record_key string, person_key string")
     truth = spark.createDataFrame([("T1", "r1", "X"), ("T1", "r2", "X"), ("T2", "r3", "X"), ("T2", "r4", "Y")],
                                   "source_table string, record_key string, person_id string")
-    q = {r["source_table"]: r.asDict() for r in linkage.pairwise_quality(linkage.quality_cells(linked, truth)).collect()}
+    q = {r["source_table"]: r.asDict() for r in link.quality.pairwise_quality(link.quality.quality_cells(linked, truth)).collect()}
     # T1: predicted {r1,r2}; true {r1,r2},{r1,r3},{r2,r3}; correct {r1,r2}.
     assert (q["T1"]["precision"], q["T1"]["recall"]) == (1.0, pytest.approx(1 / 3))
     # T2: predicted {r3,r4} is wrong; true {r1,r3},{r2,r3} were missed.
@@ -87,11 +87,11 @@ def test_pairwise_quality_counts_pairs_with_at_least_one_record_in_the_table(spa
 
 def test_person_key_is_an_hmac_under_the_run_key(spark):
     components = spark.createDataFrame([("u1", "c1"), ("u2", "c1"), ("u3", "c3")], "unique_id string, component string")
-    keyed = {r["unique_id"]: r["person_key"] for r in components.transform(linkage.with_person_key(b"k1")).collect()}
+    keyed = {r["unique_id"]: r["person_key"] for r in components.transform(link.key.with_person_key(b"k1")).collect()}
     assert keyed["u1"] == keyed["u2"] != keyed["u3"]
     assert keyed["u1"] == hmac.new(b"k1", b"c1", hashlib.sha256).hexdigest()
     assert keyed["u1"] != hashlib.sha256(b"c1").hexdigest()
-    other = components.transform(linkage.with_person_key(b"k2")).first()["person_key"]
+    other = components.transform(link.key.with_person_key(b"k2")).first()["person_key"]
     assert other != keyed["u1"]
 
 
@@ -114,11 +114,11 @@ def test_key_comes_from_environment_then_file_and_missing_key_is_a_clear_error(c
     conf, path = _key_conf(config, tmp_path, create=False)
     monkeypatch.delenv(conf.key_env, raising=False)
     with pytest.raises(InputError, match="no pseudonymisation key"):
-        linkage.load_key(conf, path, "local[2]")
+        link.key.load_key(conf, path, "local[2]")
     _private_key_file(path, FILE_KEY + "\n")
-    assert linkage.load_key(conf, path, "local[2]") == FILE_KEY.encode()
+    assert link.key.load_key(conf, path, "local[2]") == FILE_KEY.encode()
     monkeypatch.setenv(conf.key_env, ENV_KEY)
-    assert linkage.load_key(conf, path, "local[2]") == ENV_KEY.encode()
+    assert link.key.load_key(conf, path, "local[2]") == ENV_KEY.encode()
 
 
 @pytest.mark.parametrize("where", ["environment", "file"])
@@ -132,7 +132,7 @@ def test_key_under_32_bytes_is_refused_without_showing_it(config, tmp_path, monk
     else:
         _private_key_file(path, key + "\n")
     with pytest.raises(InputError, match=f"too short: .* holds {len(key)} bytes, at least 32") as err:
-        linkage.load_key(conf, path, "local[2]")
+        link.key.load_key(conf, path, "local[2]")
     assert "\n" not in str(err.value)
     if key:
         assert key not in str(err.value).replace(str(tmp_path), "")
@@ -141,17 +141,17 @@ def test_key_under_32_bytes_is_refused_without_showing_it(config, tmp_path, monk
 def test_key_of_exactly_32_bytes_is_accepted(config, tmp_path, monkeypatch):
     conf, path = _key_conf(config, tmp_path, create=False)
     monkeypatch.setenv(conf.key_env, "k" * 32)
-    assert linkage.load_key(conf, path, "local[2]") == b"k" * 32
+    assert link.key.load_key(conf, path, "local[2]") == b"k" * 32
 
 
 def test_embedded_default_creates_a_private_key_file_on_a_local_master(config, tmp_path, monkeypatch, capsys):
     conf, path = _key_conf(config, tmp_path, create=True)
     monkeypatch.delenv(conf.key_env, raising=False)
     monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
-    key = linkage.load_key(conf, path, "local[2]")
+    key = link.key.load_key(conf, path, "local[2]")
     assert len(key) == 64 and int(key, 16) >= 0  # 32 random bytes as hex, the format of every key file so far
     assert path.stat().st_mode & 0o777 == 0o600
-    assert linkage.load_key(conf, path, "local[2]") == key
+    assert link.key.load_key(conf, path, "local[2]") == key
     printed = capsys.readouterr().out
     assert f"created a local pseudonymisation key in {path}" in printed and key.decode() not in printed
 
@@ -172,7 +172,7 @@ def test_key_file_is_created_exclusively_and_private_from_the_first_byte(config,
         return real_open(file, flags, mode, **kwargs)
 
     monkeypatch.setattr(os, "open", recording_open)
-    linkage.load_key(conf, path, "local[2]")
+    link.key.load_key(conf, path, "local[2]")
     creations = [(flags, mode) for file, flags, mode in opened if file == str(path) and flags & os.O_CREAT]
     assert creations == [(os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)]
 
@@ -187,7 +187,7 @@ def test_key_is_never_created_on_a_cluster_or_under_spark_submit(config, tmp_pat
     else:
         monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
     with pytest.raises(InputError, match="no pseudonymisation key"):
-        linkage.load_key(conf, path, master)
+        link.key.load_key(conf, path, master)
     assert not path.exists()
 
 
@@ -198,7 +198,7 @@ def test_key_file_open_to_group_or_others_is_refused(config, tmp_path, monkeypat
     path.write_text(FILE_KEY)
     path.chmod(mode)
     with pytest.raises(InputError, match=f"open to group or others \\(mode {mode:o}\\): chmod 600"):
-        linkage.load_key(conf, path, "local[2]")
+        link.key.load_key(conf, path, "local[2]")
 
 
 def test_relative_key_file_is_beside_conf_wherever_the_run_starts(config, tmp_path, monkeypatch):
@@ -208,16 +208,16 @@ def test_relative_key_file_is_beside_conf_wherever_the_run_starts(config, tmp_pa
     monkeypatch.setenv("LD_SPARK_CONF_DIR", str(project / "conf"))
     monkeypatch.chdir(elsewhere)
     conf = config.linkage.model_copy(update={"key_file": ".ld_spark_key"})
-    assert linkage.key_path(conf) == project / ".ld_spark_key"
+    assert link.key.key_path(conf) == project / ".ld_spark_key"
     absolute = config.linkage.model_copy(update={"key_file": str(tmp_path / "keys" / "k")})
-    assert linkage.key_path(absolute) == tmp_path / "keys" / "k"
+    assert link.key.key_path(absolute) == tmp_path / "keys" / "k"
 
 
 def test_default_key_file_is_the_one_make_run_has_always_used(config, monkeypatch):
     from pathlib import Path
 
     monkeypatch.delenv("LD_SPARK_CONF_DIR", raising=False)
-    assert linkage.key_path(config.linkage) == Path(__file__).resolve().parents[1] / ".ld_spark_key"
+    assert link.key.key_path(config.linkage) == Path(__file__).resolve().parents[1] / ".ld_spark_key"
 
 
 def test_event_rows_reach_their_person_through_parent_records(spark):
@@ -225,9 +225,9 @@ def test_event_rows_reach_their_person_through_parent_records(spark):
                                    "source_table string, record_key string, person_key string")
     referrals = spark.createDataFrame([("SR1", "RXA", "LP1"), ("SR2", "RXB", "LP2"), ("SR3", "RXC", "LP9")],
                                       "ServiceRequestId string, OrgIDProv string, LocalPatientId string")
-    refs = referrals.transform(linkage.event_record_person("mhsds/mhs101_referral", linked))
+    refs = referrals.transform(link.events.event_record_person("mhsds/mhs101_referral", linked))
     contacts = spark.createDataFrame([("CC1", "SR2"), ("CC2", "SR3")], "CareContactId string, ServiceRequestId string")
-    got = contacts.transform(linkage.event_record_person("mhsds/mhs201_care_contact", linked.unionByName(refs)))
+    got = contacts.transform(link.events.event_record_person("mhsds/mhs201_care_contact", linked.unionByName(refs)))
     assert {(r["source_table"], r["record_key"], r["person_key"]) for r in refs.unionByName(got).collect()} == {
         ("mhsds.mhs101_referral", "SR1", "p1"), ("mhsds.mhs101_referral", "SR2", "p2"),
         ("mhsds.mhs101_referral", "SR3", None),  # its patient was not loaded: kept, unlinked

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from ld_spark import sdc
-from ld_spark.publish import MANIFEST, Publisher, atomic, sha256, write_csv
+from ld_spark.release import sdc
+from ld_spark.release.publish import MANIFEST, Publisher, atomic, sha256, write_csv
 
 SITES = ["site_code", "referrals", "iapt"]
 

@@ -1,7 +1,7 @@
 """Disclosure control rules on hand-built rows."""
 from __future__ import annotations
 
-from ld_spark.sdc import Report, Rules, Spec, release, release_estimate, released_count, released_percentage
+from ld_spark.release.sdc import Report, Rules, Spec, release, release_estimate, released_count, released_percentage
 
 RULES = Rules()
 
@@ -50,7 +50,7 @@ def test_model_estimates_on_too_few_people_or_degrees_of_freedom_are_withheld():
 
 
 def test_counts_of_people_in_the_results_table_are_rounded_and_percentages_come_from_rounded_counts():
-    from ld_spark.sdc import release_count_estimate, release_percentage_estimate
+    from ld_spark.release.sdc import release_count_estimate, release_percentage_estimate
 
     report = Report()
     n = release_count_estimate({"estimand": "n_historic", "estimate": 72, "n": 72}, RULES, report)
@@ -67,7 +67,7 @@ def test_counts_of_people_in_the_results_table_are_rounded_and_percentages_come_
 def test_publisher_writes_released_tables_withholds_derived_rows_and_reports(tmp_path):
     import csv
 
-    from ld_spark.publish import Publisher
+    from ld_spark.release.publish import Publisher
 
     publisher = Publisher(tmp_path / "results", RULES)
     rows = [{"estimand": "custody_or", "estimate": 0.4, "ci_low": 0.1, "ci_high": 1.6, "p_value": 0.2, "n": 30,
@@ -92,7 +92,7 @@ def test_publisher_writes_released_tables_withholds_derived_rows_and_reports(tmp
 
 
 def test_an_estimate_resting_on_a_mean_of_few_values_is_suppressed(tmp_path):
-    from ld_spark.publish import Publisher
+    from ld_spark.release.publish import Publisher
 
     publisher = Publisher(tmp_path / "results", RULES)
     row = {"estimand": "savings_per_referral_avg_gbp", "estimate": 900.0, "ci_low": 100.0, "ci_high": 1500.0,

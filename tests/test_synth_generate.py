@@ -170,7 +170,7 @@ def test_substance_misuse_declines_more_and_iapt_onward_referral_varies_most_by_
     onward = accepted["onward_referrals"].fillna("")
     spread = {}
     for kind in ("iapt", "gp", "drug_alcohol", "advice"):
-        by_site = onward.str.split(";").apply(lambda ks: kind in ks).groupby(accepted["site_code"]).mean()
+        by_site = onward.str.split(";").apply(lambda ks, kind=kind: kind in ks).groupby(accepted["site_code"]).mean()
         spread[kind] = by_site.std() / by_site.mean()
     assert spread["iapt"] == max(spread.values()), spread
 

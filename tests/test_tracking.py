@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ld_spark import tracking
+from ld_spark.release import tracking
 
 STORAGE_SECRETS = {
     "spark.hadoop.fs.s3a.access.key": "AKIAEXAMPLEACCESS",

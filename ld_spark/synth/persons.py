@@ -83,8 +83,10 @@ def _vulnerabilities(cfg: GeneratorConf, rng: np.random.Generator, n: int) -> di
     return out
 
 
-def _window_days(rng: np.random.Generator, n: int, start: str, end: str) -> np.ndarray:
-    return rng.integers(cal.day(start), cal.day(end) + 1, size=n)
+def _window_days(rng: np.random.Generator, n: int, start: str | int, end: str | int) -> np.ndarray:
+    """A day in [start, end] (ISO dates, or day numbers as cal.day gives) for each of n people."""
+    start, end = (cal.day(d) if isinstance(d, str) else d for d in (start, end))
+    return rng.integers(start, end + 1, size=n)
 
 
 def make_persons(cfg: GeneratorConf, seed: int, scale: float, block: int) -> pd.DataFrame:
@@ -136,14 +138,16 @@ def make_persons(cfg: GeneratorConf, seed: int, scale: float, block: int) -> pd.
     cro = np.where(rng.random(n) < 0.5, ident.cro_numbers(rng, n), None)
 
     # L&D referral (index) dates. Cohort: first consenting referral in the evaluation window.
+    # Others were referred in the three months before the window or the six after it.
     in_window = (role == COHORT) | (role == NON_CONSENT)
+    start, end = (cal.day(d) for d in cfg.evaluation_window)
     referral_day = np.where(
         in_window,
-        _window_days(rng, n, "2017-01-01", "2017-09-30"),
+        _window_days(rng, n, start, end),
         np.where(
             rng.random(n) < 0.4,
-            _window_days(rng, n, "2016-10-01", "2016-12-31"),
-            _window_days(rng, n, "2017-10-01", "2018-03-31"),
+            _window_days(rng, n, start - 92, start - 1),
+            _window_days(rng, n, end + 1, end + 182),
         ),
     ).astype("float64")
     referral_day[~referred] = np.nan
@@ -151,10 +155,11 @@ def make_persons(cfg: GeneratorConf, seed: int, scale: float, block: int) -> pd.
     ld_index_day = referral_day - index_lag
     repeat = (role == COHORT) & (rng.random(n) < cfg.repeat_referral_share)
 
-    # Historic control: cohort members with an offence charged in FY 2013/14 (arrest by 20 March
-    # so that the charge, up to 7 days later, stays inside the financial year).
+    # Historic control: cohort members with an offence charged in the historic window (FY 2013/14;
+    # arrested by 11 days before its end, so that the charge, a few days later, stays inside it).
     historic = (role == COHORT) & (rng.random(n) < cfg.historic_share)
-    hist_index_day = np.where(historic, _window_days(rng, n, "2013-04-01", "2014-03-20"), np.nan)
+    hist_start, hist_end = (cal.day(d) for d in cfg.historic_charge_window)
+    hist_index_day = np.where(historic, _window_days(rng, n, hist_start, hist_end - 11), np.nan)
 
     vulns = _vulnerabilities(cfg, rng, n)
     for name in vulns:

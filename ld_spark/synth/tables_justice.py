@@ -74,7 +74,7 @@ def offences(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generator
     p_rows = off["row"].to_numpy()
     cohort = persons["role"].to_numpy()[p_rows] == COHORT
     hist_index = persons["hist_index_day"].to_numpy()[p_rows]
-    fy = (charge_day >= cal.day("2013-04-01")) & (charge_day <= cal.day("2014-03-31"))
+    fy = (charge_day >= cal.day(cfg.historic_charge_window[0])) & (charge_day <= cal.day(cfg.historic_charge_window[1]))
     clash = cohort & fy & (kind == "background") & (np.isnan(hist_index) | (arrest_day < np.nan_to_num(hist_index, nan=np.inf)))
     charged &= ~clash
 

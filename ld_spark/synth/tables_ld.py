@@ -28,7 +28,7 @@ def build(persons: pd.DataFrame, cfg: GeneratorConf, onward_rates: dict[str, np.
     # A second referral later in the window for some cohort members (the first one is the index).
     repeat = referred[referred["repeat_referral"].to_numpy()].copy()
     gap = rng.integers(14, 150, size=len(repeat))
-    repeat["referral_day"] = np.minimum(repeat["referral_day"] + gap, cal.day("2017-09-30"))
+    repeat["referral_day"] = np.minimum(repeat["referral_day"] + gap, cal.day(cfg.evaluation_window[1]))
     repeat["ld_index_day"] = repeat["referral_day"] - rng.integers(0, 3, size=len(repeat))
     rows = pd.concat([referred, repeat], ignore_index=True)
     n = len(rows)

@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ld_spark.config import Config
 
@@ -108,3 +110,27 @@ def run(config: Config, out_dir: str | Path, run_name: str | None = None) -> Ite
         for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             mlflow.log_params(dict(items[start:start + 100]))
         yield active
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time a stage of the active run: its seconds are the metric stage_seconds.<name>."""
+    import mlflow
+
+    started = time.time()
+    yield
+    mlflow.log_metric(f"stage_seconds.{name}", time.time() - started)
+
+
+def log_rows(prefix: str, rows: list[dict], key: str, fields: list[str]) -> None:
+    """One metric per row and field, `<prefix><field>.<row's key>` (or `<row's key>.<field>` when
+    prefix is empty), for the released rows of a results table; a suppressed (None) cell is not logged."""
+    import mlflow
+
+    metrics = {}
+    for row in rows:
+        for field in fields:
+            if row[field] is not None:
+                name = f"{prefix}{field}.{row[key]}" if prefix else f"{row[key]}.{field}"
+                metrics[name] = float(row[field])
+    mlflow.log_metrics(metrics)

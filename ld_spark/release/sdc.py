@@ -22,18 +22,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ld_spark.config import DisclosureConf
+
 Z95 = 1.959963984540054
 
 
-@dataclass(frozen=True)
-class Rules:
-    threshold: int = 7             # counts 1..threshold are suppressed
-    round_to: int = 5
-    min_people_model: int = 10
-    min_residual_df: int = 10
-    one_decimal_from: int = 4000   # a percentage gets one decimal only on a rounded denominator this large
-    nk_share: float = 0.9          # the two largest values may hold at most this share of a total
-    p_ratio: float = 0.1           # the rest of a total must be at least this share of its largest value
+# The rules are the config's disclosure section (conf/base.yaml `disclosure`, defaults there).
+Rules = DisclosureConf
 
 
 # Reasons name the rule, never a number of people or values (the report is released too).

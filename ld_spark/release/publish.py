@@ -1,7 +1,7 @@
 """results/: every file released from the run is written here, after disclosure control.
 
 `Publisher` is the one door out of the secure environment. Each table is named with its `Spec`
-(which columns are counts, which are derived from counts) and released through `ld_spark.sdc`;
+(which columns are counts, which are derived from counts) and released through `ld_spark.release.sdc`;
 figures are drawn from the released rows; MLflow gets the released numbers, and uploads only the
 files the manifest lists. results/sdc_report.csv records the rule applied to every released cell.
 results/ changes only whole: files are staged beside it, then moved into place with the manifest.
@@ -16,19 +16,18 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from ld_spark import sdc
-from ld_spark.contract import RESULT_COLUMNS
-from ld_spark.uptake import ONWARD
+from ld_spark.contract import ONWARD_REFERRALS, RESULT_COLUMNS
+from ld_spark.release import sdc
 
 SPECS = {
     "figure1.csv": sdc.Spec(key=["outcome", "cohort", "rel_month"], counts=["persons", "events"],
                             ratios={"rate": ("events", "persons")}),
     "vulnerability_profile.csv": sdc.Spec(key=["vulnerability"], counts=["people", "referred"],
                                           percentages={"pct": ("people", "referred")}),
-    "site_onward_referrals.csv": sdc.Spec(key=["site_code"], counts=["referrals", *ONWARD]),
+    "site_onward_referrals.csv": sdc.Spec(key=["site_code"], counts=["referrals", *ONWARD_REFERRALS]),
     "declined_by_vulnerability.csv": sdc.Spec(key=["vulnerability"],
                                               counts=["people", "declined", "people_without", "declined_without"]),
     "linkage_quality.csv": sdc.Spec(key=["source_table"], counts=["n_records", "n_persons"]),
@@ -157,6 +156,3 @@ class Publisher:
     def write_report(self) -> Path:
         """results/sdc_report.csv: every cell suppressed, rounded, recomputed or withheld, and why."""
         return write_csv(self.path("sdc_report.csv"), REPORT_COLUMNS, self.report.rows)
-
-    def released_count(self, n: int | None) -> int | None:
-        return sdc.released_count(n, self.rules)

@@ -115,7 +115,7 @@ def forest_plot(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def event_study_chart(rows: list[dict], path: Path) -> Path:
+def event_study_chart(rows: list[dict], reference: tuple[int, int], path: Path) -> Path:
     """Per-month DiD rate ratios (against the pooled reference months) with 95% intervals."""
     outcomes = list(dict.fromkeys(r["outcome"] for r in rows))
     fig, axes = plt.subplots(1, max(len(outcomes), 1), figsize=(3.6 * max(len(outcomes), 1), 3.4), squeeze=False)
@@ -131,7 +131,7 @@ def event_study_chart(rows: list[dict], path: Path) -> Path:
         ax.set_title(outcome, fontsize=9)
         ax.set_xlabel("months from index", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0][0].set_ylabel("DiD rate ratio vs months -24..-13", fontsize=8)
+    axes[0][0].set_ylabel(f"DiD rate ratio vs months {reference[0]}..{reference[1]}", fontsize=8)
     return _save(fig, path)
 
 

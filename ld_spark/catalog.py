@@ -1,0 +1,108 @@
+"""Every table and file the job writes under OUT_DIR, declared once: its layer and its name.
+
+Two layers. `linkage/` holds direct identifiers and exact dates (landing copies, bronze tables,
+the record-to-person map, the pseudonymisation inputs) and never leaves the secure environment.
+`analysis/` holds person_key, year of birth, sex, months and events: what the estimators read.
+`results/` (written by release.publish only) is what leaves.
+
+A contract table (`mhsds/mhs001_mpi`) is stored under a folder name without the slash
+(`mhsds__mhs001_mpi`); `folder` is the only place that spelling is made. Its name in result
+files and truth files, `mhsds.mhs001_mpi`, is the contract's (contract.source_name).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from ld_spark import io
+from ld_spark.contract import TABLES
+
+LINKAGE = "linkage"
+ANALYSIS = "analysis"
+
+
+@dataclass(frozen=True)
+class Table:
+    layer: str
+    name: str
+    partition_by: tuple[str, ...] = ()
+
+
+def folder(contract_table: str) -> str:
+    return contract_table.replace("/", "__")
+
+
+def landing(contract_table: str) -> Table:
+    """Every row of a raw table as text, with its file and line (identifiers included)."""
+    return Table(LINKAGE, f"landing/{folder(contract_table)}")
+
+
+def bronze(contract_table: str) -> Table:
+    """A raw table typed, deduplicated and with each row's state (loaded, quarantined, ...)."""
+    return Table(LINKAGE, f"bronze/{folder(contract_table)}")
+
+
+QUARANTINE = Table(LINKAGE, "quarantine", partition_by=("source_table",))
+RECORD_PERSON_IDENTITY = Table(LINKAGE, "record_person_identity")   # identity records -> person_key
+RECORD_PERSON = Table(LINKAGE, "record_person")                     # every record -> person_key
+REFERRALS = Table(LINKAGE, "referrals")                             # L&D referrals with exact dates
+COHORT_INDEX = Table(LINKAGE, "cohort_index")                       # cohort members with exact index dates
+
+PERSONS = Table(ANALYSIS, "persons")
+COHORTS = Table(ANALYSIS, "cohorts")
+OFFENCES = Table(ANALYSIS, "offences")
+COURT_CASES = Table(ANALYSIS, "court_cases")
+EVENTS = Table(ANALYSIS, "events")
+PANEL = Table(ANALYSIS, "panel")
+REFERRED = Table(ANALYSIS, "referred")
+ESTIMATES = Table(ANALYSIS, "estimates")
+
+# Files beside the tables (not Delta): the operator's exact reconciliation, the trained model,
+# Splink's scratch space, and the released results.
+RECONCILIATION_FILE = (LINKAGE, "reconciliation.csv")
+MODEL_FILE = (LINKAGE, "model/splink_model.json")
+SPLINK_WORK = (LINKAGE, "_splink_work")
+RESULTS = ("results",)
+
+# Beside a synthetic extract, under RAW_DIR (contract: `_truth/`): who is who, and how it was made.
+TRUTH_RECORD_PERSON = ("_truth", "record_person.csv")
+GENERATOR_INFO = ("_truth", "generator.json")
+
+
+def path(out: str | Path, table: Table) -> Path:
+    return Path(out) / table.layer / table.name
+
+
+def file(out: str | Path, where: tuple[str, ...]) -> Path:
+    return Path(out).joinpath(*where)
+
+
+def read(spark: SparkSession, out: str | Path, table: Table) -> DataFrame:
+    return io.read_delta(spark, path(out, table))
+
+
+def write(df: DataFrame, out: str | Path, table: Table) -> int:
+    """Replace the table's content in one Delta commit; returns the version written."""
+    target = path(out, table)
+    io.write_delta(df, target, partition_by=list(table.partition_by) or None)
+    return io.delta_version(target)
+
+
+def written(spark: SparkSession, df: DataFrame, out: str | Path, table: Table) -> DataFrame:
+    """Write, then read back: later stages start from the stored table, not the plan that made it."""
+    write(df, out, table)
+    return read(spark, out, table)
+
+
+def tables() -> list[Table]:
+    """Every table a run writes, in the order the stages write them."""
+    return [*map(landing, TABLES), *map(bronze, TABLES), QUARANTINE, RECORD_PERSON_IDENTITY, RECORD_PERSON,
+            PERSONS, REFERRALS, COHORT_INDEX, COHORTS, OFFENCES, COURT_CASES, EVENTS, PANEL, REFERRED, ESTIMATES]
+
+
+def versions(out: str | Path) -> dict[str, int]:
+    """Every table of the catalog that exists under OUT_DIR (by its path there) -> its latest version."""
+    return {f"{t.layer}/{t.name}": io.delta_version(path(out, t))
+            for t in tables() if (path(out, t) / "_delta_log").is_dir()}

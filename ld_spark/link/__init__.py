@@ -1,0 +1,46 @@
+"""Linkage: every identity-bearing record to a person, one module per step.
+
+1. identity: each source's records in one identity layout, collapsed to distinct identity tuples.
+2. deterministic: matches on strong identifiers where that is safe.
+3. model: probabilistic (Fellegi-Sunter) matches for the rest, with Splink.
+4. components: people are the connected components of both kinds of match.
+5. key: each person's person_key, a keyed HMAC of the component id (the key is passed in).
+6. events: event tables reach their person through their parent record.
+7. quality: pairwise precision, recall and F1 against the generator's truth.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from ld_spark.config import LinkageConf
+from ld_spark.link import components, deterministic, events, identity, key, model, quality  # noqa: F401 (the package API)
+
+
+@contextlib.contextmanager
+def people(spark: SparkSession, bronze: dict[str, DataFrame], conf: LinkageConf, person_key: bytes,
+           work_dir: Path, model_in: Path | None = None) -> Iterator[tuple[DataFrame, str]]:
+    """The identity records' (source_table, record_key, person_key), and the Splink model as JSON.
+
+    bronze: contract table -> its bronze table, for every identity source. The frame is valid
+    while the block runs (it rests on cached tuples and Splink's work files): write it there.
+    """
+    records = identity.records(bronze).persist(StorageLevel.MEMORY_AND_DISK)
+    tuples = identity.identity_tuples(records).persist(StorageLevel.MEMORY_AND_DISK)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        pairs, model_json = model.train_and_predict(spark, tuples, conf, work_dir, model_in=model_in)
+        edges = deterministic.deterministic_edges(tuples).unionByName(pairs.select("id_l", "id_r"))
+        found = components.connected_components(tuples.select(identity.UNIQUE_ID), edges)
+        keyed = found.transform(key.with_person_key(person_key))
+        yield (records.join(keyed, on=[identity.UNIQUE_ID], how="inner")
+               .select("source_table", "record_key", "person_key")), model_json
+    finally:
+        records.unpersist()
+        tuples.unpersist()
+        shutil.rmtree(work_dir, ignore_errors=True)

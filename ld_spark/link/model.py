@@ -1,0 +1,97 @@
+"""Probabilistic (Fellegi-Sunter) matching with Splink: u by random sampling, m by EM, and the
+pairs the blocking rules generate scored against the match threshold."""
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ld_spark.config import LinkageConf
+from ld_spark.link.identity import UNIQUE_ID
+
+
+def splink_settings():
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    initials = cl.CustomComparison(
+        comparison_levels=[
+            cll.NullLevel("initials"),
+            # Where both records have full names, the name comparison carries this evidence.
+            cll.CustomLevel("forename_l IS NOT NULL AND forename_r IS NOT NULL", "full names on both sides")
+            .configure(is_null_level=True),
+            # NDTMS identity is initials + DOB + sex + sector: common initials collide, so their
+            # agreement is weighted by how rare the initials are.
+            cll.ExactMatchLevel("initials", term_frequency_adjustments=True),
+            cll.ElseLevel(),
+        ],
+        output_column_name="initials",
+    )
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name=UNIQUE_ID,
+        comparisons=[
+            cl.ForenameSurnameComparison("forename", "surname"),
+            initials,
+            cl.DateOfBirthComparison("dob", input_is_string=True),
+            cl.PostcodeComparison("postcode"),
+            cl.ExactMatch("sex"),
+            cl.ExactMatch("nhs"),
+            cl.ExactMatch("pnc"),
+        ],
+        # Each rule pairs only records that agree on something specific, so the number of
+        # comparisons grows with the records, not their square.
+        blocking_rules_to_generate_predictions=[
+            block_on("nhs"),
+            block_on("pnc"),
+            block_on("dob", "sex"),
+            block_on("forename", "surname"),
+            block_on("postcode", "sex"),
+        ],
+        retain_intermediate_calculation_columns=False,
+    )
+
+def _linker(spark: SparkSession, tuples: DataFrame, settings, checkpoint_dir: Path):
+    from splink import Linker
+    from splink.backends.spark import SparkAPI
+
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+    spark.sparkContext.setCheckpointDir(str(checkpoint_dir))
+    db_api = SparkAPI(spark_session=spark, break_lineage_method="parquet",
+                      num_partitions_on_repartition=max(2, int(spark.conf.get("spark.sql.shuffle.partitions"))))
+    name = f"__ld_identity_{secrets.token_hex(4)}"
+    registered = db_api.register(tuples, dataset_display_name=name, table_name=name)
+    return Linker(registered, settings, log_level=logging.WARNING)
+
+def train(linker, conf: LinkageConf) -> None:
+    """Estimate the model's parameters: the prior from strong identifiers, u by random sampling,
+    m by EM in two sessions (each blocked on what the other estimates). Any Splink backend."""
+    from splink import block_on
+
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("nhs", "dob"), block_on("pnc")], recall=0.8)
+    linker.training.estimate_u_using_random_sampling(max_pairs=conf.u_max_pairs, seed=conf.u_seed,
+                                                      num_chunks=conf.u_num_chunks)
+    # EM iterates on the counts of each agreement pattern (a table of a few hundred rows) rather
+    # than on every blocked pair: each iteration is then one tiny job, not a pass over the pairs.
+    # Term frequencies (initials) still weight predictions; only their training ignores them.
+    for rule in (block_on("dob", "sex"), block_on("postcode")):
+        linker.training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
+
+def train_and_predict(spark: SparkSession, tuples: DataFrame, conf: LinkageConf, work_dir: Path,
+                      model_in: Path | None = None) -> tuple[DataFrame, str]:
+    """Splink pairs at or above the match threshold, and the model as JSON text."""
+    settings = str(model_in) if model_in else splink_settings()
+    linker = _linker(spark, tuples, settings, work_dir / "checkpoints")
+    if model_in is None:
+        train(linker, conf)
+    model_path = work_dir / "model.json"
+    linker.misc.save_model_to_json(str(model_path), overwrite=True)
+    predictions = linker.inference.predict(threshold_match_probability=conf.match_threshold, warning_mode="never")
+    pairs = predictions.as_spark_dataframe().select(
+        F.col(f"{UNIQUE_ID}_l").alias("id_l"), F.col(f"{UNIQUE_ID}_r").alias("id_r"), "match_weight")
+    return pairs, model_path.read_text()
