@@ -2,10 +2,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# One pseudonymisation key for every run of the session, in this process or a child, given the
+# way a deployment gives it (the environment); the identifier scan searches the outputs for it.
+SESSION_KEY = "session-test-key-" + "9" * 20
+os.environ["LD_SPARK_HMAC_KEY"] = SESSION_KEY
+REPO = Path(__file__).resolve().parents[1]
 
 from ld_spark import config as config_module  # noqa: E402
 from ld_spark import session as session_module  # noqa: E402
@@ -51,15 +59,42 @@ def run_config(config, tmp_path_factory):
     return config.model_copy(update={"mlflow": config.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{store}"})})
 
 
-@pytest.fixture(scope="session")
-def finished_run(spark, run_config, small_extract, tmp_path_factory):
-    """`ld-spark run` once on the small extract: (out dir, rows per table)."""
-    from ld_spark import pipeline
+def cli_run(raw, out, tracking_uri: str) -> subprocess.CompletedProcess:
+    """`ld-spark run --conf test` as a user runs it: a process of its own (its own Spark too)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out),
+                           "--conf", "test"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
 
+
+@pytest.fixture(scope="session")
+def finished_run_printed(run_config, small_extract, tmp_path_factory):
+    """`ld-spark run` once on the small extract, in a process of its own so that everything it
+    prints (Spark's log included) is kept: (out dir, rows per table, what it printed).
+    Every test that reads a finished run reads this one."""
     raw, counts = small_extract
     out = tmp_path_factory.mktemp("out")
-    assert pipeline.run(spark, run_config, raw=str(raw), out=str(out)) == 0
+    done = cli_run(raw, out, run_config.mlflow.tracking_uri)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out, counts, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def finished_run(finished_run_printed):
+    """The session's finished run: (out dir, rows per table)."""
+    out, counts, _ = finished_run_printed
     return out, counts
+
+
+@pytest.fixture(scope="session")
+def killed_and_rerun(spark, run_config, finished_run, small_extract, tmp_path_factory):
+    """The finished run's output after a run killed mid-write and an in-process rerun (tests/crash.py).
+    The rerun is the session's second finished run in the MLflow store."""
+    from crash import kill_mid_write_then_rerun
+
+    raw, _ = small_extract
+    out, _ = finished_run
+    return kill_mid_write_then_rerun(spark, run_config, raw, out, tmp_path_factory.mktemp("crash"),
+                                     lambda root: table_contents(spark, root))
 
 
 def delta_tables(out) -> list:

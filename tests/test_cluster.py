@@ -4,7 +4,8 @@ The cluster is started from the pip wheel's `bin/spark-class`, as on a machine w
 install. The job reaches it the way it would reach any cluster: `spark-submit --master spark://...`
 with the Delta and Splink jars in `--jars` and the project's code in `--py-files` (a zip of
 `ld_spark/`, which the executors import; a probe job checks they do). The whole pipeline runs
-on the session's small extract and must give the local-mode results. Every process this test
+on the session's small extract, linking with the local run's saved Splink model (predict only:
+training is the same code on either master), and must give the local-mode results. Every process this test
 starts is stopped by its pid.
 """
 from __future__ import annotations
@@ -122,12 +123,19 @@ def test_executors_import_the_code_shipped_with_py_files(cluster, tmp_path):
 
 
 def test_spark_submit_on_the_cluster_gives_the_local_mode_results(spark, cluster, finished_run, small_extract, tmp_path):
+    """The finished local run's extract, linked on the cluster with the local run's saved model
+    (predict only, as a monthly rerun would: `linkage.model_in`)."""
+    from ld_spark import catalog
+
     url, pids, work = cluster
     raw, _ = small_extract
     local_out, _ = finished_run
     out = tmp_path / "out"
+    overlay = tmp_path / "saved_model.yaml"
+    overlay.write_text(f"linkage:\n  model_in: {catalog.file(local_out, catalog.MODEL_FILE)}\n")
     env = {**os.environ, "SPARK_HOME": str(spark_home()), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    done = submit(url, "jobs/run.py", "--raw", str(raw), "--out", str(out), "--conf", "test", work=tmp_path, env=env)
+    done = submit(url, "jobs/run.py", "--raw", str(raw), "--out", str(out), "--conf", "test", "--conf", str(overlay),
+                  work=tmp_path, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     # It ran on the cluster: both workers launched executors for the application.
     assert len(list((work / "work1").glob("app-*"))) >= 1 and len(list((work / "work2").glob("app-*"))) >= 1

@@ -15,17 +15,15 @@ sentences first: one that could find nothing would pass every scan.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SESSION_KEY, cli_run
 
-from ld_spark import io, linkage, pipeline
+from ld_spark import catalog, io, link
 from ld_spark.contract import IDENTITY_COLUMNS, TABLES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,32 +124,21 @@ def test_scanner_finds_every_written_form():
 def test_scan_covers_every_identity_column_the_linkage_reads():
     """A column the linkage reads as an identity (sex aside) is scanned, so a new source cannot
     slip past. NDTMS's agency code only qualifies its client id: it identifies no one."""
-    for source, (table, _, columns) in linkage.SOURCES.items():
+    for source, (table, _, columns) in link.identity.SOURCES.items():
         read = {c for name, expr in columns.items() if name != "sex"
                 for c in re.findall(r"[A-Za-z_]+", expr) if c in TABLES[table] and c != "AGNCY"}
         assert read <= set(IDENTIFIER_COLUMNS[table]), (source, read - set(IDENTIFIER_COLUMNS[table]))
 
 
-KEY = "scan-test-key-" + "9" * 20
-
-
-def _cli_run(raw: Path, out: Path, store: Path) -> subprocess.CompletedProcess:
-    """`ld-spark run` as its own process, printing what it prints (the JVM's log included)."""
-    env = {**os.environ, "LD_SPARK_HMAC_KEY": KEY, "MLFLOW_TRACKING_URI": f"sqlite:///{store}",
-           "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out),
-                           "--conf", "test"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+KEY = SESSION_KEY   # every run of the session is given it through the environment
 
 
 @pytest.fixture(scope="module")
-def scanned_run(config, small_extract, tmp_path_factory):
+def scanned_run(run_config, small_extract, finished_run_printed):
+    """The session's finished run (a process of its own: what it printed includes the JVM's log)."""
     raw, _ = small_extract
-    out = tmp_path_factory.mktemp("scan_out")
-    store = tmp_path_factory.mktemp("scan_mlflow") / "mlflow.db"
-    done = _cli_run(raw, out, store)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    run_config = config.model_copy(update={"mlflow": config.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{store}"})})
-    return raw, out, run_config, done.stdout + done.stderr
+    out, _, printed = finished_run_printed
+    return raw, out, run_config, printed
 
 
 def test_no_identifier_reaches_analysis_tables_results_mlflow_or_logs(spark, scanned_run, tmp_path):
@@ -176,15 +163,19 @@ def test_no_identifier_reaches_analysis_tables_results_mlflow_or_logs(spark, sca
             assert not found_in_text(text, needles), f
 
     mlflow.set_tracking_uri(run_config.mlflow.tracking_uri)
-    run = mlflow.search_runs(experiment_names=[run_config.mlflow.experiment], output_format="list")[0]
-    data = run.data
-    text = "\n".join([*map(str, data.params.items()), *map(str, data.metrics.items()), *map(str, data.tags.items())])
-    assert not found_in_text(text, needles)
-    artifacts = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path)))
-    files = [f for f in artifacts.rglob("*") if f.is_file()]
-    assert any(f.name == "splink_model.json" for f in files)
-    for f in files:
-        assert not found_in_text(f.read_bytes().decode("utf-8", errors="ignore"), needles), f
+    runs = mlflow.search_runs(experiment_names=[run_config.mlflow.experiment], output_format="list")
+    assert runs
+    for run in runs:   # the finished run, and any other run of the session in the same store
+        data = run.data
+        text = "\n".join([*map(str, data.params.items()), *map(str, data.metrics.items()),
+                          *map(str, data.tags.items())])
+        assert not found_in_text(text, needles)
+        artifacts = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                             dst_path=str(tmp_path / run.info.run_id)))
+        files = [f for f in artifacts.rglob("*") if f.is_file()]
+        assert run.info.status != "FINISHED" or any(f.name == "splink_model.json" for f in files)
+        for f in files:
+            assert not found_in_text(f.read_bytes().decode("utf-8", errors="ignore"), needles), f
 
     assert not found_in_text(printed, needles)
 
@@ -203,7 +194,7 @@ def failed_run(small_extract, tmp_path_factory):
     referrals = pd.concat([referrals.loc[[quotable]], referrals.drop(index=quotable)])
     referrals.to_csv(first, index=False, header=False)
     out = tmp_path_factory.mktemp("bad_out")
-    done = _cli_run(raw, out, tmp_path_factory.mktemp("bad_mlflow") / "mlflow.db")
+    done = cli_run(raw, out, f"sqlite:///{tmp_path_factory.mktemp('bad_mlflow') / 'mlflow.db'}")
     return source, referrals.iloc[0], done
 
 
@@ -219,8 +210,8 @@ def test_no_identifier_reaches_the_output_of_a_run_failing_on_bad_input(failed_r
 
 def test_analysis_person_table_holds_only_key_year_of_birth_and_sex(spark, scanned_run):
     _, out, _, _ = scanned_run
-    persons = io.read_delta(spark, pipeline.analysis_path(out, "persons"))
+    persons = io.read_delta(spark, catalog.path(out, catalog.PERSONS))
     assert persons.columns == ["person_key", "year_of_birth", "sex"]
-    linked = io.read_delta(spark, pipeline.linkage_path(out, "record_person"))
+    linked = io.read_delta(spark, catalog.path(out, catalog.RECORD_PERSON))
     assert persons.count() == linked.select("person_key").dropna().distinct().count()
     assert persons.count() == persons.select("person_key").distinct().count()

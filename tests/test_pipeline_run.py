@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ld_spark import io, pipeline
+from ld_spark import catalog, io, pipeline
 from ld_spark.contract import TABLES
 from ld_spark.errors import InputError
 
@@ -14,14 +14,14 @@ from ld_spark.errors import InputError
 def test_every_table_lands_in_delta_with_every_row(spark, finished_run):
     out, counts = finished_run
     for table in TABLES:
-        landed = io.read_delta(spark, pipeline.landing_path(out, table))
+        landed = io.read_delta(spark, catalog.path(out, catalog.landing(table)))
         assert landed.count() == counts[table], table
         assert landed.columns == TABLES[table] + [io.SOURCE_FILE, io.LINE, io.ROW_FAULT]
 
 
 def _reconciliation(out, released=False):
     """The exact reconciliation (linkage/, for the operator) or the released one (results/)."""
-    path = out / "results" / "reconciliation.csv" if released else pipeline.linkage_path(out, "reconciliation.csv")
+    path = out / "results" / "reconciliation.csv" if released else catalog.file(out, catalog.RECONCILIATION_FILE)
     with path.open() as handle:
         return {row["source_table"]: {k: int(v) if v else None for k, v in row.items() if k != "source_table"}
                 for row in csv.DictReader(handle)}
@@ -43,13 +43,13 @@ def test_bronze_tables_are_typed_with_unique_keys_and_quarantine_says_where(spar
     from pyspark.sql import functions as F
 
     out, _ = finished_run
-    hes = io.read_delta(spark, pipeline.linkage_path(out, "bronze", "hes_ae"))
+    hes = io.read_delta(spark, catalog.path(out, catalog.bronze("hes_ae")))
     assert dict(hes.dtypes)["ARRIVALDATE"] == "date" and dict(hes.dtypes)["DOB"] == "date"
     assert hes.count() == hes.select("AEKEY").distinct().count()
     assert hes.filter(F.col("HOMEADD").isin("NF1 1NF", "ZZ99 3VZ")).count() == 0
-    mpi = io.read_delta(spark, pipeline.linkage_path(out, "bronze", "mhsds/mhs001_mpi"))
+    mpi = io.read_delta(spark, catalog.path(out, catalog.bronze("mhsds/mhs001_mpi")))
     assert mpi.count() == mpi.select("OrgIDProv", "LocalPatientId").distinct().count()
-    quarantine = io.read_delta(spark, pipeline.linkage_path(out, "quarantine"))
+    quarantine = io.read_delta(spark, catalog.path(out, catalog.QUARANTINE))
     assert quarantine.filter(F.col("line").isNull() | F.col("source_file").isNull() | F.col("rule").isNull()).count() == 0
     rules = {r["rule"] for r in quarantine.select("rule").distinct().collect()}
     assert {"unparseable_date", "code_outside_list"} <= rules
@@ -87,15 +87,15 @@ def test_every_identity_record_gets_one_pseudonymous_person_key(spark, finished_
     from pyspark.sql import functions as F
 
     out, counts = finished_run
-    linked = io.read_delta(spark, pipeline.linkage_path(out, "record_person"))
+    linked = io.read_delta(spark, catalog.path(out, catalog.RECORD_PERSON))
     assert linked.count() == linked.select("source_table", "record_key").distinct().count()
-    bronze_hes = io.read_delta(spark, pipeline.linkage_path(out, "bronze", "hes_ae")).count()
+    bronze_hes = io.read_delta(spark, catalog.path(out, catalog.bronze("hes_ae"))).count()
     assert linked.filter(F.col("source_table") == "hes_ae").count() == bronze_hes
     keys = linked.select("person_key").distinct().dropna()
     assert keys.filter(~F.col("person_key").rlike("^[0-9a-f]{64}$")).count() == 0
     # Event tables are covered through their parents; a row whose parent was quarantined stays unlinked.
     for table in ("hmcts/hearings", "mhsds/mhs201_care_contact", "ndtms/modalities"):
-        bronze_rows = io.read_delta(spark, pipeline.linkage_path(out, "bronze", table)).count()
+        bronze_rows = io.read_delta(spark, catalog.path(out, catalog.bronze(table))).count()
         rows = linked.filter(F.col("source_table") == table.replace("/", "."))
         assert rows.count() == bronze_rows, table
         assert rows.filter(F.col("person_key").isNull()).count() < 0.01 * bronze_rows, table
@@ -109,7 +109,7 @@ def test_saved_model_links_a_hand_made_case_without_retraining(spark, finished_r
     can then bridge the two (a known limit, noted in the README)."""
     from pyspark.sql import types as T
 
-    from ld_spark import linkage
+    from ld_spark import link
 
     out, _ = finished_run
     rows = [
@@ -118,15 +118,15 @@ def test_saved_model_links_a_hand_made_case_without_retraining(spark, finished_r
         ("a_swapped", "SMITH", "JOHN", "SJ", "1980-06-05", "M", "LS6 2AB", None, "2004/7273074A", None),
         ("twin", "JAMES", "SMITH", "JS", "1980-05-06", "M", "M14 5RT", "4010232137", None, None),
     ]
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in [linkage.UNIQUE_ID, *linkage.IDENTITY]])
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in [link.identity.UNIQUE_ID, *link.identity.IDENTITY]])
     tuples = spark.createDataFrame(rows, schema)
     work = tmp_path / "splink"
     work.mkdir()
-    pairs, _ = linkage.train_and_predict(spark, tuples, run_config.linkage, work,
-                                         model_in=pipeline.linkage_path(out, "model") / "splink_model.json")
-    edges = linkage.deterministic_edges(tuples).unionByName(pairs.select("id_l", "id_r"))
-    people = {r[linkage.UNIQUE_ID]: r["component"]
-              for r in linkage.connected_components(tuples.select(linkage.UNIQUE_ID), edges).collect()}
+    pairs, _ = link.model.train_and_predict(spark, tuples, run_config.linkage, work,
+                                         model_in=catalog.file(out, catalog.MODEL_FILE))
+    edges = link.deterministic.deterministic_edges(tuples).unionByName(pairs.select("id_l", "id_r"))
+    people = {r[link.identity.UNIQUE_ID]: r["component"]
+              for r in link.components.connected_components(tuples.select(link.identity.UNIQUE_ID), edges).collect()}
     assert people["a_ld"] == people["a_alias"] == people["a_swapped"]
     assert people["twin"] != people["a_ld"]
 
@@ -135,7 +135,7 @@ def _panel_sums(spark, out, outcomes, where="in_outcomes"):
     """(cohort, rel_month) -> (persons, {outcome: events}) from the gold panel table."""
     from pyspark.sql import functions as F
 
-    panel = io.read_delta(spark, pipeline.analysis_path(out, "panel")).filter(where)
+    panel = io.read_delta(spark, catalog.path(out, catalog.PANEL)).filter(where)
     rows = panel.groupBy("cohort", "rel_month").agg(F.count("*").alias("persons"), *[F.sum(o).alias(o) for o in outcomes])
     return {(r["cohort"], r["rel_month"]): (r["persons"], {o: r[o] for o in outcomes}) for r in rows.collect()}
 
@@ -144,8 +144,8 @@ def test_panel_has_37_months_for_every_person_and_cohort_zeros_included(spark, f
     from pyspark.sql import functions as F
 
     out, _ = finished_run
-    panel = io.read_delta(spark, pipeline.analysis_path(out, "panel"))
-    cohorts = io.read_delta(spark, pipeline.analysis_path(out, "cohorts"))
+    panel = io.read_delta(spark, catalog.path(out, catalog.PANEL))
+    cohorts = io.read_delta(spark, catalog.path(out, catalog.COHORTS))
     per_member = panel.groupBy("person_key", "cohort").agg(F.count("*").alias("months"), F.min("rel_month").alias("first"),
                                                           F.max("rel_month").alias("last"))
     assert per_member.count() == cohorts.count()
@@ -199,8 +199,8 @@ def test_every_cohort_member_has_an_index_offence_in_month_0_and_none_elsewhere(
     from pyspark.sql import functions as F
 
     out, _ = finished_run
-    offences = io.read_delta(spark, pipeline.analysis_path(out, "offences"))
-    cohorts = io.read_delta(spark, pipeline.analysis_path(out, "cohorts"))
+    offences = io.read_delta(spark, catalog.path(out, catalog.OFFENCES))
+    cohorts = io.read_delta(spark, catalog.path(out, catalog.COHORTS))
     index = offences.filter("index_offence")
     assert {r["rel_month"] for r in index.select("rel_month").distinct().collect()} == {0}
     assert index.groupBy("person_key", "cohort").count().filter(F.col("count") > 1).count() == 0
@@ -233,7 +233,7 @@ def test_estimates_have_every_estimand_and_cover_every_planted_value(spark, fini
         assert reader.fieldnames == RESULT_COLUMNS
         rows = {r["estimand"]: r for r in reader}
     assert list(rows) == ESTIMANDS
-    gold = {r["estimand"]: r for r in io.read_delta(spark, pipeline.analysis_path(out, "estimates")).collect()}
+    gold = {r["estimand"]: r for r in io.read_delta(spark, catalog.path(out, catalog.ESTIMATES)).collect()}
     assert all(gold[name]["estimate"] is not None for name in ESTIMANDS)
     ruled = {r["row"]: r["action"] for r in _rows(out / "results" / "sdc_report.csv")
              if r["output"] == "estimates.csv" and r["column"] == "estimate"}
@@ -247,17 +247,6 @@ def test_estimates_have_every_estimand_and_cover_every_planted_value(spark, fini
         assert low <= value <= high, (name, value, gold[name])
 
 
-def test_rerun_leaves_every_table_with_the_same_content(spark, run_config, finished_run, small_extract):
-    from conftest import delta_tables, table_contents
-
-    raw, _ = small_extract
-    out, _ = finished_run
-    before = table_contents(spark, out)
-    assert len(before) == len(delta_tables(out)) >= 30
-    assert pipeline.run(spark, run_config, raw=str(raw), out=str(out)) == 0
-    assert table_contents(spark, out) == before   # overwrite, not append: no duplicated rows
-
-
 def test_structural_error_stops_before_anything_is_written(spark, run_config, tmp_path):
     (tmp_path / "raw" / "ld_referrals").mkdir(parents=True)
     out = tmp_path / "out"
@@ -266,8 +255,9 @@ def test_structural_error_stops_before_anything_is_written(spark, run_config, tm
     assert not out.exists()
 
 
-def test_two_runs_compare_side_by_side_in_mlflow(finished_run, run_config, tmp_path):
-    """After the rerun above the store holds two runs; search_runs lines them up column by column."""
+def test_two_runs_compare_side_by_side_in_mlflow(finished_run, killed_and_rerun, run_config, tmp_path):
+    """The finished run and its rerun (same input, same code) in one store; search_runs lines
+    them up column by column."""
     import mlflow
 
     mlflow.set_tracking_uri(run_config.mlflow.tracking_uri)
@@ -330,8 +320,8 @@ def test_every_released_count_is_suppressed_or_rounded_and_every_change_is_repor
     assert len([r for r in report if r["output"] == "figure1.csv" and r["column"] == "events"
                 and r["action"] == "suppressed"]) == len(suppressed)
     # Inside, the Delta tables stay exact.
-    gold = {r["estimand"]: r for r in io.read_delta(spark, pipeline.analysis_path(out, "estimates")).collect()}
-    cohorts = io.read_delta(spark, pipeline.analysis_path(out, "cohorts"))
+    gold = {r["estimand"]: r for r in io.read_delta(spark, catalog.path(out, catalog.ESTIMATES)).collect()}
+    cohorts = io.read_delta(spark, catalog.path(out, catalog.COHORTS))
     assert gold["n_evaluation"]["n"] == cohorts.filter("cohort = 'evaluation'").count()
     released = {r["estimand"]: r for r in _rows(results / "estimates.csv")}
     assert abs(int(released["n_evaluation"]["estimate"]) - gold["n_evaluation"]["n"]) <= 2
@@ -355,7 +345,7 @@ def test_no_released_table_gives_back_a_cell_another_suppresses(finished_run):
     report = _rows(results / "sdc_report.csv")
     assert all(not any(ch.isdigit() for ch in r["reason"]) for r in report)
     ruled = {(r["output"], r["row"], r["column"]) for r in report}
-    for (outcome, cohort, month), r in figure.items():
+    for outcome, cohort, month in figure:
         assert {("figure1.csv", f"{outcome}|{cohort}|{month}", c) for c in ("persons", "events", "rate")} <= ruled
 
 
@@ -365,8 +355,8 @@ def test_a_second_run_on_the_same_output_stops_with_one_line_while_the_first_hol
 
     raw, _ = small_extract
     out, _ = finished_run
-    before = io.delta_version(pipeline.analysis_path(out, "panel"))
+    before = io.delta_version(catalog.path(out, catalog.PANEL))
     with io.exclusive(out):  # as a first run holds it
         with pytest.raises(OutputBusy, match=r"output .* is in use by run pid \d+ started .*; wait for it"):
             pipeline.run(spark, run_config, raw=str(raw), out=str(out))
-    assert io.delta_version(pipeline.analysis_path(out, "panel")) == before
+    assert io.delta_version(catalog.path(out, catalog.PANEL)) == before

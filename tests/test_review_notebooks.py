@@ -1,14 +1,12 @@
 """The reviewer notebooks, executed headless against the session's runs, so they never rot.
 
 They are stored as jupytext percent-format .py files (readable diffs), turned into notebooks
-and run by nbclient in a real kernel. The store holds the finished run and the reruns made by
-the pipeline and reliability tests before this module (pytest runs test files in name order).
+and run by nbclient in a real kernel, on the session's finished run and (for the comparison)
+its rerun after a killed run (the `killed_and_rerun` fixture).
 """
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -50,9 +48,9 @@ def test_review_notebook_shows_figure1_estimates_linkage_and_funnel(finished_run
         assert shown in tables, shown
 
 
-def test_compare_notebook_lines_up_two_runs(finished_run, run_config, tmp_path, monkeypatch):
+def test_compare_notebook_lines_up_two_runs(finished_run, killed_and_rerun, run_config, tmp_path, monkeypatch):
     runs = finished_runs(run_config)
-    assert len(runs) >= 2, "the pipeline and reliability tests rerun the job before this module"
+    assert len(runs) >= 2
     notebook = execute("compare_runs.py", tmp_path, monkeypatch,
                        {"MLFLOW_TRACKING_URI": run_config.mlflow.tracking_uri,
                         "LD_SPARK_EXPERIMENT": run_config.mlflow.experiment,
