@@ -9,7 +9,7 @@ SEED   ?= 1
 RAW    ?= data/raw
 OUT    ?= data/out
 
-.PHONY: setup run test generate clean
+.PHONY: setup run test lint format generate clean
 
 setup: $(STAMP) $(JARS)
 
@@ -34,6 +34,15 @@ run: generate
 
 test: setup
 	$(VENV)/bin/pytest -q
+
+# What .ci/run checks before the tests (ruff settings in pyproject.toml); `make format` fixes it.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 clean:
 	rm -rf data mlflow.db mlruns spark-warehouse
