@@ -6,6 +6,7 @@ Each scale runs `ld-spark generate` in a fresh process (local[*]); writes
 benchmarks/results/generate.csv and generate.md with wall time, peak memory of the whole
 process tree, rows written and rows per second.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,17 +45,26 @@ def main() -> None:
         for scale in args.scales:
             out = work / f"raw_{scale}"
             log = work / f"generate_{scale}.log"
-            seconds, peak, code = run_measured([ld_spark, "generate", "--scale", str(scale), "--seed", str(args.seed),
-                                                "--out", str(out)], log)
+            seconds, peak, code = run_measured(
+                [ld_spark, "generate", "--scale", str(scale), "--seed", str(args.seed), "--out", str(out)], log
+            )
             if code != 0:
                 sys.exit(f"generate at scale {scale} failed; see {log}:\n{log.read_text()[-2000:]}")
             text = log.read_text()
             total = int(re.search(r"generated ([\d,]+) rows", text).group(1).replace(",", ""))
             cohort = int(re.search(r'"n_evaluation": (\d+)', (out / "_truth" / "planted.json").read_text()).group(1))
             size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-            rows.append({"scale": scale, "seconds": round(seconds, 1), "peak_rss_gib": round(peak / 2**30, 2),
-                         "rows": total, "rows_per_second": round(total / seconds), "evaluation_cohort": cohort,
-                         "csv_mib": round(size / 2**20, 1)})
+            rows.append(
+                {
+                    "scale": scale,
+                    "seconds": round(seconds, 1),
+                    "peak_rss_gib": round(peak / 2**30, 2),
+                    "rows": total,
+                    "rows_per_second": round(total / seconds),
+                    "evaluation_cohort": cohort,
+                    "csv_mib": round(size / 2**20, 1),
+                }
+            )
             print(rows[-1], flush=True)
             shutil.rmtree(out)
     finally:
@@ -65,9 +75,15 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# Synthetic generation ({stamp})", "", f"Machine: {machine()}; local[*]; seed {args.seed}; "
-             "wall time includes Spark start-up; peak RSS is the whole process tree.", "",
-             "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines = [
+        f"# Synthetic generation ({stamp})",
+        "",
+        f"Machine: {machine()}; local[*]; seed {args.seed}; "
+        "wall time includes Spark start-up; peak RSS is the whole process tree.",
+        "",
+        "| " + " | ".join(rows[0]) + " |",
+        "|" + "---|" * len(rows[0]),
+    ]
     lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
     (RESULTS / "generate.md").write_text("\n".join(lines) + "\n")
 

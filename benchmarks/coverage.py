@@ -15,6 +15,7 @@ an interrupted run keeps what it measured) and coverage.md (coverage per estiman
 intervals, coverage over K seeds should be near 0.95; for K = 20 anything from 17/20 up is
 within sampling noise of it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 FIELDS = ["scale", "seed", "estimand", "planted", "estimate", "ci_low", "ci_high", "covered", "n", "run_seconds"]
 REALISTIC_FIELDS = ["shape", "spec", *FIELDS]
-JUSTICE = ["offending_rr", "police_contact_rr", "custody_or", "sentence_length_ratio", "court_duration_days_diff",
-           "hearings_per_case_rr", "adjournments_rr", "arrest_to_sentence_days_diff"]
+JUSTICE = [
+    "offending_rr",
+    "police_contact_rr",
+    "custody_or",
+    "sentence_length_ratio",
+    "court_duration_days_diff",
+    "hearings_per_case_rr",
+    "adjournments_rr",
+    "arrest_to_sentence_days_diff",
+]
 
 
 def _compare(planted: dict, estimates: dict, **tags) -> list[dict]:
@@ -45,9 +54,18 @@ def _compare(planted: dict, estimates: dict, **tags) -> list[dict]:
             continue
         r = estimates[name]
         low, high = (float(r["ci_low"]), float(r["ci_high"])) if r["ci_low"] else (None, None)
-        rows.append({**tags, "estimand": name, "planted": value, "estimate": r["estimate"],
-                     "ci_low": low, "ci_high": high, "covered": low is not None and low <= value <= high,
-                     "n": r["n"]})
+        rows.append(
+            {
+                **tags,
+                "estimand": name,
+                "planted": value,
+                "estimate": r["estimate"],
+                "ci_low": low,
+                "ci_high": high,
+                "covered": low is not None and low <= value <= high,
+                "n": r["n"],
+            }
+        )
     return rows
 
 
@@ -69,15 +87,23 @@ def run_seed(spark, config, scale: float, seed: int, work: Path, generator=None,
         # The same linked tables under the plain specification: only the effects stage reruns.
         plain = config.model_copy(update={"analysis": config.analysis.model_copy(update={"justice_spec": "plain"})})
         publisher = Publisher(work / f"plain_{seed}", config.disclosure)
-        fitted = effects.estimate(*(catalog.read(spark, out, t) for t in (catalog.PANEL, catalog.OFFENCES,
-                                                                           catalog.COURT_CASES)),
-                                  plain.analysis, plain.economics)
+        fitted = effects.estimate(
+            *(catalog.read(spark, out, t) for t in (catalog.PANEL, catalog.OFFENCES, catalog.COURT_CASES)),
+            plain.analysis,
+            plain.economics,
+        )
         released = publisher.estimates("estimates.csv", effects.results_table([], fitted))
         rows = [{**r, "spec": "proven_reoffending"} for r in rows] + [
-            {**r, "spec": "plain"} for r in _compare(planted, {r["estimand"]: {k: ("" if v is None else v) for k, v in r.items()}
-                                                              for r in released},
-                                                    scale=scale, seed=seed, run_seconds=seconds)
-            if r["estimand"] in JUSTICE]
+            {**r, "spec": "plain"}
+            for r in _compare(
+                planted,
+                {r["estimand"]: {k: ("" if v is None else v) for k, v in r.items()} for r in released},
+                scale=scale,
+                seed=seed,
+                run_seconds=seconds,
+            )
+            if r["estimand"] in JUSTICE
+        ]
         shutil.rmtree(publisher.staging, ignore_errors=True)
     shutil.rmtree(raw)
     shutil.rmtree(out)
@@ -87,20 +113,28 @@ def run_seed(spark, config, scale: float, seed: int, work: Path, generator=None,
 def summarise_realistic(path: Path) -> str:
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
-    lines = ["# Coverage on realistic extracts: proven-reoffending rules vs the plain specification", "",
-             "`benchmarks/coverage.py --shape realistic`: extracts shaped like real ones "
-             "(conf/shape_realistic.yaml: cut-off with open cases, historic index offences before their "
-             "arrest, long custodial Crown cases, uncharged police contacts, custody taking people out); "
-             "each seed's linked tables analysed under both specifications. Machine: "
-             + os.environ.get("LD_BENCH_MACHINE", "this one") + ".", ""]
+    lines = [
+        "# Coverage on realistic extracts: proven-reoffending rules vs the plain specification",
+        "",
+        "`benchmarks/coverage.py --shape realistic`: extracts shaped like real ones "
+        "(conf/shape_realistic.yaml: cut-off with open cases, historic index offences before their "
+        "arrest, long custodial Crown cases, uncharged police contacts, custody taking people out); "
+        "each seed's linked tables analysed under both specifications. Machine: "
+        + os.environ.get("LD_BENCH_MACHINE", "this one")
+        + ".",
+        "",
+    ]
     for scale in dict.fromkeys(r["scale"] for r in rows):
         at = [r for r in rows if r["scale"] == scale]
         seeds = sorted({int(r["seed"]) for r in at})
         seconds = sorted({(r["seed"], float(r["run_seconds"])) for r in at})
-        lines += [f"## scale {scale}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), median `ld-spark run` "
-                  f"{sorted(s for _, s in seconds)[len(seconds) // 2]:.0f} s", "",
-                  "| estimand | planted (mean) | rules: covered | rules: mean estimate | plain: covered | plain: mean estimate |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            f"## scale {scale}: {len(seeds)} seeds ({', '.join(map(str, seeds))}), median `ld-spark run` "
+            f"{sorted(s for _, s in seconds)[len(seconds) // 2]:.0f} s",
+            "",
+            "| estimand | planted (mean) | rules: covered | rules: mean estimate | plain: covered | plain: mean estimate |",
+            "|---|---|---|---|---|---|",
+        ]
         for name in dict.fromkeys(r["estimand"] for r in at):
             cells = []
             for spec in ("proven_reoffending", "plain"):
@@ -110,8 +144,10 @@ def summarise_realistic(path: Path) -> str:
                     continue
                 covered = sum(r["covered"] == "True" for r in rs)
                 values = [float(r["estimate"]) for r in rs if r["estimate"]]
-                cells += [f"{covered}/{len(rs)} ({covered / len(rs):.2f})",
-                          f"{sum(values) / len(values):.3f}" if values else "withheld"]
+                cells += [
+                    f"{covered}/{len(rs)} ({covered / len(rs):.2f})",
+                    f"{sum(values) / len(values):.3f}" if values else "withheld",
+                ]
             planted = [float(r["planted"]) for r in at if r["estimand"] == name]
             lines.append(f"| {name} | {sum(planted) / len(planted):.3f} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -124,20 +160,30 @@ def summarise(path: Path) -> str:
     by_scale: dict[str, dict[str, list[dict]]] = {}
     for r in rows:
         by_scale.setdefault(r["scale"], {}).setdefault(r["estimand"], []).append(r)
-    lines = ["# Coverage of the 95% intervals", "",
-             "`benchmarks/coverage.py`: generate, run the whole pipeline, check each planted value against "
-             "its interval; one row per estimand. Machine: " + os.environ.get("LD_BENCH_MACHINE", "this one") + ".", ""]
+    lines = [
+        "# Coverage of the 95% intervals",
+        "",
+        "`benchmarks/coverage.py`: generate, run the whole pipeline, check each planted value against "
+        "its interval; one row per estimand. Machine: " + os.environ.get("LD_BENCH_MACHINE", "this one") + ".",
+        "",
+    ]
     for scale, estimands in by_scale.items():
         seeds = sorted({int(r["seed"]) for rs in estimands.values() for r in rs})
         seconds = [float(rs[0]["run_seconds"]) for rs in zip(*estimands.values())] if estimands else []
-        lines += [f"## scale {scale}: {len(seeds)} seeds ({min(seeds)}..{max(seeds)}), "
-                  f"median `ld-spark run` {sorted(seconds)[len(seconds) // 2]:.0f} s", "",
-                  "| estimand | planted | covered | coverage | mean estimate |", "|---|---|---|---|---|"]
+        lines += [
+            f"## scale {scale}: {len(seeds)} seeds ({min(seeds)}..{max(seeds)}), "
+            f"median `ld-spark run` {sorted(seconds)[len(seconds) // 2]:.0f} s",
+            "",
+            "| estimand | planted | covered | coverage | mean estimate |",
+            "|---|---|---|---|---|",
+        ]
         for name, rs in estimands.items():
             covered = sum(r["covered"] == "True" for r in rs)
             values = [float(r["estimate"]) for r in rs if r["estimate"]]
             mean = sum(values) / len(values) if values else float("nan")
-            lines.append(f"| {name} | {float(rs[0]['planted']):.3f} | {covered}/{len(rs)} | {covered / len(rs):.2f} | {mean:.3f} |")
+            lines.append(
+                f"| {name} | {float(rs[0]['planted']):.3f} | {covered}/{len(rs)} | {covered / len(rs):.2f} | {mean:.3f} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -159,8 +205,13 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="ld-coverage-"))
     config = config_module.load("local")
-    config = config.model_copy(update={"mlflow": config.mlflow.model_copy(
-        update={"tracking_uri": f"sqlite:///{work / 'mlflow.db'}", "experiment": "ld-spark-coverage"})})
+    config = config.model_copy(
+        update={
+            "mlflow": config.mlflow.model_copy(
+                update={"tracking_uri": f"sqlite:///{work / 'mlflow.db'}", "experiment": "ld-spark-coverage"}
+            )
+        }
+    )
     generator = config_module.load("local", "shape_realistic").generator if realistic else config.generator
     spark = session.build(config)
     spark.sparkContext.setLogLevel("ERROR")
@@ -176,8 +227,10 @@ def main() -> None:
                     rows = [{"shape": "realistic", **r} for r in rows]
                 writer.writerows(rows)
                 handle.flush()
-                print(f"seed {seed}: {sum(r['covered'] for r in rows)}/{len(rows)} covered "
-                      f"({rows[0]['run_seconds']} s)", flush=True)
+                print(
+                    f"seed {seed}: {sum(r['covered'] for r in rows)}/{len(rows)} covered ({rows[0]['run_seconds']} s)",
+                    flush=True,
+                )
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -14,6 +14,7 @@ linkage: Splink 5 on its DuckDB backend with the job's own settings, training st
 Prints one JSON line: seconds per engine, rows, and the quality or equality checks.
 Inputs are prepared with Spark before any clock starts; each clock covers read, compute, write.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,11 +96,17 @@ def pandas_panel(events_path: Path, index_path: Path, target: Path) -> None:
     joined = dated.merge(idx[["person_key", "cohort", "index_date"]], on="person_key")
     event_month = pd.to_datetime(joined["event_date"])
     index_month = pd.to_datetime(joined["index_date"])
-    joined["rel_month"] = (event_month.dt.year * 12 + event_month.dt.month
-                           - index_month.dt.year * 12 - index_month.dt.month)
+    joined["rel_month"] = (
+        event_month.dt.year * 12 + event_month.dt.month - index_month.dt.year * 12 - index_month.dt.month
+    )
     joined = joined[joined["rel_month"].between(FIRST, LAST)]
-    counted = (joined.groupby(["person_key", "cohort", "rel_month", "outcome"]).size()
-               .unstack("outcome", fill_value=0).reindex(columns=OUTCOMES, fill_value=0).reset_index())
+    counted = (
+        joined.groupby(["person_key", "cohort", "rel_month", "outcome"])
+        .size()
+        .unstack("outcome", fill_value=0)
+        .reindex(columns=OUTCOMES, fill_value=0)
+        .reset_index()
+    )
     months = np.arange(FIRST, LAST + 1, dtype="int32")
     grid = idx[["person_key", "cohort", "in_outcomes"]].loc[idx.index.repeat(len(months))].reset_index(drop=True)
     grid["rel_month"] = np.tile(months, len(idx))
@@ -110,16 +117,16 @@ def pandas_panel(events_path: Path, index_path: Path, target: Path) -> None:
 
 def differing_rows(a: Path, b: Path) -> int:
     """Rows in either panel and not the other (0 = identical multisets of rows)."""
-    cols = ", ".join(["person_key", "cohort", "in_outcomes", "rel_month::INTEGER",
-                      *[f"{o}::BIGINT" for o in OUTCOMES]])
+    cols = ", ".join(["person_key", "cohort", "in_outcomes", "rel_month::INTEGER", *[f"{o}::BIGINT" for o in OUTCOMES]])
 
     def rel(p: Path) -> str:
         return f"read_parquet('{p}/*.parquet')" if p.is_dir() else f"read_parquet('{p}')"
 
     one, two = f"SELECT {cols} FROM {rel(a)}", f"SELECT {cols} FROM {rel(b)}"
     con = duckdb.connect()
-    n = con.execute(f"SELECT (SELECT count(*) FROM ({one} EXCEPT ALL {two})) "
-                    f"+ (SELECT count(*) FROM ({two} EXCEPT ALL {one}))").fetchone()[0]
+    n = con.execute(
+        f"SELECT (SELECT count(*) FROM ({one} EXCEPT ALL {two})) + (SELECT count(*) FROM ({two} EXCEPT ALL {one}))"
+    ).fetchone()[0]
     con.close()
     return int(n)
 
@@ -129,9 +136,11 @@ def run_series(args) -> dict:
     work = Path(args.work)
     events_path, index_path, n_events = prepare_series(spark, Path(args.out), work)
     seconds = {}
-    for name, fn in [("spark", lambda t: spark_panel(spark, events_path, index_path, t)),
-                     ("duckdb", lambda t: duckdb_panel(events_path, index_path, t)),
-                     ("pandas", lambda t: pandas_panel(events_path, index_path, t))]:
+    for name, fn in [
+        ("spark", lambda t: spark_panel(spark, events_path, index_path, t)),
+        ("duckdb", lambda t: duckdb_panel(events_path, index_path, t)),
+        ("pandas", lambda t: pandas_panel(events_path, index_path, t)),
+    ]:
         target = work / f"panel_{name}"
         timings = []
         for _ in range(REPEATS):
@@ -141,12 +150,15 @@ def run_series(args) -> dict:
             timings.append(time.perf_counter() - started)
         seconds[name], seconds[f"{name}_first"] = min(timings), timings[0]
     rows = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{work}/panel_duckdb')").fetchone()[0]
-    result = {"events": n_events, "panel_rows": int(rows),
-              **{f"{k}_seconds": round(v, 2) for k, v in seconds.items()},
-              "spark_vs_duckdb": round(seconds["spark"] / seconds["duckdb"], 2),
-              "spark_vs_pandas": round(seconds["spark"] / seconds["pandas"], 2),
-              "rows_differing_duckdb": differing_rows(work / "panel_spark", work / "panel_duckdb"),
-              "rows_differing_pandas": differing_rows(work / "panel_spark", work / "panel_pandas")}
+    result = {
+        "events": n_events,
+        "panel_rows": int(rows),
+        **{f"{k}_seconds": round(v, 2) for k, v in seconds.items()},
+        "spark_vs_duckdb": round(seconds["spark"] / seconds["duckdb"], 2),
+        "spark_vs_pandas": round(seconds["spark"] / seconds["pandas"], 2),
+        "rows_differing_duckdb": differing_rows(work / "panel_spark", work / "panel_duckdb"),
+        "rows_differing_pandas": differing_rows(work / "panel_spark", work / "panel_pandas"),
+    }
     spark.stop()
     return result
 
@@ -157,7 +169,9 @@ def prepare_linkage(spark, out: Path, work: Path) -> tuple[Path, Path]:
     bronze = {table: catalog.read(spark, out, catalog.bronze(table)) for table, _, _ in link.identity.SOURCES.values()}
     records = link.identity.records(bronze)
     records_path, tuples_path = work / "records", work / "tuples"
-    records.select("source_table", "record_key", link.identity.UNIQUE_ID).write.mode("overwrite").parquet(str(records_path))
+    records.select("source_table", "record_key", link.identity.UNIQUE_ID).write.mode("overwrite").parquet(
+        str(records_path)
+    )
     link.identity.identity_tuples(records).write.mode("overwrite").parquet(str(tuples_path))
     return records_path, tuples_path
 
@@ -172,7 +186,8 @@ def splink_duckdb(tuples_path: Path, records_path: Path, conf, target: Path) -> 
     link.model.train(linker, conf)
     predictions = linker.inference.predict(threshold_match_probability=conf.match_threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        predictions, threshold_match_probability=conf.match_threshold)
+        predictions, threshold_match_probability=conf.match_threshold
+    )
     con.execute(f"""
         COPY (SELECT r.source_table, r.record_key, c.cluster_id AS person_key
               FROM read_parquet('{records_path}/*.parquet') r
@@ -208,10 +223,16 @@ def run_linkage(args) -> dict:
     spark.stop()
     min_f1 = {k: min(v.values()) for k, v in quality.items()}
     mean_f1 = {k: round(sum(v.values()) / len(v), 4) for k, v in quality.items()}
-    return {"tuples": n_tuples, "splink_duckdb_seconds": round(seconds, 2), "splink_duckdb_pairs": pairs,
-            "f1_min_spark_job": min_f1["spark_job"], "f1_min_splink_duckdb": min_f1["splink_duckdb"],
-            "f1_mean_spark_job": mean_f1["spark_job"], "f1_mean_splink_duckdb": mean_f1["splink_duckdb"],
-            "f1_by_source": quality}
+    return {
+        "tuples": n_tuples,
+        "splink_duckdb_seconds": round(seconds, 2),
+        "splink_duckdb_pairs": pairs,
+        "f1_min_spark_job": min_f1["spark_job"],
+        "f1_min_splink_duckdb": min_f1["splink_duckdb"],
+        "f1_mean_spark_job": mean_f1["spark_job"],
+        "f1_mean_splink_duckdb": mean_f1["splink_duckdb"],
+        "f1_by_source": quality,
+    }
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
 """Run a command and sample the summed RSS of its whole process tree (driver, JVM, Python workers)."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
-def run_sampled(cmd: list[str], log: Path, env: dict | None = None,
-                interval: float = 0.5) -> tuple[float, list[tuple[float, int]], int]:
+def run_sampled(
+    cmd: list[str], log: Path, env: dict | None = None, interval: float = 0.5
+) -> tuple[float, list[tuple[float, int]], int]:
     """(wall seconds, [(epoch seconds, tree RSS bytes)] every `interval`, exit code)."""
     samples: list[tuple[float, int]] = []
     with log.open("w") as out:

@@ -1,4 +1,5 @@
 """Make `ld_spark` importable when a job file is run from a checkout by spark-submit."""
+
 import sys
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """spark-submit entry point: `spark-submit jobs/run.py --raw DIR --out DIR [--conf cluster]`."""
+
 import sys
 
 import _bootstrap  # noqa: F401

@@ -8,6 +8,7 @@ Every landed row ends in exactly one state, so the counts reconcile to the row:
 - superseded:  MHSDS/IAPT only, an earlier monthly submission of a record sent again later;
 - loaded:      everything else, typed, with identity values normalised.
 """
+
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame, Window
@@ -56,7 +57,9 @@ def row_rules(table: str) -> list[Column]:
         elif kind == YN:
             rules.append(_rule(value.isNotNull() & ~value.isin("Y", "N"), "not_y_or_n", column))
     for column, codes in CODES.get(table, {}).items():
-        rules.append(_rule(F.col(column).isNotNull() & ~F.col(column).isin(*sorted(codes)), "code_outside_list", column))
+        rules.append(
+            _rule(F.col(column).isNotNull() & ~F.col(column).isin(*sorted(codes)), "code_outside_list", column)
+        )
     if table == "ld_referrals":
         items = F.split(F.col("onward_referrals"), ";")
         unknown = F.exists(items, lambda x: ~x.isin(*ONWARD_REFERRALS))
@@ -70,8 +73,11 @@ def classify(table: str) -> Transform:
     """Give every landed row its state (and, if quarantined, the rules it broke)."""
     columns = TABLES[table]
     well_formed = F.col(ROW_FAULT).isNull()
-    first_seen = (Window.partitionBy(*columns, well_formed).orderBy(SOURCE_FILE, LINE)
-                  .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    first_seen = (
+        Window.partitionBy(*columns, well_formed)
+        .orderBy(SOURCE_FILE, LINE)
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
     # A malformed row's values are not all the row held (a csv.Error leaves none of them), so
     # it is nobody's copy: two of them with equal values are both quarantined, never a duplicate.
     copy = F.when(well_formed, F.row_number().over(first_seen)).otherwise(1)
@@ -86,7 +92,8 @@ def classify(table: str) -> Transform:
             # The latest UniqMonthID of a record is its truth; earlier submissions are superseded.
             df = df.withColumn("_valid", (F.col("_copy") == 1) & (F.size(FAILURES) == 0))
             latest = Window.partitionBy(*key, "_valid").orderBy(
-                F.col("UniqMonthID").try_cast("int").desc_nulls_last(), F.col(SOURCE_FILE).desc(), F.col(LINE).desc())
+                F.col("UniqMonthID").try_cast("int").desc_nulls_last(), F.col(SOURCE_FILE).desc(), F.col(LINE).desc()
+            )
             df = df.withColumn("_rank", F.when(F.col("_valid"), F.row_number().over(latest))).drop("_valid")
             conflict = F.lit(False)
         else:
@@ -95,13 +102,18 @@ def classify(table: str) -> Transform:
             distinct_rows = F.sum(F.when(F.col("_copy") == 1, 1).otherwise(0)).over(versions)
             conflict = F.col(key[0]).isNotNull() & (distinct_rows > 1)
             df = df.withColumn("_rank", F.lit(1))
-        df = df.withColumn(FAILURES, F.when(conflict & (F.col("_copy") == 1),
-                                            F.concat(F.col(FAILURES), F.array(F.lit(f"duplicate_key:{key[0]}"))))
-                           .otherwise(F.col(FAILURES)))
-        status = (F.when(F.col("_copy") > 1, DUPLICATE)
-                  .when(F.size(FAILURES) > 0, QUARANTINED)
-                  .when(F.col("_rank") > 1, SUPERSEDED)
-                  .otherwise(LOADED))
+        df = df.withColumn(
+            FAILURES,
+            F.when(
+                conflict & (F.col("_copy") == 1), F.concat(F.col(FAILURES), F.array(F.lit(f"duplicate_key:{key[0]}")))
+            ).otherwise(F.col(FAILURES)),
+        )
+        status = (
+            F.when(F.col("_copy") > 1, DUPLICATE)
+            .when(F.size(FAILURES) > 0, QUARANTINED)
+            .when(F.col("_rank") > 1, SUPERSEDED)
+            .otherwise(LOADED)
+        )
         return df.withColumn(STATUS, status).drop("_copy", "_rank")
 
     return _
@@ -135,6 +147,7 @@ def typed(table: str) -> Transform:
 
 def quarantined(table: str, run_id: str) -> Transform:
     """Quarantined rows with their first rule, all rules, where they came from and the raw row."""
+
     def _(classified: DataFrame) -> DataFrame:
         rows = classified.filter(F.col(STATUS) == QUARANTINED)
         return rows.select(
@@ -160,9 +173,12 @@ def reconciled(table: str, read: int, states: dict[str, int]) -> dict[str, int]:
     """
     counts = {state: int(states.get(state, 0)) for state in STATES}
     if read != sum(counts.values()):
-        raise InputError(f"table {table}: {read} records in the raw files but {sum(counts.values())} rows "
-                         f"accounted for (" + ", ".join(f"{s} {n}" for s, n in counts.items())
-                         + "): rows were lost or invented on the way to bronze")
+        raise InputError(
+            f"table {table}: {read} records in the raw files but {sum(counts.values())} rows "
+            f"accounted for ("
+            + ", ".join(f"{s} {n}" for s, n in counts.items())
+            + "): rows were lost or invented on the way to bronze"
+        )
     return {"read": read, **counts}
 
 

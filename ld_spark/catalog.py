@@ -9,6 +9,7 @@ A contract table (`mhsds/mhs001_mpi`) is stored under a folder name without the 
 (`mhsds__mhs001_mpi`); `folder` is the only place that spelling is made. Its name in result
 files and truth files, `mhsds.mhs001_mpi`, is the contract's (contract.source_name).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,10 +46,10 @@ def bronze(contract_table: str) -> Table:
 
 
 QUARANTINE = Table(LINKAGE, "quarantine", partition_by=("source_table",))
-RECORD_PERSON_IDENTITY = Table(LINKAGE, "record_person_identity")   # identity records -> person_key
-RECORD_PERSON = Table(LINKAGE, "record_person")                     # every record -> person_key
-REFERRALS = Table(LINKAGE, "referrals")                             # L&D referrals with exact dates
-COHORT_INDEX = Table(LINKAGE, "cohort_index")                       # cohort members with exact index dates
+RECORD_PERSON_IDENTITY = Table(LINKAGE, "record_person_identity")  # identity records -> person_key
+RECORD_PERSON = Table(LINKAGE, "record_person")  # every record -> person_key
+REFERRALS = Table(LINKAGE, "referrals")  # L&D referrals with exact dates
+COHORT_INDEX = Table(LINKAGE, "cohort_index")  # cohort members with exact index dates
 
 PERSONS = Table(ANALYSIS, "persons")
 COHORTS = Table(ANALYSIS, "cohorts")
@@ -98,11 +99,29 @@ def written(spark: SparkSession, df: DataFrame, out: str | Path, table: Table) -
 
 def tables() -> list[Table]:
     """Every table a run writes, in the order the stages write them."""
-    return [*map(landing, TABLES), *map(bronze, TABLES), QUARANTINE, RECORD_PERSON_IDENTITY, RECORD_PERSON,
-            PERSONS, REFERRALS, COHORT_INDEX, COHORTS, OFFENCES, COURT_CASES, EVENTS, PANEL, REFERRED, ESTIMATES]
+    return [
+        *map(landing, TABLES),
+        *map(bronze, TABLES),
+        QUARANTINE,
+        RECORD_PERSON_IDENTITY,
+        RECORD_PERSON,
+        PERSONS,
+        REFERRALS,
+        COHORT_INDEX,
+        COHORTS,
+        OFFENCES,
+        COURT_CASES,
+        EVENTS,
+        PANEL,
+        REFERRED,
+        ESTIMATES,
+    ]
 
 
 def versions(out: str | Path) -> dict[str, int]:
     """Every table of the catalog that exists under OUT_DIR (by its path there) -> its latest version."""
-    return {f"{t.layer}/{t.name}": io.delta_version(path(out, t))
-            for t in tables() if (path(out, t) / "_delta_log").is_dir()}
+    return {
+        f"{t.layer}/{t.name}": io.delta_version(path(out, t))
+        for t in tables()
+        if (path(out, t) / "_delta_log").is_dir()
+    }

@@ -1,4 +1,5 @@
 """The `ld-spark` command line (contract section 6), shared by the jobs/ entry points."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,10 +19,14 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="raw root to write")
     gen.add_argument("--partitions", type=int, default=None, help="Spark partitions (rows do not depend on it)")
     gen.add_argument("--conf", action="append", default=[], help="config overlay (name or path); repeatable")
-    gen.add_argument("--shape", choices=["plain", "realistic"], default="plain",
-                     help="plain: the original synthetic shape; realistic: cut-off extract with open cases, "
-                          "historic index offences before their arrest, long custodial Crown cases, "
-                          "uncharged police contacts, custody taking people out (conf/shape_realistic.yaml)")
+    gen.add_argument(
+        "--shape",
+        choices=["plain", "realistic"],
+        default="plain",
+        help="plain: the original synthetic shape; realistic: cut-off extract with open cases, "
+        "historic index offences before their arrest, long custodial Crown cases, "
+        "uncharged police contacts, custody taking people out (conf/shape_realistic.yaml)",
+    )
 
     run = sub.add_parser("run", help="every stage, raw extracts to results")
     run.add_argument("--raw", help="raw root in the contract layout (default: the config's paths.raw)")
@@ -42,14 +47,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     cfg = _load_config(overlays + (["shape_realistic"] if args.shape == "realistic" else []))
     spark = session.build(cfg)
     started = time.time()
-    counts = generate(spark, cfg.generator, seed=args.seed, scale=args.scale, out=args.out,
-                      partitions=args.partitions)
+    counts = generate(spark, cfg.generator, seed=args.seed, scale=args.scale, out=args.out, partitions=args.partitions)
     elapsed = time.time() - started
     width = max(len(t) for t in counts)
     for table, n in counts.items():
         print(f"  {table:<{width}}  {n:>10,d} rows")
-    print(f"generated {sum(counts.values()):,d} rows at scale {args.scale} seed {args.seed} "
-          f"in {elapsed:.1f}s on {spark.sparkContext.master} -> {args.out}")
+    print(
+        f"generated {sum(counts.values()):,d} rows at scale {args.scale} seed {args.seed} "
+        f"in {elapsed:.1f}s on {spark.sparkContext.master} -> {args.out}"
+    )
     return 0
 
 

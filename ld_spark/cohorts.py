@@ -6,6 +6,7 @@
 - Historic control: members of the evaluation cohort with an offence charged in the historic
   window (FY 2013/14); index = `arrest_date` of the first such offence.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,47 +19,70 @@ from ld_spark.contract import VULNERABILITIES, source_name
 from ld_spark.frames import Transform
 
 EVALUATION, HISTORIC = "evaluation", "historic"
-REFERRAL_COLUMNS = ["person_key", "site_code", "referral_date", "index_offence_date", "point_of_contact",
-                    "pathway", "consent", "declined", *[f"vuln_{v}" for v in VULNERABILITIES], "mh_needs",
-                    "onward_referrals"]
+REFERRAL_COLUMNS = [
+    "person_key",
+    "site_code",
+    "referral_date",
+    "index_offence_date",
+    "point_of_contact",
+    "pathway",
+    "consent",
+    "declined",
+    *[f"vuln_{v}" for v in VULNERABILITIES],
+    "mh_needs",
+    "onward_referrals",
+]
 
 
 def referrals(record_person: DataFrame) -> Transform:
     """Bronze ld_referrals -> the analysis-layer referral table: person_key instead of identity."""
-    keys = (record_person.filter(F.col("source_table") == source_name("ld_referrals"))
-            .select(F.col("record_key").alias("referral_id"), "person_key"))
+    keys = record_person.filter(F.col("source_table") == source_name("ld_referrals")).select(
+        F.col("record_key").alias("referral_id"), "person_key"
+    )
 
     def _(bronze: DataFrame) -> DataFrame:
         # record_person holds one row per referral_id, so this join cannot fan out.
         return bronze.join(keys, on=["referral_id"], how="inner").select(*REFERRAL_COLUMNS)
+
     return _
 
 
 def _first_per_person(order: list[str]) -> Transform:
     """Keep each person's first row by `order` (ties broken by every column named)."""
+
     def _(df: DataFrame) -> DataFrame:
-        w = (Window.partitionBy("person_key").orderBy(*order)
-             .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+        w = Window.partitionBy("person_key").orderBy(*order).rowsBetween(Window.unboundedPreceding, Window.currentRow)
         return df.withColumn("_n", F.row_number().over(w)).filter(F.col("_n") == 1).drop("_n")
+
     return _
 
 
 def referred_in_window(window: tuple[dt.date, dt.date]) -> Transform:
     """Everyone referred in the window, consenting or not: one row, their first referral there."""
+
     def _(refs: DataFrame) -> DataFrame:
-        return (refs.filter(F.col("referral_date").between(F.lit(window[0]), F.lit(window[1])))
-                .transform(_first_per_person(["referral_date", "index_offence_date", "site_code"])))
+        return refs.filter(F.col("referral_date").between(F.lit(window[0]), F.lit(window[1]))).transform(
+            _first_per_person(["referral_date", "index_offence_date", "site_code"])
+        )
+
     return _
 
 
 def evaluation_cohort(window: tuple[dt.date, dt.date], follow_up_end: dt.date, min_follow_up_months: int) -> Transform:
     """Referral table -> person_key, cohort, index_date, site_code, declined (one row a person)."""
+
     def _(refs: DataFrame) -> DataFrame:
         consenting = refs.filter(F.col("consent") & F.col("index_offence_date").isNotNull())
         first = consenting.transform(referred_in_window(window))
         followed = first.filter(F.add_months("index_offence_date", min_follow_up_months) <= F.lit(follow_up_end))
-        return followed.select("person_key", F.lit(EVALUATION).alias("cohort"),
-                               F.col("index_offence_date").alias("index_date"), "site_code", "declined")
+        return followed.select(
+            "person_key",
+            F.lit(EVALUATION).alias("cohort"),
+            F.col("index_offence_date").alias("index_date"),
+            "site_code",
+            "declined",
+        )
+
     return _
 
 
@@ -67,13 +91,21 @@ def historic_control(window: tuple[dt.date, dt.date], offences: DataFrame) -> Tr
 
     offences: person_key, arrest_date, charge_date (every linked PNC offence).
     """
-    charged = (offences.filter(F.col("charge_date").between(F.lit(window[0]), F.lit(window[1]))
-                               & F.col("arrest_date").isNotNull())
-               .groupBy("person_key").agg(F.min("arrest_date").alias("index_date")))
+    charged = (
+        offences.filter(
+            F.col("charge_date").between(F.lit(window[0]), F.lit(window[1])) & F.col("arrest_date").isNotNull()
+        )
+        .groupBy("person_key")
+        .agg(F.min("arrest_date").alias("index_date"))
+    )
 
     def _(evaluation: DataFrame) -> DataFrame:
-        return (evaluation.drop("index_date").join(charged, on=["person_key"], how="inner")
-                .select("person_key", F.lit(HISTORIC).alias("cohort"), "index_date", "site_code", "declined"))
+        return (
+            evaluation.drop("index_date")
+            .join(charged, on=["person_key"], how="inner")
+            .select("person_key", F.lit(HISTORIC).alias("cohort"), "index_date", "site_code", "declined")
+        )
+
     return _
 
 
@@ -135,6 +167,7 @@ def follow_up_end(configured: str | None, bronze: dict[str, DataFrame]) -> dt.da
 
 # The stage's steps, in the order pipeline.Job.series calls them.
 
+
 def both_cohorts(evaluation: DataFrame, offences: DataFrame, analysis: AnalysisConf) -> DataFrame:
     """The evaluation cohort and its historic control (its members charged in the historic
     window, indexed on that arrest), with who enters the outcome analysis."""
@@ -144,6 +177,8 @@ def both_cohorts(evaluation: DataFrame, offences: DataFrame, analysis: AnalysisC
 
 def referred(window: tuple[dt.date, dt.date]) -> Transform:
     """Referrals -> the analysis layer's referred table: everyone referred in the window, dates as months."""
+
     def _(refs: DataFrame) -> DataFrame:
         return refs.transform(referred_in_window(window)).transform(dates_as_months)
+
     return _

@@ -1,4 +1,5 @@
 """Typed configuration: conf/base.yaml plus overlays, loaded once into a Config object."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -81,13 +82,13 @@ class EconomicsConf(_Strict):
 
 
 class DisclosureConf(_Strict):
-    threshold: int = 7                 # counts 1..threshold are suppressed (a TRE may ask for 10)
+    threshold: int = 7  # counts 1..threshold are suppressed (a TRE may ask for 10)
     round_to: int = 5
     min_people_model: int = 10
     min_residual_df: int = 10
-    one_decimal_from: int = 4000       # percentages get one decimal only on a denominator this large
-    nk_share: float = 0.9              # dominance: two largest values at most this share of a total
-    p_ratio: float = 0.1               # p-ratio: the rest at least this share of the largest value
+    one_decimal_from: int = 4000  # percentages get one decimal only on a denominator this large
+    nk_share: float = 0.9  # dominance: two largest values at most this share of a total
+    p_ratio: float = 0.1  # p-ratio: the rest at least this share of the largest value
 
 
 class SourceConf(_Strict):
@@ -132,12 +133,12 @@ class DirtConf(_Strict):
 
 
 class GeneratorConf(_Strict):
-    shape: str          # plain | realistic (conf/shape_realistic.yaml): recorded with the extract
+    shape: str  # plain | realistic (conf/shape_realistic.yaml): recorded with the extract
     block_size: int
     population_per_scale: int
     extract_start: str
     extract_end: str
-    evaluation_window: tuple[str, str]        # the analysis's windows (conf/base.yaml anchors)
+    evaluation_window: tuple[str, str]  # the analysis's windows (conf/base.yaml anchors)
     historic_charge_window: tuple[str, str]
     sites: int
     cohort_per_scale: int
@@ -160,7 +161,7 @@ class GeneratorConf(_Strict):
     conviction_rate: float
     custody_rate: float
     custody_or: float
-    custody_crown_log_odds: float          # Crown Court disposals: more often custodial (any cohort)
+    custody_crown_log_odds: float  # Crown Court disposals: more often custodial (any cohort)
     sentence_median_days: float
     sentence_sigma: float
     sentence_length_ratio: float
@@ -169,8 +170,8 @@ class GeneratorConf(_Strict):
     court_duration_min_days: float
     court_duration_mean_days: dict[str, float]
     court_duration_diff_days: float
-    historic_index_offence_lead_days_max: int   # historic index offence up to this many days before its arrest
-    custody_removes_offending: bool             # no offence is committed while serving a custodial sentence
+    historic_index_offence_lead_days_max: int  # historic index offence up to this many days before its arrest
+    custody_removes_offending: bool  # no offence is committed while serving a custodial sentence
     custody_share_served: float
     hearings_mean_extra: dict[str, float]
     hearings_rr: float

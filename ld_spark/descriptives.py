@@ -3,6 +3,7 @@
 Spark reduces each measure to a count and a denominator; the driver adds Wilson 95% intervals.
 Rows come out in the results-table layout (estimand, estimate, ci_low, ci_high, p_value, n, method).
 """
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
@@ -17,18 +18,29 @@ WILSON = "proportion of people, Wilson 95% interval"
 
 def cohort_sizes(cohorts: DataFrame) -> list[dict]:
     counts = {r["cohort"]: r["count"] for r in cohorts.groupBy("cohort").count().collect()}
-    return [_row(f"n_{c}", counts.get(c, 0), None, None, counts.get(c, 0), "count of people")
-            for c in (EVALUATION, HISTORIC)]
+    return [
+        _row(f"n_{c}", counts.get(c, 0), None, None, counts.get(c, 0), "count of people")
+        for c in (EVALUATION, HISTORIC)
+    ]
 
 
 def justice_follow_up_sizes(cohorts: DataFrame) -> list[dict]:
     """n_justice_not_followed_<cohort>: people whose post period plus waiting period runs past the
     extract's end, left out of the justice outcomes (contract section 4)."""
-    counts = {r["cohort"]: r["count"] for r in
-              cohorts.filter(~F.col("justice_followed")).groupBy("cohort").count().collect()}
-    return [_row(f"n_justice_not_followed_{c}", counts.get(c, 0), None, None, counts.get(c, 0),
-                 "count of people whose follow-up + waiting period passes the extract's end")
-            for c in (EVALUATION, HISTORIC)]
+    counts = {
+        r["cohort"]: r["count"] for r in cohorts.filter(~F.col("justice_followed")).groupBy("cohort").count().collect()
+    }
+    return [
+        _row(
+            f"n_justice_not_followed_{c}",
+            counts.get(c, 0),
+            None,
+            None,
+            counts.get(c, 0),
+            "count of people whose follow-up + waiting period passes the extract's end",
+        )
+        for c in (EVALUATION, HISTORIC)
+    ]
 
 
 def vulnerability_counts(referred: DataFrame) -> dict[str, int]:
@@ -37,19 +49,26 @@ def vulnerability_counts(referred: DataFrame) -> dict[str, int]:
     any_flag = F.lit(False)
     for flag in flags.values():
         any_flag = any_flag | flag
-    counts = referred.agg(
-        F.count("*").alias("people"),
-        F.sum(any_flag.cast("int")).alias("any_vulnerability"),
-        F.sum((F.col("mh_needs") >= 2).cast("int")).alias("multiple_mh_needs"),
-        *[F.sum(flag.cast("int")).alias(name) for name, flag in flags.items()],
-    ).first().asDict()
+    counts = (
+        referred.agg(
+            F.count("*").alias("people"),
+            F.sum(any_flag.cast("int")).alias("any_vulnerability"),
+            F.sum((F.col("mh_needs") >= 2).cast("int")).alias("multiple_mh_needs"),
+            *[F.sum(flag.cast("int")).alias(name) for name, flag in flags.items()],
+        )
+        .first()
+        .asDict()
+    )
     return {k: int(v or 0) for k, v in counts.items()}
 
 
 def no_prior_contact_counts(panel: DataFrame, first: int, last: int) -> dict[str, int]:
     """Evaluation-cohort panel -> people, and people with no health-source record in [first, last]."""
-    prior = (panel.filter((F.col("cohort") == EVALUATION) & F.col("rel_month").between(first, last))
-             .groupBy("person_key").agg(F.sum(HEALTH_CONTACT).alias("contacts")))
+    prior = (
+        panel.filter((F.col("cohort") == EVALUATION) & F.col("rel_month").between(first, last))
+        .groupBy("person_key")
+        .agg(F.sum(HEALTH_CONTACT).alias("contacts"))
+    )
     row = prior.agg(F.count("*").alias("people"), F.sum((F.col("contacts") == 0).cast("int")).alias("none")).first()
     return {"people": int(row["people"]), "none": int(row["none"] or 0)}
 
@@ -67,12 +86,20 @@ def vulnerability_profile(counts: dict[str, int]) -> list[dict]:
     """Every vulnerability's share among referred people (the table behind the profile)."""
     n = counts["people"]
     names = ["any_vulnerability", *[f"vuln_{v}" for v in VULNERABILITIES], "multiple_mh_needs"]
-    return [{"vulnerability": name.removeprefix("vuln_"), "people": counts[name], "referred": n,
-             "pct": 100 * counts[name] / n if n else None} for name in names]
+    return [
+        {
+            "vulnerability": name.removeprefix("vuln_"),
+            "people": counts[name],
+            "referred": n,
+            "pct": 100 * counts[name] / n if n else None,
+        }
+        for name in names
+    ]
 
 
-def descriptive_estimates(cohorts: DataFrame, referred: DataFrame, panel: DataFrame,
-                          prior_months: tuple[int, int]) -> list[dict]:
+def descriptive_estimates(
+    cohorts: DataFrame, referred: DataFrame, panel: DataFrame, prior_months: tuple[int, int]
+) -> list[dict]:
     """The descriptive rows of the results table."""
     v = vulnerability_counts(referred)
     prior = no_prior_contact_counts(panel, *prior_months)
@@ -88,5 +115,12 @@ def descriptive_estimates(cohorts: DataFrame, referred: DataFrame, panel: DataFr
 
 
 def _row(estimand, estimate, ci_low, ci_high, n, method) -> dict:
-    return {"estimand": estimand, "estimate": estimate, "ci_low": ci_low, "ci_high": ci_high,
-            "p_value": None, "n": n, "method": method}
+    return {
+        "estimand": estimand,
+        "estimate": estimate,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "p_value": None,
+        "n": n,
+        "method": method,
+    }

@@ -12,6 +12,7 @@ offences in the post period, at the custody rate observed there against the rate
 odds ratio implies without L&D. Sentence lengths are those L&D did not touch (the historic
 control's and the evaluation cohort's pre-period custodial sentences). Every price is in conf.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,16 +24,17 @@ from ld_spark.estimators import Estimate
 @dataclass(frozen=True)
 class CustodyInputs:
     """What the run's data say, per referral not declined."""
-    sentenced_per_referral: float      # sentenced offences in the post period per referral
-    custody_rate: float                # share of them given custody (with L&D)
-    custody_or: float                  # the DiD odds ratio and its 95% interval
+
+    sentenced_per_referral: float  # sentenced offences in the post period per referral
+    custody_rate: float  # share of them given custody (with L&D)
+    custody_or: float  # the DiD odds ratio and its 95% interval
     custody_or_low: float
     custody_or_high: float
     mean_sentence_days: float
     median_sentence_days: float
-    referrals: int                     # referrals not declined behind the rates
-    sentences: int | None = None       # custodial sentences behind the mean and median
-    top_share: float | None = None     # how far a few sentences dominate them (estimators.concentration)
+    referrals: int  # referrals not declined behind the rates
+    sentences: int | None = None  # custodial sentences behind the mean and median
+    top_share: float | None = None  # how far a few sentences dominate them (estimators.concentration)
     p_ratio: float | None = None
 
 
@@ -68,19 +70,39 @@ def savings(avoided: float, mean_days: float, median_days: float, conf: Economic
 
 def economic_estimates(inputs: CustodyInputs, conf: EconomicsConf) -> list[Estimate]:
     """Economics rows of the results table; intervals carry the custody odds ratio's interval."""
+
     def at(odds_ratio: float) -> dict[str, float]:
-        return savings(custody_avoided(inputs, odds_ratio), inputs.mean_sentence_days,
-                       inputs.median_sentence_days, conf)
+        return savings(
+            custody_avoided(inputs, odds_ratio), inputs.mean_sentence_days, inputs.median_sentence_days, conf
+        )
 
     point, high, low = at(inputs.custody_or), at(inputs.custody_or_low), at(inputs.custody_or_high)
-    method = ("arithmetic: custodial sentences avoided (from custody_or) x sentence days x share served x "
-              "price per day; interval from custody_or's 95% interval")
+    method = (
+        "arithmetic: custodial sentences avoided (from custody_or) x sentence days x share served x "
+        "price per day; interval from custody_or's 95% interval"
+    )
     rows = []
     for name, value in point.items():
         if name == "cost_per_referral_gbp":
-            rows.append(Estimate(name, value, None, None, None, inputs.referrals, "programme cost per referral not declined (conf)"))
+            rows.append(
+                Estimate(
+                    name, value, None, None, None, inputs.referrals, "programme cost per referral not declined (conf)"
+                )
+            )
         else:
-            rows.append(Estimate(name, value, low[name], high[name], None, inputs.referrals, method,
-                                 people=inputs.referrals, summarised_values=inputs.sentences,
-                                 top_share=inputs.top_share, p_ratio=inputs.p_ratio))
+            rows.append(
+                Estimate(
+                    name,
+                    value,
+                    low[name],
+                    high[name],
+                    None,
+                    inputs.referrals,
+                    method,
+                    people=inputs.referrals,
+                    summarised_values=inputs.sentences,
+                    top_share=inputs.top_share,
+                    p_ratio=inputs.p_ratio,
+                )
+            )
     return rows

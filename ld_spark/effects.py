@@ -5,6 +5,7 @@ member), the cohorts' PNC records and court cases (a few rows a member), and
 per person x cohort x month rows of the five Figure 1 outcomes for the event study. Never a
 national event table. Person keys are replaced by integers before anything is collected.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,30 +64,40 @@ def collected(df: DataFrame) -> pd.DataFrame:
 
 
 def _did_columns(df: DataFrame) -> DataFrame:
-    return (df.withColumn("evaluation", (F.col("cohort") == EVALUATION).cast("int"))
-            .withColumn("post", (F.col("period") == "post").cast("int")))
+    return df.withColumn("evaluation", (F.col("cohort") == EVALUATION).cast("int")).withColumn(
+        "post", (F.col("period") == "post").cast("int")
+    )
 
 
 def person_period_sums(outcomes: list[str]) -> Transform:
     """Panel -> person, evaluation, post, months (exposure), one sum per outcome."""
+
     def _(panel: DataFrame) -> DataFrame:
         rows = panel.filter(F.col("in_outcomes") & F.col("period").isNotNull())
         sums = rows.groupBy("person_key", "cohort", "period").agg(
-            F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes])
+            F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes]
+        )
         return sums.transform(_did_columns).transform(with_person_number).drop("cohort", "period")
+
     return _
 
 
 def event_study_rows(outcomes: list[str], reference: tuple[int, int], months: tuple[int, int]) -> Transform:
     """Panel -> person, evaluation, level (month, or `ref` for the pooled reference), months, sums."""
+
     def _(panel: DataFrame) -> DataFrame:
         rel = F.col("rel_month")
         level = F.when(rel.between(*reference), F.lit("ref")).when(rel.between(*months), rel.cast("string"))
         rows = panel.filter("in_outcomes").withColumn("level", level).filter(F.col("level").isNotNull())
         sums = rows.groupBy("person_key", "cohort", "level").agg(
-            F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes])
-        return (sums.withColumn("evaluation", (F.col("cohort") == EVALUATION).cast("int"))
-                .transform(with_person_number).drop("cohort"))
+            F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes]
+        )
+        return (
+            sums.withColumn("evaluation", (F.col("cohort") == EVALUATION).cast("int"))
+            .transform(with_person_number)
+            .drop("cohort")
+        )
+
     return _
 
 
@@ -97,22 +108,31 @@ def count_estimates(sums: pd.DataFrame) -> list[Estimate]:
 def justice_month_rows(outcomes: list[str]) -> Transform:
     """Panel -> person, evaluation, post, rel_month, at_risk, one count per outcome: the pre/post
     person-months of people in the outcome analysis followed to the end of the waiting period."""
+
     def _(panel: DataFrame) -> DataFrame:
-        rows = panel.filter(F.col("in_outcomes") & F.col("justice_followed") & F.col("period").isNotNull()
-                            & (F.col("at_risk") > 0))
-        return (rows.transform(_did_columns).transform(with_person_number)
-                .select("person", "evaluation", "post", "rel_month", "at_risk", *outcomes))
+        rows = panel.filter(
+            F.col("in_outcomes") & F.col("justice_followed") & F.col("period").isNotNull() & (F.col("at_risk") > 0)
+        )
+        return (
+            rows.transform(_did_columns)
+            .transform(with_person_number)
+            .select("person", "evaluation", "post", "rel_month", "at_risk", *outcomes)
+        )
+
     return _
 
 
 def justice_count_estimates(rows: pd.DataFrame) -> list[Estimate]:
     """offending_rr and police_contact_rr (proven-reoffending rules) on justice_month_rows()."""
-    return [dataclasses.replace(
-        estimators.count_did_months(name, rows, column, exposure="at_risk"),
-        method="Poisson GLM DiD (cohort + month relative to index + evaluation x post), log months-at-risk offset "
-               "(custody, days after the extract's end and the historic charge window before the index off), "
-               "person-clustered SE; proven-reoffending rules, index offence left out")
-        for name, column in JUSTICE_COUNT_ESTIMANDS.items()]
+    return [
+        dataclasses.replace(
+            estimators.count_did_months(name, rows, column, exposure="at_risk"),
+            method="Poisson GLM DiD (cohort + month relative to index + evaluation x post), log months-at-risk offset "
+            "(custody, days after the extract's end and the historic charge window before the index off), "
+            "person-clustered SE; proven-reoffending rules, index offence left out",
+        )
+        for name, column in JUSTICE_COUNT_ESTIMANDS.items()
+    ]
 
 
 def justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, horizon_days: int) -> list[Estimate]:
@@ -122,21 +142,29 @@ def justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, horizon_days:
     custodial = sentenced[sentenced["custodial"]]
     windowed = cases[cases["hearings_observed"]].assign(one=1)
     return [
-        estimators.binary_did("custody_or", sentenced.assign(custodial=sentenced["custodial"].astype(int)), "custodial"),
+        estimators.binary_did(
+            "custody_or", sentenced.assign(custodial=sentenced["custodial"].astype(int)), "custodial"
+        ),
         estimators.linear_did("sentence_length_ratio", custodial, "custodial_days", log=True),
-        estimators.restricted_mean_did("court_duration_days_diff", cases, "duration_days", "duration_observed",
-                                       horizon_days),
+        estimators.restricted_mean_did(
+            "court_duration_days_diff", cases, "duration_days", "duration_observed", horizon_days
+        ),
         _per_case(estimators.count_did("hearings_per_case_rr", windowed, "hearings", exposure="one"), horizon_days),
         _per_case(estimators.count_did("adjournments_rr", windowed, "adjournments", exposure="one"), horizon_days),
-        estimators.restricted_mean_did("arrest_to_sentence_days_diff", cases, "arrest_to_sentence_days",
-                                       "sentence_observed", horizon_days),
+        estimators.restricted_mean_did(
+            "arrest_to_sentence_days_diff", cases, "arrest_to_sentence_days", "sentence_observed", horizon_days
+        ),
     ]
 
 
 def _per_case(est: Estimate, horizon_days: int) -> Estimate:
     """Per-case rate ratios: n counts people, the model counts cases (exposure 1 per case)."""
-    return dataclasses.replace(est, method=est.method.replace(
-        "log exposure offset", f"one row per case, hearings within {horizon_days} days of the first"))
+    return dataclasses.replace(
+        est,
+        method=est.method.replace(
+            "log exposure offset", f"one row per case, hearings within {horizon_days} days of the first"
+        ),
+    )
 
 
 def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estimate) -> CustodyInputs | None:
@@ -152,12 +180,20 @@ def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estim
     return CustodyInputs(
         sentenced_per_referral=len(post_eval) / referrals,
         custody_rate=float(post_eval["custodial"].mean()),
-        custody_or=custody_or.estimate, custody_or_low=custody_or.ci_low, custody_or_high=custody_or.ci_high,
-        mean_sentence_days=float(days.mean()), median_sentence_days=float(days.median()), referrals=referrals,
-        sentences=len(days), **estimators.concentration([days.to_numpy(float)]))
+        custody_or=custody_or.estimate,
+        custody_or_low=custody_or.ci_low,
+        custody_or_high=custody_or.ci_high,
+        mean_sentence_days=float(days.mean()),
+        median_sentence_days=float(days.median()),
+        referrals=referrals,
+        sentences=len(days),
+        **estimators.concentration([days.to_numpy(float)]),
+    )
 
 
-def justice_frames(offences: DataFrame, cases: DataFrame, spec: str = "proven_reoffending") -> tuple[pd.DataFrame, pd.DataFrame]:
+def justice_frames(
+    offences: DataFrame, cases: DataFrame, spec: str = "proven_reoffending"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The cohorts' offences and cases in the pre/post periods, for the outcome analysis.
 
     proven_reoffending: people in the outcome analysis whose follow-up reaches the end of the
@@ -175,11 +211,26 @@ def justice_frames(offences: DataFrame, cases: DataFrame, spec: str = "proven_re
         rows = df.filter(keep).transform(_did_columns)
         return collected(rows.transform(with_person_number).select("person", "evaluation", "post", *columns))
 
-    return (prepared(offences, ["index_offence", "convicted", "custodial_code", "sentenced", "custodial",
-                                "custodial_days"]),
-            prepared(cases, ["completed", "duration_days", "duration_observed", "hearings", "adjournments",
-                             "hearings_observed", "hearings_all", "adjournments_all", "arrest_to_sentence_days",
-                             "sentence_observed"]))
+    return (
+        prepared(
+            offences, ["index_offence", "convicted", "custodial_code", "sentenced", "custodial", "custodial_days"]
+        ),
+        prepared(
+            cases,
+            [
+                "completed",
+                "duration_days",
+                "duration_observed",
+                "hearings",
+                "adjournments",
+                "hearings_observed",
+                "hearings_all",
+                "adjournments_all",
+                "arrest_to_sentence_days",
+                "sentence_observed",
+            ],
+        ),
+    )
 
 
 def plain_justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, sums: pd.DataFrame) -> list[Estimate]:
@@ -189,10 +240,14 @@ def plain_justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, sums: p
     custody and sentence among every conviction, whenever disposed; court times among completed
     cases only (OLS differences), every hearing counted. Not the contract's estimands."""
     base = sums[["person", "evaluation", "post", "months"]]
-    per_period = offences.assign(records=1, unconvicted=(~offences["convicted"]).astype(int)).groupby(
-        ["person", "evaluation", "post"], as_index=False)[["records", "unconvicted"]].sum()
+    per_period = (
+        offences.assign(records=1, unconvicted=(~offences["convicted"]).astype(int))
+        .groupby(["person", "evaluation", "post"], as_index=False)[["records", "unconvicted"]]
+        .sum()
+    )
     counts = base.merge(per_period, on=["person", "evaluation", "post"], how="left").fillna(
-        {"records": 0, "unconvicted": 0})
+        {"records": 0, "unconvicted": 0}
+    )
     convicted = offences[offences["convicted"]]
     custodial = convicted[convicted["custodial_code"]]
     completed = cases[cases["duration_observed"]].assign(one=1)
@@ -202,20 +257,26 @@ def plain_justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, sums: p
     def tagged(est: Estimate) -> Estimate:
         return dataclasses.replace(est, method=f"{est.method}; {plain}")
 
-    return [tagged(e) for e in (
-        estimators.count_did("offending_rr", counts, "records"),
-        estimators.count_did("police_contact_rr", counts, "unconvicted"),
-        estimators.binary_did("custody_or", convicted.assign(custodial=convicted["custodial_code"].astype(int)), "custodial"),
-        estimators.linear_did("sentence_length_ratio", custodial, "custodial_days", log=True),
-        estimators.linear_did("court_duration_days_diff", completed, "duration_days"),
-        estimators.count_did("hearings_per_case_rr", completed, "hearings_all", exposure="one"),
-        estimators.count_did("adjournments_rr", completed, "adjournments_all", exposure="one"),
-        estimators.linear_did("arrest_to_sentence_days_diff", sentenced, "arrest_to_sentence_days"),
-    )]
+    return [
+        tagged(e)
+        for e in (
+            estimators.count_did("offending_rr", counts, "records"),
+            estimators.count_did("police_contact_rr", counts, "unconvicted"),
+            estimators.binary_did(
+                "custody_or", convicted.assign(custodial=convicted["custodial_code"].astype(int)), "custodial"
+            ),
+            estimators.linear_did("sentence_length_ratio", custodial, "custodial_days", log=True),
+            estimators.linear_did("court_duration_days_diff", completed, "duration_days"),
+            estimators.count_did("hearings_per_case_rr", completed, "hearings_all", exposure="one"),
+            estimators.count_did("adjournments_rr", completed, "adjournments_all", exposure="one"),
+            estimators.linear_did("arrest_to_sentence_days_diff", sentenced, "arrest_to_sentence_days"),
+        )
+    ]
 
 
-def estimate(panel: DataFrame, offences: DataFrame, cases: DataFrame, analysis: AnalysisConf,
-             costs: EconomicsConf) -> list[Estimate]:
+def estimate(
+    panel: DataFrame, offences: DataFrame, cases: DataFrame, analysis: AnalysisConf, costs: EconomicsConf
+) -> list[Estimate]:
     """The stage's entry point: every effect estimand of contract section 4 and the economics,
     from the panel, offences and court_cases analysis tables."""
     sums = collected(panel.transform(person_period_sums(PANEL_SUMS)))
@@ -226,8 +287,11 @@ def estimate(panel: DataFrame, offences: DataFrame, cases: DataFrame, analysis: 
         offences = offences.assign(sentenced=offences["convicted"], custodial=offences["custodial_code"])
     else:
         justice_rows = collected(panel.transform(justice_month_rows(list(JUSTICE_COUNT_ESTIMANDS.values()))))
-        fitted = [*count_estimates(sums), *justice_count_estimates(justice_rows),
-                  *justice_estimates(offences, cases, analysis.restricted_mean_days)]
+        fitted = [
+            *count_estimates(sums),
+            *justice_count_estimates(justice_rows),
+            *justice_estimates(offences, cases, analysis.restricted_mean_days),
+        ]
     custody_or = next(e for e in fitted if e.estimand == "custody_or")
     inputs = custody_inputs(offences, sums, custody_or)
     if inputs is not None:
@@ -239,19 +303,33 @@ def results_table(described: list[dict], fitted: list[Estimate]) -> list[dict]:
     """One row per estimand of the contract, in its order: the descriptive rows, the fitted ones,
     and "not estimable" for any the input could not support."""
     by_name = {r["estimand"]: r for r in described} | {e.estimand: e.row() for e in fitted}
-    return [by_name.get(name) or Estimate(name, None, None, None, None, 0, "not estimable on this input").row()
-            for name in ESTIMANDS]
+    return [
+        by_name.get(name) or Estimate(name, None, None, None, None, 0, "not estimable on this input").row()
+        for name in ESTIMANDS
+    ]
 
 
 def event_study(panel: DataFrame, analysis: AnalysisConf) -> list[dict]:
     """Rate ratios by month relative to the index against the pooled reference months, for each
     of EVENT_STUDY_OUTCOMES (rows of results/event_study.csv before disclosure control)."""
-    rows = collected(panel.transform(event_study_rows(EVENT_STUDY_OUTCOMES, analysis.event_study_reference,
-                                                      analysis.event_study_months)))
+    rows = collected(
+        panel.transform(
+            event_study_rows(EVENT_STUDY_OUTCOMES, analysis.event_study_reference, analysis.event_study_months)
+        )
+    )
     study = []
     for outcome in EVENT_STUDY_OUTCOMES:
-        study += [{"outcome": outcome, "rel_month": int(r["level"]), "rr": r["rr"], "ci_low": r["ci_low"],
-                   "ci_high": r["ci_high"], "people": int(r["people"]), "df_resid": int(r["df_resid"]),
-                   "smallest_cell": int(r["smallest_cell"])}
-                  for r in estimators.event_study(rows, outcome).to_dict("records")]
+        study += [
+            {
+                "outcome": outcome,
+                "rel_month": int(r["level"]),
+                "rr": r["rr"],
+                "ci_low": r["ci_low"],
+                "ci_high": r["ci_high"],
+                "people": int(r["people"]),
+                "df_resid": int(r["df_resid"]),
+                "smallest_cell": int(r["smallest_cell"]),
+            }
+            for r in estimators.event_study(rows, outcome).to_dict("records")
+        ]
     return sorted(study, key=lambda r: (EVENT_STUDY_OUTCOMES.index(r["outcome"]), r["rel_month"]))

@@ -8,6 +8,7 @@ Every estimator takes a frame with columns `person` (cluster id), `evaluation` (
 evaluation cohort, 0 for the historic control), `post` (1 for months 0..+11, 0 for -12..-1) and
 its outcome, and returns an Estimate of the cohort x period interaction.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -31,7 +32,7 @@ class Estimate:
     # for inference (clusters - 1 with person-clustered SEs, at most the model's own).
     people: int | None = None
     df_resid: int | None = None
-    summarised_values: int | None = None   # values behind a mean or median the estimate rests on
+    summarised_values: int | None = None  # values behind a mean or median the estimate rests on
     # How concentrated those values are, per cohort x period cell (concentration()).
     top_share: float | None = None
     p_ratio: float | None = None
@@ -117,8 +118,9 @@ def count_did(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "mo
     sums = df.groupby(["evaluation", "post"])[outcome].sum()
     if _empty_cell(df, outcome) or (sums == 0).any():
         return _withheld(estimand, n, method, "a cohort x period cell has no events")
-    model = sm.GLM(df[outcome].to_numpy(float), did_design(df), family=sm.families.Poisson(),
-                   exposure=df[exposure].to_numpy(float))
+    model = sm.GLM(
+        df[outcome].to_numpy(float), did_design(df), family=sm.families.Poisson(), exposure=df[exposure].to_numpy(float)
+    )
     result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
     return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
 
@@ -137,8 +139,10 @@ def count_did_months(estimand: str, df: pd.DataFrame, outcome: str, exposure: st
     """
     import statsmodels.api as sm
 
-    method = ("Poisson GLM DiD (cohort + month relative to index + evaluation x post), log months-at-risk "
-              "offset, person-clustered SE")
+    method = (
+        "Poisson GLM DiD (cohort + month relative to index + evaluation x post), log months-at-risk "
+        "offset, person-clustered SE"
+    )
     df = df[df[exposure] > 0]
     n = int(df["person"].nunique())
     sums = df.groupby(["evaluation", "post"])[outcome].sum()
@@ -151,8 +155,7 @@ def count_did_months(estimand: str, df: pd.DataFrame, outcome: str, exposure: st
     e, post = df["evaluation"].to_numpy(float), df["post"].to_numpy(float)
     dummies = np.column_stack([(df["rel_month"] == m).to_numpy(float) for m in levels])
     X = np.column_stack([dummies, e, e * post])
-    model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(),
-                   exposure=df[exposure].to_numpy(float))
+    model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df[exposure].to_numpy(float))
     result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
     return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
 
@@ -175,16 +178,24 @@ def linear_did(estimand: str, df: pd.DataFrame, outcome: str, log: bool = False)
     """Difference in means (or, with log, ratio of geometric means): OLS, person-clustered SE."""
     import statsmodels.api as sm
 
-    method = ("OLS DiD on log(value), ratio of geometric means" if log else "OLS DiD, difference in days") \
-        + " (cohort x period), person-clustered SE"
+    method = (
+        "OLS DiD on log(value), ratio of geometric means" if log else "OLS DiD, difference in days"
+    ) + " (cohort x period), person-clustered SE"
     df = df[df[outcome].notna() & ((df[outcome] > 0) if log else True)]
     n = len(df)
     if _empty_cell(df, outcome) or df.groupby(["evaluation", "post"]).size().min() < 2:
         return _withheld(estimand, n, method, "a cohort x period cell has fewer than 2 values")
     y = df[outcome].to_numpy(float)
     result = sm.OLS(np.log(y) if log else y, did_design(df)).fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=log), n=n, method=method, **_sizes(df, result),
-                    summarised_values=_smallest_cell(df), **concentration(_cells(df, outcome)))
+    return Estimate(
+        estimand,
+        *_interaction(result, exponentiate=log),
+        n=n,
+        method=method,
+        **_sizes(df, result),
+        summarised_values=_smallest_cell(df),
+        **concentration(_cells(df, outcome)),
+    )
 
 
 def _saturated_optimum(df: pd.DataFrame, outcome: str, levels: list, reference: str) -> np.ndarray | None:
@@ -220,27 +231,40 @@ def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.Da
     dummies = np.column_stack([(df["level"] == lvl).to_numpy(float) for lvl in levels])
     X = np.column_stack([np.ones(len(df)), e, dummies, dummies * e[:, None]])
     model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df["months"].to_numpy(float))
-    result = model.fit(start_params=_saturated_optimum(df, outcome, levels, reference),
-                       cov_type="cluster", cov_kwds={"groups": _clusters(df)})
+    result = model.fit(
+        start_params=_saturated_optimum(df, outcome, levels, reference),
+        cov_type="cluster",
+        cov_kwds={"groups": _clusters(df)},
+    )
     k = len(levels)
     b, se = np.asarray(result.params)[-k:], np.asarray(result.bse)[-k:]
     # A month (or the reference) without events in either cohort has no finite ratio.
-    events = df.groupby(["level", "evaluation"])[outcome].sum().unstack(fill_value=0).reindex(columns=[0, 1], fill_value=0)
+    events = (
+        df.groupby(["level", "evaluation"])[outcome].sum().unstack(fill_value=0).reindex(columns=[0, 1], fill_value=0)
+    )
     ref_empty = bool((events.loc[reference] == 0).any()) if reference in events.index else True
     empty = np.array([ref_empty or bool((events.loc[lvl] == 0).any()) for lvl in levels])
     with np.errstate(over="ignore"):
-        out = pd.DataFrame({"level": levels, "rr": np.exp(b), "ci_low": np.exp(b - Z * se), "ci_high": np.exp(b + Z * se)})
+        out = pd.DataFrame(
+            {"level": levels, "rr": np.exp(b), "ci_low": np.exp(b - Z * se), "ci_high": np.exp(b + Z * se)}
+        )
     out.loc[empty, ["rr", "ci_low", "ci_high"]] = np.nan
     sizes = _sizes(df, result)
-    return out.assign(people=sizes["people"], df_resid=sizes["df_resid"],
-                      smallest_cell=[_smallest_count(df, outcome, [lvl, reference]) for lvl in levels])
+    return out.assign(
+        people=sizes["people"],
+        df_resid=sizes["df_resid"],
+        smallest_cell=[_smallest_count(df, outcome, [lvl, reference]) for lvl in levels],
+    )
 
 
 def _smallest_count(df: pd.DataFrame, outcome: str, levels: list) -> int:
     """The smallest non-zero count of events or people in the cohort x level cells a month's ratio
     is made of (its own and the reference's): a saturated ratio is an exact function of them."""
-    cells = df[df["level"].isin(levels)].groupby(["level", "evaluation"]).agg(
-        events=(outcome, "sum"), people=("person", "nunique"))
+    cells = (
+        df[df["level"].isin(levels)]
+        .groupby(["level", "evaluation"])
+        .agg(events=(outcome, "sum"), people=("person", "nunique"))
+    )
     counts = [int(c) for c in cells.to_numpy().ravel() if c > 0]
     return min(counts, default=0)
 
@@ -291,8 +315,10 @@ def restricted_mean_did(estimand: str, df: pd.DataFrame, time: str, event: str, 
     """
     import statsmodels.api as sm
 
-    method = (f"KM restricted mean to {tau:g} days, open cases censored at the extract end; OLS DiD on "
-              "jackknife pseudo-observations (cohort x period), person-clustered SE")
+    method = (
+        f"KM restricted mean to {tau:g} days, open cases censored at the extract end; OLS DiD on "
+        "jackknife pseudo-observations (cohort x period), person-clustered SE"
+    )
     df = df[df[time].notna()]
     n = len(df)
     if _empty_cell(df, time) or df.groupby(["evaluation", "post"]).size().min() < 2:
@@ -301,5 +327,12 @@ def restricted_mean_did(estimand: str, df: pd.DataFrame, time: str, event: str, 
     for _, rows in df.groupby(["evaluation", "post"]).indices.items():
         pseudo[rows] = restricted_mean_pseudo(df[time].to_numpy()[rows], df[event].to_numpy()[rows], tau)
     result = sm.OLS(pseudo, did_design(df)).fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=False), n=n, method=method, **_sizes(df, result),
-                    summarised_values=_smallest_cell(df), **concentration(_cells(df, time, cap=tau)))
+    return Estimate(
+        estimand,
+        *_interaction(result, exponentiate=False),
+        n=n,
+        method=method,
+        **_sizes(df, result),
+        summarised_values=_smallest_cell(df),
+        **concentration(_cells(df, time, cap=tau)),
+    )

@@ -4,6 +4,7 @@ Each outcome of contract section 4 is one rule: which bronze table, which record
 `linkage/record_person` holds it), which date, and which rows count. The rules are the
 evaluation's definitions, so they live together here where a reviewer can read them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -21,23 +22,29 @@ DETENTION_CODES = "LegalStatusCode IN ('02', '03', '04', '19', '20')"
 
 
 class Rule(NamedTuple):
-    table: str        # bronze table (landing path)
-    record_key: str   # SQL expression: the key linkage/record_person holds for this table's rows
-    event_date: str   # SQL expression: the date that places the event in a month
-    counts: str       # SQL predicate: which rows are this outcome
+    table: str  # bronze table (landing path)
+    record_key: str  # SQL expression: the key linkage/record_person holds for this table's rows
+    event_date: str  # SQL expression: the date that places the event in a month
+    counts: str  # SQL predicate: which rows are this outcome
 
 
 # The outcomes of the person-month panel, in the order of contract section 4.
 OUTCOMES: dict[str, Rule] = {
     "ae_attendances": Rule("hes_ae", "AEKEY", "ARRIVALDATE", "true"),
     # An L&D team's own referral (team type D02) is the intervention, not an onward MH referral.
-    "mh_referrals": Rule("mhsds/mhs101_referral", "ServiceRequestId", "ReferralRequestReceivedDate",
-                         "coalesce(ServTeamTypeRefToMH, '') <> 'D02'"),
-    "mh_contacts": Rule("mhsds/mhs201_care_contact", "CareContactId", "CareContDate",
-                        f"{ATTENDED} AND ConsMechanismMH = '01'"),
+    "mh_referrals": Rule(
+        "mhsds/mhs101_referral",
+        "ServiceRequestId",
+        "ReferralRequestReceivedDate",
+        "coalesce(ServTeamTypeRefToMH, '') <> 'D02'",
+    ),
+    "mh_contacts": Rule(
+        "mhsds/mhs201_care_contact", "CareContactId", "CareContDate", f"{ATTENDED} AND ConsMechanismMH = '01'"
+    ),
     # Each detention period is a new detention, dated by its start.
-    "mha_detentions": Rule("mhsds/mhs401_mha_period", "MHActLegalStatusClassPeriodId",
-                           "StartDateMHActLegalStatusClass", DETENTION_CODES),
+    "mha_detentions": Rule(
+        "mhsds/mhs401_mha_period", "MHActLegalStatusClassPeriodId", "StartDateMHActLegalStatusClass", DETENTION_CODES
+    ),
     "iapt_referrals": Rule("iapt/ids101_referral", "ServiceRequestId", "ReferralRequestReceivedDate", "true"),
     "iapt_attendances": Rule("iapt/ids201_care_contact", "CareContactId", "CareContDate", ATTENDED),
     "drug_referrals": Rule("ndtms/episodes", "EPISODID", "REFLD", "true"),
@@ -49,8 +56,9 @@ HEALTH_CONTACTS: dict[str, Rule] = {
     "ae_attendances": OUTCOMES["ae_attendances"],
     "mh_referrals": Rule("mhsds/mhs101_referral", "ServiceRequestId", "ReferralRequestReceivedDate", "true"),
     "mh_contacts": Rule("mhsds/mhs201_care_contact", "CareContactId", "CareContDate", "true"),
-    "mha_periods": Rule("mhsds/mhs401_mha_period", "MHActLegalStatusClassPeriodId",
-                        "StartDateMHActLegalStatusClass", "true"),
+    "mha_periods": Rule(
+        "mhsds/mhs401_mha_period", "MHActLegalStatusClassPeriodId", "StartDateMHActLegalStatusClass", "true"
+    ),
     "iapt_referrals": OUTCOMES["iapt_referrals"],
     "iapt_contacts": Rule("iapt/ids201_care_contact", "CareContactId", "CareContDate", "true"),
     "drug_referrals": OUTCOMES["drug_referrals"],
@@ -66,10 +74,14 @@ PANEL_OUTCOMES = [*SERIES_OUTCOMES, HEALTH_CONTACT]
 
 def rule_events(outcome: str, rule: Rule) -> Transform:
     """A bronze table -> (record_key, outcome, event_date) for the rows the rule counts."""
+
     def _(bronze: DataFrame) -> DataFrame:
-        return (bronze.filter(F.expr(rule.counts) & F.expr(rule.event_date).isNotNull())
-                .select(F.expr(rule.record_key).alias("record_key"), F.lit(outcome).alias("outcome"),
-                        F.expr(rule.event_date).alias("event_date")))
+        return bronze.filter(F.expr(rule.counts) & F.expr(rule.event_date).isNotNull()).select(
+            F.expr(rule.record_key).alias("record_key"),
+            F.lit(outcome).alias("outcome"),
+            F.expr(rule.event_date).alias("event_date"),
+        )
+
     return _
 
 
@@ -81,13 +93,16 @@ def with_person(table: str, record_person: DataFrame, people: DataFrame) -> Tran
     record_person holds one row per (source_table, record_key), so the join cannot fan out;
     restricting it to `people` first keeps the join as small as the cohorts, not the nation.
     """
-    keys = (record_person.filter(F.col("source_table") == source_name(table))
-            .join(F.broadcast(people.select("person_key").distinct()), on=["person_key"], how="inner")
-            .select("record_key", "person_key"))
+    keys = (
+        record_person.filter(F.col("source_table") == source_name(table))
+        .join(F.broadcast(people.select("person_key").distinct()), on=["person_key"], how="inner")
+        .select("record_key", "person_key")
+    )
 
     def _(events: DataFrame) -> DataFrame:
         joined = events.join(keys, on=["record_key"], how="inner")
         return joined.select("person_key", *[c for c in events.columns if c != "record_key"])
+
     return _
 
 

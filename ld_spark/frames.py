@@ -1,4 +1,5 @@
 """What every stage's functions share: the Transform type and a union of many frames."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable

@@ -1,4 +1,5 @@
 """All reading of raw extracts and reading/writing of Delta tables goes through here."""
+
 from __future__ import annotations
 
 import contextlib
@@ -36,12 +37,15 @@ def raw_files(raw_root: str | Path, table: str) -> tuple[str, list[Path]]:
     if not folder.is_dir():
         raise InputError(f"table {table}: directory {folder} is missing")
     entries = sorted(folder.iterdir())
-    stray = [p for p in entries
-             if p.is_dir() or (p.name.startswith((".", "_")) and not SPARK_MARKERS.fullmatch(p.name))]
+    stray = [
+        p for p in entries if p.is_dir() or (p.name.startswith((".", "_")) and not SPARK_MARKERS.fullmatch(p.name))
+    ]
     if stray:
         what = "is a sub-folder" if stray[0].is_dir() else "is hidden (its name starts with . or _)"
-        raise InputError(f"table {table}: {stray[0]} {what}; a table's folder holds only its CSV or parquet files"
-                         + (f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""))
+        raise InputError(
+            f"table {table}: {stray[0]} {what}; a table's folder holds only its CSV or parquet files"
+            + (f" (and {len(stray) - 1} more)" if len(stray) > 1 else "")
+        )
     files = [p for p in entries if not SPARK_MARKERS.fullmatch(p.name)]
     if not files:
         raise InputError(f"table {table}: directory {folder} holds no files")
@@ -73,8 +77,10 @@ def csv_header(table: str, path: Path) -> list[str]:
     # trailing columns, say) is never read, while a repeated contract column has two values.
     repeated = next((c for c in TABLES[table] if header.count(c) > 1), None)
     if repeated is not None:
-        raise InputError(f"table {table}: file {path}: column {repeated} appears {header.count(repeated)} times "
-                         f"in the header (row 1)")
+        raise InputError(
+            f"table {table}: file {path}: column {repeated} appears {header.count(repeated)} times "
+            f"in the header (row 1)"
+        )
     return header
 
 
@@ -93,14 +99,16 @@ READABLE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 def parquet_type_fault(kind: str, data_type: T.DataType) -> str | None:
     """Why a parquet column of `data_type` cannot hold a contract column of `kind`, or None."""
     types, wanted = READABLE_TYPES[kind]
-    if isinstance(data_type, (T.NullType, *types)):   # NullType: null in every row of the file
+    if isinstance(data_type, (T.NullType, *types)):  # NullType: null in every row of the file
         return None
     if isinstance(data_type, T.DecimalType) and data_type.scale == 0 and T.LongType in types:
-        return None   # NUMBER(n) of database exports: whole numbers, no decimal point in their text
+        return None  # NUMBER(n) of database exports: whole numbers, no decimal point in their text
     return f"is {data_type.simpleString()}, which cannot be read as the contract's {kind} ({wanted})"
 
 
-def check_columns(spark: SparkSession, raw_root: str | Path, table: str) -> tuple[str, dict[tuple[str, ...], list[Path]]]:
+def check_columns(
+    spark: SparkSession, raw_root: str | Path, table: str
+) -> tuple[str, dict[tuple[str, ...], list[Path]]]:
     """Fail before anything is written if a file lacks a contract column, names one twice (CSV)
     or holds one in a type it cannot be read as (parquet: the schema only is read, no rows).
 
@@ -111,12 +119,14 @@ def check_columns(spark: SparkSession, raw_root: str | Path, table: str) -> tupl
     expected = TABLES[table]
     groups: dict[tuple[str, ...], list[Path]] = {}
     for path in files:
-        schema = spark.read.parquet(str(path)).schema if kind == "parquet" else None   # footers only
+        schema = spark.read.parquet(str(path)).schema if kind == "parquet" else None  # footers only
         columns = schema.fieldNames() if schema is not None else csv_header(table, path)
         missing = [c for c in expected if c not in columns]
         if missing:
-            raise InputError(f"table {table}: file {path} lacks column {missing[0]}"
-                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise InputError(
+                f"table {table}: file {path} lacks column {missing[0]}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
         if schema is None:
             groups.setdefault(tuple(columns), []).append(path)
             continue
@@ -146,12 +156,12 @@ def _quote_open_at_end(line: bytes, in_quote: bool) -> tuple[bool, bool]:
             end = line.find(b'"', position)
             if end < 0:
                 return True, bad_close
-            if line[end + 1:end + 2] == b'"':
+            if line[end + 1 : end + 2] == b'"':
                 position = end + 2
                 continue
             in_quote, position = False, end + 1
-            bad_close = bad_close or line[position:position + 1] not in (b",", b"\r", b"\n", b"")
-        if line[position:position + 1] == b'"':   # only ever true at the start of the line
+            bad_close = bad_close or line[position : position + 1] not in (b",", b"\r", b"\n", b"")
+        if line[position : position + 1] == b'"':  # only ever true at the start of the line
             in_quote, position = True, position + 1
             continue
         opening = line.find(b',"', position)
@@ -171,7 +181,7 @@ def csv_records(lines: Iterable[bytes], first_line: int = 2) -> Iterator[tuple[i
     the fault, and the next record starts on the line after. So one stray quote costs one row.
     This split is the row count too (`count_records`): each record is exactly one landed row.
     """
-    held: deque[bytes] = deque()   # lines read ahead past a quote left open, to be split again
+    held: deque[bytes] = deque()  # lines read ahead past a quote left open, to be split again
     source = iter(lines)
     line = first_line
     while True:
@@ -223,7 +233,7 @@ def _parsed(record: bytes, positions: list[int], width: int, split_fault: str | 
         row = next(csv.reader([text]), [])
         values = [row[i] if i < len(row) and row[i] != "" else None for i in positions]
         misshapen = None if len(row) == width else f"row has {len(row)} fields, header has {width}"
-    except csv.Error as err:   # a field over csv.field_size_limit(), a carriage return outside quotes
+    except csv.Error as err:  # a field over csv.field_size_limit(), a carriage return outside quotes
         values, misshapen = [None] * len(positions), f"malformed CSV ({err})"
     faults = [f for f in (split_fault, misshapen, not_utf8) if f]
     return values, "; ".join(faults) or None
@@ -250,17 +260,26 @@ def read_raw(spark: SparkSession, table: str, kind: str, groups: dict[tuple[str,
     and any row-level fault (CSV only; parquet rows carry no line)."""
     columns = TABLES[table]
     files = [str(p) for group in groups.values() for p in group]
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns]
-                          + [T.StructField(SOURCE_FILE, T.StringType()), T.StructField(LINE, T.LongType()),
-                             T.StructField(ROW_FAULT, T.StringType())])
+    schema = T.StructType(
+        [T.StructField(c, T.StringType()) for c in columns]
+        + [
+            T.StructField(SOURCE_FILE, T.StringType()),
+            T.StructField(LINE, T.LongType()),
+            T.StructField(ROW_FAULT, T.StringType()),
+        ]
+    )
     if kind == "parquet":
         # One scan per schema (check_columns groups by it): a scan of files that type a column
         # differently fails part-way through.
-        parts = [spark.read.parquet(*[str(p) for p in group]).select(
-                     *[F.col(c).cast(T.StringType()).alias(c) for c in columns],
-                     F.input_file_name().alias(SOURCE_FILE), F.lit(None).cast("long").alias(LINE),
-                     F.lit(None).cast("string").alias(ROW_FAULT))
-                 for group in groups.values()]
+        parts = [
+            spark.read.parquet(*[str(p) for p in group]).select(
+                *[F.col(c).cast(T.StringType()).alias(c) for c in columns],
+                F.input_file_name().alias(SOURCE_FILE),
+                F.lit(None).cast("long").alias(LINE),
+                F.lit(None).cast("string").alias(ROW_FAULT),
+            )
+            for group in groups.values()
+        ]
         return functools.reduce(DataFrame.unionByName, parts)
 
     def parse(batches):
@@ -344,7 +363,9 @@ def exclusive(out: str | Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise OutputBusy(f"output {folder} is in use by {holder}; wait for it to finish or choose another --out") from None
+            raise OutputBusy(
+                f"output {folder} is in use by {holder}; wait for it to finish or choose another --out"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"run pid {os.getpid()} started {dt.datetime.now().isoformat(timespec='seconds')}")

@@ -15,6 +15,7 @@
 
 Every table keeps cohort, rel_month and period; no date leaves this module (days and months only).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,20 +29,55 @@ from ld_spark.config import AnalysisConf
 from ld_spark.frames import Transform
 from ld_spark.series import month_number, with_period
 
-CUSTODIAL = ("1002", "1024", "1081")                         # imprisonment, YOI, DTO
-NON_CUSTODIAL = ("1115", "1116", "1015", "1018", "1019")     # suspended, community, fine, discharges
+CUSTODIAL = ("1002", "1024", "1081")  # imprisonment, YOI, DTO
+NON_CUSTODIAL = ("1115", "1116", "1015", "1018", "1019")  # suspended, community, fine, discharges
 CONVICTION = CUSTODIAL + NON_CUSTODIAL
 # 2050 dismissed and 2063 withdrawn are disposals without a conviction.
 
 # No dates: the analysis layer keeps months relative to the index and intervals in days.
-OFFENCE_COLUMNS = ["person_key", "cohort", "in_outcomes", "justice_followed", "rel_month", "period",
-                   "clock_rel_month", "clock_period", "index_offence", "offence_category", "disposal_code",
-                   "convicted", "custodial_code", "proven", "police_contact", "sentenced", "custodial",
-                   "custodial_days"]
-CASE_COLUMNS = ["person_key", "cohort", "in_outcomes", "justice_followed", "rel_month", "period",
-                "clock_rel_month", "clock_period", "index_offence", "source_system", "case_outcome", "completed",
-                "duration_days", "duration_observed", "hearings", "adjournments", "hearings_observed",
-                "hearings_all", "adjournments_all", "arrest_to_sentence_days", "sentence_observed"]
+OFFENCE_COLUMNS = [
+    "person_key",
+    "cohort",
+    "in_outcomes",
+    "justice_followed",
+    "rel_month",
+    "period",
+    "clock_rel_month",
+    "clock_period",
+    "index_offence",
+    "offence_category",
+    "disposal_code",
+    "convicted",
+    "custodial_code",
+    "proven",
+    "police_contact",
+    "sentenced",
+    "custodial",
+    "custodial_days",
+]
+CASE_COLUMNS = [
+    "person_key",
+    "cohort",
+    "in_outcomes",
+    "justice_followed",
+    "rel_month",
+    "period",
+    "clock_rel_month",
+    "clock_period",
+    "index_offence",
+    "source_system",
+    "case_outcome",
+    "completed",
+    "duration_days",
+    "duration_observed",
+    "hearings",
+    "adjournments",
+    "hearings_observed",
+    "hearings_all",
+    "adjournments_all",
+    "arrest_to_sentence_days",
+    "sentence_observed",
+]
 INDEX_COLUMNS = ["person_key", "cohort", "index_date", "in_outcomes", "justice_followed"]
 
 
@@ -51,9 +87,11 @@ def with_justice_follow_up(end: dt.date, post: tuple[int, int], waiting_months: 
     The last day of month post[1] + waiting_months after the index month must not be after the
     extract's end; people who fall short are reported and left out of the justice outcomes.
     """
+
     def _(cohorts: DataFrame) -> DataFrame:
         last = F.last_day(F.add_months(F.trunc("index_date", "month"), post[1] + waiting_months))
         return cohorts.withColumn("justice_followed", last <= F.lit(end))
+
     return _
 
 
@@ -70,51 +108,82 @@ def index_offences(cohorts: DataFrame, tolerance_days: int) -> Transform:
 
     def _(offences: DataFrame) -> DataFrame:
         when = F.coalesce("arrest_date", "offence_date")
-        near = (offences.join(index, on=["person_key"], how="inner")
-                .withColumn("_gap", F.abs(F.datediff(when, "index_date")))
-                .filter(F.col("_gap") <= tolerance_days))
-        order = Window.partitionBy("person_key", "cohort").orderBy(
-            "_gap", F.col("charge_date").isNull(), "offence_id")
-        return (near.withColumn("_n", F.row_number().over(order)).filter(F.col("_n") == 1)
-                .select("person_key", "cohort", "offence_id", "offence_date", "charge_date"))
+        near = (
+            offences.join(index, on=["person_key"], how="inner")
+            .withColumn("_gap", F.abs(F.datediff(when, "index_date")))
+            .filter(F.col("_gap") <= tolerance_days)
+        )
+        order = Window.partitionBy("person_key", "cohort").orderBy("_gap", F.col("charge_date").isNull(), "offence_id")
+        return (
+            near.withColumn("_n", F.row_number().over(order))
+            .filter(F.col("_n") == 1)
+            .select("person_key", "cohort", "offence_id", "offence_date", "charge_date")
+        )
+
     return _
 
 
-def _placed(cohorts: DataFrame, index_ids: DataFrame, series: tuple[int, int], pre: tuple[int, int],
-            post: tuple[int, int], key: list[str], dated_by: str) -> Transform:
+def _placed(
+    cohorts: DataFrame,
+    index_ids: DataFrame,
+    series: tuple[int, int],
+    pre: tuple[int, int],
+    post: tuple[int, int],
+    key: list[str],
+    dated_by: str,
+) -> Transform:
     """Rows with `key` columns -> one row per cohort membership, rel_month (0 for the index
     offence), period, index_offence; within the series months.
 
     index_ids: person_key, cohort and the `key` columns (minus person_key) of each index offence.
     """
     index = F.broadcast(cohorts.select(*INDEX_COLUMNS))
-    flags = index_ids.select("person_key", "cohort", *[k for k in key if k != "person_key"]).distinct() \
+    flags = (
+        index_ids.select("person_key", "cohort", *[k for k in key if k != "person_key"])
+        .distinct()
         .withColumn("index_offence", F.lit(True))
+    )
 
     def _(df: DataFrame) -> DataFrame:
         # A person in both cohorts has each record placed against each index, on purpose.
-        joined = (df.join(index, on=["person_key"], how="inner")
-                  .join(flags, on=["cohort", *key], how="left")
-                  .withColumn("index_offence", F.coalesce("index_offence", F.lit(False))))
+        joined = (
+            df.join(index, on=["person_key"], how="inner")
+            .join(flags, on=["cohort", *key], how="left")
+            .withColumn("index_offence", F.coalesce("index_offence", F.lit(False)))
+        )
         rel = month_number(dated_by) - month_number("index_date")
         # clock_*: the record's own month, index offence or not - the plain specification's
         # clock, kept beside the rules' so the two can be compared on the same tables.
-        clock = (joined.withColumn("rel_month", rel).transform(with_period(pre, post))
-                 .withColumnRenamed("rel_month", "clock_rel_month").withColumnRenamed("period", "clock_period"))
+        clock = (
+            joined.withColumn("rel_month", rel)
+            .transform(with_period(pre, post))
+            .withColumnRenamed("rel_month", "clock_rel_month")
+            .withColumnRenamed("period", "clock_period")
+        )
         in_series = F.col("rel_month").between(*series) | F.col("clock_rel_month").between(*series)
-        return (clock.withColumn("rel_month", F.when(F.col("index_offence"), F.lit(0)).otherwise(F.col("clock_rel_month")))
-                .filter(in_series)
-                .transform(with_period(pre, post)))
+        return (
+            clock.withColumn("rel_month", F.when(F.col("index_offence"), F.lit(0)).otherwise(F.col("clock_rel_month")))
+            .filter(in_series)
+            .transform(with_period(pre, post))
+        )
+
     return _
 
 
-def cohort_offences(cohorts: DataFrame, index_ids: DataFrame, series: tuple[int, int], pre: tuple[int, int],
-                    post: tuple[int, int], waiting_months: int) -> Transform:
+def cohort_offences(
+    cohorts: DataFrame,
+    index_ids: DataFrame,
+    series: tuple[int, int],
+    pre: tuple[int, int],
+    post: tuple[int, int],
+    waiting_months: int,
+) -> Transform:
     """Linked PNC offences (person_key + bronze columns) -> every PNC record of the cohorts,
     classified: index offence, proven offence, police contact, sentence (OFFENCE_COLUMNS).
 
     cohorts: INDEX_COLUMNS; index_ids: index_offences().
     """
+
     def _(offences: DataFrame) -> DataFrame:
         # A record with a disposal date but no (or an unknown) code is not a conviction: false,
         # never null, so that it still counts as a police contact.
@@ -123,22 +192,27 @@ def cohort_offences(cohorts: DataFrame, index_ids: DataFrame, series: tuple[int,
         disposed = F.col("disposal_date").isNotNull()
         rel = F.col("rel_month")
         period_end = F.when(rel.between(*pre), F.lit(pre[1])).when(rel.between(*post), F.lit(post[1])).otherwise(rel)
-        placed = (offences.filter(F.coalesce("offence_date", "arrest_date").isNotNull())
-                  .withColumn("_dated", F.coalesce("offence_date", "arrest_date"))
-                  .transform(_placed(cohorts, index_ids, series, pre, post, ["person_key", "offence_id"], "_dated"))
-                  .withColumn("_period_end", period_end + waiting_months))
+        placed = (
+            offences.filter(F.coalesce("offence_date", "arrest_date").isNotNull())
+            .withColumn("_dated", F.coalesce("offence_date", "arrest_date"))
+            .transform(_placed(cohorts, index_ids, series, pre, post, ["person_key", "offence_id"], "_dated"))
+            .withColumn("_period_end", period_end + waiting_months)
+        )
         deadline = F.last_day(F.expr("add_months(trunc(index_date, 'month'), _period_end)"))
         proven = conviction & F.coalesce(F.col("disposal_date") <= deadline, F.lit(False))
         custodial = proven & custodial_code
-        return (placed.withColumn("convicted", conviction & disposed)
-                .withColumn("proven", proven)
-                .withColumn("police_contact", ~F.col("index_offence") & ~F.col("proven"))
-                .withColumn("sentenced", F.col("proven"))
-                .withColumn("custodial", custodial)
-                .withColumn("custodial_code", custodial_code & disposed)
-                # Days of any custodial disposal (the rules use those of `custodial` rows only).
-                .withColumn("custodial_days", F.when(F.col("custodial_code"), F.col("custodial_days")))
-                .select(*OFFENCE_COLUMNS))
+        return (
+            placed.withColumn("convicted", conviction & disposed)
+            .withColumn("proven", proven)
+            .withColumn("police_contact", ~F.col("index_offence") & ~F.col("proven"))
+            .withColumn("sentenced", F.col("proven"))
+            .withColumn("custodial", custodial)
+            .withColumn("custodial_code", custodial_code & disposed)
+            # Days of any custodial disposal (the rules use those of `custodial` rows only).
+            .withColumn("custodial_days", F.when(F.col("custodial_code"), F.col("custodial_days")))
+            .select(*OFFENCE_COLUMNS)
+        )
+
     return _
 
 
@@ -146,14 +220,21 @@ def offence_events(offences: DataFrame) -> DataFrame:
     """cohort_offences() -> person_key, cohort, outcome, rel_month for the panel:
     `offences` (proven, index offence left out) and `police_contacts`."""
     proven = offences.filter(F.col("proven") & ~F.col("index_offence")).select(
-        "person_key", "cohort", F.lit("offences").alias("outcome"), "rel_month")
+        "person_key", "cohort", F.lit("offences").alias("outcome"), "rel_month"
+    )
     contacts = offences.filter("police_contact").select(
-        "person_key", "cohort", F.lit("police_contacts").alias("outcome"), "rel_month")
+        "person_key", "cohort", F.lit("police_contacts").alias("outcome"), "rel_month"
+    )
     return proven.unionByName(contacts)
 
 
-def months_at_risk(cohorts: DataFrame, end: dt.date, share_served: float, series: tuple[int, int],
-                   selected: dict[str, dt.date] | None = None) -> Transform:
+def months_at_risk(
+    cohorts: DataFrame,
+    end: dt.date,
+    share_served: float,
+    series: tuple[int, int],
+    selected: dict[str, dt.date] | None = None,
+) -> Transform:
     """Linked PNC offences -> person_key, cohort, rel_month, at_risk for every month of the series.
 
     at_risk is the share of the month's days a person could offend: days in custody (from the
@@ -165,18 +246,24 @@ def months_at_risk(cohorts: DataFrame, end: dt.date, share_served: float, series
     cannot have an arrest that led to a charge there: those days are not at risk of a proven
     offence (nor, symmetrically, of a police contact), and come off too.
     """
+
     def _(offences: DataFrame) -> DataFrame:
         spark = offences.sparkSession
         months = spark.range(series[0], series[1] + 1).select(F.col("id").cast("int").alias("rel_month"))
-        grid = (cohorts.select("person_key", "cohort", "index_date").crossJoin(F.broadcast(months))
-                .withColumn("_start", F.expr("add_months(trunc(index_date, 'month'), rel_month)"))
-                .withColumn("_next", F.add_months("_start", 1))
-                .withColumn("_days", F.datediff("_next", "_start")))
-        stays = (offences.filter(F.col("disposal_code").isin(*CUSTODIAL) & F.col("disposal_date").isNotNull()
-                                 & (F.col("custodial_days") > 0))
-                 .select("person_key", F.col("disposal_date").alias("_from"),
-                         F.date_add("disposal_date", F.ceil(F.col("custodial_days") * share_served).cast("int"))
-                         .alias("_to")))
+        grid = (
+            cohorts.select("person_key", "cohort", "index_date")
+            .crossJoin(F.broadcast(months))
+            .withColumn("_start", F.expr("add_months(trunc(index_date, 'month'), rel_month)"))
+            .withColumn("_next", F.add_months("_start", 1))
+            .withColumn("_days", F.datediff("_next", "_start"))
+        )
+        stays = offences.filter(
+            F.col("disposal_code").isin(*CUSTODIAL) & F.col("disposal_date").isNotNull() & (F.col("custodial_days") > 0)
+        ).select(
+            "person_key",
+            F.col("disposal_date").alias("_from"),
+            F.date_add("disposal_date", F.ceil(F.col("custodial_days") * share_served).cast("int")).alias("_to"),
+        )
         # Each day of a month is either in custody or not: expand stays to the days of the
         # months they touch, so that overlapping sentences cannot take a day off twice.
         # The selected stretch [window start, index date) of a cohort defined by a charge window.
@@ -184,23 +271,37 @@ def months_at_risk(cohorts: DataFrame, end: dt.date, share_served: float, series
         for cohort, start in (selected or {}).items():
             sel_from = F.when(F.col("cohort") == cohort, F.lit(start)).otherwise(sel_from)
         grid = grid.withColumn("_sel_from", sel_from)
-        in_selected = F.coalesce((F.col("_day") >= F.col("_sel_from")) & (F.col("_day") < F.col("index_date")),
-                                 F.lit(False))
-        days = (grid.join(stays, on=["person_key"], how="inner")
-                .filter((F.col("_from") < F.col("_next")) & (F.col("_to") > F.col("_start")))
-                .withColumn("_day", F.explode(F.sequence(F.greatest("_from", "_start"),
-                                                         F.date_sub(F.least("_to", "_next"), 1))))
-                .filter((F.col("_day") <= F.lit(end)) & ~in_selected)
-                .select("person_key", "cohort", "rel_month", "_day").distinct()
-                .groupBy("person_key", "cohort", "rel_month").agg(F.count("*").alias("_custody")))
+        in_selected = F.coalesce(
+            (F.col("_day") >= F.col("_sel_from")) & (F.col("_day") < F.col("index_date")), F.lit(False)
+        )
+        days = (
+            grid.join(stays, on=["person_key"], how="inner")
+            .filter((F.col("_from") < F.col("_next")) & (F.col("_to") > F.col("_start")))
+            .withColumn(
+                "_day", F.explode(F.sequence(F.greatest("_from", "_start"), F.date_sub(F.least("_to", "_next"), 1)))
+            )
+            .filter((F.col("_day") <= F.lit(end)) & ~in_selected)
+            .select("person_key", "cohort", "rel_month", "_day")
+            .distinct()
+            .groupBy("person_key", "cohort", "rel_month")
+            .agg(F.count("*").alias("_custody"))
+        )
         after_end = F.greatest(F.lit(0), F.datediff("_next", F.greatest("_start", F.date_add(F.lit(end), 1))))
         # (greatest/least skip nulls, so a cohort without a window is tested for explicitly.)
-        selected_days = F.when(F.col("_sel_from").isNull(), F.lit(0)).otherwise(F.greatest(
-            F.lit(0), F.datediff(F.least("_next", "index_date"), F.greatest("_start", "_sel_from"))))
-        return (grid.join(days, on=["person_key", "cohort", "rel_month"], how="left")
-                .withColumn("_away", F.least("_days", F.coalesce("_custody", F.lit(0)) + after_end + selected_days))
-                .select("person_key", "cohort", "rel_month",
-                        ((F.col("_days") - F.col("_away")) / F.col("_days")).alias("at_risk")))
+        selected_days = F.when(F.col("_sel_from").isNull(), F.lit(0)).otherwise(
+            F.greatest(F.lit(0), F.datediff(F.least("_next", "index_date"), F.greatest("_start", "_sel_from")))
+        )
+        return (
+            grid.join(days, on=["person_key", "cohort", "rel_month"], how="left")
+            .withColumn("_away", F.least("_days", F.coalesce("_custody", F.lit(0)) + after_end + selected_days))
+            .select(
+                "person_key",
+                "cohort",
+                "rel_month",
+                ((F.col("_days") - F.col("_away")) / F.col("_days")).alias("at_risk"),
+            )
+        )
+
     return _
 
 
@@ -208,15 +309,19 @@ def hearing_counts(hearings: DataFrame, cases: DataFrame, horizon_days: int) -> 
     """Bronze hearings + cases -> case_id, hearings, adjournments within horizon_days of the
     case's first hearing (so a long case and a case cut by the extract count the same span)."""
     first = cases.select("case_id", "first_hearing_date")
-    within = (F.col("hearing_date").isNull()
-              | (F.col("hearing_date") <= F.date_add("first_hearing_date", horizon_days)))
+    within = F.col("hearing_date").isNull() | (F.col("hearing_date") <= F.date_add("first_hearing_date", horizon_days))
     adjourned = F.coalesce(F.col("adjourned"), F.lit(False))
-    return hearings.join(first, on=["case_id"], how="inner").groupBy("case_id").agg(
-        F.sum(F.when(within, 1).otherwise(0)).alias("hearings"),
-        F.sum(F.when(within & adjourned, 1).otherwise(0)).alias("adjournments"),
-        # Every hearing of the case, for the plain specification.
-        F.count("*").alias("hearings_all"),
-        F.sum(F.when(adjourned, 1).otherwise(0)).alias("adjournments_all"))
+    return (
+        hearings.join(first, on=["case_id"], how="inner")
+        .groupBy("case_id")
+        .agg(
+            F.sum(F.when(within, 1).otherwise(0)).alias("hearings"),
+            F.sum(F.when(within & adjourned, 1).otherwise(0)).alias("adjournments"),
+            # Every hearing of the case, for the plain specification.
+            F.count("*").alias("hearings_all"),
+            F.sum(F.when(adjourned, 1).otherwise(0)).alias("adjournments_all"),
+        )
+    )
 
 
 def arrest_dates(offences: DataFrame) -> DataFrame:
@@ -227,54 +332,81 @@ def arrest_dates(offences: DataFrame) -> DataFrame:
     same person and dates gives it (the earliest arrest if two offences share the dates).
     """
     order = Window.partitionBy("person_key", "offence_date", "charge_date").orderBy("arrest_date", "offence_id")
-    return (offences.filter(F.col("offence_date").isNotNull() & F.col("charge_date").isNotNull())
-            .withColumn("_n", F.row_number().over(order)).filter(F.col("_n") == 1)
-            .select("person_key", "offence_date", "charge_date", "arrest_date", "offence_id"))
+    return (
+        offences.filter(F.col("offence_date").isNotNull() & F.col("charge_date").isNotNull())
+        .withColumn("_n", F.row_number().over(order))
+        .filter(F.col("_n") == 1)
+        .select("person_key", "offence_date", "charge_date", "arrest_date", "offence_id")
+    )
 
 
-def cohort_cases(cohorts: DataFrame, index_ids: DataFrame, hearings: DataFrame, arrests: DataFrame, end: dt.date,
-                 series: tuple[int, int], pre: tuple[int, int], post: tuple[int, int],
-                 horizon_days: int) -> Transform:
+def cohort_cases(
+    cohorts: DataFrame,
+    index_ids: DataFrame,
+    hearings: DataFrame,
+    arrests: DataFrame,
+    end: dt.date,
+    series: tuple[int, int],
+    pre: tuple[int, int],
+    post: tuple[int, int],
+    horizon_days: int,
+) -> Transform:
     """Linked HMCTS cases (person_key + bronze columns) -> the cohorts' cases with their timeliness.
 
     hearings: hearing_counts(); arrests: arrest_dates(); both unique on their join keys.
     A case is its PNC offence's (same person, offence and charge dates): the case with the index
     offence's dates sits in month 0. Open cases keep the days to the extract's end, marked not observed.
     """
+
     def _(cases: DataFrame) -> DataFrame:
         open_ = F.col("completion_date").isNull()
         days_to_end = F.datediff(F.lit(end), "first_hearing_date")
         sentenced = F.col("sentence_date").isNotNull()
-        return (cases.filter(F.col("offence_date").isNotNull())
-                .join(hearings, on=["case_id"], how="left")
-                .join(arrests, on=["person_key", "offence_date", "charge_date"], how="left")
-                .transform(_placed(cohorts, index_ids, series, pre, post,
-                                   ["person_key", "offence_date", "charge_date"], "offence_date"))
-                .withColumn("completed", ~open_)
-                .withColumn("duration_days", F.when(open_, days_to_end)
-                            .otherwise(F.datediff("completion_date", "first_hearing_date")))
-                .withColumn("duration_observed", ~open_)
-                .withColumn("hearings_observed", F.date_add("first_hearing_date", horizon_days) <= F.lit(end))
-                .withColumn("hearings", F.coalesce("hearings", F.lit(0)))
-                .withColumn("adjournments", F.coalesce("adjournments", F.lit(0)))
-                .withColumn("hearings_all", F.coalesce("hearings_all", F.lit(0)))
-                .withColumn("adjournments_all", F.coalesce("adjournments_all", F.lit(0)))
-                # Sentenced: observed. Open: censored at the end. Completed without a sentence: none.
-                .withColumn("arrest_to_sentence_days",
-                            F.when(sentenced, F.datediff("sentence_date", "arrest_date"))
-                            .when(open_, F.datediff(F.lit(end), "arrest_date")))
-                .withColumn("sentence_observed", sentenced)
-                .select(*CASE_COLUMNS))
+        return (
+            cases.filter(F.col("offence_date").isNotNull())
+            .join(hearings, on=["case_id"], how="left")
+            .join(arrests, on=["person_key", "offence_date", "charge_date"], how="left")
+            .transform(
+                _placed(
+                    cohorts, index_ids, series, pre, post, ["person_key", "offence_date", "charge_date"], "offence_date"
+                )
+            )
+            .withColumn("completed", ~open_)
+            .withColumn(
+                "duration_days",
+                F.when(open_, days_to_end).otherwise(F.datediff("completion_date", "first_hearing_date")),
+            )
+            .withColumn("duration_observed", ~open_)
+            .withColumn("hearings_observed", F.date_add("first_hearing_date", horizon_days) <= F.lit(end))
+            .withColumn("hearings", F.coalesce("hearings", F.lit(0)))
+            .withColumn("adjournments", F.coalesce("adjournments", F.lit(0)))
+            .withColumn("hearings_all", F.coalesce("hearings_all", F.lit(0)))
+            .withColumn("adjournments_all", F.coalesce("adjournments_all", F.lit(0)))
+            # Sentenced: observed. Open: censored at the end. Completed without a sentence: none.
+            .withColumn(
+                "arrest_to_sentence_days",
+                F.when(sentenced, F.datediff("sentence_date", "arrest_date")).when(
+                    open_, F.datediff(F.lit(end), "arrest_date")
+                ),
+            )
+            .withColumn("sentence_observed", sentenced)
+            .select(*CASE_COLUMNS)
+        )
+
     return _
 
 
 # The stage's steps, in the order pipeline.Job.series calls them.
 
+
 def linked_offences(record_person: DataFrame, people: DataFrame) -> Transform:
     """Bronze PNC offences -> the offences of `people`, each with its person_key."""
+
     def _(offences: DataFrame) -> DataFrame:
-        return (offences.withColumn("record_key", F.col("offence_id"))
-                .transform(events.with_person("pnc/offences", record_person, people)))
+        return offences.withColumn("record_key", F.col("offence_id")).transform(
+            events.with_person("pnc/offences", record_person, people)
+        )
+
     return _
 
 
@@ -285,9 +417,12 @@ def with_follow_up(end: dt.date, analysis: AnalysisConf) -> Transform:
 
 def linked_cases(record_person: DataFrame, people: DataFrame) -> Transform:
     """Bronze HMCTS cases -> the cases of `people`, each with its person_key."""
+
     def _(cases: DataFrame) -> DataFrame:
-        return (cases.withColumn("record_key", F.col("case_id"))
-                .transform(events.with_person("hmcts/cases", record_person, people)))
+        return cases.withColumn("record_key", F.col("case_id")).transform(
+            events.with_person("hmcts/cases", record_person, people)
+        )
+
     return _
 
 
@@ -297,20 +432,37 @@ def classified_offences(cohorts: DataFrame, index_ids: DataFrame, analysis: Anal
     return cohort_offences(cohorts, index_ids, a.series_months, a.pre_months, a.post_months, a.waiting_months)
 
 
-def classified_cases(cohorts: DataFrame, index_ids: DataFrame, offences: DataFrame, hearings: DataFrame,
-                     end: dt.date, analysis: AnalysisConf) -> Transform:
+def classified_cases(
+    cohorts: DataFrame,
+    index_ids: DataFrame,
+    offences: DataFrame,
+    hearings: DataFrame,
+    end: dt.date,
+    analysis: AnalysisConf,
+) -> Transform:
     """Linked HMCTS cases -> the analysis layer's court_cases table: hearings counted from bronze
     hearings, arrests taken from the linked PNC offences."""
     a = analysis
 
     def _(cases: DataFrame) -> DataFrame:
         counted = hearing_counts(hearings, cases, a.restricted_mean_days)
-        return cases.transform(cohort_cases(cohorts, index_ids, counted, arrest_dates(offences), end,
-                                            a.series_months, a.pre_months, a.post_months, a.restricted_mean_days))
+        return cases.transform(
+            cohort_cases(
+                cohorts,
+                index_ids,
+                counted,
+                arrest_dates(offences),
+                end,
+                a.series_months,
+                a.pre_months,
+                a.post_months,
+                a.restricted_mean_days,
+            )
+        )
+
     return _
 
 
 def at_risk(cohorts: DataFrame, end: dt.date, share_served: float, analysis: AnalysisConf) -> Transform:
     """months_at_risk with the historic control's charge window taken off its pre-index months."""
-    return months_at_risk(cohorts, end, share_served, analysis.series_months,
-                          {HISTORIC: analysis.historic_window()[0]})
+    return months_at_risk(cohorts, end, share_served, analysis.series_months, {HISTORIC: analysis.historic_window()[0]})

@@ -2,6 +2,7 @@
 
 A value that cannot be an identifier of the kind becomes null; it never costs the row.
 """
+
 from __future__ import annotations
 
 from pyspark.sql import Column
@@ -71,5 +72,12 @@ def pnc_id(c: Column) -> Column:
     return F.when(value.rlike(PNC_ID), value)
 
 
-BY_KIND = {"name": name, "initial": initial, "dob": dob, "postcode": postcode, "sector": sector,
-           "nhs": nhs_number, "pnc": pnc_id}
+BY_KIND = {
+    "name": name,
+    "initial": initial,
+    "dob": dob,
+    "postcode": postcode,
+    "sector": sector,
+    "nhs": nhs_number,
+    "pnc": pnc_id,
+}

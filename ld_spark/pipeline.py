@@ -12,6 +12,7 @@ outputs to the catalog and releases what it must through the publisher:
     effects    effects.estimate           every estimand (statsmodels), the economics, the event study
     release    release.publish            results/ after disclosure control, with its manifest
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -124,8 +125,11 @@ class Job:
         classified: dict[str, DataFrame] = {}
 
         def load(table: str) -> dict[str, int]:
-            classified[table] = self.read(catalog.landing(table)).transform(bronze.classify(table)).persist(
-                StorageLevel.MEMORY_AND_DISK)
+            classified[table] = (
+                self.read(catalog.landing(table))
+                .transform(bronze.classify(table))
+                .persist(StorageLevel.MEMORY_AND_DISK)
+            )
             catalog.write(classified[table].transform(bronze.typed(table)), self.out, catalog.bronze(table))
             return bronze.state_counts(classified[table])
 
@@ -142,8 +146,12 @@ class Job:
         columns = ["source_table", "read", *bronze.STATES]
         write_csv(catalog.file(self.out, catalog.RECONCILIATION_FILE), columns, rows)
         released = self.publisher.table("reconciliation.csv", columns, rows)
-        tracking.log_rows("rows_", [{**r, "source_table": source_name(r["source_table"])} for r in released],
-                          "source_table", columns[1:])
+        tracking.log_rows(
+            "rows_",
+            [{**r, "source_table": source_name(r["source_table"])} for r in released],
+            "source_table",
+            columns[1:],
+        )
         return reconciled
 
     def linkage(self, person_key: bytes) -> None:
@@ -154,8 +162,9 @@ class Job:
         conf = self.config.linkage
         identity = {table: self.bronze(table) for table, _, _ in link.identity.SOURCES.values()}
         model_in = Path(conf.model_in) if conf.model_in else None
-        with link.people(self.spark, identity, conf, person_key, catalog.file(self.out, catalog.SPLINK_WORK),
-                         model_in) as (record_person_identity, model):
+        with link.people(
+            self.spark, identity, conf, person_key, catalog.file(self.out, catalog.SPLINK_WORK), model_in
+        ) as (record_person_identity, model):
             linked = self.save(record_person_identity, catalog.RECORD_PERSON_IDENTITY)
         event_tables = {table: self.bronze(table) for table in link.events.EVENT_PARENTS}
         self.save(link.events.record_person(linked, event_tables), catalog.RECORD_PERSON)
@@ -170,8 +179,9 @@ class Job:
 
         truth_file = catalog.file(self.raw, catalog.TRUTH_RECORD_PERSON)
         truth = self.spark.read.csv(str(truth_file), header=True) if truth_file.exists() else None
-        quality = self.publisher.table("linkage_quality.csv", link.quality.QUALITY_COLUMNS,
-                                       link.quality.quality_rows(linked, truth))
+        quality = self.publisher.table(
+            "linkage_quality.csv", link.quality.QUALITY_COLUMNS, link.quality.quality_rows(linked, truth)
+        )
         tracking.log_rows("linkage.", quality, "source_table", link.quality.QUALITY_COLUMNS[1:])
 
     def series(self) -> list[dict]:
@@ -185,21 +195,28 @@ class Job:
         mlflow.log_param("analysis.follow_up_end_used", end.isoformat())
         record_person = self.read(catalog.RECORD_PERSON)
         # Exact dates (referral, index) stay in the linkage layer; the analysis layer gets months.
-        referrals = self.save(self.bronze("ld_referrals").transform(cohorts.referrals(record_person)),
-                              catalog.REFERRALS)
+        referrals = self.save(
+            self.bronze("ld_referrals").transform(cohorts.referrals(record_person)), catalog.REFERRALS
+        )
         evaluation = referrals.transform(cohorts.evaluation_cohort(a.window(), end, a.min_follow_up_months))
         pnc = self.bronze("pnc/offences").transform(justice.linked_offences(record_person, evaluation))
         with cached(pnc) as offences:
-            both = self.save(cohorts.both_cohorts(evaluation, offences, a).transform(justice.with_follow_up(end, a)),
-                             catalog.COHORT_INDEX)
+            both = self.save(
+                cohorts.both_cohorts(evaluation, offences, a).transform(justice.with_follow_up(end, a)),
+                catalog.COHORT_INDEX,
+            )
             self.save(both.transform(cohorts.dates_as_months), catalog.COHORTS)
             cases = self.bronze("hmcts/cases").transform(justice.linked_cases(record_person, both))
             with cached(offences.transform(justice.index_offences(both, a.index_offence_tolerance_days))) as index_ids:
-                classified = self.save(offences.transform(justice.classified_offences(both, index_ids, a)),
-                                       catalog.OFFENCES)
-                self.save(cases.transform(justice.classified_cases(both, index_ids, offences,
-                                                                   self.bronze("hmcts/hearings"), end, a)),
-                          catalog.COURT_CASES)
+                classified = self.save(
+                    offences.transform(justice.classified_offences(both, index_ids, a)), catalog.OFFENCES
+                )
+                self.save(
+                    cases.transform(
+                        justice.classified_cases(both, index_ids, offences, self.bronze("hmcts/hearings"), end, a)
+                    ),
+                    catalog.COURT_CASES,
+                )
             at_risk = offences.transform(justice.at_risk(both, end, self.config.economics.share_of_sentence_served, a))
             dated = events.cohort_events(self.bronze, record_person, both)
             monthly = self.save(series.events(dated, justice.offence_events(classified), both, a), catalog.EVENTS)
@@ -213,27 +230,41 @@ class Job:
 
         publish, path = self.publisher, self.publisher.path
         rates = series.figure1_rows(panel)
-        report.figure1(publish.table("figure1.csv", ["cohort", "rel_month", "outcome", "persons", "events", "rate"],
-                                     rates), path("figure1.png"))
+        report.figure1(
+            publish.table("figure1.csv", ["cohort", "rel_month", "outcome", "persons", "events", "rate"], rates),
+            path("figure1.png"),
+        )
         described = descriptives.descriptive_estimates(both, referred, panel, self.config.analysis.prior_contact_months)
         released = publish.estimates("descriptives.csv", described)
-        publish.table("vulnerability_profile.csv", ["vulnerability", "people", "referred", "pct"],
-                      descriptives.vulnerability_profile(descriptives.vulnerability_counts(referred)))
-        sites = publish.table("site_onward_referrals.csv", ["site_code", "referrals", *ONWARD_REFERRALS],
-                              [r.asDict() for r in uptake.site_onward_counts(referred).collect()])
+        publish.table(
+            "vulnerability_profile.csv",
+            ["vulnerability", "people", "referred", "pct"],
+            descriptives.vulnerability_profile(descriptives.vulnerability_counts(referred)),
+        )
+        sites = publish.table(
+            "site_onward_referrals.csv",
+            ["site_code", "referrals", *ONWARD_REFERRALS],
+            [r.asDict() for r in uptake.site_onward_counts(referred).collect()],
+        )
         report.funnel_plot(sites, "iapt", path("site_funnel_iapt.png"))
-        declining = publish.table("declined_by_vulnerability.csv",
-                                  ["vulnerability", "people", "declined", "people_without", "declined_without"],
-                                  [r.asDict() for r in uptake.declined_by_vulnerability(referred).collect()])
+        declining = publish.table(
+            "declined_by_vulnerability.csv",
+            ["vulnerability", "people", "declined", "people_without", "declined_without"],
+            [r.asDict() for r in uptake.declined_by_vulnerability(referred).collect()],
+        )
         report.declined_chart(declining, path("declined_by_vulnerability.png"))
         # Released (rounded) counts only: these are people.
-        not_followed = {r["estimand"]: r["estimate"] for r in released
-                        if r["estimand"].startswith("n_justice_not_followed_")}
+        not_followed = {
+            r["estimand"]: r["estimate"] for r in released if r["estimand"].startswith("n_justice_not_followed_")
+        }
         mlflow.log_metrics({k: float(v) for k, v in not_followed.items() if v is not None})
-        print(f"extract end {end.isoformat()}: left out of the justice outcomes "
-              "(follow-up + waiting period past the end): "
-              + ", ".join(f"{k.rsplit('_', 1)[1]} {v if v is not None else 'suppressed'}"
-                          for k, v in not_followed.items()))
+        print(
+            f"extract end {end.isoformat()}: left out of the justice outcomes "
+            "(follow-up + waiting period past the end): "
+            + ", ".join(
+                f"{k.rsplit('_', 1)[1]} {v if v is not None else 'suppressed'}" for k, v in not_followed.items()
+            )
+        )
         return described
 
     def effects(self, described: list[dict]) -> None:
@@ -241,8 +272,9 @@ class Job:
         table (exact), results/estimates.csv (released), the forest plot and the event study."""
         a = self.config.analysis
         panel = self.read(catalog.PANEL)
-        fitted = effects.estimate(panel, self.read(catalog.OFFENCES), self.read(catalog.COURT_CASES), a,
-                                  self.config.economics)
+        fitted = effects.estimate(
+            panel, self.read(catalog.OFFENCES), self.read(catalog.COURT_CASES), a, self.config.economics
+        )
         rows = effects.results_table(described, fitted)
         self.save(self.spark.createDataFrame([_typed_result(r) for r in rows], RESULT_SCHEMA), catalog.ESTIMATES)
         derived = [name for name in ESTIMANDS if name.startswith("savings_")]
@@ -259,19 +291,23 @@ class Job:
         self.publisher.write_report()
         report_rows = self.publisher.report.rows
         mlflow.log_metric("sdc.cells_ruled", len(report_rows))
-        mlflow.log_metric("sdc.cells_suppressed_or_withheld",
-                          sum(r["action"] in ("suppressed", "withheld") for r in report_rows))
+        mlflow.log_metric(
+            "sdc.cells_suppressed_or_withheld", sum(r["action"] in ("suppressed", "withheld") for r in report_rows)
+        )
         manifest = self.publisher.commit(run_id, catalog.versions(self.out))
         for name in [*manifest["files"], MANIFEST]:
-            if name != "match_weights.png":   # logged with the model, under linkage/
+            if name != "match_weights.png":  # logged with the model, under linkage/
                 mlflow.log_artifact(str(self.publisher.results / name), artifact_path="results")
 
     def summary(self, reconciled: dict[str, dict[str, int]], run_id: str) -> None:
-        total = {state: sum(r[state] for r in reconciled.values()) for state in ("read", bronze.LOADED,
-                                                                                  bronze.QUARANTINED)}
-        print(f"read {total['read']:,d} rows from {len(reconciled)} tables: {total[bronze.LOADED]:,d} loaded into "
-              f"bronze Delta tables, {total[bronze.QUARANTINED]:,d} quarantined with their reason, "
-              f"under {self.out / catalog.LINKAGE}")
+        total = {
+            state: sum(r[state] for r in reconciled.values()) for state in ("read", bronze.LOADED, bronze.QUARANTINED)
+        }
+        print(
+            f"read {total['read']:,d} rows from {len(reconciled)} tables: {total[bronze.LOADED]:,d} loaded into "
+            f"bronze Delta tables, {total[bronze.QUARANTINED]:,d} quarantined with their reason, "
+            f"under {self.out / catalog.LINKAGE}"
+        )
         print(f"results (after disclosure control, see sdc_report.csv): {self.publisher.results}")
         tracking_uri = tracking.redact_uri(self.config.mlflow.tracking_uri)  # may hold a database password
         print(f"MLflow run {run_id} in {tracking_uri} (browse: .venv/bin/mlflow ui --backend-store-uri {tracking_uri})")
@@ -280,5 +316,7 @@ class Job:
 def _typed_result(row: dict) -> dict:
     """A results row with its numbers as floats, for the gold table's schema."""
     numbers = ("estimate", "ci_low", "ci_high", "p_value")
-    return {k: (float(row[k]) if k in numbers and row[k] is not None else row[k])
-            for k in ("estimand", *numbers, "n", "method")}
+    return {
+        k: (float(row[k]) if k in numbers and row[k] is not None else row[k])
+        for k in ("estimand", *numbers, "n", "method")
+    }

@@ -3,6 +3,7 @@
 Months are calendar months relative to the index month (rel_month 0 = the index month), as
 contract section 3 defines them; series run from -24 to +12.
 """
+
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
@@ -20,14 +21,17 @@ def month_number(c: str | Column) -> Column:
 
 def with_rel_month(index_col: str, event_col: str) -> Transform:
     """rel_month = calendar months from the index month to the event month."""
+
     def _(df: DataFrame) -> DataFrame:
         return df.withColumn("rel_month", month_number(event_col) - month_number(index_col))
+
     return _
 
 
 def in_window(first: int, last: int) -> Transform:
     def _(df: DataFrame) -> DataFrame:
         return df.filter(F.col("rel_month").between(first, last))
+
     return _
 
 
@@ -42,10 +46,13 @@ def monthly_events(index: DataFrame, first: int, last: int) -> Transform:
     keys = F.broadcast(index.select("person_key", "cohort", "index_date"))
 
     def _(events: DataFrame) -> DataFrame:
-        return (events.join(keys, on=["person_key"], how="inner")
-                .transform(with_rel_month("index_date", "event_date"))
-                .transform(in_window(first, last))
-                .select("person_key", "cohort", "outcome", "rel_month"))
+        return (
+            events.join(keys, on=["person_key"], how="inner")
+            .transform(with_rel_month("index_date", "event_date"))
+            .transform(in_window(first, last))
+            .select("person_key", "cohort", "outcome", "rel_month")
+        )
+
     return _
 
 
@@ -62,8 +69,13 @@ def month_panel(index: DataFrame, monthly: DataFrame, outcomes: list[str], first
     grid = index.select("person_key", "cohort", *carried).crossJoin(F.broadcast(months))
     counted = monthly.groupBy("person_key", "cohort", "rel_month").pivot("outcome", outcomes).count()
     panel = grid.join(counted, on=["person_key", "cohort", "rel_month"], how="left")
-    return panel.select("person_key", "cohort", *carried, "rel_month",
-                        *[F.coalesce(F.col(o), F.lit(0)).cast("long").alias(o) for o in outcomes])
+    return panel.select(
+        "person_key",
+        "cohort",
+        *carried,
+        "rel_month",
+        *[F.coalesce(F.col(o), F.lit(0)).cast("long").alias(o) for o in outcomes],
+    )
 
 
 def person_month_panel(index: DataFrame, events: DataFrame, outcomes: list[str], first: int, last: int) -> DataFrame:
@@ -73,10 +85,11 @@ def person_month_panel(index: DataFrame, events: DataFrame, outcomes: list[str],
 
 def with_period(pre: tuple[int, int], post: tuple[int, int]) -> Transform:
     """period = 'pre' / 'post' for rel_month in the effect windows, null outside them."""
+
     def _(df: DataFrame) -> DataFrame:
         rel = F.col("rel_month")
-        return df.withColumn("period", F.when(rel.between(*pre), F.lit("pre"))
-                             .when(rel.between(*post), F.lit("post")))
+        return df.withColumn("period", F.when(rel.between(*pre), F.lit("pre")).when(rel.between(*post), F.lit("post")))
+
     return _
 
 
@@ -85,17 +98,23 @@ def monthly_rates(outcomes: list[str]) -> Transform:
 
     The unadjusted series of Figure 1: every person counts in every month, zeros included.
     """
+
     def _(panel: DataFrame) -> DataFrame:
         sums = panel.groupBy("cohort", "rel_month").agg(
-            F.count("*").alias("persons"), *[F.sum(o).alias(o) for o in outcomes])
+            F.count("*").alias("persons"), *[F.sum(o).alias(o) for o in outcomes]
+        )
         stacked = F.stack(F.lit(len(outcomes)), *[x for o in outcomes for x in (F.lit(o), F.col(o))])
-        return (sums.select("cohort", "rel_month", "persons", stacked.alias("outcome", "events"))
-                .withColumn("rate", F.col("events") / F.col("persons"))
-                .select("cohort", "rel_month", "outcome", "persons", "events", "rate"))
+        return (
+            sums.select("cohort", "rel_month", "persons", stacked.alias("outcome", "events"))
+            .withColumn("rate", F.col("events") / F.col("persons"))
+            .select("cohort", "rel_month", "outcome", "persons", "events", "rate")
+        )
+
     return _
 
 
 # The stage's steps, in the order pipeline.Job.series calls them.
+
 
 def events(dated: DataFrame, offence_events: DataFrame, cohorts: DataFrame, analysis: AnalysisConf) -> DataFrame:
     """The analysis layer's events table: dated health events placed in months relative to each
@@ -108,9 +127,11 @@ def panel(cohorts: DataFrame, monthly: DataFrame, at_risk: DataFrame, analysis: 
     month's share at risk of offending and its period (pre, post or neither)."""
     a = analysis
     index = cohorts.select("person_key", "cohort", "in_outcomes", "justice_followed")
-    return (month_panel(index, monthly, PANEL_OUTCOMES, *a.series_months)
-            .join(at_risk, on=["person_key", "cohort", "rel_month"], how="left")
-            .transform(with_period(a.pre_months, a.post_months)))
+    return (
+        month_panel(index, monthly, PANEL_OUTCOMES, *a.series_months)
+        .join(at_risk, on=["person_key", "cohort", "rel_month"], how="left")
+        .transform(with_period(a.pre_months, a.post_months))
+    )
 
 
 def figure1_rows(panel: DataFrame) -> list[dict]:

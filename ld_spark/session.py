@@ -1,4 +1,5 @@
 """The one place a SparkSession is built."""
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,7 @@ def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
         # Under spark-submit, --master, --jars/--packages and driver memory are its to set.
         builder = builder.master(conf.master).config("spark.driver.memory", conf.driver_memory)
     builder = (
-        builder
-        .config("spark.sql.shuffle.partitions", str(conf.shuffle_partitions))
+        builder.config("spark.sql.shuffle.partitions", str(conf.shuffle_partitions))
         # Delta rebuilds a table's state from its log on every read and write with this many
         # tasks (default 50): far more than a log of a few hundred files needs.
         .config("spark.databricks.delta.snapshotPartitions", str(conf.shuffle_partitions))
@@ -57,17 +57,22 @@ def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     if conf.master.startswith("local") and not submitted:
-        builder = (builder.config("spark.ui.enabled", "false")
-                   .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1"))
+        builder = (
+            builder.config("spark.ui.enabled", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+        )
     if submitted:
-        pass   # spark-submit's --jars / --packages already gave the session its jars
+        pass  # spark-submit's --jars / --packages already gave the session its jars
     elif jars:
         builder = builder.config("spark.jars", ",".join(str(j) for j in [*jars, splink_jar()]))
     else:
         # No cached jars (e.g. a cluster image that ships them elsewhere): let Ivy resolve.
-        builder = builder.config("spark.jars.packages", conf.delta_package).config(
-            "spark.jars.ivy", str(_project_path(conf.ivy_dir))
-        ).config("spark.jars", str(splink_jar()))
+        builder = (
+            builder.config("spark.jars.packages", conf.delta_package)
+            .config("spark.jars.ivy", str(_project_path(conf.ivy_dir)))
+            .config("spark.jars", str(splink_jar()))
+        )
     for key, value in conf.extra.items():
         builder = builder.config(key, value)
     return builder

@@ -4,6 +4,7 @@
 from the cache, and Splink's similarity functions from its wheel) as one comma-separated list,
 for `spark-submit --jars`.
 """
+
 import sys
 
 from ld_spark import config, session

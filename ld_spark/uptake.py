@@ -3,6 +3,7 @@
 Both read the referred people of the evaluation window (one row each, their first referral
 there, consenting or not: these are the L&D services' own case records).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,10 +20,14 @@ def site_onward_counts(referred: DataFrame) -> DataFrame:
     """Referred people -> site_code, referrals (not declined), and people onward-referred to each service."""
     offered = referred.filter(~declined())
     kinds = F.split(F.coalesce(F.col("onward_referrals"), F.lit("")), ";")
-    return (offered.groupBy("site_code")
-            .agg(F.count("*").alias("referrals"),
-                 *[F.sum(F.array_contains(kinds, k).cast("int")).alias(k) for k in ONWARD_REFERRALS])
-            .orderBy("site_code"))
+    return (
+        offered.groupBy("site_code")
+        .agg(
+            F.count("*").alias("referrals"),
+            *[F.sum(F.array_contains(kinds, k).cast("int")).alias(k) for k in ONWARD_REFERRALS],
+        )
+        .orderBy("site_code")
+    )
 
 
 def declined_by_vulnerability(referred: DataFrame) -> DataFrame:
@@ -31,12 +36,15 @@ def declined_by_vulnerability(referred: DataFrame) -> DataFrame:
     parts = []
     for v in VULNERABILITIES:
         flag = F.coalesce(F.col(f"vuln_{v}"), F.lit(False))
-        parts.append(referred.agg(
-            F.lit(v).alias("vulnerability"),
-            F.sum(flag.cast("int")).alias("people"),
-            F.sum(F.when(flag, said_no).otherwise(0)).alias("declined"),
-            F.sum((~flag).cast("int")).alias("people_without"),
-            F.sum(F.when(~flag, said_no).otherwise(0)).alias("declined_without")))
+        parts.append(
+            referred.agg(
+                F.lit(v).alias("vulnerability"),
+                F.sum(flag.cast("int")).alias("people"),
+                F.sum(F.when(flag, said_no).otherwise(0)).alias("declined"),
+                F.sum((~flag).cast("int")).alias("people_without"),
+                F.sum(F.when(~flag, said_no).otherwise(0)).alias("declined_without"),
+            )
+        )
     return union_all(parts)
 
 

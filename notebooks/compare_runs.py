@@ -27,8 +27,9 @@ import pandas as pd
 
 mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
 experiment = os.environ.get("LD_SPARK_EXPERIMENT", "ld-spark")
-runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
-                          order_by=["start_time DESC"])
+runs = mlflow.search_runs(
+    experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'", order_by=["start_time DESC"]
+)
 chosen = os.environ.get("LD_SPARK_RUN_IDS")
 ids = chosen.split(",") if chosen else list(runs["run_id"][:2])[::-1]
 assert len(ids) == 2, f"need two finished runs, found {len(runs)}"
@@ -49,10 +50,16 @@ params[params.iloc[:, 0].astype(str) != params.iloc[:, 1].astype(str)]
 
 # %%
 names = sorted({c.split(".")[1] for c in pair.columns if c.startswith("metrics.") and c.endswith(".estimate")})
-table = pd.DataFrame({
-    name: {f"{label} {field}": pair.loc[i].get(f"metrics.{name}.{field}")
-           for i, label in zip(ids, labels) for field in ("estimate", "ci_low", "ci_high")}
-    for name in names}).T
+table = pd.DataFrame(
+    {
+        name: {
+            f"{label} {field}": pair.loc[i].get(f"metrics.{name}.{field}")
+            for i, label in zip(ids, labels)
+            for field in ("estimate", "ci_low", "ci_high")
+        }
+        for name in names
+    }
+).T
 first, second = (table[f"{label} estimate"] for label in labels)
 table["change"] = second - first
 widths = table[f"{labels[0]} ci_high"] - table[f"{labels[0]} ci_low"]

@@ -32,15 +32,29 @@ mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.
 experiment = os.environ.get("LD_SPARK_EXPERIMENT", "ld-spark")
 run_id = os.environ.get("LD_SPARK_RUN_ID")
 if not run_id:
-    finished = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
-                                  order_by=["start_time DESC"], max_results=1)
+    finished = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string="attributes.status = 'FINISHED'",
+        order_by=["start_time DESC"],
+        max_results=1,
+    )
     run_id = finished.iloc[0]["run_id"]
 run = mlflow.get_run(run_id)
 artifacts = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=tempfile.mkdtemp()))
 results = artifacts / "results"
 print(f"run {run_id}, started {pd.Timestamp(run.info.start_time, unit='ms')}, status {run.info.status}")
-pd.Series({k: run.data.params.get(k) for k in ("git_commit", "synthetic.scale", "synthetic.seed",
-                                                 "linkage.match_threshold", "analysis.follow_up_end_used")})
+pd.Series(
+    {
+        k: run.data.params.get(k)
+        for k in (
+            "git_commit",
+            "synthetic.scale",
+            "synthetic.seed",
+            "linkage.match_threshold",
+            "analysis.follow_up_end_used",
+        )
+    }
+)
 
 # %% [markdown]
 # ## Figure 1: unadjusted rates around the index offence
@@ -70,7 +84,9 @@ pd.read_csv(artifacts / "results" / "linkage_quality.csv")
 # %%
 display(Image(filename=str(results / "site_funnel_iapt.png")))
 sites = pd.read_csv(results / "site_onward_referrals.csv")
-sites.assign(iapt_share=sites["iapt"] / sites["referrals"]).sort_values("iapt_share")[["site_code", "referrals", "iapt", "iapt_share"]]
+sites.assign(iapt_share=sites["iapt"] / sites["referrals"]).sort_values("iapt_share")[
+    ["site_code", "referrals", "iapt", "iapt_share"]
+]
 
 # %% [markdown]
 # ## What disclosure control changed

@@ -1,4 +1,5 @@
 """One Spark session for the whole test run, and one small synthetic extract shared by tests."""
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,14 @@ def run_config(config, tmp_path_factory):
 def cli_run(raw, out, tracking_uri: str) -> subprocess.CompletedProcess:
     """`ld-spark run --conf test` as a user runs it: a process of its own (its own Spark too)."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out),
-                           "--conf", "test"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out), "--conf", "test"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -93,8 +100,9 @@ def killed_and_rerun(spark, run_config, finished_run, small_extract, tmp_path_fa
 
     raw, _ = small_extract
     out, _ = finished_run
-    return kill_mid_write_then_rerun(spark, run_config, raw, out, tmp_path_factory.mktemp("crash"),
-                                     lambda root: table_contents(spark, root))
+    return kill_mid_write_then_rerun(
+        spark, run_config, raw, out, tmp_path_factory.mktemp("crash"), lambda root: table_contents(spark, root)
+    )
 
 
 def delta_tables(out) -> list:
@@ -115,7 +123,10 @@ def table_contents(spark, out) -> dict[str, tuple[int, int]]:
     for path in delta_tables(out):
         df = io.read_delta(spark, path)
         columns = sorted(c for c in df.columns if c not in RUN_COLUMNS)
-        row = df.select(F.xxhash64(*columns).cast("decimal(38,0)").alias("h")).agg(
-            F.count("*").alias("n"), F.sum("h").alias("h")).first()
+        row = (
+            df.select(F.xxhash64(*columns).cast("decimal(38,0)").alias("h"))
+            .agg(F.count("*").alias("n"), F.sum("h").alias("h"))
+            .first()
+        )
         contents[str(path.relative_to(out))] = (int(row["n"]), int(row["h"] or 0))
     return contents

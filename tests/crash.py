@@ -4,6 +4,7 @@ The scenario of tests/test_reliability.py, run once per session by conftest's `k
 fixture (the rerun is also the second run the MLflow comparison and the compare notebook need).
 It records what it saw; the tests assert on the record.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,16 +28,16 @@ def delta_tables(out: Path) -> list[Path]:
 
 @dataclass
 class Crash:
-    before: dict          # table contents of the finished run
-    versions: dict        # table -> Delta version, before
-    refused: subprocess.CompletedProcess   # the run started while the first held the output
+    before: dict  # table contents of the finished run
+    versions: dict  # table -> Delta version, before
+    refused: subprocess.CompletedProcess  # the run started while the first held the output
     first_pid: int
     first_returncode: int
-    caught_mid_write: bool   # data files on disk that no commit refers to, when the kill came
-    after_kill: dict      # table contents after the kill
+    caught_mid_write: bool  # data files on disk that no commit refers to, when the kill came
+    after_kill: dict  # table contents after the kill
     versions_after_kill: dict
     rerun_exit: int
-    after_rerun: dict     # table contents after the rerun
+    after_rerun: dict  # table contents after the rerun
 
 
 def committed_files(table: Path) -> set[str]:
@@ -84,11 +85,14 @@ def holder(out: Path) -> str:
 
 
 def start_run(raw: Path, out: Path, env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out),
-                             "--conf", "test"], cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
+    return subprocess.Popen(
+        [sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out), "--conf", "test"],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def kill_mid_write_then_rerun(spark, run_config, raw: Path, out: Path, work: Path, contents) -> Crash:
@@ -106,8 +110,14 @@ def kill_mid_write_then_rerun(spark, run_config, raw: Path, out: Path, work: Pat
         while f"run pid {first.pid} " not in holder(out):
             assert first.poll() is None and time.time() < deadline, log.read_text()
             time.sleep(0.2)
-        refused = subprocess.run([sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out),
-                                  "--conf", "test"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        refused = subprocess.run(
+            [sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out), "--conf", "test"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         while not uncommitted(out, existing):
             assert first.poll() is None and time.time() < deadline, log.read_text()
             time.sleep(0.05)
@@ -119,5 +129,15 @@ def kill_mid_write_then_rerun(spark, run_config, raw: Path, out: Path, work: Pat
     caught = bool(uncommitted(out, existing))
     after_kill, versions_after_kill = contents(out), {t: io.delta_version(t) for t in delta_tables(out)}
     rerun_exit = pipeline.run(spark, run_config, raw=str(raw), out=str(out))
-    return Crash(before, versions, refused, first.pid, first.returncode, caught, after_kill, versions_after_kill,
-                 rerun_exit, contents(out))
+    return Crash(
+        before,
+        versions,
+        refused,
+        first.pid,
+        first.returncode,
+        caught,
+        after_kill,
+        versions_after_kill,
+        rerun_exit,
+        contents(out),
+    )

@@ -7,6 +7,7 @@ other row in the state it had in the clean copy, and `read = loaded + quarantine
 superseded` holding to the row. File and table damages must either be read correctly or stop the
 run before anything is written, with one line naming the table, the file and the column.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,11 +23,30 @@ from ld_spark.errors import InputError
 ROWS = 60
 TRIED: set[tuple[str, str]] = set()  # (table, damage) of every test that passed, checked by the last test
 STARTED: set[tuple[str, str]] = set()  # (test, table) of every test that began
-STRUCTURAL = ("missing_column", "empty_file", "utf16_file", "stray_file", "hidden_file", "sub_folder", "repeated_column",
-              "empty_table_directory", "missing_table_directory")
+STRUCTURAL = (
+    "missing_column",
+    "empty_file",
+    "utf16_file",
+    "stray_file",
+    "hidden_file",
+    "sub_folder",
+    "repeated_column",
+    "empty_table_directory",
+    "missing_table_directory",
+)
 HARMLESS = ("extra_column", "reordered_columns", "utf8_bom", "crlf_line_ends", "header_only_file")
-ROW_ALWAYS = ("missing_key", "extra_field", "missing_field", "field_over_csv_size_limit", "not_utf8", "quote_left_open",
-              "exact_duplicate_row", "duplicate_key_different_content", "truncated_last_line", "unterminated_quote")
+ROW_ALWAYS = (
+    "missing_key",
+    "extra_field",
+    "missing_field",
+    "field_over_csv_size_limit",
+    "not_utf8",
+    "quote_left_open",
+    "exact_duplicate_row",
+    "duplicate_key_different_content",
+    "truncated_last_line",
+    "unterminated_quote",
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +78,10 @@ def _states(spark, raw: Path, table: str) -> tuple[dict, dict, list[dict]]:
     """{(file name, line): (state, rules broken)}, the reconciliation, and the quarantine rows."""
     kind, groups = io.check_columns(spark, raw, table)
     classified = io.read_raw(spark, table, kind, groups).transform(bronze.classify(table)).cache()
-    states = {(Path(r[io.SOURCE_FILE]).name, r[io.LINE]): (r[bronze.STATUS], list(r[bronze.FAILURES]))
-              for r in classified.select(io.SOURCE_FILE, io.LINE, bronze.STATUS, bronze.FAILURES).collect()}
+    states = {
+        (Path(r[io.SOURCE_FILE]).name, r[io.LINE]): (r[bronze.STATUS], list(r[bronze.FAILURES]))
+        for r in classified.select(io.SOURCE_FILE, io.LINE, bronze.STATUS, bronze.FAILURES).collect()
+    }
     counts = bronze.state_counts(classified)
     quarantine = [r.asDict() for r in classified.transform(bronze.quarantined(table, "fuzz")).collect()]
     classified.unpersist()
@@ -95,17 +117,22 @@ def _row_damages(table: str, header: list[str]) -> list[tuple[str, str, str, obj
         def damage(row):
             row[at(column)] = value
             return row
+
         return damage
 
-    damages = [("missing_key", "missing_key", key, setter(key, "")),
-               ("extra_field", "malformed_row", "*", lambda row: row + ["surplus"]),
-               ("missing_field", "malformed_row", "*", lambda row: row[:-1]),
-               ("field_over_csv_size_limit", "malformed_row", "*", setter(header[-1], "x" * 200_000)),
-               ("not_utf8", "malformed_row", "*", None),  # written as bytes below
-               ("quote_left_open", "malformed_row", "*", None)]
+    damages = [
+        ("missing_key", "missing_key", key, setter(key, "")),
+        ("extra_field", "malformed_row", "*", lambda row: row + ["surplus"]),
+        ("missing_field", "malformed_row", "*", lambda row: row[:-1]),
+        ("field_over_csv_size_limit", "malformed_row", "*", setter(header[-1], "x" * 200_000)),
+        ("not_utf8", "malformed_row", "*", None),  # written as bytes below
+        ("quote_left_open", "malformed_row", "*", None),
+    ]
     if dates:
-        damages += [("impossible_date", "unparseable_date", dates[0], setter(dates[0], "2017-02-30")),
-                    ("date_in_another_format", "unparseable_date", dates[-1], setter(dates[-1], "03/01/2017"))]
+        damages += [
+            ("impossible_date", "unparseable_date", dates[0], setter(dates[0], "2017-02-30")),
+            ("date_in_another_format", "unparseable_date", dates[-1], setter(dates[-1], "03/01/2017")),
+        ]
     if ints:
         damages.append(("text_in_integer_column", "not_an_integer", ints[0], setter(ints[0], "twelve")))
     if yns:
@@ -116,7 +143,7 @@ def _row_damages(table: str, header: list[str]) -> list[tuple[str, str, str, obj
 
 
 def _line(index: int) -> int:
-    return index + 2   # data row 0 sits on line 2, under the header
+    return index + 2  # data row 0 sits on line 2, under the header
 
 
 @pytest.mark.parametrize("table", list(TABLES))
@@ -132,8 +159,8 @@ def test_damaged_rows_are_quarantined_with_reason_and_the_counts_reconcile(spark
     keys = [tuple(r[header.index(k)] for k in KEYS[table]) for r in rows]
     damages = _row_damages(table, header)
     assert len(loaded) >= len(damages) + 2, table
-    expected: dict[int, tuple[str, str | None]] = {}   # line -> (state, rule:column it must carry)
-    byte_damages = {}   # line -> name of a damage written as bytes below
+    expected: dict[int, tuple[str, str | None]] = {}  # line -> (state, rule:column it must carry)
+    byte_damages = {}  # line -> name of a damage written as bytes below
     tried = set()
     for i, (name, rule, column, damage) in zip(loaded, damages):
         if damage is None:
@@ -152,16 +179,16 @@ def test_damaged_rows_are_quarantined_with_reason_and_the_counts_reconcile(spark
     copy_line, changed_line = _line(len(rows) - 2), _line(len(rows) - 1)
     tried.update({(table, "exact_duplicate_row"), (table, "duplicate_key_different_content")})
     expected[copy_line] = (bronze.DUPLICATE, None)
-    if table in MONTHLY_SUBMISSION_TABLES:   # the same month sent again: the later line is the record
+    if table in MONTHLY_SUBMISSION_TABLES:  # the same month sent again: the later line is the record
         expected[_line(reused)], expected[changed_line] = (bronze.SUPERSEDED, None), (bronze.LOADED, None)
-    else:                                    # cannot be resolved: every version quarantined
+    else:  # cannot be resolved: every version quarantined
         expected[_line(reused)] = expected[changed_line] = (bronze.QUARANTINED, f"duplicate_key:{KEYS[table][0]}")
     # A truncated last line: the write stopped part-way through a row.
     expected[_line(len(rows))] = (bronze.QUARANTINED, "malformed_row:*")
     tried.add((table, "truncated_last_line"))
     _write(path, [header, *rows], tail=",".join(rows[0])[:8])
     lines = path.read_bytes().split(b"\n")
-    for line, name in byte_damages.items():   # a Latin-1 e-acute; a quote that opens a field and never closes
+    for line, name in byte_damages.items():  # a Latin-1 e-acute; a quote that opens a field and never closes
         lines[line - 1] = lines[line - 1].replace(b",", b",\xe9" if name == "not_utf8" else b',"', 1)
     path.write_bytes(b"\n".join(lines))
     # A second file whose only row opens a quote it never closes.
@@ -173,16 +200,23 @@ def test_damaged_rows_are_quarantined_with_reason_and_the_counts_reconcile(spark
     assert counts["read"] == sum(counts[s] for s in bronze.STATES)
     for line, (state, rule) in expected.items():
         got_state, got_rules = states[("part-0.csv", line)]
-        assert got_state == state and (rule is None or rule in got_rules), (table, line, got_state, got_rules, state, rule)
+        assert got_state == state and (rule is None or rule in got_rules), (
+            table,
+            line,
+            got_state,
+            got_rules,
+            state,
+            rule,
+        )
     assert states[("part-1.csv", 2)][0] == bronze.QUARANTINED and "malformed_row:*" in states[("part-1.csv", 2)][1]
     # Every other row is as in the clean copy, except earlier monthly submissions of a damaged
     # record: with the latest one quarantined, the one before it is the record again.
-    touched = {keys[i] for i in loaded[:len(damages) + 2]}
+    touched = {keys[i] for i in loaded[: len(damages) + 2]}
     for (name, line), was in clean.items():
         if line not in expected and not (table in MONTHLY_SUBMISSION_TABLES and keys[line - 2] in touched):
             assert states[(name, line)] == was, (table, line)
     assert len(quarantine) == counts[bronze.QUARANTINED]
-    for q in quarantine:   # each says where it came from and why
+    for q in quarantine:  # each says where it came from and why
         assert q["source_file"].endswith(".csv") and q["line"] and q["rule"] and q["column"] and q["record"]
     assert all(q["row_fault"] for q in quarantine if q["rule"] == "malformed_row")
     TRIED.update(tried)
@@ -194,7 +228,7 @@ def _one_line_error(spark, config, raw: Path, tmp_path: Path, *fragments: str) -
         pipeline.run(spark, config, raw=str(raw), out=str(out))
     message = str(err.value)
     assert "\n" not in message and all(f in message for f in fragments), message
-    assert not out.exists()   # nothing written
+    assert not out.exists()  # nothing written
 
 
 @pytest.mark.parametrize("table", list(TABLES))

@@ -1,4 +1,5 @@
 """Bronze rules on tiny hand-built landed frames: each row ends in exactly one state."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,11 +20,18 @@ LINEAGE = [SOURCE_FILE, LINE, ROW_FAULT]
 
 def landed(spark, table, rows):
     """rows: dicts of contract values plus optional line/fault; missing columns are null."""
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in TABLES[table]]
-                          + [T.StructField(SOURCE_FILE, T.StringType()), T.StructField(LINE, T.LongType()),
-                             T.StructField(ROW_FAULT, T.StringType())])
-    data = [tuple(r.get(c) for c in TABLES[table]) + (r.get("file", "f.csv"), r.get("line", i + 2), r.get("fault"))
-            for i, r in enumerate(rows)]
+    schema = T.StructType(
+        [T.StructField(c, T.StringType()) for c in TABLES[table]]
+        + [
+            T.StructField(SOURCE_FILE, T.StringType()),
+            T.StructField(LINE, T.LongType()),
+            T.StructField(ROW_FAULT, T.StringType()),
+        ]
+    )
+    data = [
+        tuple(r.get(c) for c in TABLES[table]) + (r.get("file", "f.csv"), r.get("line", i + 2), r.get("fault"))
+        for i, r in enumerate(rows)
+    ]
     return spark.createDataFrame(data, schema)
 
 
@@ -43,14 +51,18 @@ def test_exact_resubmission_is_a_duplicate_and_the_first_copy_is_kept(spark):
 
 
 def test_broken_rules_quarantine_the_row_with_rule_column_file_and_line(spark):
-    df = landed(spark, "hmcts/hearings", [
-        {**HEARING, "hearing_id": "H1", "hearing_date": "2017-02-30", "line": 7, "file": "hearings_2.csv"},
-        {**HEARING, "hearing_id": "H2", "hearing_type": "XX"},
-        {**HEARING, "hearing_id": None},
-        {**HEARING, "hearing_id": "H4", "adjourned": "maybe"},
-        {**HEARING, "hearing_id": "H5", "fault": "row has 4 fields, header has 5"},
-        {**HEARING, "hearing_id": "H6"},
-    ])
+    df = landed(
+        spark,
+        "hmcts/hearings",
+        [
+            {**HEARING, "hearing_id": "H1", "hearing_date": "2017-02-30", "line": 7, "file": "hearings_2.csv"},
+            {**HEARING, "hearing_id": "H2", "hearing_type": "XX"},
+            {**HEARING, "hearing_id": None},
+            {**HEARING, "hearing_id": "H4", "adjourned": "maybe"},
+            {**HEARING, "hearing_id": "H5", "fault": "row has 4 fields, header has 5"},
+            {**HEARING, "hearing_id": "H6"},
+        ],
+    )
     out = df.transform(bronze.classify("hmcts/hearings"))
     q = out.transform(bronze.quarantined("hmcts/hearings", "run-1"))
     got = {(r["rule"], r["column"], r["source_file"], r["line"]) for r in q.collect()}
@@ -74,52 +86,103 @@ def test_a_key_reused_with_different_content_quarantines_every_version(spark):
 
 
 def test_monthly_resubmissions_keep_the_latest_uniqmonthid(spark):
-    base = {"ServiceRequestId": "SR1", "LocalPatientId": "LP1", "OrgIDProv": "RXA",
-            "ReferralRequestReceivedDate": "2016-05-03", "SourceOfReferralMH": "A1", "ServTeamTypeRefToMH": "A05"}
-    df = landed(spark, "mhsds/mhs101_referral", [
-        {**base, "UniqMonthID": "1393"},
-        {**base, "UniqMonthID": "1399", "ServDischDate": "2016-10-20"},
-        {**base, "UniqMonthID": "1401", "ServDischDate": "2016-10-3x"},  # latest, but unusable
-        {**base, "ServiceRequestId": "SR2", "UniqMonthID": "1393"},
-    ])
+    base = {
+        "ServiceRequestId": "SR1",
+        "LocalPatientId": "LP1",
+        "OrgIDProv": "RXA",
+        "ReferralRequestReceivedDate": "2016-05-03",
+        "SourceOfReferralMH": "A1",
+        "ServTeamTypeRefToMH": "A05",
+    }
+    df = landed(
+        spark,
+        "mhsds/mhs101_referral",
+        [
+            {**base, "UniqMonthID": "1393"},
+            {**base, "UniqMonthID": "1399", "ServDischDate": "2016-10-20"},
+            {**base, "UniqMonthID": "1401", "ServDischDate": "2016-10-3x"},  # latest, but unusable
+            {**base, "ServiceRequestId": "SR2", "UniqMonthID": "1393"},
+        ],
+    )
     out = df.transform(bronze.classify("mhsds/mhs101_referral"))
     got = sorted((r["ServiceRequestId"], r["UniqMonthID"], r[bronze.STATUS]) for r in out.collect())
-    assert got == [("SR1", "1393", "superseded"), ("SR1", "1399", "loaded"), ("SR1", "1401", "quarantined"),
-                   ("SR2", "1393", "loaded")]
+    assert got == [
+        ("SR1", "1393", "superseded"),
+        ("SR1", "1399", "loaded"),
+        ("SR1", "1401", "quarantined"),
+        ("SR2", "1393", "loaded"),
+    ]
     typed = out.transform(bronze.typed("mhsds/mhs101_referral")).filter(F.col("ServiceRequestId") == "SR1")
     assert typed.select("ServDischDate", "UniqMonthID").collect()[0].asDict() == {
-        "ServDischDate": dt.date(2016, 10, 20), "UniqMonthID": 1399}
+        "ServDischDate": dt.date(2016, 10, 20),
+        "UniqMonthID": 1399,
+    }
 
 
 def test_bad_identity_values_become_null_and_the_row_is_kept_typed(spark):
-    row = {"AEKEY": "A1", "NEWNHSNO": "9434765918", "DOB": "1900-01-01", "SEX": "1", "HOMEADD": "ls62ab",
-           "ARRIVALDATE": "2017-03-04", "ARRIVALTIME": "0130", "PROCODE3": "RR8", "AEATTENDCAT": "1",
-           "AEATTENDDISP": "02", "AEPATGROUP": "60", "DIAG_01": "35"}
+    row = {
+        "AEKEY": "A1",
+        "NEWNHSNO": "9434765918",
+        "DOB": "1900-01-01",
+        "SEX": "1",
+        "HOMEADD": "ls62ab",
+        "ARRIVALDATE": "2017-03-04",
+        "ARRIVALTIME": "0130",
+        "PROCODE3": "RR8",
+        "AEATTENDCAT": "1",
+        "AEATTENDDISP": "02",
+        "AEPATGROUP": "60",
+        "DIAG_01": "35",
+    }
     df = landed(spark, "hes_ae", [row])
     typed = df.transform(bronze.classify("hes_ae")).transform(bronze.typed("hes_ae")).drop(SOURCE_FILE, LINE)
-    expected_schema = T.StructType([T.StructField(c, T.DateType() if c in ("DOB", "ARRIVALDATE") else T.StringType())
-                                    for c in TABLES["hes_ae"]])
-    expected = spark.createDataFrame([("A1", None, None, "1", "LS6 2AB", dt.date(2017, 3, 4), "0130", "RR8", "1", "02",
-                                       "60", "35")], expected_schema)
+    expected_schema = T.StructType(
+        [T.StructField(c, T.DateType() if c in ("DOB", "ARRIVALDATE") else T.StringType()) for c in TABLES["hes_ae"]]
+    )
+    expected = spark.createDataFrame(
+        [("A1", None, None, "1", "LS6 2AB", dt.date(2017, 3, 4), "0130", "RR8", "1", "02", "60", "35")], expected_schema
+    )
     assert_df_equality(typed, expected, ignore_nullable=True)
 
 
 def test_onward_referral_lists_and_mh_needs_are_checked(spark):
-    base = {"referral_id": "R1", "site_code": "LD01", "referral_date": "2017-02-01", "index_offence_date": "2017-02-01",
-            "point_of_contact": "police_custody", "pathway": "adult", "sex": "M", "consent": "Y", "declined": "N",
-            "mh_needs": "1", "onward_referrals": "gp;iapt"}
-    df = landed(spark, "ld_referrals", [base, {**base, "referral_id": "R2", "onward_referrals": "gp;acupuncture"},
-                                        {**base, "referral_id": "R3", "mh_needs": "9"}])
+    base = {
+        "referral_id": "R1",
+        "site_code": "LD01",
+        "referral_date": "2017-02-01",
+        "index_offence_date": "2017-02-01",
+        "point_of_contact": "police_custody",
+        "pathway": "adult",
+        "sex": "M",
+        "consent": "Y",
+        "declined": "N",
+        "mh_needs": "1",
+        "onward_referrals": "gp;iapt",
+    }
+    df = landed(
+        spark,
+        "ld_referrals",
+        [
+            base,
+            {**base, "referral_id": "R2", "onward_referrals": "gp;acupuncture"},
+            {**base, "referral_id": "R3", "mh_needs": "9"},
+        ],
+    )
     assert states(df.transform(bronze.classify("ld_referrals")), "referral_id") == {
-        "R1": "loaded", "R2": "quarantined", "R3": "quarantined"}
+        "R1": "loaded",
+        "R2": "quarantined",
+        "R3": "quarantined",
+    }
 
 
 def test_reconciliation_that_does_not_balance_stops_with_one_line_naming_table_and_counts():
-    states = {"read": 4, "loaded": 2, "quarantined": 1, "duplicate": 1, "superseded": 0}   # as state_counts gives them
+    states = {"read": 4, "loaded": 2, "quarantined": 1, "duplicate": 1, "superseded": 0}  # as state_counts gives them
     with pytest.raises(InputError) as err:
         bronze.reconciled("hmcts/hearings", 5, states)
-    assert str(err.value) == ("table hmcts/hearings: 5 records in the raw files but 4 rows accounted for (loaded 2, "
-                              "quarantined 1, duplicate 1, superseded 0): rows were lost or invented on the way to bronze")
+    assert str(err.value) == (
+        "table hmcts/hearings: 5 records in the raw files but 4 rows accounted for (loaded 2, "
+        "quarantined 1, duplicate 1, superseded 0): rows were lost or invented on the way to bronze"
+    )
 
 
 def test_balanced_reconciliation_reports_the_records_counted_in_the_raw_files():
@@ -129,11 +192,22 @@ def test_balanced_reconciliation_reports_the_records_counted_in_the_raw_files():
 
 def test_malformed_rows_with_equal_values_are_each_quarantined_not_duplicates(spark):
     # A field over the csv size limit leaves a row with no values; two such rows are not copies.
-    unreadable = {"hearing_id": None, "hearing_date": None, "hearing_type": None, "case_id": None, "adjourned": None,
-                  "fault": "malformed CSV (field larger than field limit (131072))"}
+    unreadable = {
+        "hearing_id": None,
+        "hearing_date": None,
+        "hearing_type": None,
+        "case_id": None,
+        "adjourned": None,
+        "fault": "malformed CSV (field larger than field limit (131072))",
+    }
     garbled = {**HEARING, "hearing_id": "H2", "fault": "bytes that are not UTF-8"}
     df = landed(spark, "hmcts/hearings", [unreadable, HEARING, unreadable, garbled, garbled])
     out = df.transform(bronze.classify("hmcts/hearings"))
     assert sorted((r[LINE], r[bronze.STATUS]) for r in out.collect()) == [
-        (2, "quarantined"), (3, "loaded"), (4, "quarantined"), (5, "quarantined"), (6, "quarantined")]
+        (2, "quarantined"),
+        (3, "loaded"),
+        (4, "quarantined"),
+        (5, "quarantined"),
+        (6, "quarantined"),
+    ]
     assert out.transform(bronze.quarantined("hmcts/hearings", "r")).count() == 4

@@ -8,6 +8,7 @@ on the session's small extract, linking with the local run's saved Splink model 
 training is the same code on either master), and must give the local-mode results. Every process this test
 starts is stopped by its pid.
 """
+
 from __future__ import annotations
 
 import csv
@@ -59,32 +60,58 @@ def wait_for_log(text: str, proc: subprocess.Popen, log: Path, timeout: float = 
 def cluster(tmp_path_factory):
     """spark://127.0.0.1:PORT with two one-core workers; yields (master URL, [pids])."""
     work = tmp_path_factory.mktemp("cluster")
-    env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_LOG_DIR": str(work), "SPARK_WORKER_DIR": str(work / "work")}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home()),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOG_DIR": str(work),
+        "SPARK_WORKER_DIR": str(work / "work"),
+    }
     spark_class = str(spark_home() / "bin" / "spark-class")
     port = free_port()
     processes = []
 
     def start(name: str, *args: str) -> tuple[subprocess.Popen, Path]:
         log = work / f"{name}.log"
-        proc = subprocess.Popen([spark_class, *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [spark_class, *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         processes.append(proc)
         return proc, log
 
     try:
-        master, master_log = start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                                   "--port", str(port), "--webui-port", str(free_port()))
+        master, master_log = start(
+            "master",
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(free_port()),
+        )
         wait_for_port(port, master, master_log)
         url = f"spark://127.0.0.1:{port}"
         for i in (1, 2):
-            worker, log = start(f"worker{i}", "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
-                                "--cores", "1", "--memory", "3g", "--webui-port", str(free_port()),
-                                "--work-dir", str(work / f"work{i}"))
+            worker, log = start(
+                f"worker{i}",
+                "org.apache.spark.deploy.worker.Worker",
+                url,
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "1",
+                "--memory",
+                "3g",
+                "--webui-port",
+                str(free_port()),
+                "--work-dir",
+                str(work / f"work{i}"),
+            )
             wait_for_log("Successfully registered with master", worker, log)
         yield url, [p.pid for p in processes], work
     finally:
-        for proc in reversed(processes):   # workers first; each takes its executors with it
+        for proc in reversed(processes):  # workers first; each takes its executors with it
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         for proc in processes:
@@ -95,14 +122,34 @@ def cluster(tmp_path_factory):
                 proc.wait()
 
 
-def submit(url: str, script: str, *args: str, work: Path, env: dict, timeout: int = 1800) -> subprocess.CompletedProcess:
-    jars = subprocess.run([sys.executable, "-m", "ld_spark.setup_jars", "--list"], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout.strip()
+def submit(
+    url: str, script: str, *args: str, work: Path, env: dict, timeout: int = 1800
+) -> subprocess.CompletedProcess:
+    jars = subprocess.run(
+        [sys.executable, "-m", "ld_spark.setup_jars", "--list"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
     code = shutil.make_archive(str(work / "ld_spark"), "zip", root_dir=REPO, base_dir="ld_spark")
-    command = [str(spark_home() / "bin" / "spark-submit"), "--master", url, "--deploy-mode", "client",
-               "--jars", jars, "--py-files", code, "--driver-memory", "3g", "--executor-memory", "2g",
-               "--conf", f"spark.pyspark.python={sys.executable}", "--conf", "spark.driver.host=127.0.0.1",
-               script, *args]
+    command = [
+        str(spark_home() / "bin" / "spark-submit"),
+        "--master",
+        url,
+        "--deploy-mode",
+        "client",
+        "--jars",
+        jars,
+        "--py-files",
+        code,
+        "--driver-memory",
+        "3g",
+        "--executor-memory",
+        "2g",
+        "--conf",
+        f"spark.pyspark.python={sys.executable}",
+        "--conf",
+        "spark.driver.host=127.0.0.1",
+        script,
+        *args,
+    ]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -115,14 +162,17 @@ def test_executors_import_the_code_shipped_with_py_files(cluster, tmp_path):
         "def where(_):\n"
         "    import ld_spark\n"
         "    yield ld_spark.__file__\n"
-        "print('EXECUTOR_IMPORTS', sorted(set(spark.sparkContext.parallelize(range(4), 4).mapPartitions(where).collect())))\n")
+        "print('EXECUTOR_IMPORTS', sorted(set(spark.sparkContext.parallelize(range(4), 4).mapPartitions(where).collect())))\n"
+    )
     done = submit(url, str(probe), work=tmp_path, env={**os.environ, "SPARK_HOME": str(spark_home())})
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("EXECUTOR_IMPORTS"))
     assert "ld_spark.zip" in line and str(REPO / "ld_spark") not in line, line
 
 
-def test_spark_submit_on_the_cluster_gives_the_local_mode_results(spark, cluster, finished_run, small_extract, tmp_path):
+def test_spark_submit_on_the_cluster_gives_the_local_mode_results(
+    spark, cluster, finished_run, small_extract, tmp_path
+):
     """The finished local run's extract, linked on the cluster with the local run's saved model
     (predict only, as a monthly rerun would: `linkage.model_in`)."""
     from ld_spark import catalog
@@ -134,8 +184,20 @@ def test_spark_submit_on_the_cluster_gives_the_local_mode_results(spark, cluster
     overlay = tmp_path / "saved_model.yaml"
     overlay.write_text(f"linkage:\n  model_in: {catalog.file(local_out, catalog.MODEL_FILE)}\n")
     env = {**os.environ, "SPARK_HOME": str(spark_home()), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    done = submit(url, "jobs/run.py", "--raw", str(raw), "--out", str(out), "--conf", "test", "--conf", str(overlay),
-                  work=tmp_path, env=env)
+    done = submit(
+        url,
+        "jobs/run.py",
+        "--raw",
+        str(raw),
+        "--out",
+        str(out),
+        "--conf",
+        "test",
+        "--conf",
+        str(overlay),
+        work=tmp_path,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     # It ran on the cluster: both workers launched executors for the application.
     assert len(list((work / "work1").glob("app-*"))) >= 1 and len(list((work / "work2").glob("app-*"))) >= 1

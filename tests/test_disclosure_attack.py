@@ -6,6 +6,7 @@ percentages with their intervals, per-month rate ratios). The attacker knows the
 rule and the estimators; a cell is recovered when every candidate consistent with the release
 gives the true small value.
 """
+
 from __future__ import annotations
 
 import csv
@@ -43,9 +44,13 @@ def test_a_percentage_interval_does_not_give_back_a_small_complement():
     # The attacker tries every exact (k, n) the rounded n allows, as if the interval were exact,
     # at the precision it was released to.
     digits = _decimals(released["ci_low"])
-    candidates = [(kk, nn) for nn in _window(released["n"]) for kk in range(nn - 20, nn + 1)
-                  if tuple(round(x, digits) for x in sdc.wilson(kk, nn))
-                  == (round(released["ci_low"], digits), round(released["ci_high"], digits))]
+    candidates = [
+        (kk, nn)
+        for nn in _window(released["n"])
+        for kk in range(nn - 20, nn + 1)
+        if tuple(round(x, digits) for x in sdc.wilson(kk, nn))
+        == (round(released["ci_low"], digits), round(released["ci_high"], digits))
+    ]
     complements = {nn - kk for kk, nn in candidates}
     assert complements != {n - k}, "the released interval gives back the 3 people without the vulnerability"
 
@@ -55,8 +60,12 @@ def test_an_exact_interval_would_have_given_it_back():
     proves the attack above can succeed."""
     k, n = 444, 447
     low, high = (round(100 * x, 1) for x in sdc.wilson(k, n))
-    candidates = [(kk, nn) for nn in _window(445) for kk in range(nn - 20, nn + 1)
-                  if tuple(round(100 * x, 1) for x in sdc.wilson(kk, nn)) == (low, high)]
+    candidates = [
+        (kk, nn)
+        for nn in _window(445)
+        for kk in range(nn - 20, nn + 1)
+        if tuple(round(100 * x, 1) for x in sdc.wilson(kk, nn)) == (low, high)
+    ]
     assert {nn - kk for kk, nn in candidates} == {3}
 
 
@@ -73,10 +82,12 @@ def _event_study_frame() -> pd.DataFrame:
     for evaluation, ref_events, month_events in ((1, 100, 3), (0, 120, 40)):
         for i in range(200):
             person += 1
-            rows.append({"person": person, "evaluation": evaluation, "level": "ref", "months": 12,
-                         "y": int(i < ref_events)})
-            rows.append({"person": person, "evaluation": evaluation, "level": "3", "months": 1,
-                         "y": int(i < month_events)})
+            rows.append(
+                {"person": person, "evaluation": evaluation, "level": "ref", "months": 12, "y": int(i < ref_events)}
+            )
+            rows.append(
+                {"person": person, "evaluation": evaluation, "level": "3", "months": 1, "y": int(i < month_events)}
+            )
     return pd.DataFrame(rows)
 
 
@@ -84,9 +95,19 @@ def test_an_event_study_month_resting_on_a_small_cell_is_withheld_so_the_cell_ca
     fit = estimators.event_study(_event_study_frame(), "y")
     assert fit.loc[0, "smallest_cell"] == 3
     publisher = Publisher(tmp_path / "results", RULES)
-    rows = [{"outcome": "y", "rel_month": 3, "rr": r.rr, "ci_low": r.ci_low, "ci_high": r.ci_high,
-             "people": int(r.people), "df_resid": int(r.df_resid), "smallest_cell": int(r.smallest_cell)}
-            for r in fit.itertuples()]
+    rows = [
+        {
+            "outcome": "y",
+            "rel_month": 3,
+            "rr": r.rr,
+            "ci_low": r.ci_low,
+            "ci_high": r.ci_high,
+            "people": int(r.people),
+            "df_resid": int(r.df_resid),
+            "smallest_cell": int(r.smallest_cell),
+        }
+        for r in fit.itertuples()
+    ]
     released = publisher.event_study("event_study.csv", rows)
     # Attack: rr = (E1/P1) / (R1/M1) / ((E0/P0) / (R0/M0)); every count but E1 is released
     # rounded (figure1.csv), so E1 = rr * P1 * (R1/M1) * (E0/P0) / (R0/M0) to within rounding.
@@ -96,8 +117,20 @@ def test_an_event_study_month_resting_on_a_small_cell_is_withheld_so_the_cell_ca
         assert round(e1) != 3, "the month's rate ratio gives back the evaluation cohort's 3 events"
     assert released[0]["rr"] is None and released[0]["ci_low"] is None
     # ...and a month whose cells are all large is released.
-    assert sdc.release_model_row("e.csv", "y|4", {"rr": 1.2, "ci_low": 1.0, "ci_high": 1.4}, ("rr", "ci_low", "ci_high"),
-                                 400, 399, RULES, sdc.Report(), smallest_cell=40)["rr"] == 1.2
+    assert (
+        sdc.release_model_row(
+            "e.csv",
+            "y|4",
+            {"rr": 1.2, "ci_low": 1.0, "ci_high": 1.4},
+            ("rr", "ci_low", "ci_high"),
+            400,
+            399,
+            RULES,
+            sdc.Report(),
+            smallest_cell=40,
+        )["rr"]
+        == 1.2
+    )
 
 
 def test_the_attack_rebuilds_the_cell_from_an_ungated_ratio():
@@ -112,21 +145,58 @@ def test_a_mean_a_few_values_dominate_is_suppressed(tmp_path):
     assert not sdc.dominated(spread["top_share"], spread["p_ratio"], RULES)
     assert one_big["top_share"] > 0.9 and sdc.dominated(one_big["top_share"], one_big["p_ratio"], RULES)
     publisher = Publisher(tmp_path / "results", RULES)
-    row = {"estimand": "sentence_length_ratio", "estimate": 0.8, "ci_low": 0.6, "ci_high": 1.1, "p_value": 0.2,
-           "n": 160, "method": "m", "people": 150, "df_resid": 149, "summarised_values": 40}
+    row = {
+        "estimand": "sentence_length_ratio",
+        "estimate": 0.8,
+        "ci_low": 0.6,
+        "ci_high": 1.1,
+        "p_value": 0.2,
+        "n": 160,
+        "method": "m",
+        "people": 150,
+        "df_resid": 149,
+        "summarised_values": 40,
+    }
     kept, gone = publisher.estimates("estimates.csv", [{**row, **spread}, {**row, **one_big}])
     assert kept["estimate"] == 0.8 and gone["estimate"] is None and gone["ci_high"] is None
 
 
 def test_the_report_names_the_rule_for_every_released_cell_and_states_no_count(tmp_path):
     publisher = Publisher(tmp_path / "results", RULES)
-    publisher.table("site_onward_referrals.csv", ["site_code", "referrals", "iapt"],
-                    [{"site_code": "LD01", "referrals": 40, "iapt": 3, "gp": 0, "advice": 12, "mha_assessment": 9,
-                      "drug_alcohol": 10, "mental_health": 20}])
-    publisher.estimates("estimates.csv", [
-        {"estimand": "custody_or", "estimate": 0.4, "ci_low": 0.1, "ci_high": 1.6, "p_value": 0.2, "n": 30,
-         "method": "m", "people": 6, "df_resid": 5, "summarised_values": 4},
-        {"estimand": "n_historic", "estimate": 70, "n": 70, "method": "count"}])
+    publisher.table(
+        "site_onward_referrals.csv",
+        ["site_code", "referrals", "iapt"],
+        [
+            {
+                "site_code": "LD01",
+                "referrals": 40,
+                "iapt": 3,
+                "gp": 0,
+                "advice": 12,
+                "mha_assessment": 9,
+                "drug_alcohol": 10,
+                "mental_health": 20,
+            }
+        ],
+    )
+    publisher.estimates(
+        "estimates.csv",
+        [
+            {
+                "estimand": "custody_or",
+                "estimate": 0.4,
+                "ci_low": 0.1,
+                "ci_high": 1.6,
+                "p_value": 0.2,
+                "n": 30,
+                "method": "m",
+                "people": 6,
+                "df_resid": 5,
+                "summarised_values": 4,
+            },
+            {"estimand": "n_historic", "estimate": 70, "n": 70, "method": "count"},
+        ],
+    )
     with publisher.write_report().open() as handle:
         report = list(csv.DictReader(handle))
     cells = {(r["output"], r["row"], r["column"]): r["action"] for r in report}

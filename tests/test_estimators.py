@@ -4,6 +4,7 @@ The simulations mimic the evaluation's structure: everyone is in the evaluation 
 are also in the historic control, each person has a frailty shared by all their periods, and
 the effect acts only on the evaluation cohort's post period.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,8 +48,15 @@ def test_count_did_recovers_the_planted_rate_ratio_inside_its_interval():
 
 
 def test_count_did_point_estimate_is_the_ratio_of_the_four_rates():
-    df = pd.DataFrame({"person": [1, 1, 2, 2, 1, 1], "evaluation": [1, 1, 1, 1, 0, 0], "post": [0, 1, 0, 1, 0, 1],
-                       "months": 12, "events": [2, 6, 2, 2, 4, 4]})
+    df = pd.DataFrame(
+        {
+            "person": [1, 1, 2, 2, 1, 1],
+            "evaluation": [1, 1, 1, 1, 0, 0],
+            "post": [0, 1, 0, 1, 0, 1],
+            "months": 12,
+            "events": [2, 6, 2, 2, 4, 4],
+        }
+    )
     # evaluation: pre 4, post 8 -> x2; historic: pre 4, post 4 -> x1.
     assert count_did("x", df, "events").estimate == pytest.approx(2.0)
 
@@ -57,8 +65,12 @@ def _se_ratio(df):
     """Clustered / naive standard errors of (intercept, evaluation, post, interaction)."""
     import statsmodels.api as sm
 
-    model = sm.GLM(df["events"].to_numpy(float), did_design(df), family=sm.families.Poisson(),
-                   exposure=df["months"].to_numpy(float))
+    model = sm.GLM(
+        df["events"].to_numpy(float),
+        did_design(df),
+        family=sm.families.Poisson(),
+        exposure=df["months"].to_numpy(float),
+    )
     return model.fit(cov_type="cluster", cov_kwds={"groups": df["person"].to_numpy()}).bse / model.fit().bse
 
 
@@ -75,7 +87,12 @@ def test_binary_did_recovers_a_halved_odds_of_custody():
     rows = _people(rng, n_people=4000)
     rows = rows.loc[rows.index.repeat(rng.integers(1, 3, size=len(rows)))].reset_index(drop=True)
     person_logit = rng.normal(0, 0.8, size=rows["person"].max() + 1)[rows["person"]]
-    logit = -1.2 + 0.2 * rows["post"] + person_logit + np.where((rows["evaluation"] == 1) & (rows["post"] == 1), np.log(0.5), 0)
+    logit = (
+        -1.2
+        + 0.2 * rows["post"]
+        + person_logit
+        + np.where((rows["evaluation"] == 1) & (rows["post"] == 1), np.log(0.5), 0)
+    )
     rows["custodial"] = (rng.random(len(rows)) < 1 / (1 + np.exp(-logit))).astype(int)
     est = binary_did("custody_or", rows, "custodial")
     # Person heterogeneity attenuates the marginal odds ratio a little; the CI still covers 0.5.
@@ -90,14 +107,17 @@ def test_linear_did_recovers_a_seven_day_shift_and_a_ratio_of_geometric_means():
     df["days"] = 90 + 10 * df["post"] + person + rng.normal(0, 30, size=len(df)) + np.where(treated, -7, 0)
     est = linear_did("court_duration_days_diff", df, "days")
     assert est.ci_low < -7 < est.ci_high and abs(est.estimate + 7) < 3
-    df["sentence"] = np.exp(np.log(120) + 0.3 * person / 20 + rng.normal(0, 0.6, size=len(df)) + np.where(treated, np.log(0.8), 0))
+    df["sentence"] = np.exp(
+        np.log(120) + 0.3 * person / 20 + rng.normal(0, 0.6, size=len(df)) + np.where(treated, np.log(0.8), 0)
+    )
     ratio = linear_did("sentence_length_ratio", df, "sentence", log=True)
     assert ratio.ci_low < 0.8 < ratio.ci_high and abs(ratio.estimate - 0.8) < 0.06
 
 
 def test_an_empty_cell_gives_no_estimate_rather_than_a_wild_one():
-    df = pd.DataFrame({"person": [1, 1, 2, 2], "evaluation": [1, 1, 0, 0], "post": [0, 1, 0, 1],
-                       "months": 12, "events": [3, 4, 0, 0]})
+    df = pd.DataFrame(
+        {"person": [1, 1, 2, 2], "evaluation": [1, 1, 0, 0], "post": [0, 1, 0, 1], "months": 12, "events": [3, 4, 0, 0]}
+    )
     est = count_did("x", df, "events")
     assert est.estimate is None and "not estimable" in est.method
 
@@ -107,7 +127,7 @@ def test_event_study_finds_the_effect_in_the_months_it_was_planted():
     people = rng.random(3000) < 0.25
     rows = []
     for person in range(3000):
-        for evaluation in ((1, 0) if people[person] else (1,)):
+        for evaluation in (1, 0) if people[person] else (1,):
             rows.append((person, evaluation, "ref", 12))
             rows += [(person, evaluation, str(m), 1) for m in range(-3, 4)]
     df = pd.DataFrame(rows, columns=["person", "evaluation", "level", "months"])
@@ -115,14 +135,19 @@ def test_event_study_finds_the_effect_in_the_months_it_was_planted():
     df["events"] = rng.poisson(0.2 * df["months"] * effect)
     got = event_study(df, "events").set_index("level")
     assert got.loc["0", "ci_low"] > 1.3 and got.loc["1", "ci_low"] > 1.3
-    assert got.loc["-2", "ci_low"] < 1 < got.loc["-2", "ci_high"] and got.loc["3", "ci_low"] < 1 < got.loc["3", "ci_high"]
+    assert (
+        got.loc["-2", "ci_low"] < 1 < got.loc["-2", "ci_high"] and got.loc["3", "ci_low"] < 1 < got.loc["3", "ci_high"]
+    )
 
 
 def test_event_study_started_at_the_closed_form_optimum_gives_the_plain_fit(monkeypatch):
     rng = np.random.default_rng(5)
-    rows = [(person, evaluation, level, 12 if level == "ref" else 1)
-            for person in range(2000) for evaluation in ((1, 0) if person % 4 == 0 else (1,))
-            for level in ("ref", "-2", "-1", "0", "1")]
+    rows = [
+        (person, evaluation, level, 12 if level == "ref" else 1)
+        for person in range(2000)
+        for evaluation in ((1, 0) if person % 4 == 0 else (1,))
+        for level in ("ref", "-2", "-1", "0", "1")
+    ]
     df = pd.DataFrame(rows, columns=["person", "evaluation", "level", "months"])
     df["events"] = rng.poisson(0.1 * df["months"] * np.where((df["evaluation"] == 1) & (df["level"] == "0"), 1.8, 1.0))
     started = event_study(df, "events")
@@ -156,8 +181,15 @@ def _court_cases(seed: int, shift: float) -> pd.DataFrame:
     days = np.round(8 + rng.gamma(2.0, 60.0, size=len(person)) + shift * (evaluation & post))
     cut = np.where((evaluation & post) == 1, rng.integers(60, 421, size=len(person)), np.inf)
     closed = days <= cut
-    return pd.DataFrame({"person": person, "evaluation": evaluation, "post": post,
-                         "days": np.where(closed, days, cut), "closed": closed.astype(int)})
+    return pd.DataFrame(
+        {
+            "person": person,
+            "evaluation": evaluation,
+            "post": post,
+            "days": np.where(closed, days, cut),
+            "closed": closed.astype(int),
+        }
+    )
 
 
 def test_restricted_mean_did_keeps_open_cases_and_recovers_the_shift_dropping_them_does_not():
@@ -197,8 +229,16 @@ def test_month_profile_did_is_not_fooled_by_a_pre_index_rise_one_cohort_cannot_s
         for month, values in counts.items():
             for i, y in enumerate(values):
                 missing = evaluation == 0 and month == -1
-                rows.append({"person": 10 * evaluation + i, "evaluation": evaluation, "post": int(month >= 0),
-                             "rel_month": month, "events": 0 if missing else y, "at_risk": 0.0 if missing else 1.0})
+                rows.append(
+                    {
+                        "person": 10 * evaluation + i,
+                        "evaluation": evaluation,
+                        "post": int(month >= 0),
+                        "rel_month": month,
+                        "events": 0 if missing else y,
+                        "at_risk": 0.0 if missing else 1.0,
+                    }
+                )
     df = pd.DataFrame(rows)
     got = count_did_months("x_rr", df, "events")
     assert got.estimate == pytest.approx(1.0, abs=1e-6)

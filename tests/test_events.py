@@ -1,4 +1,5 @@
 """Outcome definitions: which source rows count as which outcome, and for whom."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,8 +8,10 @@ from ld_spark.events import HEALTH_CONTACT, cohort_events
 
 D = dt.date
 
-MHS101 = ("ServiceRequestId string, LocalPatientId string, OrgIDProv string, ReferralRequestReceivedDate date, "
-          "SourceOfReferralMH string, ServTeamTypeRefToMH string")
+MHS101 = (
+    "ServiceRequestId string, LocalPatientId string, OrgIDProv string, ReferralRequestReceivedDate date, "
+    "SourceOfReferralMH string, ServTeamTypeRefToMH string"
+)
 MHS201 = "CareContactId string, CareContDate date, AttendOrDNACode string, ConsMechanismMH string"
 MHS401 = "MHActLegalStatusClassPeriodId string, LegalStatusCode string, StartDateMHActLegalStatusClass date"
 
@@ -16,25 +19,41 @@ MHS401 = "MHActLegalStatusClassPeriodId string, LegalStatusCode string, StartDat
 def _bronze(spark):
     """Tiny bronze tables: rows chosen to sit each side of every outcome rule."""
     tables = {
-        "hes_ae": spark.createDataFrame([("A1", D(2017, 1, 5)), ("A2", None), ("A3", D(2017, 1, 6))],
-                                         "AEKEY string, ARRIVALDATE date"),
-        "mhsds/mhs101_referral": spark.createDataFrame([
-            ("R1", "L1", "P1", D(2017, 1, 1), "E5", "C01"),
-            ("R2", "L1", "P1", D(2017, 2, 1), "E5", "D02"),      # the L&D team itself
-            ("R3", "L1", "P1", D(2017, 3, 1), "A1", None),
-        ], MHS101),
-        "mhsds/mhs201_care_contact": spark.createDataFrame([
-            ("C1", D(2017, 1, 2), "5", "01"), ("C2", D(2017, 1, 3), "6", "01"),
-            ("C3", D(2017, 1, 4), "5", "02"),                     # attended, by telephone
-            ("C4", D(2017, 1, 5), "7", "01"),                     # did not attend
-        ], MHS201),
-        "mhsds/mhs401_mha_period": spark.createDataFrame([
-            ("M1", "03", D(2017, 1, 6)), ("M2", "20", D(2017, 1, 7)), ("M3", "01", D(2017, 1, 8)),
-        ], MHS401),
-        "iapt/ids101_referral": spark.createDataFrame([("I1", D(2017, 1, 9))],
-                                                      "ServiceRequestId string, ReferralRequestReceivedDate date"),
-        "iapt/ids201_care_contact": spark.createDataFrame([("J1", D(2017, 1, 10), "5"), ("J2", D(2017, 1, 11), "2")],
-                                                          "CareContactId string, CareContDate date, AttendOrDNACode string"),
+        "hes_ae": spark.createDataFrame(
+            [("A1", D(2017, 1, 5)), ("A2", None), ("A3", D(2017, 1, 6))], "AEKEY string, ARRIVALDATE date"
+        ),
+        "mhsds/mhs101_referral": spark.createDataFrame(
+            [
+                ("R1", "L1", "P1", D(2017, 1, 1), "E5", "C01"),
+                ("R2", "L1", "P1", D(2017, 2, 1), "E5", "D02"),  # the L&D team itself
+                ("R3", "L1", "P1", D(2017, 3, 1), "A1", None),
+            ],
+            MHS101,
+        ),
+        "mhsds/mhs201_care_contact": spark.createDataFrame(
+            [
+                ("C1", D(2017, 1, 2), "5", "01"),
+                ("C2", D(2017, 1, 3), "6", "01"),
+                ("C3", D(2017, 1, 4), "5", "02"),  # attended, by telephone
+                ("C4", D(2017, 1, 5), "7", "01"),  # did not attend
+            ],
+            MHS201,
+        ),
+        "mhsds/mhs401_mha_period": spark.createDataFrame(
+            [
+                ("M1", "03", D(2017, 1, 6)),
+                ("M2", "20", D(2017, 1, 7)),
+                ("M3", "01", D(2017, 1, 8)),
+            ],
+            MHS401,
+        ),
+        "iapt/ids101_referral": spark.createDataFrame(
+            [("I1", D(2017, 1, 9))], "ServiceRequestId string, ReferralRequestReceivedDate date"
+        ),
+        "iapt/ids201_care_contact": spark.createDataFrame(
+            [("J1", D(2017, 1, 10), "5"), ("J2", D(2017, 1, 11), "2")],
+            "CareContactId string, CareContDate date, AttendOrDNACode string",
+        ),
         "ndtms/episodes": spark.createDataFrame([("E1", D(2017, 1, 12))], "EPISODID string, REFLD date"),
         "ndtms/modalities": spark.createDataFrame([("O1", D(2017, 1, 13)), ("O2", None)], "MODID string, MODST date"),
     }
@@ -42,13 +61,20 @@ def _bronze(spark):
 
 
 def _record_person(spark):
-    rows = [("hes_ae", "A1", "p1"), ("hes_ae", "A2", "p1"), ("hes_ae", "A3", "p2"),     # A3: someone else
-            *[("mhsds.mhs101_referral", k, "p1") for k in ("R1", "R2", "R3")],
-            *[("mhsds.mhs201_care_contact", k, "p1") for k in ("C1", "C2", "C3", "C4")],
-            *[("mhsds.mhs401_mha_period", k, "p1") for k in ("M1", "M2", "M3")],
-            ("iapt.ids101_referral", "I1", "p1"), ("iapt.ids201_care_contact", "J1", "p1"),
-            ("iapt.ids201_care_contact", "J2", "p1"), ("ndtms.episodes", "E1", "p1"),
-            ("ndtms.modalities", "O1", "p1"), ("ndtms.modalities", "O2", "p1")]
+    rows = [
+        ("hes_ae", "A1", "p1"),
+        ("hes_ae", "A2", "p1"),
+        ("hes_ae", "A3", "p2"),  # A3: someone else
+        *[("mhsds.mhs101_referral", k, "p1") for k in ("R1", "R2", "R3")],
+        *[("mhsds.mhs201_care_contact", k, "p1") for k in ("C1", "C2", "C3", "C4")],
+        *[("mhsds.mhs401_mha_period", k, "p1") for k in ("M1", "M2", "M3")],
+        ("iapt.ids101_referral", "I1", "p1"),
+        ("iapt.ids201_care_contact", "J1", "p1"),
+        ("iapt.ids201_care_contact", "J2", "p1"),
+        ("ndtms.episodes", "E1", "p1"),
+        ("ndtms.modalities", "O1", "p1"),
+        ("ndtms.modalities", "O2", "p1"),
+    ]
     return spark.createDataFrame(rows, "source_table string, record_key string, person_key string")
 
 
@@ -64,21 +90,21 @@ def _counts(spark):
 
 def test_l_and_d_team_referrals_are_not_specialist_mh_referrals_but_are_contacts(spark):
     counts = _counts(spark)
-    assert counts["mh_referrals"] == 2                 # R1 and R3, not the D02 team's R2
+    assert counts["mh_referrals"] == 2  # R1 and R3, not the D02 team's R2
 
 
 def test_only_attended_face_to_face_contacts_and_detentions_count(spark):
     counts = _counts(spark)
-    assert counts["mh_contacts"] == 2                  # C1, C2
-    assert counts["mha_detentions"] == 2               # s3 and s136, not the informal 01
-    assert counts["iapt_attendances"] == 1             # J1 attended, J2 did not
+    assert counts["mh_contacts"] == 2  # C1, C2
+    assert counts["mha_detentions"] == 2  # s3 and s136, not the informal 01
+    assert counts["iapt_attendances"] == 1  # J1 attended, J2 did not
     assert counts["iapt_referrals"] == 1 and counts["drug_referrals"] == 1
-    assert counts["drug_attendances"] == 1             # a modality without a start is no attendance
-    assert counts["ae_attendances"] == 1               # an A&E record without a date is no event
+    assert counts["drug_attendances"] == 1  # a modality without a start is no attendance
+    assert counts["ae_attendances"] == 1  # an A&E record without a date is no event
 
 
 def test_other_peoples_events_are_left_out(spark):
-    assert _counts(spark)["ae_attendances"] == 1       # A3 belongs to p2, who is not in the cohorts
+    assert _counts(spark)["ae_attendances"] == 1  # A3 belongs to p2, who is not in the cohorts
 
 
 def test_every_dated_health_record_is_a_prior_contact_whatever_its_kind(spark):

@@ -12,6 +12,7 @@ own words appear in a row: `nhs 9434765919 invalid` holds 9434765919, `record fo
 failed` holds Smithson, `LS6 2AB` is found written `LS62AB`. The scanner is tested on such
 sentences first: one that could find nothing would pass every scan.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -97,7 +98,7 @@ def found_in_text(text: str, needles: set[str]) -> set[str]:
     found = set()
     for size in {len(w) for w in wanted}:
         for start in range(len(words) - size + 1):
-            hit = wanted.get(tuple(words[start:start + size]))
+            hit = wanted.get(tuple(words[start : start + size]))
             if hit is not None:
                 found.add(hit)
     return found
@@ -112,11 +113,17 @@ def test_scanner_finds_identifiers_inside_sentences():
 
 
 def test_scanner_finds_every_written_form():
-    cases = [("name", "O'Brien", "surname OBRIEN not unique"), ("name", "Smith-Jones", "(Smith Jones)"),
-             ("postcode", "ls6 2ab", "postcode LS62AB;"), ("postcode", "LS62AB", "at LS6 2AB."),
-             ("dob", "1980-05-06", "born 06/05/1980 |"), ("dob", "1980-05-06", "dob=19800506"),
-             ("pnc", "2003/0012345K", "pnc 2003/0012345K"),
-             ("cro", "012345/07X", "cro:012345/07X"), ("client", "LP0K3F9ZQ2", "'AG01|LP0K3F9ZQ2'")]
+    cases = [
+        ("name", "O'Brien", "surname OBRIEN not unique"),
+        ("name", "Smith-Jones", "(Smith Jones)"),
+        ("postcode", "ls6 2ab", "postcode LS62AB;"),
+        ("postcode", "LS62AB", "at LS6 2AB."),
+        ("dob", "1980-05-06", "born 06/05/1980 |"),
+        ("dob", "1980-05-06", "dob=19800506"),
+        ("pnc", "2003/0012345K", "pnc 2003/0012345K"),
+        ("cro", "012345/07X", "cro:012345/07X"),
+        ("client", "LP0K3F9ZQ2", "'AG01|LP0K3F9ZQ2'"),
+    ]
     for kind, value, text in cases:
         assert found_in_text(text, written_forms(kind, value)), (kind, value, text)
 
@@ -125,12 +132,17 @@ def test_scan_covers_every_identity_column_the_linkage_reads():
     """A column the linkage reads as an identity (sex aside) is scanned, so a new source cannot
     slip past. NDTMS's agency code only qualifies its client id: it identifies no one."""
     for source, (table, _, columns) in link.identity.SOURCES.items():
-        read = {c for name, expr in columns.items() if name != "sex"
-                for c in re.findall(r"[A-Za-z_]+", expr) if c in TABLES[table] and c != "AGNCY"}
+        read = {
+            c
+            for name, expr in columns.items()
+            if name != "sex"
+            for c in re.findall(r"[A-Za-z_]+", expr)
+            if c in TABLES[table] and c != "AGNCY"
+        }
         assert read <= set(IDENTIFIER_COLUMNS[table]), (source, read - set(IDENTIFIER_COLUMNS[table]))
 
 
-KEY = SESSION_KEY   # every run of the session is given it through the environment
+KEY = SESSION_KEY  # every run of the session is given it through the environment
 
 
 @pytest.fixture(scope="module")
@@ -165,13 +177,15 @@ def test_no_identifier_reaches_analysis_tables_results_mlflow_or_logs(spark, sca
     mlflow.set_tracking_uri(run_config.mlflow.tracking_uri)
     runs = mlflow.search_runs(experiment_names=[run_config.mlflow.experiment], output_format="list")
     assert runs
-    for run in runs:   # the finished run, and any other run of the session in the same store
+    for run in runs:  # the finished run, and any other run of the session in the same store
         data = run.data
-        text = "\n".join([*map(str, data.params.items()), *map(str, data.metrics.items()),
-                          *map(str, data.tags.items())])
+        text = "\n".join(
+            [*map(str, data.params.items()), *map(str, data.metrics.items()), *map(str, data.tags.items())]
+        )
         assert not found_in_text(text, needles)
-        artifacts = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
-                                                             dst_path=str(tmp_path / run.info.run_id)))
+        artifacts = Path(
+            mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path / run.info.run_id))
+        )
         files = [f for f in artifacts.rglob("*") if f.is_file()]
         assert run.info.status != "FINISHED" or any(f.name == "splink_model.json" for f in files)
         for f in files:
@@ -189,8 +203,11 @@ def failed_run(small_extract, tmp_path_factory):
     shutil.copytree(source, raw)
     first = sorted((raw / "ld_referrals").glob("*.csv"))[0]
     referrals = pd.read_csv(first, dtype=str, keep_default_na=False)
-    quotable = next(i for i, row in referrals.iterrows()
-                    if all(written_forms(kind, row[c]) for c, kind in IDENTITY_COLUMNS["ld_referrals"].items()))
+    quotable = next(
+        i
+        for i, row in referrals.iterrows()
+        if all(written_forms(kind, row[c]) for c, kind in IDENTITY_COLUMNS["ld_referrals"].items())
+    )
     referrals = pd.concat([referrals.loc[[quotable]], referrals.drop(index=quotable)])
     referrals.to_csv(first, index=False, header=False)
     out = tmp_path_factory.mktemp("bad_out")

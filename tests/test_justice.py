@@ -1,4 +1,5 @@
 """The proven-reoffending rules of contract section 4, on hand-built frames."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,17 +19,22 @@ from ld_spark.justice import (
 
 D = dt.date
 SERIES, PRE, POST, WAIT = (-24, 12), (-12, -1), (0, 11), 6
-OFFENCES = ("person_key string, offence_id string, offence_date date, arrest_date date, charge_date date, "
-            "offence_category string, disposal_date date, disposal_code string, custodial_days int")
-CASES = ("case_id string, person_key string, source_system string, offence_date date, charge_date date, "
-         "first_hearing_date date, completion_date date, case_outcome string, sentence_date date")
+OFFENCES = (
+    "person_key string, offence_id string, offence_date date, arrest_date date, charge_date date, "
+    "offence_category string, disposal_date date, disposal_code string, custodial_days int"
+)
+CASES = (
+    "case_id string, person_key string, source_system string, offence_date date, charge_date date, "
+    "first_hearing_date date, completion_date date, case_outcome string, sentence_date date"
+)
 END = D(2019, 6, 30)
 
 
 def _cohorts(spark, historic_index=D(2013, 6, 3)):
     return spark.createDataFrame(
         [("p1", "evaluation", D(2017, 3, 10), True, True), ("p1", "historic", historic_index, True, True)],
-        "person_key string, cohort string, index_date date, in_outcomes boolean, justice_followed boolean")
+        "person_key string, cohort string, index_date date, in_outcomes boolean, justice_followed boolean",
+    )
 
 
 def _classified(spark, rows, cohorts=None):
@@ -42,8 +48,10 @@ def _classified(spark, rows, cohorts=None):
 def test_historic_index_offence_weeks_before_its_arrest_sits_in_month_0_and_is_no_reoffence(spark):
     # Committed 2013-04-24, arrested 40 days later on 2013-06-03 (the historic index date):
     # its offence month is -2, but it is the index offence, so month 0, and not a re-offence.
-    rows = [("O1", D(2013, 4, 24), D(2013, 6, 3), D(2013, 6, 4), "CE", D(2013, 9, 1), "1002", 120),
-            ("O2", D(2013, 4, 24), D(2013, 4, 25), D(2013, 4, 26), "CS", D(2013, 7, 1), "1116", None)]
+    rows = [
+        ("O1", D(2013, 4, 24), D(2013, 6, 3), D(2013, 6, 4), "CE", D(2013, 9, 1), "1002", 120),
+        ("O2", D(2013, 4, 24), D(2013, 4, 25), D(2013, 4, 26), "CS", D(2013, 7, 1), "1116", None),
+    ]
     ids, got = _classified(spark, [("p1", *r) for r in rows])
     hist = {r.offence_category: r for r in got.filter("cohort = 'historic'").collect()}
     assert [(r.cohort, r.offence_id) for r in ids.collect()] == [("historic", "O1")]
@@ -52,16 +60,23 @@ def test_historic_index_offence_weeks_before_its_arrest_sits_in_month_0_and_is_n
     assert (hist["CE"].proven, hist["CE"].custodial, hist["CE"].custodial_days) == (True, True, 120)
     # ...but it is neither a re-offence nor a police contact; the same day's other offence is.
     assert not hist["CE"].police_contact
-    assert (hist["CS"].rel_month, hist["CS"].period, hist["CS"].index_offence, hist["CS"].proven) == (-2, "pre", False, True)
+    assert (hist["CS"].rel_month, hist["CS"].period, hist["CS"].index_offence, hist["CS"].proven) == (
+        -2,
+        "pre",
+        False,
+        True,
+    )
     events = {(r.cohort, r.outcome, r.rel_month) for r in offence_events(got).collect()}
     assert ("historic", "offences", -2) in events and ("historic", "offences", 0) not in events
 
 
 def test_evaluation_index_offence_is_the_arrest_nearest_the_index_date_within_the_tolerance(spark):
-    cohorts = _cohorts(spark).filter("cohort = 'evaluation'")       # index 2017-03-10
-    rows = [("E1", D(2017, 3, 5), D(2017, 3, 5), None, "CS", None, None, None),           # 5 days before
-            ("E2", D(2017, 3, 12), D(2017, 3, 13), None, "CS", None, None, None),         # 3 days after
-            ("E3", D(2017, 3, 10), D(2017, 3, 18), None, "CS", None, None, None)]         # arrested 8 days after
+    cohorts = _cohorts(spark).filter("cohort = 'evaluation'")  # index 2017-03-10
+    rows = [
+        ("E1", D(2017, 3, 5), D(2017, 3, 5), None, "CS", None, None, None),  # 5 days before
+        ("E2", D(2017, 3, 12), D(2017, 3, 13), None, "CS", None, None, None),  # 3 days after
+        ("E3", D(2017, 3, 10), D(2017, 3, 18), None, "CS", None, None, None),
+    ]  # arrested 8 days after
     offences = spark.createDataFrame([("p1", *r) for r in rows], OFFENCES)
     assert [r.offence_id for r in offences.transform(index_offences(cohorts, 7)).collect()] == ["E2"]
     far = offences.filter("offence_id = 'E3'")
@@ -70,19 +85,25 @@ def test_evaluation_index_offence_is_the_arrest_nearest_the_index_date_within_th
 
 def test_a_conviction_counts_only_within_six_months_after_its_period_ends(spark):
     # Evaluation index March 2017: post months 0..11 end in February 2018; waiting to 2018-08-31.
-    rows = [("A", D(2018, 2, 20), D(2018, 2, 20), D(2018, 2, 21), "CE", D(2018, 8, 31), "1015", None),   # last day
-            ("B", D(2018, 2, 20), D(2018, 2, 20), D(2018, 2, 21), "CE", D(2018, 9, 1), "1015", None),    # a day late
-            ("C", D(2017, 5, 2), D(2017, 5, 2), D(2017, 5, 3), "CE", D(2018, 8, 1), "2063", None),       # withdrawn
-            ("D", D(2017, 5, 2), D(2017, 5, 2), None, "CM", None, None, None),                           # no charge
-            # Pre months -12..-1 end in February 2017: waiting to 2017-08-31, for an offence in any pre month.
-            ("F", D(2016, 4, 1), D(2016, 4, 1), D(2016, 4, 2), "CS", D(2017, 8, 31), "1018", None),
-            ("G", D(2017, 2, 1), D(2017, 2, 1), D(2017, 2, 2), "CS", D(2017, 9, 1), "1002", 30)]
+    rows = [
+        ("A", D(2018, 2, 20), D(2018, 2, 20), D(2018, 2, 21), "CE", D(2018, 8, 31), "1015", None),  # last day
+        ("B", D(2018, 2, 20), D(2018, 2, 20), D(2018, 2, 21), "CE", D(2018, 9, 1), "1015", None),  # a day late
+        ("C", D(2017, 5, 2), D(2017, 5, 2), D(2017, 5, 3), "CE", D(2018, 8, 1), "2063", None),  # withdrawn
+        ("D", D(2017, 5, 2), D(2017, 5, 2), None, "CM", None, None, None),  # no charge
+        # Pre months -12..-1 end in February 2017: waiting to 2017-08-31, for an offence in any pre month.
+        ("F", D(2016, 4, 1), D(2016, 4, 1), D(2016, 4, 2), "CS", D(2017, 8, 31), "1018", None),
+        ("G", D(2017, 2, 1), D(2017, 2, 1), D(2017, 2, 2), "CS", D(2017, 9, 1), "1002", 30),
+    ]
     _, got = _classified(spark, [("p1", *r) for r in rows])
     ev = got.filter("cohort = 'evaluation'").collect()
     assert sorted((r.rel_month, r.proven, r.police_contact) for r in ev) == [
-        (-11, True, False), (-1, False, True),             # F in time, G late
-        (2, False, True), (2, False, True),                # withdrawn, not charged
-        (11, False, True), (11, True, False)]              # A proven, B only a contact
+        (-11, True, False),
+        (-1, False, True),  # F in time, G late
+        (2, False, True),
+        (2, False, True),  # withdrawn, not charged
+        (11, False, True),
+        (11, True, False),
+    ]  # A proven, B only a contact
     late_custody = next(r for r in ev if r.rel_month == -1)
     assert (late_custody.convicted, late_custody.sentenced, late_custody.custodial) == (True, False, False)
     counts = {}
@@ -94,62 +115,96 @@ def test_a_conviction_counts_only_within_six_months_after_its_period_ends(spark)
 def test_a_disposal_without_a_code_is_a_police_contact_not_a_lost_record(spark):
     # Disposed in time but the code is missing (or not in the contract's list): no conviction,
     # so a police contact; never null, which would count it as neither.
-    rows = [("N", D(2017, 5, 2), D(2017, 5, 2), D(2017, 5, 3), "CE", D(2017, 9, 1), None, None),
-            ("U", D(2017, 5, 9), D(2017, 5, 9), D(2017, 5, 10), "CE", D(2017, 9, 1), "9999", 40)]
+    rows = [
+        ("N", D(2017, 5, 2), D(2017, 5, 2), D(2017, 5, 3), "CE", D(2017, 9, 1), None, None),
+        ("U", D(2017, 5, 9), D(2017, 5, 9), D(2017, 5, 10), "CE", D(2017, 9, 1), "9999", 40),
+    ]
     _, got = _classified(spark, [("p1", *r) for r in rows])
     ev = sorted(got.filter("cohort = 'evaluation'").collect(), key=lambda r: r.offence_category + str(r.rel_month))
     assert [(r.proven, r.police_contact, r.convicted, r.custodial, r.custodial_code) for r in ev] == [
-        (False, True, False, False, False)] * 2
-    assert [r.outcome for r in offence_events(got.filter("cohort = 'evaluation'")).collect()] == [
-        "police_contacts"] * 2
+        (False, True, False, False, False)
+    ] * 2
+    assert [r.outcome for r in offence_events(got.filter("cohort = 'evaluation'")).collect()] == ["police_contacts"] * 2
 
 
 def test_justice_follow_up_needs_the_post_period_and_the_waiting_period_before_the_end(spark):
-    cohorts = spark.createDataFrame([("p1", "evaluation", D(2017, 9, 15))],
-                                    "person_key string, cohort string, index_date date")
+    cohorts = spark.createDataFrame(
+        [("p1", "evaluation", D(2017, 9, 15))], "person_key string, cohort string, index_date date"
+    )
     # Months 0..11 end 2018-08-31; six months' waiting: 2019-02-28.
     assert cohorts.transform(with_justice_follow_up(D(2019, 2, 28), POST, WAIT)).first().justice_followed
     assert not cohorts.transform(with_justice_follow_up(D(2019, 2, 27), POST, WAIT)).first().justice_followed
 
 
 def test_custody_days_and_days_after_the_extract_end_come_off_the_months_at_risk(spark):
-    cohorts = _cohorts(spark).filter("cohort = 'evaluation'")       # index March 2017
-    rows = [("K1", D(2017, 3, 1), D(2017, 3, 1), D(2017, 3, 2), "CE", D(2017, 4, 16), "1002", 60),  # 30 days served
-            ("K2", D(2017, 3, 1), D(2017, 3, 1), D(2017, 3, 2), "CE", D(2017, 4, 20), "1024", 10),  # inside K1's stay
-            ("K3", D(2017, 3, 1), D(2017, 3, 1), D(2017, 3, 2), "CE", D(2017, 4, 1), "1116", 99)]   # not custody
+    cohorts = _cohorts(spark).filter("cohort = 'evaluation'")  # index March 2017
+    rows = [
+        ("K1", D(2017, 3, 1), D(2017, 3, 1), D(2017, 3, 2), "CE", D(2017, 4, 16), "1002", 60),  # 30 days served
+        ("K2", D(2017, 3, 1), D(2017, 3, 1), D(2017, 3, 2), "CE", D(2017, 4, 20), "1024", 10),  # inside K1's stay
+        ("K3", D(2017, 3, 1), D(2017, 3, 1), D(2017, 3, 2), "CE", D(2017, 4, 1), "1116", 99),
+    ]  # not custody
     offences = spark.createDataFrame([("p1", *r) for r in rows], OFFENCES)
-    got = {r.rel_month: r.at_risk for r in
-           offences.transform(months_at_risk(cohorts, D(2018, 2, 10), 0.5, SERIES)).collect()}
+    got = {
+        r.rel_month: r.at_risk
+        for r in offences.transform(months_at_risk(cohorts, D(2018, 2, 10), 0.5, SERIES)).collect()
+    }
     assert len(got) == 37
-    assert got[1] == pytest.approx(15 / 30)      # 16-30 April in custody
-    assert got[2] == pytest.approx(16 / 31)      # 1-15 May in custody
+    assert got[1] == pytest.approx(15 / 30)  # 16-30 April in custody
+    assert got[2] == pytest.approx(16 / 31)  # 1-15 May in custody
     assert got[0] == 1.0 and got[3] == 1.0
-    assert got[11] == pytest.approx(10 / 28)     # February 2018: the extract ends on the 10th
+    assert got[11] == pytest.approx(10 / 28)  # February 2018: the extract ends on the 10th
     assert got[12] == 0.0
 
 
 def test_open_cases_are_censored_at_the_extract_end_and_the_index_case_sits_in_month_0(spark):
     cohorts = _cohorts(spark)
-    offences = spark.createDataFrame([
-        ("p1", "O1", D(2013, 4, 24), D(2013, 6, 3), D(2013, 6, 4), "CE", None, None, None),    # historic index
-        ("p1", "O2", D(2017, 4, 2), D(2017, 4, 2), D(2017, 4, 3), "CS", None, None, None),
-        ("p1", "O3", D(2017, 3, 1), D(2017, 3, 10), D(2017, 3, 11), "CE", None, None, None),   # evaluation index
-        ("p1", "O4", D(2017, 3, 1), D(2017, 3, 9), D(2017, 3, 11), "CE", None, None, None)],   # same dates, earlier
-        OFFENCES)
-    cases = spark.createDataFrame([
-        ("K1", "p1", "XHIBIT", D(2013, 4, 24), D(2013, 6, 4), D(2013, 6, 20), D(2014, 1, 10), "convicted", D(2014, 1, 10)),
-        ("K2", "p1", "LIBRA", D(2017, 4, 2), D(2017, 4, 3), D(2017, 4, 10), None, None, None),
-        ("K3", "p1", "XHIBIT", D(2017, 3, 1), D(2017, 3, 11), D(2017, 3, 20), D(2017, 5, 19), "acquitted", None),
-    ], CASES)
-    hearings = spark.createDataFrame([("H1", "K1", D(2013, 6, 20), True), ("H2", "K1", D(2013, 9, 1), True),
-                                      ("H3", "K1", D(2014, 1, 10), False), ("H4", "K2", D(2017, 4, 10), None),
-                                      ("H5", "K2", D(2018, 4, 11), True)],              # 366 days after the first
-                                     "hearing_id string, case_id string, hearing_date date, adjourned boolean")
+    offences = spark.createDataFrame(
+        [
+            ("p1", "O1", D(2013, 4, 24), D(2013, 6, 3), D(2013, 6, 4), "CE", None, None, None),  # historic index
+            ("p1", "O2", D(2017, 4, 2), D(2017, 4, 2), D(2017, 4, 3), "CS", None, None, None),
+            ("p1", "O3", D(2017, 3, 1), D(2017, 3, 10), D(2017, 3, 11), "CE", None, None, None),  # evaluation index
+            ("p1", "O4", D(2017, 3, 1), D(2017, 3, 9), D(2017, 3, 11), "CE", None, None, None),
+        ],  # same dates, earlier
+        OFFENCES,
+    )
+    cases = spark.createDataFrame(
+        [
+            (
+                "K1",
+                "p1",
+                "XHIBIT",
+                D(2013, 4, 24),
+                D(2013, 6, 4),
+                D(2013, 6, 20),
+                D(2014, 1, 10),
+                "convicted",
+                D(2014, 1, 10),
+            ),
+            ("K2", "p1", "LIBRA", D(2017, 4, 2), D(2017, 4, 3), D(2017, 4, 10), None, None, None),
+            ("K3", "p1", "XHIBIT", D(2017, 3, 1), D(2017, 3, 11), D(2017, 3, 20), D(2017, 5, 19), "acquitted", None),
+        ],
+        CASES,
+    )
+    hearings = spark.createDataFrame(
+        [
+            ("H1", "K1", D(2013, 6, 20), True),
+            ("H2", "K1", D(2013, 9, 1), True),
+            ("H3", "K1", D(2014, 1, 10), False),
+            ("H4", "K2", D(2017, 4, 10), None),
+            ("H5", "K2", D(2018, 4, 11), True),
+        ],  # 366 days after the first
+        "hearing_id string, case_id string, hearing_date date, adjourned boolean",
+    )
     ids = offences.transform(index_offences(cohorts, 7))
     end = D(2018, 1, 31)
-    got = {(r.cohort, r.rel_month): r for r in cases.transform(cohort_cases(
-        cohorts, ids, hearing_counts(hearings, cases, 365), arrest_dates(offences), end, SERIES, PRE, POST,
-        365)).collect()}
+    got = {
+        (r.cohort, r.rel_month): r
+        for r in cases.transform(
+            cohort_cases(
+                cohorts, ids, hearing_counts(hearings, cases, 365), arrest_dates(offences), end, SERIES, PRE, POST, 365
+            )
+        ).collect()
+    }
     # The historic index case (offence two months before the arrest) is month 0, post.
     k1 = got["historic", 0]
     assert (k1.index_offence, k1.period, k1.duration_days, k1.duration_observed) == (True, "post", 204, True)
@@ -163,16 +218,25 @@ def test_open_cases_are_censored_at_the_extract_end_and_the_index_case_sits_in_m
     # Acquitted: a completed duration, and no arrest-to-sentence time at all.
     k3 = got["evaluation", 0]
     assert (k3.index_offence, k3.duration_days, k3.arrest_to_sentence_days) == (True, 60, None)
-    assert "arrest_date" not in cases.transform(cohort_cases(
-        cohorts, ids, hearing_counts(hearings, cases, 365), arrest_dates(offences), end, SERIES, PRE, POST,
-        365)).columns
+    assert (
+        "arrest_date"
+        not in cases.transform(
+            cohort_cases(
+                cohorts, ids, hearing_counts(hearings, cases, 365), arrest_dates(offences), end, SERIES, PRE, POST, 365
+            )
+        ).columns
+    )
 
 
 def test_the_historic_charge_window_before_the_index_is_not_time_at_risk(spark):
-    cohorts = _cohorts(spark)                                       # historic index 2013-06-03
+    cohorts = _cohorts(spark)  # historic index 2013-06-03
     offences = spark.createDataFrame([], OFFENCES)
-    got = {(r.cohort, r.rel_month): r.at_risk for r in offences.transform(
-        months_at_risk(cohorts, D(2019, 6, 30), 0.5, SERIES, {"historic": D(2013, 4, 1)})).collect()}
+    got = {
+        (r.cohort, r.rel_month): r.at_risk
+        for r in offences.transform(
+            months_at_risk(cohorts, D(2019, 6, 30), 0.5, SERIES, {"historic": D(2013, 4, 1)})
+        ).collect()
+    }
     # April and May 2013 lie wholly in the window before the arrest; June up to the 3rd.
     assert (got["historic", -3], got["historic", -2], got["historic", -1]) == (1.0, 0.0, 0.0)
     assert got["historic", 0] == pytest.approx(28 / 30)

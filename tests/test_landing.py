@@ -1,4 +1,5 @@
 """Raw extracts into the linkage layer's landing Delta tables, and the structural checks before it."""
+
 from __future__ import annotations
 
 import re
@@ -25,16 +26,22 @@ def _write(path: Path, header: list[str], rows: list[list[str]]) -> None:
 def test_files_with_different_column_order_land_in_contract_order(spark, tmp_path):
     _write(tmp_path / "hmcts/hearings/a.csv", HEARINGS, [["H1", "C1", "2017-01-02", "FH", "Y"]])
     reordered = ["adjourned", "hearing_type", "hearing_date", "case_id", "hearing_id", "extra_column"]
-    _write(tmp_path / "hmcts/hearings/b.csv", reordered, [["N", "TRIAL", "2017-02-03", "C1", "H2", "x"],
-                                                          ["", "\"MNTN\"", "2017-03-04", "C2", "H3", "y"]])
+    _write(
+        tmp_path / "hmcts/hearings/b.csv",
+        reordered,
+        [["N", "TRIAL", "2017-02-03", "C1", "H2", "x"], ["", '"MNTN"', "2017-03-04", "C2", "H3", "y"]],
+    )
     kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
     landed = io.read_raw(spark, "hmcts/hearings", kind, groups).drop(io.SOURCE_FILE, io.LINE, io.ROW_FAULT)
     schema = T.StructType([T.StructField(c, T.StringType()) for c in HEARINGS])
-    expected = spark.createDataFrame([
-        ("H1", "C1", "2017-01-02", "FH", "Y"),
-        ("H2", "C1", "2017-02-03", "TRIAL", "N"),
-        ("H3", "C2", "2017-03-04", "MNTN", None),
-    ], schema)
+    expected = spark.createDataFrame(
+        [
+            ("H1", "C1", "2017-01-02", "FH", "Y"),
+            ("H2", "C1", "2017-02-03", "TRIAL", "N"),
+            ("H3", "C2", "2017-03-04", "MNTN", None),
+        ],
+        schema,
+    )
     assert_df_equality(landed, expected, ignore_row_order=True)
 
 
@@ -49,10 +56,10 @@ def test_rows_keep_their_line_and_malformed_rows_are_flagged_not_dropped(tmp_pat
     path = tmp_path / "a.csv"
     path.write_bytes(
         b"hearing_id,case_id,hearing_date,hearing_type,adjourned\n"
-        b'H1,C1,2017-01-02,"FH\nwith a line break",Y\n'   # lines 2-3: one record
-        b"H2,C1,2017-01-03,FH\n"                            # line 4: a field short
-        b"H3,C1,2017-01-0\xff,FH,N\n"                       # line 5: not UTF-8
-        b'H4,C1,2017-01-05,"TRIAL'                           # line 6: truncated inside quotes
+        b'H1,C1,2017-01-02,"FH\nwith a line break",Y\n'  # lines 2-3: one record
+        b"H2,C1,2017-01-03,FH\n"  # line 4: a field short
+        b"H3,C1,2017-01-0\xff,FH,N\n"  # line 5: not UTF-8
+        b'H4,C1,2017-01-05,"TRIAL'  # line 6: truncated inside quotes
     )
     rows = list(io._csv_rows(str(path), HEARINGS))
     lines = [(values[0], line, fault) for values, line, fault in rows]
@@ -64,7 +71,9 @@ def test_rows_keep_their_line_and_malformed_rows_are_flagged_not_dropped(tmp_pat
 
 
 def test_missing_column_names_table_file_and_column(spark, tmp_path):
-    _write(tmp_path / "hmcts/hearings/a.csv", [c for c in HEARINGS if c != "adjourned"], [["H1", "C1", "2017-01-02", "FH"]])
+    _write(
+        tmp_path / "hmcts/hearings/a.csv", [c for c in HEARINGS if c != "adjourned"], [["H1", "C1", "2017-01-02", "FH"]]
+    )
     with pytest.raises(InputError, match=r"table hmcts/hearings: file .*a\.csv lacks column adjourned$"):
         io.check_columns(spark, tmp_path, "hmcts/hearings")
 
@@ -105,7 +114,9 @@ def test_parquet_files_are_accepted_in_place_of_csv(spark, tmp_path):
         shutil.copy(f, target / "part.parquet")
     kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
     assert kind == "parquet"
-    assert_df_equality(io.read_raw(spark, "hmcts/hearings", kind, groups).drop(io.SOURCE_FILE, io.LINE, io.ROW_FAULT), df)
+    assert_df_equality(
+        io.read_raw(spark, "hmcts/hearings", kind, groups).drop(io.SOURCE_FILE, io.LINE, io.ROW_FAULT), df
+    )
 
 
 # Issue 18: rows that vanish or crash.
@@ -119,23 +130,39 @@ def _faults(path: Path) -> list[tuple[str | None, int, str | None]]:
 
 def test_field_over_the_csv_size_limit_is_quarantined_and_the_rows_after_it_are_read(tmp_path):
     path = tmp_path / "a.csv"
-    path.write_bytes(HEADER + b"H1,C1,2017-01-02,FH,Y\n"
-                     + b"H2,C1,2017-01-03,FH," + b"N" * 200_000 + b"\n"   # line 3: over csv.field_size_limit()
-                     + b"H3,C1,2017-01-04,FH,Y\nH4,C1,2017-01-05,FH,N\n")
-    assert _faults(path) == [("H1", 2, None), (None, 3, "malformed CSV (field larger than field limit (131072))"),
-                             ("H3", 4, None), ("H4", 5, None)]
+    path.write_bytes(
+        HEADER
+        + b"H1,C1,2017-01-02,FH,Y\n"
+        + b"H2,C1,2017-01-03,FH,"
+        + b"N" * 200_000
+        + b"\n"  # line 3: over csv.field_size_limit()
+        + b"H3,C1,2017-01-04,FH,Y\nH4,C1,2017-01-05,FH,N\n"
+    )
+    assert _faults(path) == [
+        ("H1", 2, None),
+        (None, 3, "malformed CSV (field larger than field limit (131072))"),
+        ("H3", 4, None),
+        ("H4", 5, None),
+    ]
 
 
-@pytest.mark.parametrize("rest", [
-    b'H4,C1,2017-01-04,FH,Y\nH5,C1,2017-01-05,FH,N\n',            # no other quote: open to the end of the file
-    b'H4,C1,2017-01-04,FH,Y\nH5,C1,"2017-01-05",FH,N\n',          # "closed" by the opening quote of a later field
-], ids=["open_to_end_of_file", "closed_by_a_later_fields_quote"])
+@pytest.mark.parametrize(
+    "rest",
+    [
+        b"H4,C1,2017-01-04,FH,Y\nH5,C1,2017-01-05,FH,N\n",  # no other quote: open to the end of the file
+        b'H4,C1,2017-01-04,FH,Y\nH5,C1,"2017-01-05",FH,N\n',  # "closed" by the opening quote of a later field
+    ],
+    ids=["open_to_end_of_file", "closed_by_a_later_fields_quote"],
+)
 def test_quote_left_open_mid_file_costs_only_its_own_line(tmp_path, rest):
     path = tmp_path / "a.csv"
     path.write_bytes(HEADER + b'H2,C1,2017-01-02,FH,Y\nH3,"C1,2017-01-03,FH,N\n' + rest)
-    assert _faults(path) == [("H2", 2, None),
-                             ("H3", 3, "quote opened on line 3 is not closed; row has 2 fields, header has 5"),
-                             ("H4", 4, None), ("H5", 5, None)]
+    assert _faults(path) == [
+        ("H2", 2, None),
+        ("H3", 3, "quote opened on line 3 is not closed; row has 2 fields, header has 5"),
+        ("H4", 4, None),
+        ("H5", 5, None),
+    ]
 
 
 def test_row_with_wrong_field_count_and_a_latin1_byte_is_quarantined_with_both_reasons_as_text(spark, tmp_path):
@@ -147,19 +174,22 @@ def test_row_with_wrong_field_count_and_a_latin1_byte_is_quarantined_with_both_r
     assert [(r["hearing_id"], r["case_id"], r[io.LINE], r[io.ROW_FAULT]) for r in rows] == [
         ("H1", "C1", 2, None),
         ("H2", "Caf\ufffd", 3, "row has 4 fields, header has 5; bytes that are not UTF-8"),
-        ("H3", "C1", 4, None)]
+        ("H3", "C1", 4, None),
+    ]
 
 
 def test_record_count_is_taken_from_the_bytes(tmp_path):
     path = tmp_path / "a.csv"
-    path.write_bytes(HEADER + b'H1,C1,2017-01-02,"FH\r\nsplit",Y\r\n'   # one record over two lines
-                     b"H2,C1,2017-01-03,FH,N\n"
-                     b"\n"                                                # a blank line is no record
-                     b'H3,"C1,2017-01-04,FH,N\n'                          # a quote left open: its line alone
-                     b"H4,C1,2017-01-05,FH,N\n"
-                     b"H5,C1,2017-01-06,FH")                              # last record, no line end
+    path.write_bytes(
+        HEADER + b'H1,C1,2017-01-02,"FH\r\nsplit",Y\r\n'  # one record over two lines
+        b"H2,C1,2017-01-03,FH,N\n"
+        b"\n"  # a blank line is no record
+        b'H3,"C1,2017-01-04,FH,N\n'  # a quote left open: its line alone
+        b"H4,C1,2017-01-05,FH,N\n"
+        b"H5,C1,2017-01-06,FH"
+    )  # last record, no line end
     assert io.count_records(path) == 5
-    path.write_bytes(path.read_bytes() + b"\n\n")                        # trailing line end and blank line
+    path.write_bytes(path.read_bytes() + b"\n\n")  # trailing line end and blank line
     assert io.count_records(path) == 5
     (tmp_path / "header_only.csv").write_bytes(HEADER)
     assert io.count_records(tmp_path / "header_only.csv") == 0
@@ -168,8 +198,10 @@ def test_record_count_is_taken_from_the_bytes(tmp_path):
 def test_landing_holds_every_record_the_raw_count_finds(spark, tmp_path):
     folder = tmp_path / "hmcts/hearings"
     folder.mkdir(parents=True)
-    (folder / "a.csv").write_bytes(HEADER + b"H1,C1,2017-01-02,FH," + b"Y" * 200_000 + b"\nH2,C1,2017-01-03,FH,N\n"
-                                   b'H3,"C1,2017-01-04,FH,N\nH4,C1,2017-01-05,FH,N\nH5,C1,2017-01-0\xff,FH\n')
+    (folder / "a.csv").write_bytes(
+        HEADER + b"H1,C1,2017-01-02,FH," + b"Y" * 200_000 + b"\nH2,C1,2017-01-03,FH,N\n"
+        b'H3,"C1,2017-01-04,FH,N\nH4,C1,2017-01-05,FH,N\nH5,C1,2017-01-0\xff,FH\n'
+    )
     (folder / "b.csv").write_bytes(HEADER + b"H6,C1,2017-01-06,FH,N")
     kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
     assert io.raw_record_count(spark, kind, groups) == 6
@@ -178,10 +210,16 @@ def test_landing_holds_every_record_the_raw_count_finds(spark, tmp_path):
 
 def test_contract_column_named_twice_in_the_header_is_an_error(spark, tmp_path):
     # A repeated extra column ("note") is never read; a repeated contract column would have two values.
-    _write(tmp_path / "hmcts/hearings/a.csv", HEARINGS + ["case_id", "note", "note"],
-           [["H1", "C1", "2017-01-02", "FH", "Y", "C2", "", ""]])
-    with pytest.raises(InputError, match=r"^table hmcts/hearings: file .*a\.csv: column case_id appears 2 times "
-                                         r"in the header \(row 1\)$"):
+    _write(
+        tmp_path / "hmcts/hearings/a.csv",
+        HEARINGS + ["case_id", "note", "note"],
+        [["H1", "C1", "2017-01-02", "FH", "Y", "C2", "", ""]],
+    )
+    with pytest.raises(
+        InputError,
+        match=r"^table hmcts/hearings: file .*a\.csv: column case_id appears 2 times "
+        r"in the header \(row 1\)$",
+    ):
         io.check_columns(spark, tmp_path, "hmcts/hearings")
 
 
@@ -238,11 +276,16 @@ def test_parquet_files_typing_a_column_differently_land_together_as_contract_tex
 
     import pyarrow as pa
 
-    _parquet(tmp_path / "hmcts/hearings/a.parquet", hearing_id=pa.array([1], pa.int64()),
-             hearing_date=pa.array([dt.date(2017, 1, 2)]))
+    _parquet(
+        tmp_path / "hmcts/hearings/a.parquet",
+        hearing_id=pa.array([1], pa.int64()),
+        hearing_date=pa.array([dt.date(2017, 1, 2)]),
+    )
     _parquet(tmp_path / "hmcts/hearings/b.parquet", hearing_id=pa.array(["H2"]))
     kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
     landed = io.read_raw(spark, "hmcts/hearings", kind, groups)
     assert sorted(tuple(r[c] for c in HEARINGS) for r in landed.collect()) == [
-        ("1", "C1", "2017-01-02", "FH", "Y"), ("H2", "C1", "2017-01-02", "FH", "Y")]
+        ("1", "C1", "2017-01-02", "FH", "Y"),
+        ("H2", "C1", "2017-01-02", "FH", "Y"),
+    ]
     assert io.raw_record_count(spark, kind, groups) == 2

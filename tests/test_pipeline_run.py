@@ -1,4 +1,5 @@
 """`ld-spark run` end to end on the session's synthetic extract."""
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,10 @@ def _reconciliation(out, released=False):
     """The exact reconciliation (linkage/, for the operator) or the released one (results/)."""
     path = out / "results" / "reconciliation.csv" if released else catalog.file(out, catalog.RECONCILIATION_FILE)
     with path.open() as handle:
-        return {row["source_table"]: {k: int(v) if v else None for k, v in row.items() if k != "source_table"}
-                for row in csv.DictReader(handle)}
+        return {
+            row["source_table"]: {k: int(v) if v else None for k, v in row.items() if k != "source_table"}
+            for row in csv.DictReader(handle)
+        }
 
 
 def test_reconciliation_accounts_for_every_row_the_generator_wrote(finished_run):
@@ -50,7 +53,9 @@ def test_bronze_tables_are_typed_with_unique_keys_and_quarantine_says_where(spar
     mpi = io.read_delta(spark, catalog.path(out, catalog.bronze("mhsds/mhs001_mpi")))
     assert mpi.count() == mpi.select("OrgIDProv", "LocalPatientId").distinct().count()
     quarantine = io.read_delta(spark, catalog.path(out, catalog.QUARANTINE))
-    assert quarantine.filter(F.col("line").isNull() | F.col("source_file").isNull() | F.col("rule").isNull()).count() == 0
+    assert (
+        quarantine.filter(F.col("line").isNull() | F.col("source_file").isNull() | F.col("rule").isNull()).count() == 0
+    )
     rules = {r["rule"] for r in quarantine.select("rule").distinct().collect()}
     assert {"unparseable_date", "code_outside_list"} <= rules
 
@@ -75,8 +80,15 @@ def test_linkage_meets_the_f1_targets_at_test_scale(finished_run):
     out, _ = finished_run
     with (out / "results" / "linkage_quality.csv").open() as handle:
         quality = {row["source_table"]: row for row in csv.DictReader(handle)}
-    assert set(quality) == {"ld_referrals", "hes_ae", "mhsds.mhs001_mpi", "iapt.ids001_mpi", "ndtms.episodes",
-                            "pnc.offences", "hmcts.cases"}
+    assert set(quality) == {
+        "ld_referrals",
+        "hes_ae",
+        "mhsds.mhs001_mpi",
+        "iapt.ids001_mpi",
+        "ndtms.episodes",
+        "pnc.offences",
+        "hmcts.cases",
+    }
     for source, row in quality.items():
         target = 0.95 if source == "ndtms.episodes" else 0.98
         assert float(row["f1"]) >= target, (source, row)
@@ -118,15 +130,20 @@ def test_saved_model_links_a_hand_made_case_without_retraining(spark, finished_r
         ("a_swapped", "SMITH", "JOHN", "SJ", "1980-06-05", "M", "LS6 2AB", None, "2004/7273074A", None),
         ("twin", "JAMES", "SMITH", "JS", "1980-05-06", "M", "M14 5RT", "4010232137", None, None),
     ]
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in [link.identity.UNIQUE_ID, *link.identity.IDENTITY]])
+    schema = T.StructType(
+        [T.StructField(c, T.StringType()) for c in [link.identity.UNIQUE_ID, *link.identity.IDENTITY]]
+    )
     tuples = spark.createDataFrame(rows, schema)
     work = tmp_path / "splink"
     work.mkdir()
-    pairs, _ = link.model.train_and_predict(spark, tuples, run_config.linkage, work,
-                                         model_in=catalog.file(out, catalog.MODEL_FILE))
+    pairs, _ = link.model.train_and_predict(
+        spark, tuples, run_config.linkage, work, model_in=catalog.file(out, catalog.MODEL_FILE)
+    )
     edges = link.deterministic.deterministic_edges(tuples).unionByName(pairs.select("id_l", "id_r"))
-    people = {r[link.identity.UNIQUE_ID]: r["component"]
-              for r in link.components.connected_components(tuples.select(link.identity.UNIQUE_ID), edges).collect()}
+    people = {
+        r[link.identity.UNIQUE_ID]: r["component"]
+        for r in link.components.connected_components(tuples.select(link.identity.UNIQUE_ID), edges).collect()
+    }
     assert people["a_ld"] == people["a_alias"] == people["a_swapped"]
     assert people["twin"] != people["a_ld"]
 
@@ -136,7 +153,9 @@ def _panel_sums(spark, out, outcomes, where="in_outcomes"):
     from pyspark.sql import functions as F
 
     panel = io.read_delta(spark, catalog.path(out, catalog.PANEL)).filter(where)
-    rows = panel.groupBy("cohort", "rel_month").agg(F.count("*").alias("persons"), *[F.sum(o).alias(o) for o in outcomes])
+    rows = panel.groupBy("cohort", "rel_month").agg(
+        F.count("*").alias("persons"), *[F.sum(o).alias(o) for o in outcomes]
+    )
     return {(r["cohort"], r["rel_month"]): (r["persons"], {o: r[o] for o in outcomes}) for r in rows.collect()}
 
 
@@ -146,8 +165,9 @@ def test_panel_has_37_months_for_every_person_and_cohort_zeros_included(spark, f
     out, _ = finished_run
     panel = io.read_delta(spark, catalog.path(out, catalog.PANEL))
     cohorts = io.read_delta(spark, catalog.path(out, catalog.COHORTS))
-    per_member = panel.groupBy("person_key", "cohort").agg(F.count("*").alias("months"), F.min("rel_month").alias("first"),
-                                                          F.max("rel_month").alias("last"))
+    per_member = panel.groupBy("person_key", "cohort").agg(
+        F.count("*").alias("months"), F.min("rel_month").alias("first"), F.max("rel_month").alias("last")
+    )
     assert per_member.count() == cohorts.count()
     assert {(r["months"], r["first"], r["last"]) for r in per_member.collect()} == {(37, -24, 12)}
     assert panel.filter(F.col("ae_attendances") == 0).count() > 0.5 * panel.count()
@@ -191,7 +211,9 @@ def test_panel_shows_the_post_index_rise_in_referrals_the_generator_planted(spar
         return sum(sums[cohort, m][1][o] for m in months for o in referrals)
 
     pre, post = range(-12, 0), range(0, 12)
-    did = (events("evaluation", post) / events("evaluation", pre)) / (events("historic", post) / events("historic", pre))
+    did = (events("evaluation", post) / events("evaluation", pre)) / (
+        events("historic", post) / events("historic", pre)
+    )
     assert did > 1.1
 
 
@@ -214,9 +236,10 @@ def test_figure1_is_drawn_from_its_table(finished_run):
     out, _ = finished_run
     with (out / "results" / "figure1.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert {(r["cohort"], r["outcome"]) for r in rows} >= {(c, o) for c in ("evaluation", "historic")
-                                                           for o in ("ae_attendances", "drug_referrals", "offences")}
-    assert len(rows) == 2 * 37 * 10      # eight health outcomes, proven offences, police contacts
+    assert {(r["cohort"], r["outcome"]) for r in rows} >= {
+        (c, o) for c in ("evaluation", "historic") for o in ("ae_attendances", "drug_referrals", "offences")
+    }
+    assert len(rows) == 2 * 37 * 10  # eight health outcomes, proven offences, police contacts
     assert (out / "results" / "figure1.png").stat().st_size > 20_000
 
 
@@ -235,11 +258,14 @@ def test_estimates_have_every_estimand_and_cover_every_planted_value(spark, fini
     assert list(rows) == ESTIMANDS
     gold = {r["estimand"]: r for r in io.read_delta(spark, catalog.path(out, catalog.ESTIMATES)).collect()}
     assert all(gold[name]["estimate"] is not None for name in ESTIMANDS)
-    ruled = {r["row"]: r["action"] for r in _rows(out / "results" / "sdc_report.csv")
-             if r["output"] == "estimates.csv" and r["column"] == "estimate"}
+    ruled = {
+        r["row"]: r["action"]
+        for r in _rows(out / "results" / "sdc_report.csv")
+        if r["output"] == "estimates.csv" and r["column"] == "estimate"
+    }
     blank = [name for name in ESTIMANDS if rows[name]["estimate"] == ""]
     assert all(ruled[name] in ("suppressed", "withheld") for name in blank), blank
-    assert len(blank) <= 2, blank   # at this small scale a mean of a few sentences may be suppressed
+    assert len(blank) <= 2, blank  # at this small scale a mean of a few sentences may be suppressed
     for name, value in planted.items():
         if name.startswith("n_"):
             continue
@@ -264,9 +290,18 @@ def test_two_runs_compare_side_by_side_in_mlflow(finished_run, killed_and_rerun,
     runs = mlflow.search_runs(experiment_names=[run_config.mlflow.experiment], order_by=["start_time DESC"])
     assert len(runs) >= 2
     latest, earlier = runs.iloc[0], runs.iloc[1]
-    for metric in ("custody_or.estimate", "custody_or.ci_low", "custody_or.ci_high", "custody_or.p_value",
-                   "offending_rr.estimate", "pct_no_prior_contact.estimate", "savings_total_high_gbp.estimate",
-                   "linkage.f1.hes_ae", "rows_loaded.hes_ae", "stage_seconds.effects"):
+    for metric in (
+        "custody_or.estimate",
+        "custody_or.ci_low",
+        "custody_or.ci_high",
+        "custody_or.p_value",
+        "offending_rr.estimate",
+        "pct_no_prior_contact.estimate",
+        "savings_total_high_gbp.estimate",
+        "linkage.f1.hes_ae",
+        "rows_loaded.hes_ae",
+        "stage_seconds.effects",
+    ):
         assert f"metrics.{metric}" in latest.index, metric
         assert latest[f"metrics.{metric}"] == latest[f"metrics.{metric}"], metric  # not NaN: logged in this run
         assert earlier[f"metrics.{metric}"] == earlier[f"metrics.{metric}"], metric
@@ -298,11 +333,16 @@ def _released(value: str) -> bool:
 def test_every_released_count_is_suppressed_or_rounded_and_every_change_is_reported(spark, finished_run):
     out, _ = finished_run
     results = out / "results"
-    checked = {"figure1.csv": ["persons", "events"], "vulnerability_profile.csv": ["people", "referred"],
-               "site_onward_referrals.csv": ["referrals", "iapt", "gp", "mha_assessment"],
-               "declined_by_vulnerability.csv": ["people", "declined", "people_without", "declined_without"],
-               "linkage_quality.csv": ["n_records", "n_persons"], "reconciliation.csv": ["read", "loaded", "quarantined"],
-               "estimates.csv": ["n"], "descriptives.csv": ["n"]}
+    checked = {
+        "figure1.csv": ["persons", "events"],
+        "vulnerability_profile.csv": ["people", "referred"],
+        "site_onward_referrals.csv": ["referrals", "iapt", "gp", "mha_assessment"],
+        "declined_by_vulnerability.csv": ["people", "declined", "people_without", "declined_without"],
+        "linkage_quality.csv": ["n_records", "n_persons"],
+        "reconciliation.csv": ["read", "loaded", "quarantined"],
+        "estimates.csv": ["n"],
+        "descriptives.csv": ["n"],
+    }
     for name, columns in checked.items():
         rows = _rows(results / name)
         assert rows, name
@@ -315,10 +355,12 @@ def test_every_released_count_is_suppressed_or_rounded_and_every_change_is_repor
     shown = next(r for r in figure if r["events"] not in ("", "0"))
     assert float(shown["rate"]) == int(shown["events"]) / int(shown["persons"])  # from the rounded counts
     report = _rows(results / "sdc_report.csv")
-    assert {("figure1.csv", "events", "suppressed"), ("estimates.csv", "n", "rounded")} <= \
-        {(r["output"], r["column"], r["action"]) for r in report}
-    assert len([r for r in report if r["output"] == "figure1.csv" and r["column"] == "events"
-                and r["action"] == "suppressed"]) == len(suppressed)
+    assert {("figure1.csv", "events", "suppressed"), ("estimates.csv", "n", "rounded")} <= {
+        (r["output"], r["column"], r["action"]) for r in report
+    }
+    assert len(
+        [r for r in report if r["output"] == "figure1.csv" and r["column"] == "events" and r["action"] == "suppressed"]
+    ) == len(suppressed)
     # Inside, the Delta tables stay exact.
     gold = {r["estimand"]: r for r in io.read_delta(spark, catalog.path(out, catalog.ESTIMATES)).collect()}
     cohorts = io.read_delta(spark, catalog.path(out, catalog.COHORTS))
@@ -349,8 +391,9 @@ def test_no_released_table_gives_back_a_cell_another_suppresses(finished_run):
         assert {("figure1.csv", f"{outcome}|{cohort}|{month}", c) for c in ("persons", "events", "rate")} <= ruled
 
 
-def test_a_second_run_on_the_same_output_stops_with_one_line_while_the_first_holds_it(spark, run_config, finished_run,
-                                                                                    small_extract):
+def test_a_second_run_on_the_same_output_stops_with_one_line_while_the_first_holds_it(
+    spark, run_config, finished_run, small_extract
+):
     from ld_spark.errors import OutputBusy
 
     raw, _ = small_extract

@@ -1,4 +1,5 @@
 """results/ changes only whole: staged files, a manifest, nothing stray or truncated published."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,13 @@ def test_results_are_replaced_whole_with_a_manifest_and_a_stray_file_is_never_pu
     assert sorted(p.name for p in results.iterdir()) == [MANIFEST, "sdc_report.csv", "site_onward_referrals.csv"]
     assert json.loads((results / MANIFEST).read_text()) == manifest
     assert manifest["run_id"] == "run-1" and manifest["delta_versions"] == {"analysis/panel": 3}
-    assert manifest["files"] == {name: sha256(results / name) for name in ("sdc_report.csv", "site_onward_referrals.csv")}
-    assert (results / "site_onward_referrals.csv").read_text().splitlines() == ["site_code,referrals,iapt", "LD01,40,10"]
+    assert manifest["files"] == {
+        name: sha256(results / name) for name in ("sdc_report.csv", "site_onward_referrals.csv")
+    }
+    assert (results / "site_onward_referrals.csv").read_text().splitlines() == [
+        "site_code,referrals,iapt",
+        "LD01,40,10",
+    ]
     assert not publisher.staging.exists() and not publisher.previous.exists()
 
 

@@ -8,20 +8,25 @@ committed. Every table must still read, with the content it had; a rerun must co
 kernel dropped the dead run's lock) and leave the same content again: a rerun overwrites, it
 never appends.
 """
+
 from __future__ import annotations
 
 import signal
 
 
 def test_killed_mid_write_tables_keep_their_content_a_second_run_is_refused_and_a_rerun_completes(
-        finished_run, killed_and_rerun):
+    finished_run, killed_and_rerun
+):
     out, _ = finished_run
     crash = killed_and_rerun
     assert len(crash.before) >= 30
     # A second run on the same output while the first holds it: refused at once, one line.
     assert crash.refused.returncode == 2
-    assert crash.refused.stderr.strip().splitlines()[-1].startswith(
-        f"ld-spark: error: output {out} is in use by run pid {crash.first_pid}")
+    assert (
+        crash.refused.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"ld-spark: error: output {out} is in use by run pid {crash.first_pid}")
+    )
     # The first was killed in the middle of a table write: data files on disk, no commit yet.
     assert crash.first_returncode == -signal.SIGKILL
     assert crash.caught_mid_write, "the kill came after the write committed"

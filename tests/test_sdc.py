@@ -1,4 +1,5 @@
 """Disclosure control rules on hand-built rows."""
+
 from __future__ import annotations
 
 from ld_spark.release.sdc import Report, Rules, Spec, release, release_estimate, released_count, released_percentage
@@ -20,8 +21,10 @@ def test_percentages_come_from_the_rounded_figures():
 
 
 def test_release_suppresses_rounds_recomputes_and_reports_every_change():
-    rows = [{"cohort": "historic", "rel_month": -1, "persons": 72, "events": 3, "rate": 3 / 72},
-            {"cohort": "evaluation", "rel_month": -1, "persons": 447, "events": 54, "rate": 54 / 447}]
+    rows = [
+        {"cohort": "historic", "rel_month": -1, "persons": 72, "events": 3, "rate": 3 / 72},
+        {"cohort": "evaluation", "rel_month": -1, "persons": 447, "events": 54, "rate": 54 / 447},
+    ]
     spec = Spec(key=["cohort", "rel_month"], counts=["persons", "events"], ratios={"rate": ("events", "persons")})
     report = Report()
     got = release("figure1.csv", rows, spec, RULES, report)
@@ -34,8 +37,13 @@ def test_release_suppresses_rounds_recomputes_and_reports_every_change():
 
 def test_a_mean_of_fewer_than_eight_values_is_suppressed():
     report = Report()
-    got = release("x.csv", [{"site": "LD01", "cases": 5, "mean_days": 41.2}], Spec(key=["site"], counts=["cases"],
-                  summaries={"mean_days": "cases"}), RULES, report)
+    got = release(
+        "x.csv",
+        [{"site": "LD01", "cases": 5, "mean_days": 41.2}],
+        Spec(key=["site"], counts=["cases"], summaries={"mean_days": "cases"}),
+        RULES,
+        report,
+    )
     assert got[0]["mean_days"] is None and got[0]["cases"] is None
 
 
@@ -61,7 +69,9 @@ def test_counts_of_people_in_the_results_table_are_rounded_and_percentages_come_
     assert (got["estimate"], got["ci_low"], got["ci_high"], got["n"]) == (71.0, 66.0, 75.0, 445)
     few = release_percentage_estimate({**pct, "estimate": 100 * 3 / 447}, 3, RULES, report)
     assert few["estimate"] is None and few["ci_low"] is None and few["ci_high"] is None
-    assert ("pct_mental_health", "estimate", "suppressed") in {(r["row"], r["column"], r["action"]) for r in report.rows}
+    assert ("pct_mental_health", "estimate", "suppressed") in {
+        (r["row"], r["column"], r["action"]) for r in report.rows
+    }
 
 
 def test_publisher_writes_released_tables_withholds_derived_rows_and_reports(tmp_path):
@@ -70,32 +80,76 @@ def test_publisher_writes_released_tables_withholds_derived_rows_and_reports(tmp
     from ld_spark.release.publish import Publisher
 
     publisher = Publisher(tmp_path / "results", RULES)
-    rows = [{"estimand": "custody_or", "estimate": 0.4, "ci_low": 0.1, "ci_high": 1.6, "p_value": 0.2, "n": 30,
-             "method": "m", "people": 6, "df_resid": 5},
-            {"estimand": "savings_per_referral_avg_gbp", "estimate": 900.0, "ci_low": 100.0, "ci_high": 1500.0,
-             "p_value": None, "n": 447, "method": "m", "people": 447},
-            {"estimand": "offending_rr", "estimate": 1.02, "ci_low": 0.9, "ci_high": 1.1, "p_value": 0.7, "n": 447,
-             "method": "m", "people": 447, "df_resid": 446}]
+    rows = [
+        {
+            "estimand": "custody_or",
+            "estimate": 0.4,
+            "ci_low": 0.1,
+            "ci_high": 1.6,
+            "p_value": 0.2,
+            "n": 30,
+            "method": "m",
+            "people": 6,
+            "df_resid": 5,
+        },
+        {
+            "estimand": "savings_per_referral_avg_gbp",
+            "estimate": 900.0,
+            "ci_low": 100.0,
+            "ci_high": 1500.0,
+            "p_value": None,
+            "n": 447,
+            "method": "m",
+            "people": 447,
+        },
+        {
+            "estimand": "offending_rr",
+            "estimate": 1.02,
+            "ci_low": 0.9,
+            "ci_high": 1.1,
+            "p_value": 0.7,
+            "n": 447,
+            "method": "m",
+            "people": 447,
+            "df_resid": 446,
+        },
+    ]
     released = publisher.estimates("estimates.csv", rows, derived={"custody_or": ["savings_per_referral_avg_gbp"]})
     assert [r["estimate"] for r in released] == [None, None, 1.02]
     with publisher.path("estimates.csv").open() as handle:
         written = list(csv.DictReader(handle))
     assert [r["estimate"] for r in written] == ["", "", "1.02"] and [r["n"] for r in written] == ["30", "445", "445"]
-    publisher.table("site_onward_referrals.csv", ["site_code", "referrals", "iapt"],
-                    [{"site_code": "LD01", "referrals": 41, "iapt": 3, **{k: 0 for k in ("advice", "gp")}}])
+    publisher.table(
+        "site_onward_referrals.csv",
+        ["site_code", "referrals", "iapt"],
+        [{"site_code": "LD01", "referrals": 41, "iapt": 3, **{k: 0 for k in ("advice", "gp")}}],
+    )
     with publisher.path("site_onward_referrals.csv").open() as handle:
         assert list(csv.DictReader(handle)) == [{"site_code": "LD01", "referrals": "40", "iapt": ""}]
     with publisher.write_report().open() as handle:
         reasons = {(r["output"], r["row"], r["action"]) for r in csv.DictReader(handle)}
-    assert {("estimates.csv", "custody_or", "withheld"), ("estimates.csv", "savings_per_referral_avg_gbp", "withheld"),
-            ("site_onward_referrals.csv", "LD01", "suppressed")} <= reasons
+    assert {
+        ("estimates.csv", "custody_or", "withheld"),
+        ("estimates.csv", "savings_per_referral_avg_gbp", "withheld"),
+        ("site_onward_referrals.csv", "LD01", "suppressed"),
+    } <= reasons
 
 
 def test_an_estimate_resting_on_a_mean_of_few_values_is_suppressed(tmp_path):
     from ld_spark.release.publish import Publisher
 
     publisher = Publisher(tmp_path / "results", RULES)
-    row = {"estimand": "savings_per_referral_avg_gbp", "estimate": 900.0, "ci_low": 100.0, "ci_high": 1500.0,
-           "p_value": None, "n": 447, "method": "m", "people": 447}
-    few, many = publisher.estimates("estimates.csv", [{**row, "summarised_values": 6}, {**row, "summarised_values": 60}])
+    row = {
+        "estimand": "savings_per_referral_avg_gbp",
+        "estimate": 900.0,
+        "ci_low": 100.0,
+        "ci_high": 1500.0,
+        "p_value": None,
+        "n": 447,
+        "method": "m",
+        "people": 447,
+    }
+    few, many = publisher.estimates(
+        "estimates.csv", [{**row, "summarised_values": 6}, {**row, "summarised_values": 60}]
+    )
     assert few["estimate"] is None and few["ci_high"] is None and many["estimate"] == 900.0

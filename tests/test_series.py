@@ -1,4 +1,5 @@
 """Month arithmetic of the event series, pinned on hand-built frames."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,8 +26,9 @@ def test_last_and_first_day_of_adjacent_months_are_one_month_apart(spark):
 
 
 def test_leap_day_and_year_boundaries(spark):
-    assert _rel(spark, [(D(2016, 2, 29), D(2016, 3, 1)), (D(2017, 1, 10), D(2016, 12, 31)),
-                        (D(2017, 1, 10), D(2015, 1, 1))]) == [1, -1, -24]
+    assert _rel(
+        spark, [(D(2016, 2, 29), D(2016, 3, 1)), (D(2017, 1, 10), D(2016, 12, 31)), (D(2017, 1, 10), D(2015, 1, 1))]
+    ) == [1, -1, -24]
 
 
 def test_events_outside_the_window_are_dropped(spark):
@@ -49,15 +51,29 @@ def test_person_with_no_events_gets_zero_rows_not_missing_rows(spark):
 
 def test_person_in_both_cohorts_is_counted_against_each_index(spark):
     index = spark.createDataFrame([("p1", "evaluation", D(2017, 5, 10)), ("p1", "historic", D(2013, 9, 2))], INDEX)
-    events = spark.createDataFrame([("p1", "ae", D(2017, 5, 31)), ("p1", "ae", D(2013, 8, 30)),
-                                    ("p1", "offence", D(2017, 6, 1))], EVENTS)
+    events = spark.createDataFrame(
+        [("p1", "ae", D(2017, 5, 31)), ("p1", "ae", D(2013, 8, 30)), ("p1", "offence", D(2017, 6, 1))], EVENTS
+    )
     panel = person_month_panel(index, events, ["ae", "offence"], -1, 1)
-    expected = spark.createDataFrame([
-        ("p1", "evaluation", -1, 0, 0), ("p1", "evaluation", 0, 1, 0), ("p1", "evaluation", 1, 0, 1),
-        ("p1", "historic", -1, 1, 0), ("p1", "historic", 0, 0, 0), ("p1", "historic", 1, 0, 0),
-    ], T.StructType([T.StructField("person_key", T.StringType()), T.StructField("cohort", T.StringType()),
-                     T.StructField("rel_month", T.IntegerType()), T.StructField("ae", T.LongType()),
-                     T.StructField("offence", T.LongType())]))
+    expected = spark.createDataFrame(
+        [
+            ("p1", "evaluation", -1, 0, 0),
+            ("p1", "evaluation", 0, 1, 0),
+            ("p1", "evaluation", 1, 0, 1),
+            ("p1", "historic", -1, 1, 0),
+            ("p1", "historic", 0, 0, 0),
+            ("p1", "historic", 1, 0, 0),
+        ],
+        T.StructType(
+            [
+                T.StructField("person_key", T.StringType()),
+                T.StructField("cohort", T.StringType()),
+                T.StructField("rel_month", T.IntegerType()),
+                T.StructField("ae", T.LongType()),
+                T.StructField("offence", T.LongType()),
+            ]
+        ),
+    )
     assert_df_equality(panel, expected, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -68,12 +84,28 @@ def test_period_is_pre_before_index_post_from_the_index_month_and_null_outside(s
 
 
 def test_monthly_rates_divide_by_everyone_in_the_cohort_including_people_with_no_events(spark):
-    index = spark.createDataFrame([("p1", "evaluation", D(2017, 5, 10)), ("p2", "evaluation", D(2017, 6, 1)),
-                                   ("p3", "evaluation", D(2017, 7, 1)), ("p1", "historic", D(2013, 9, 2))], INDEX)
-    events = spark.createDataFrame([("p1", "ae", D(2017, 5, 1)), ("p1", "ae", D(2017, 5, 2)),
-                                    ("p2", "ae", D(2017, 6, 30)), ("p1", "ae", D(2013, 9, 30))], EVENTS)
+    index = spark.createDataFrame(
+        [
+            ("p1", "evaluation", D(2017, 5, 10)),
+            ("p2", "evaluation", D(2017, 6, 1)),
+            ("p3", "evaluation", D(2017, 7, 1)),
+            ("p1", "historic", D(2013, 9, 2)),
+        ],
+        INDEX,
+    )
+    events = spark.createDataFrame(
+        [
+            ("p1", "ae", D(2017, 5, 1)),
+            ("p1", "ae", D(2017, 5, 2)),
+            ("p2", "ae", D(2017, 6, 30)),
+            ("p1", "ae", D(2013, 9, 30)),
+        ],
+        EVENTS,
+    )
     panel = person_month_panel(index, events, ["ae"], 0, 0)
-    got = {(r.cohort, r.outcome): (r.persons, r.events, r.rate) for r in panel.transform(monthly_rates(["ae"])).collect()}
+    got = {
+        (r.cohort, r.outcome): (r.persons, r.events, r.rate) for r in panel.transform(monthly_rates(["ae"])).collect()
+    }
     assert got == {("evaluation", "ae"): (3, 3, 1.0), ("historic", "ae"): (1, 1, 1.0)}
 
 

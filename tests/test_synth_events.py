@@ -24,16 +24,25 @@ def test_planted_ratio_is_one_without_effect_and_the_effect_when_it_lasts_all_ye
 
 
 def _people(role, ld_index, hist_index, rate):
-    return pd.DataFrame({
-        "role": role, "ld_index_day": ld_index, "hist_index_day": hist_index, "rate_ae": rate,
-    })
+    return pd.DataFrame(
+        {
+            "role": role,
+            "ld_index_day": ld_index,
+            "hist_index_day": hist_index,
+            "rate_ae": rate,
+        }
+    )
 
 
 def test_events_follow_the_ramp_and_a_person_with_zero_rate_has_none(config):
     n = 4000
     index = float(cal.day("2017-06-15"))
-    people = _people(np.r_[np.full(n, COHORT), GENERAL], np.r_[np.full(n, index), np.nan],
-                     np.full(n + 1, np.nan), np.r_[np.full(n, 0.05), 0.0])
+    people = _people(
+        np.r_[np.full(n, COHORT), GENERAL],
+        np.r_[np.full(n, index), np.nan],
+        np.full(n + 1, np.nan),
+        np.r_[np.full(n, 0.05), 0.0],
+    )
     events = draw_events(people, "ae", config.generator, np.random.default_rng(1))
     assert not (events["row"] == n).any()
     rel = cal.month_of(events["day"].to_numpy()) - cal.month_of(np.array([int(index)]))[0]

@@ -3,6 +3,7 @@
 Every check reads the written CSV files (and _truth/ to know who is who), never the
 generator's parameters, except to name the target a measured figure is compared against.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 def read_table(root: Path, table: str) -> pd.DataFrame:
     files = sorted((root / table).glob("*.csv"))
     assert files, f"no CSV files for {table}"
-    return pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False, na_values=[""]) for f in files],
-                     ignore_index=True)
+    return pd.concat(
+        [pd.read_csv(f, dtype=str, keep_default_na=False, na_values=[""]) for f in files], ignore_index=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +76,13 @@ def test_every_contract_table_is_written_with_exactly_its_columns(extract):
 
 
 def test_truth_maps_every_identity_record_to_one_person(raw, truth):
-    for source, table, key in [("ld_referrals", "ld_referrals", "referral_id"), ("hes_ae", "hes_ae", "AEKEY"),
-                               ("pnc.offences", "pnc/offences", "offence_id"), ("hmcts.cases", "hmcts/cases", "case_id"),
-                               ("ndtms.episodes", "ndtms/episodes", "EPISODID")]:
+    for source, table, key in [
+        ("ld_referrals", "ld_referrals", "referral_id"),
+        ("hes_ae", "hes_ae", "AEKEY"),
+        ("pnc.offences", "pnc/offences", "offence_id"),
+        ("hmcts.cases", "hmcts/cases", "case_id"),
+        ("ndtms.episodes", "ndtms/episodes", "EPISODID"),
+    ]:
         keys = set(raw(table)[key])
         mapped = truth[truth["source_table"] == source]
         assert keys == set(mapped["record_key"]), source
@@ -90,10 +96,16 @@ def test_truth_maps_every_identity_record_to_one_person(raw, truth):
 
 def test_dates_and_codes_are_in_contract_format_apart_from_planted_bad_values(raw):
     checks = [
-        ("hes_ae", "ARRIVALDATE", None), ("pnc/offences", "offence_date", None),
-        ("ndtms/episodes", "REFLD", None), ("hmcts/hearings", "hearing_date", None),
+        ("hes_ae", "ARRIVALDATE", None),
+        ("pnc/offences", "offence_date", None),
+        ("ndtms/episodes", "REFLD", None),
+        ("hmcts/hearings", "hearing_date", None),
         ("hes_ae", "AEATTENDDISP", {"01", "02", "03", "07", "12", "99"}),
-        ("pnc/offences", "disposal_code", {"1002", "1024", "1081", "1115", "1116", "1015", "1018", "1019", "2050", "2063"}),
+        (
+            "pnc/offences",
+            "disposal_code",
+            {"1002", "1024", "1081", "1115", "1116", "1015", "1018", "1019", "2050", "2063"},
+        ),
         ("mhsds/mhs401_mha_period", "LegalStatusCode", {"01", "02", "03", "04", "19", "20"}),
         ("hmcts/hearings", "hearing_type", {"FH", "MNTN", "PTR", "TRIAL", "SWPSR", "STPSR", "RMAND", "CS", "PBV"}),
     ]
@@ -201,29 +213,46 @@ def test_crisis_pattern_health_rises_for_a_year_offending_only_in_the_last_month
     off_rate = _monthly_rate(pnc, "offence_date", cohort)
     base, mid, spike = off_rate.loc[-24:-13].mean(), off_rate.loc[-12:-3].mean(), off_rate.loc[-2:-1].mean()
     assert 0.8 < mid / base < 1.25  # no ramp in offending over the year
-    assert spike > 1.8 * mid         # but a rise in the last two months
+    assert spike > 1.8 * mid  # but a rise in the last two months
 
 
 def test_no_prior_contact_share_is_about_a_quarter(raw, truth, cohort):
     contacts = []
-    for source, table, key, date in [("hes_ae", "hes_ae", "AEKEY", "ARRIVALDATE"),
-                                     ("ndtms.episodes", "ndtms/episodes", "EPISODID", "REFLD")]:
+    for source, table, key, date in [
+        ("hes_ae", "hes_ae", "AEKEY", "ARRIVALDATE"),
+        ("ndtms.episodes", "ndtms/episodes", "EPISODID", "REFLD"),
+    ]:
         contacts.append(with_person(raw(table), truth, source, key)[["person_id", date]].rename(columns={date: "date"}))
-    for mpi, refs, date in [("mhsds/mhs001_mpi", "mhsds/mhs101_referral", "ReferralRequestReceivedDate"),
-                            ("iapt/ids001_mpi", "iapt/ids101_referral", "ReferralRequestReceivedDate")]:
+    for mpi, refs, date in [
+        ("mhsds/mhs001_mpi", "mhsds/mhs101_referral", "ReferralRequestReceivedDate"),
+        ("iapt/ids001_mpi", "iapt/ids101_referral", "ReferralRequestReceivedDate"),
+    ]:
         m = raw(mpi)
         m = m.assign(record_key=m["OrgIDProv"] + "|" + m["LocalPatientId"])
-        m = m.merge(truth[["record_key", "person_id"]], on="record_key").drop_duplicates(["OrgIDProv", "LocalPatientId"])
+        m = m.merge(truth[["record_key", "person_id"]], on="record_key").drop_duplicates(
+            ["OrgIDProv", "LocalPatientId"]
+        )
         r = raw(refs).merge(m[["OrgIDProv", "LocalPatientId", "person_id"]], on=["OrgIDProv", "LocalPatientId"])
         contacts.append(r[["person_id", date]].rename(columns={date: "date"}))
     for table, date in [("mhsds/mhs201_care_contact", "CareContDate"), ("iapt/ids201_care_contact", "CareContDate")]:
-        refs = raw(table.replace("201_care_contact", "101_referral").replace("mhs101", "mhs101").replace("ids101", "ids101"))
-        contacts.append(raw(table).merge(refs.drop_duplicates("ServiceRequestId")[["ServiceRequestId", "OrgIDProv", "LocalPatientId"]],
-                                         on=["ServiceRequestId", "OrgIDProv"]).merge(
-            pd.concat([raw("mhsds/mhs001_mpi"), raw("iapt/ids001_mpi")]).assign(
-                record_key=lambda d: d["OrgIDProv"] + "|" + d["LocalPatientId"]).merge(truth[["record_key", "person_id"]], on="record_key")
-            .drop_duplicates(["OrgIDProv", "LocalPatientId"])[["OrgIDProv", "LocalPatientId", "person_id"]],
-            on=["OrgIDProv", "LocalPatientId"])[["person_id", date]].rename(columns={date: "date"}))
+        refs = raw(
+            table.replace("201_care_contact", "101_referral").replace("mhs101", "mhs101").replace("ids101", "ids101")
+        )
+        contacts.append(
+            raw(table)
+            .merge(
+                refs.drop_duplicates("ServiceRequestId")[["ServiceRequestId", "OrgIDProv", "LocalPatientId"]],
+                on=["ServiceRequestId", "OrgIDProv"],
+            )
+            .merge(
+                pd.concat([raw("mhsds/mhs001_mpi"), raw("iapt/ids001_mpi")])
+                .assign(record_key=lambda d: d["OrgIDProv"] + "|" + d["LocalPatientId"])
+                .merge(truth[["record_key", "person_id"]], on="record_key")
+                .drop_duplicates(["OrgIDProv", "LocalPatientId"])[["OrgIDProv", "LocalPatientId", "person_id"]],
+                on=["OrgIDProv", "LocalPatientId"],
+            )[["person_id", date]]
+            .rename(columns={date: "date"})
+        )
     all_contacts = pd.concat(contacts, ignore_index=True).merge(cohort[["person_id", "index"]], on="person_id")
     day = pd.to_datetime(all_contacts["date"], errors="coerce")
     before = (day < all_contacts["index"]) & (day >= all_contacts["index"] - pd.DateOffset(months=24))
@@ -252,11 +281,15 @@ def historic_index(raw, truth, cohort):
 
 def test_referral_outcomes_rise_after_index_in_evaluation_cohort_only(raw, truth, cohort, historic_index):
     mpi = pd.concat([raw("mhsds/mhs001_mpi"), raw("iapt/ids001_mpi")])
-    mpi = mpi.assign(record_key=mpi["OrgIDProv"] + "|" + mpi["LocalPatientId"]).merge(
-        truth[["record_key", "person_id"]], on="record_key").drop_duplicates(["OrgIDProv", "LocalPatientId"])
+    mpi = (
+        mpi.assign(record_key=mpi["OrgIDProv"] + "|" + mpi["LocalPatientId"])
+        .merge(truth[["record_key", "person_id"]], on="record_key")
+        .drop_duplicates(["OrgIDProv", "LocalPatientId"])
+    )
     refs = pd.concat([raw("mhsds/mhs101_referral").query("ServTeamTypeRefToMH != 'D02'"), raw("iapt/ids101_referral")])
-    refs = refs.drop_duplicates("ServiceRequestId").merge(mpi[["OrgIDProv", "LocalPatientId", "person_id"]],
-                                                           on=["OrgIDProv", "LocalPatientId"])
+    refs = refs.drop_duplicates("ServiceRequestId").merge(
+        mpi[["OrgIDProv", "LocalPatientId", "person_id"]], on=["OrgIDProv", "LocalPatientId"]
+    )
     ev_pre, ev_post = _period_counts(refs, "ReferralRequestReceivedDate", cohort[["person_id", "index"]])
     hi_pre, hi_post = _period_counts(refs, "ReferralRequestReceivedDate", historic_index)
     did = (ev_post / ev_pre) / (hi_post / hi_pre)
@@ -285,7 +318,9 @@ def test_custody_odds_halve_after_index_and_court_duration_falls(raw, truth, coh
     cases = cases.merge(cohort[["person_id", "index"]], on="person_id").dropna(subset=["completion_date"])
     off = pd.to_datetime(cases["offence_date"])
     rel = (off.dt.year * 12 + off.dt.month) - (cases["index"].dt.year * 12 + cases["index"].dt.month)
-    duration = (pd.to_datetime(cases["completion_date"]) - pd.to_datetime(cases["first_hearing_date"], errors="coerce")).dt.days
+    duration = (
+        pd.to_datetime(cases["completion_date"]) - pd.to_datetime(cases["first_hearing_date"], errors="coerce")
+    ).dt.days
     diff = duration[rel.between(0, 11)].mean() - duration[rel.between(-12, -1)].mean()
     assert -20 < diff < 0, diff
 
@@ -313,7 +348,9 @@ def test_each_kind_of_dirt_is_present_at_about_its_rate(raw, truth, identity, co
     assert near(placeholder.mean(), dirt.dob_placeholder, 0.6), placeholder.mean()
     day_month = pnc["date_of_birth"] == ident.dob_day_month_swap(true["date_of_birth"].to_numpy())
     # Only dates whose day could be a month (and differs from it) can be swapped.
-    swappable = (true["date_of_birth"].str[8:10].astype(int) <= 12) & (true["date_of_birth"].str[8:10] != true["date_of_birth"].str[5:7])
+    swappable = (true["date_of_birth"].str[8:10].astype(int) <= 12) & (
+        true["date_of_birth"].str[8:10] != true["date_of_birth"].str[5:7]
+    )
     assert near(day_month[swappable].mean(), dirt.dob_day_month_swap, 0.5), day_month[swappable].mean()
     lower = pnc["postcode"].str.match(r"^[a-z]")
     assert near(lower.mean(), dirt.postcode_lower, 0.4), lower.mean()
@@ -352,8 +389,10 @@ def test_planted_court_times_are_restricted_means_of_the_generators_own_court_pr
     assert got["court_duration_days_diff"] == pytest.approx(cfg.court_duration_diff_days, abs=0.01)
     # No shift, no difference (the same cases are drawn both ways).
     none = cfg.model_copy(update={"court_duration_diff_days": 0.0})
-    assert planted_restricted_means(none, 365, draws=200_000) == {"court_duration_days_diff": 0,
-                                                                  "arrest_to_sentence_days_diff": 0}
+    assert planted_restricted_means(none, 365, draws=200_000) == {
+        "court_duration_days_diff": 0,
+        "arrest_to_sentence_days_diff": 0,
+    }
     # Long Crown cases: a case still past the cap after the shift does not move. Crown share
     # 0.05 + 0.4 x 0.3; P(8 + Gamma(2, 196) > 372) = exp(-x)(1 + x), x = 364/196.
     long = cfg.model_copy(update={"court_duration_mean_days": {"magistrates": 45.0, "crown": 400.0}})
@@ -394,5 +433,7 @@ def test_planted_justice_ratios_follow_the_rules_and_reduce_to_the_planted_effec
     crown = still.model_copy(update={"custody_crown_log_odds": 1.5})
     assert cfg.custody_or < planted_justice(crown, 6, draws=100_000)["custody_or"] < 1
     # A faster court gets more offences proven within the wait in the treated cell only.
-    assert planted_justice(cfg.model_copy(update={"court_duration_diff_days": -30.0}), 6,
-                           draws=100_000)["offending_rr"] > 1.0
+    assert (
+        planted_justice(cfg.model_copy(update={"court_duration_diff_days": -30.0}), 6, draws=100_000)["offending_rr"]
+        > 1.0
+    )

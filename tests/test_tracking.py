@@ -1,4 +1,5 @@
 """What reaches MLflow: the config without its secrets, and no run left RUNNING by a kill."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,9 +21,12 @@ HARMLESS = {"spark.sql.adaptive.coalescePartitions.enabled": "true", "spark.ssl.
 
 def with_secrets(config, tracking_uri: str):
     """The test config with storage credentials in spark.extra and a password in the tracking URI."""
-    return config.model_copy(update={
-        "spark": config.spark.model_copy(update={"extra": {**STORAGE_SECRETS, **HARMLESS}}),
-        "mlflow": config.mlflow.model_copy(update={"tracking_uri": tracking_uri})})
+    return config.model_copy(
+        update={
+            "spark": config.spark.model_copy(update={"extra": {**STORAGE_SECRETS, **HARMLESS}}),
+            "mlflow": config.mlflow.model_copy(update={"tracking_uri": tracking_uri}),
+        }
+    )
 
 
 def test_params_hide_storage_secrets_and_the_tracking_uri_password(config):
@@ -46,29 +50,52 @@ def test_params_keep_settings_that_only_name_where_a_key_is(config):
     assert params["spark.master"] == config.spark.master
 
 
-@pytest.mark.parametrize("name", ["fs.s3a.access.key", "fs.azure.account.key.acct.blob.core.windows.net",
-                                  "spark.authenticate.secret", "x.privateKey", "x.apiKey", "x.api_key",
-                                  "x.SESSION_TOKEN", "x.db_passwd", "x.Credentials.file"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fs.s3a.access.key",
+        "fs.azure.account.key.acct.blob.core.windows.net",
+        "spark.authenticate.secret",
+        "x.privateKey",
+        "x.apiKey",
+        "x.api_key",
+        "x.SESSION_TOKEN",
+        "x.db_passwd",
+        "x.Credentials.file",
+    ],
+)
 def test_secret_names(name):
     assert tracking.is_secret_name(name)
 
 
-@pytest.mark.parametrize("name", ["linkage.key_env", "linkage.key_file", "linkage.create_key_if_missing",
-                                  "spark.ssl.keyStore", "spark.io.encryption.keySizeBits", "mlflow.tracking_uri"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "linkage.key_env",
+        "linkage.key_file",
+        "linkage.create_key_if_missing",
+        "spark.ssl.keyStore",
+        "spark.io.encryption.keySizeBits",
+        "mlflow.tracking_uri",
+    ],
+)
 def test_names_that_are_not_secret(name):
     assert not tracking.is_secret_name(name)
 
 
-@pytest.mark.parametrize("uri, shown", [
-    ("postgresql://user:pw@host/db", "postgresql://user:***@host/db"),
-    ("mysql+pymysql://user:p@ss/w0rd@host:3306/db", "mysql+pymysql://user:***@host:3306/db"),
-    ("https://user:pw@mlflow.example/", "https://user:***@mlflow.example/"),
-    ("jdbc:sqlserver://host:1433;user=ld;password=pw", "jdbc:sqlserver://host:1433;user=ld;password=***"),
-    ("https://mlflow.example/api?token=abc&x=1", "https://mlflow.example/api?token=***&x=1"),
-    ("postgresql://user@host/db", "postgresql://user@host/db"),
-    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
-    ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
-])
+@pytest.mark.parametrize(
+    "uri, shown",
+    [
+        ("postgresql://user:pw@host/db", "postgresql://user:***@host/db"),
+        ("mysql+pymysql://user:p@ss/w0rd@host:3306/db", "mysql+pymysql://user:***@host:3306/db"),
+        ("https://user:pw@mlflow.example/", "https://user:***@mlflow.example/"),
+        ("jdbc:sqlserver://host:1433;user=ld;password=pw", "jdbc:sqlserver://host:1433;user=ld;password=***"),
+        ("https://mlflow.example/api?token=abc&x=1", "https://mlflow.example/api?token=***&x=1"),
+        ("postgresql://user@host/db", "postgresql://user@host/db"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+    ],
+)
 def test_uri_passwords_are_cut_out(uri, shown):
     assert tracking.redact_uri(uri) == shown
 
@@ -92,7 +119,9 @@ def test_logged_run_holds_no_secret(config, tmp_path):
 def test_run_left_running_by_a_kill_on_the_same_out_dir_is_marked_killed(config, tmp_path, capsys):
     import mlflow
 
-    configured = config.model_copy(update={"mlflow": config.mlflow.model_copy(update={"tracking_uri": _store(tmp_path)})})
+    configured = config.model_copy(
+        update={"mlflow": config.mlflow.model_copy(update={"tracking_uri": _store(tmp_path)})}
+    )
     out, other_out = tmp_path / "out", tmp_path / "other_out"
     mlflow.set_tracking_uri(configured.mlflow.tracking_uri)
     experiment = mlflow.set_experiment(configured.mlflow.experiment).experiment_id
@@ -117,7 +146,9 @@ def test_run_left_running_by_a_kill_on_the_same_out_dir_is_marked_killed(config,
 def test_out_dir_is_matched_whichever_directory_the_run_starts_from(config, tmp_path, monkeypatch):
     import mlflow
 
-    configured = config.model_copy(update={"mlflow": config.mlflow.model_copy(update={"tracking_uri": _store(tmp_path)})})
+    configured = config.model_copy(
+        update={"mlflow": config.mlflow.model_copy(update={"tracking_uri": _store(tmp_path)})}
+    )
     mlflow.set_tracking_uri(configured.mlflow.tracking_uri)
     experiment = mlflow.set_experiment(configured.mlflow.experiment).experiment_id
     client = mlflow.tracking.MlflowClient()

@@ -1,4 +1,5 @@
 """Site onward-referral counts and declining by vulnerability, on hand-built frames."""
+
 from __future__ import annotations
 
 from ld_spark.contract import VULNERABILITIES
@@ -14,17 +15,31 @@ def _referred(spark, rows):
 
 
 def test_site_counts_leave_out_declined_people_and_read_every_onward_service(spark):
-    referred = _referred(spark, [("LD01", False, "iapt;gp", True, False), ("LD01", False, None, False, True),
-                                 ("LD01", True, "advice", True, True), ("LD02", False, "iapt", True, False),
-                                 ("LD02", None, "iapt_other;iapt", False, False)])
+    referred = _referred(
+        spark,
+        [
+            ("LD01", False, "iapt;gp", True, False),
+            ("LD01", False, None, False, True),
+            ("LD01", True, "advice", True, True),
+            ("LD02", False, "iapt", True, False),
+            ("LD02", None, "iapt_other;iapt", False, False),
+        ],
+    )
     got = {r.site_code: r for r in site_onward_counts(referred).collect()}
     assert (got["LD01"].referrals, got["LD01"].iapt, got["LD01"].gp, got["LD01"].advice) == (2, 1, 1, 0)
     assert (got["LD02"].referrals, got["LD02"].iapt) == (2, 2)
 
 
 def test_declining_is_counted_with_and_without_each_vulnerability(spark):
-    referred = _referred(spark, [("LD01", True, None, False, True), ("LD01", True, None, True, True),
-                                 ("LD01", False, None, True, True), ("LD01", False, None, True, False)])
+    referred = _referred(
+        spark,
+        [
+            ("LD01", True, None, False, True),
+            ("LD01", True, None, True, True),
+            ("LD01", False, None, True, True),
+            ("LD01", False, None, True, False),
+        ],
+    )
     got = {r.vulnerability: r for r in declined_by_vulnerability(referred).collect()}
     s = got["substance_misuse"]
     assert (s.people, s.declined, s.people_without, s.declined_without) == (3, 2, 1, 0)

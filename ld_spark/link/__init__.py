@@ -8,6 +8,7 @@
 6. events: event tables reach their person through their parent record.
 7. quality: pairwise precision, recall and F1 against the generator's truth.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,14 @@ from ld_spark.link import components, deterministic, events, identity, key, mode
 
 
 @contextlib.contextmanager
-def people(spark: SparkSession, bronze: dict[str, DataFrame], conf: LinkageConf, person_key: bytes,
-           work_dir: Path, model_in: Path | None = None) -> Iterator[tuple[DataFrame, str]]:
+def people(
+    spark: SparkSession,
+    bronze: dict[str, DataFrame],
+    conf: LinkageConf,
+    person_key: bytes,
+    work_dir: Path,
+    model_in: Path | None = None,
+) -> Iterator[tuple[DataFrame, str]]:
     """The identity records' (source_table, record_key, person_key), and the Splink model as JSON.
 
     bronze: contract table -> its bronze table, for every identity source. The frame is valid
@@ -38,8 +45,14 @@ def people(spark: SparkSession, bronze: dict[str, DataFrame], conf: LinkageConf,
         edges = deterministic.deterministic_edges(tuples).unionByName(pairs.select("id_l", "id_r"))
         found = components.connected_components(tuples.select(identity.UNIQUE_ID), edges)
         keyed = found.transform(key.with_person_key(person_key))
-        yield (records.join(keyed, on=[identity.UNIQUE_ID], how="inner")
-               .select("source_table", "record_key", "person_key")), model_json
+        yield (
+            (
+                records.join(keyed, on=[identity.UNIQUE_ID], how="inner").select(
+                    "source_table", "record_key", "person_key"
+                )
+            ),
+            model_json,
+        )
     finally:
         records.unpersist()
         tuples.unpersist()

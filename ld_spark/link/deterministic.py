@@ -1,6 +1,7 @@
 """Deterministic matches on strong identifiers, where that is safe: a valid NHS number with the
 same date of birth (a number alone is sometimes shared by two people), a PNC ID, an NDTMS client
 id within its agency."""
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
@@ -18,8 +19,9 @@ def deterministic_edges(tuples: DataFrame) -> DataFrame:
     for keys in groups:
         present = tuples.dropna(subset=list(keys))
         roots = present.groupBy(*keys).agg(F.min(UNIQUE_ID).alias("root"))
-        edges.append(present.join(roots, on=list(keys), how="inner")
-                     .select(F.col(UNIQUE_ID).alias("id_l"), F.col("root").alias("id_r"))
-                     .filter(F.col("id_l") != F.col("id_r")))
+        edges.append(
+            present.join(roots, on=list(keys), how="inner")
+            .select(F.col(UNIQUE_ID).alias("id_l"), F.col("root").alias("id_r"))
+            .filter(F.col("id_l") != F.col("id_r"))
+        )
     return union_all(edges).distinct()
-

@@ -1,4 +1,5 @@
 """Event tables (contacts, modalities, hearings, ...) reach their person through their parent record."""
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
@@ -12,8 +13,11 @@ from ld_spark.frames import Transform
 # Listed parents first, so each table's parent is already linked when it is reached.
 EVENT_PARENTS: dict[str, tuple[str, str, str]] = {
     "mhsds/mhs101_referral": ("ServiceRequestId", "concat_ws('|', OrgIDProv, LocalPatientId)", "mhsds.mhs001_mpi"),
-    "mhsds/mhs401_mha_period": ("MHActLegalStatusClassPeriodId", "concat_ws('|', OrgIDProv, LocalPatientId)",
-                                "mhsds.mhs001_mpi"),
+    "mhsds/mhs401_mha_period": (
+        "MHActLegalStatusClassPeriodId",
+        "concat_ws('|', OrgIDProv, LocalPatientId)",
+        "mhsds.mhs001_mpi",
+    ),
     "mhsds/mhs201_care_contact": ("CareContactId", "ServiceRequestId", "mhsds.mhs101_referral"),
     "iapt/ids101_referral": ("ServiceRequestId", "concat_ws('|', OrgIDProv, LocalPatientId)", "iapt.ids001_mpi"),
     "iapt/ids201_care_contact": ("CareContactId", "ServiceRequestId", "iapt.ids101_referral"),
@@ -31,12 +35,14 @@ def event_record_person(table: str, linked: DataFrame) -> Transform:
     """
     record_key, parent_key, parent_table = EVENT_PARENTS[table]
     parent = linked.filter(F.col("source_table") == parent_table).select(
-        F.col("record_key").alias("_parent"), "person_key")
+        F.col("record_key").alias("_parent"), "person_key"
+    )
 
     def _(events: DataFrame) -> DataFrame:
         keyed = events.select(F.expr(record_key).alias("record_key"), F.expr(parent_key).alias("_parent"))
-        return (keyed.join(parent, on=["_parent"], how="left")
-                .select(F.lit(source_name(table)).alias("source_table"), "record_key", "person_key"))
+        return keyed.join(parent, on=["_parent"], how="left").select(
+            F.lit(source_name(table)).alias("source_table"), "record_key", "person_key"
+        )
 
     return _
 

@@ -4,6 +4,7 @@ National extracts repeat the same identity in many rows, and the cost of linking
 the number of distinct identities, not of events. Thin records (no strong identifier and no date
 of birth with a name or postcode) are each their own tuple, never merged for sharing nulls.
 """
+
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame, Window
@@ -19,31 +20,73 @@ UNIQUE_ID = "unique_id"
 def _sex_129(c: str) -> str:
     return f"CASE {c} WHEN '1' THEN 'M' WHEN '2' THEN 'F' END"
 
+
 def _sex_mf(c: str) -> str:
     return f"CASE WHEN {c} IN ('M', 'F') THEN {c} END"
 
 
 # source_table (the contract's truth naming) -> (contract table, record key, identity columns), as SQL.
 SOURCES: dict[str, tuple[str, str, dict[str, str]]] = {
-    "ld_referrals": ("ld_referrals", "referral_id", {
-        "forename": "forename", "surname": "surname", "dob": "date_of_birth", "sex": _sex_mf("sex"),
-        "postcode": "postcode", "nhs": "nhs_number", "pnc": "pnc_id"}),
-    "hes_ae": ("hes_ae", "AEKEY", {
-        "dob": "DOB", "sex": _sex_129("SEX"), "postcode": "HOMEADD", "nhs": "NEWNHSNO"}),
-    "mhsds.mhs001_mpi": ("mhsds/mhs001_mpi", "concat_ws('|', OrgIDProv, LocalPatientId)", {
-        "dob": "PersonBirthDate", "sex": _sex_129("Gender"), "postcode": "Postcode", "nhs": "NHSNumber"}),
-    "iapt.ids001_mpi": ("iapt/ids001_mpi", "concat_ws('|', OrgIDProv, LocalPatientId)", {
-        "dob": "PersonBirthDate", "sex": _sex_129("Gender"), "postcode": "Postcode", "nhs": "NHSNumber"}),
+    "ld_referrals": (
+        "ld_referrals",
+        "referral_id",
+        {
+            "forename": "forename",
+            "surname": "surname",
+            "dob": "date_of_birth",
+            "sex": _sex_mf("sex"),
+            "postcode": "postcode",
+            "nhs": "nhs_number",
+            "pnc": "pnc_id",
+        },
+    ),
+    "hes_ae": ("hes_ae", "AEKEY", {"dob": "DOB", "sex": _sex_129("SEX"), "postcode": "HOMEADD", "nhs": "NEWNHSNO"}),
+    "mhsds.mhs001_mpi": (
+        "mhsds/mhs001_mpi",
+        "concat_ws('|', OrgIDProv, LocalPatientId)",
+        {"dob": "PersonBirthDate", "sex": _sex_129("Gender"), "postcode": "Postcode", "nhs": "NHSNumber"},
+    ),
+    "iapt.ids001_mpi": (
+        "iapt/ids001_mpi",
+        "concat_ws('|', OrgIDProv, LocalPatientId)",
+        {"dob": "PersonBirthDate", "sex": _sex_129("Gender"), "postcode": "Postcode", "nhs": "NHSNumber"},
+    ),
     # NDTMS holds initials, DOB, sex and postcode sector only; a client id is stable within an agency.
-    "ndtms.episodes": ("ndtms/episodes", "EPISODID", {
-        "initials": "concat(FINITIAL, SINITIAL)", "dob": "DOB", "sex": _sex_mf("SEX"), "postcode": "PC",
-        "client": "concat_ws('|', AGNCY, CLIENTID)"}),
-    "pnc.offences": ("pnc/offences", "offence_id", {
-        "forename": "forename", "surname": "surname", "dob": "date_of_birth", "sex": _sex_mf("sex"),
-        "postcode": "postcode", "pnc": "pnc_id"}),
-    "hmcts.cases": ("hmcts/cases", "case_id", {
-        "forename": "defendant_forename", "surname": "defendant_surname", "dob": "defendant_dob",
-        "sex": _sex_mf("defendant_sex"), "postcode": "defendant_postcode", "pnc": "pnc_id"}),
+    "ndtms.episodes": (
+        "ndtms/episodes",
+        "EPISODID",
+        {
+            "initials": "concat(FINITIAL, SINITIAL)",
+            "dob": "DOB",
+            "sex": _sex_mf("SEX"),
+            "postcode": "PC",
+            "client": "concat_ws('|', AGNCY, CLIENTID)",
+        },
+    ),
+    "pnc.offences": (
+        "pnc/offences",
+        "offence_id",
+        {
+            "forename": "forename",
+            "surname": "surname",
+            "dob": "date_of_birth",
+            "sex": _sex_mf("sex"),
+            "postcode": "postcode",
+            "pnc": "pnc_id",
+        },
+    ),
+    "hmcts.cases": (
+        "hmcts/cases",
+        "case_id",
+        {
+            "forename": "defendant_forename",
+            "surname": "defendant_surname",
+            "dob": "defendant_dob",
+            "sex": _sex_mf("defendant_sex"),
+            "postcode": "defendant_postcode",
+            "pnc": "pnc_id",
+        },
+    ),
 }
 
 
@@ -58,8 +101,9 @@ def identity_records(source_table: str) -> Transform:
                 return F.lit(None).cast("string").alias(name)
             return F.expr(value).cast("string").alias(name)
 
-        out = bronze.select(F.lit(source_table).alias("source_table"), F.expr(key).alias("record_key"),
-                            *[col(c) for c in IDENTITY])
+        out = bronze.select(
+            F.lit(source_table).alias("source_table"), F.expr(key).alias("record_key"), *[col(c) for c in IDENTITY]
+        )
         if "initials" not in columns:
             out = out.withColumn("initials", F.concat(F.substring("forename", 1, 1), F.substring("surname", 1, 1)))
         return out
@@ -79,15 +123,19 @@ def with_tuple_id(records: DataFrame) -> DataFrame:
     identifier and no date of birth with a name or postcode) is its own tuple, so that thin
     records are never merged merely for sharing nulls."""
     strong = F.col("nhs").isNotNull() | F.col("pnc").isNotNull() | F.col("client").isNotNull()
-    usable = strong | (F.col("dob").isNotNull() & (F.col("surname").isNotNull() | F.col("initials").isNotNull()
-                                                   | F.col("postcode").isNotNull()))
+    usable = strong | (
+        F.col("dob").isNotNull()
+        & (F.col("surname").isNotNull() | F.col("initials").isNotNull() | F.col("postcode").isNotNull())
+    )
     identity = F.concat_ws("\u001f", *[F.coalesce(F.col(c), F.lit("")) for c in IDENTITY])
     own = F.concat_ws("\u001f", "source_table", "record_key")
     return records.withColumn(UNIQUE_ID, F.sha2(F.when(usable, identity).otherwise(own), 256).substr(1, 32))
 
+
 def identity_tuples(records_with_tuple: DataFrame) -> DataFrame:
     """Distinct identity tuples: what is actually linked."""
     return records_with_tuple.select(UNIQUE_ID, *IDENTITY).dropDuplicates([UNIQUE_ID])
+
 
 def person_attributes(records: DataFrame, record_person: DataFrame) -> DataFrame:
     """The analysis layer's person table: person_key, year of birth and sex, nothing else.
@@ -98,11 +146,16 @@ def person_attributes(records: DataFrame, record_person: DataFrame) -> DataFrame
     linked = records.join(record_person, on=["source_table", "record_key"], how="inner")
 
     def most_common(column: str, value: Column) -> DataFrame:
-        counted = (linked.select("person_key", value.alias(column)).filter(F.col(column).isNotNull())
-                   .groupBy("person_key", column).count())
+        counted = (
+            linked.select("person_key", value.alias(column))
+            .filter(F.col(column).isNotNull())
+            .groupBy("person_key", column)
+            .count()
+        )
         ranked = Window.partitionBy("person_key").orderBy(F.col("count").desc(), F.col(column))
         return counted.withColumn("_rank", F.row_number().over(ranked)).filter("_rank = 1").select("person_key", column)
 
     people = record_person.select("person_key").distinct()
-    return (people.join(most_common("year_of_birth", F.substring("dob", 1, 4).cast("int")), on=["person_key"], how="left")
-            .join(most_common("sex", F.col("sex")), on=["person_key"], how="left"))
+    return people.join(
+        most_common("year_of_birth", F.substring("dob", 1, 4).cast("int")), on=["person_key"], how="left"
+    ).join(most_common("sex", F.col("sex")), on=["person_key"], how="left")

@@ -1,5 +1,6 @@
 """Probabilistic (Fellegi-Sunter) matching with Splink: u by random sampling, m by EM, and the
 pairs the blocking rules generate scored against the match threshold."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,9 @@ def splink_settings():
         comparison_levels=[
             cll.NullLevel("initials"),
             # Where both records have full names, the name comparison carries this evidence.
-            cll.CustomLevel("forename_l IS NOT NULL AND forename_r IS NOT NULL", "full names on both sides")
-            .configure(is_null_level=True),
+            cll.CustomLevel("forename_l IS NOT NULL AND forename_r IS NOT NULL", "full names on both sides").configure(
+                is_null_level=True
+            ),
             # NDTMS identity is initials + DOB + sex + sector: common initials collide, so their
             # agreement is weighted by how rare the initials are.
             cll.ExactMatchLevel("initials", term_frequency_adjustments=True),
@@ -55,35 +57,42 @@ def splink_settings():
         retain_intermediate_calculation_columns=False,
     )
 
+
 def _linker(spark: SparkSession, tuples: DataFrame, settings, checkpoint_dir: Path):
     from splink import Linker
     from splink.backends.spark import SparkAPI
 
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     spark.sparkContext.setCheckpointDir(str(checkpoint_dir))
-    db_api = SparkAPI(spark_session=spark, break_lineage_method="parquet",
-                      num_partitions_on_repartition=max(2, int(spark.conf.get("spark.sql.shuffle.partitions"))))
+    db_api = SparkAPI(
+        spark_session=spark,
+        break_lineage_method="parquet",
+        num_partitions_on_repartition=max(2, int(spark.conf.get("spark.sql.shuffle.partitions"))),
+    )
     name = f"__ld_identity_{secrets.token_hex(4)}"
     registered = db_api.register(tuples, dataset_display_name=name, table_name=name)
     return Linker(registered, settings, log_level=logging.WARNING)
+
 
 def train(linker, conf: LinkageConf) -> None:
     """Estimate the model's parameters: the prior from strong identifiers, u by random sampling,
     m by EM in two sessions (each blocked on what the other estimates). Any Splink backend."""
     from splink import block_on
 
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("nhs", "dob"), block_on("pnc")], recall=0.8)
-    linker.training.estimate_u_using_random_sampling(max_pairs=conf.u_max_pairs, seed=conf.u_seed,
-                                                      num_chunks=conf.u_num_chunks)
+    linker.training.estimate_probability_two_random_records_match([block_on("nhs", "dob"), block_on("pnc")], recall=0.8)
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=conf.u_max_pairs, seed=conf.u_seed, num_chunks=conf.u_num_chunks
+    )
     # EM iterates on the counts of each agreement pattern (a table of a few hundred rows) rather
     # than on every blocked pair: each iteration is then one tiny job, not a pass over the pairs.
     # Term frequencies (initials) still weight predictions; only their training ignores them.
     for rule in (block_on("dob", "sex"), block_on("postcode")):
         linker.training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
 
-def train_and_predict(spark: SparkSession, tuples: DataFrame, conf: LinkageConf, work_dir: Path,
-                      model_in: Path | None = None) -> tuple[DataFrame, str]:
+
+def train_and_predict(
+    spark: SparkSession, tuples: DataFrame, conf: LinkageConf, work_dir: Path, model_in: Path | None = None
+) -> tuple[DataFrame, str]:
     """Splink pairs at or above the match threshold, and the model as JSON text."""
     settings = str(model_in) if model_in else splink_settings()
     linker = _linker(spark, tuples, settings, work_dir / "checkpoints")
@@ -93,5 +102,6 @@ def train_and_predict(spark: SparkSession, tuples: DataFrame, conf: LinkageConf,
     linker.misc.save_model_to_json(str(model_path), overwrite=True)
     predictions = linker.inference.predict(threshold_match_probability=conf.match_threshold, warning_mode="never")
     pairs = predictions.as_spark_dataframe().select(
-        F.col(f"{UNIQUE_ID}_l").alias("id_l"), F.col(f"{UNIQUE_ID}_r").alias("id_r"), "match_weight")
+        F.col(f"{UNIQUE_ID}_l").alias("id_l"), F.col(f"{UNIQUE_ID}_r").alias("id_r"), "match_weight"
+    )
     return pairs, model_path.read_text()

@@ -8,6 +8,7 @@ results/ changes only whole: files are staged beside it, then moved into place w
 The Delta tables, and the exact reconciliation kept under linkage/ for the operator, are
 internal and stay unrounded.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,16 +24,20 @@ from ld_spark.contract import ONWARD_REFERRALS, RESULT_COLUMNS
 from ld_spark.release import sdc
 
 SPECS = {
-    "figure1.csv": sdc.Spec(key=["outcome", "cohort", "rel_month"], counts=["persons", "events"],
-                            ratios={"rate": ("events", "persons")}),
-    "vulnerability_profile.csv": sdc.Spec(key=["vulnerability"], counts=["people", "referred"],
-                                          percentages={"pct": ("people", "referred")}),
+    "figure1.csv": sdc.Spec(
+        key=["outcome", "cohort", "rel_month"], counts=["persons", "events"], ratios={"rate": ("events", "persons")}
+    ),
+    "vulnerability_profile.csv": sdc.Spec(
+        key=["vulnerability"], counts=["people", "referred"], percentages={"pct": ("people", "referred")}
+    ),
     "site_onward_referrals.csv": sdc.Spec(key=["site_code"], counts=["referrals", *ONWARD_REFERRALS]),
-    "declined_by_vulnerability.csv": sdc.Spec(key=["vulnerability"],
-                                              counts=["people", "declined", "people_without", "declined_without"]),
+    "declined_by_vulnerability.csv": sdc.Spec(
+        key=["vulnerability"], counts=["people", "declined", "people_without", "declined_without"]
+    ),
     "linkage_quality.csv": sdc.Spec(key=["source_table"], counts=["n_records", "n_persons"]),
-    "reconciliation.csv": sdc.Spec(key=["source_table"],
-                                   counts=["read", "loaded", "quarantined", "duplicate", "superseded"]),
+    "reconciliation.csv": sdc.Spec(
+        key=["source_table"], counts=["read", "loaded", "quarantined", "duplicate", "superseded"]
+    ),
 }
 REPORT_COLUMNS = ["output", "row", "column", "action", "reason"]
 
@@ -127,9 +132,14 @@ class Publisher:
             else:
                 out = sdc.release_estimate(row, row.get("people"), row.get("df_resid"), self.rules, self.report, name)
             # A mean or median behind the estimate: of too few values, or dominated by a few.
-            reasons = [reason for reason, applies in (
-                (sdc.FEW_VALUES, sdc.small(row.get("summarised_values"), self.rules)),
-                (sdc.DOMINATED, sdc.dominated(row.get("top_share"), row.get("p_ratio"), self.rules))) if applies]
+            reasons = [
+                reason
+                for reason, applies in (
+                    (sdc.FEW_VALUES, sdc.small(row.get("summarised_values"), self.rules)),
+                    (sdc.DOMINATED, sdc.dominated(row.get("top_share"), row.get("p_ratio"), self.rules)),
+                )
+                if applies
+            ]
             if reasons and out["estimate"] is not None:
                 out.update({c: None for c in sdc.ESTIMATE_COLUMNS})
                 self.report.note(name, row["estimand"], "estimate", "suppressed", "; ".join(reasons))
@@ -140,16 +150,29 @@ class Publisher:
                 for r in released:
                     if r["estimand"] in names and r["estimate"] is not None:
                         r.update({c: None for c in sdc.ESTIMATE_COLUMNS})
-                        self.report.note(name, r["estimand"], "estimate", "withheld", f"derived from {source}, withheld")
+                        self.report.note(
+                            name, r["estimand"], "estimate", "withheld", f"derived from {source}, withheld"
+                        )
         write_csv(self.path(name), RESULT_COLUMNS, released)
         return released
 
     def event_study(self, name: str, rows: list[dict]) -> list[dict]:
         """Per-month rate ratios: a whole outcome's fit withheld on too few people or residual df, a
         month withheld when a cell it is made of (its own or the reference's) holds a small count."""
-        released = [sdc.release_model_row(name, f"{r['outcome']}|{r['rel_month']}", r, ("rr", "ci_low", "ci_high"),
-                                          r.get("people"), r.get("df_resid"), self.rules, self.report,
-                                          r.get("smallest_cell")) for r in rows]
+        released = [
+            sdc.release_model_row(
+                name,
+                f"{r['outcome']}|{r['rel_month']}",
+                r,
+                ("rr", "ci_low", "ci_high"),
+                r.get("people"),
+                r.get("df_resid"),
+                self.rules,
+                self.report,
+                r.get("smallest_cell"),
+            )
+            for r in rows
+        ]
         write_csv(self.path(name), ["outcome", "rel_month", "rr", "ci_low", "ci_high"], released)
         return released
 

@@ -1,4 +1,5 @@
 """Figures for reviewers (written as PNG files, logged to MLflow)."""
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,10 @@ FIGURE1_PANELS = [
     ("mh_referrals", "(d) Specialist mental health referrals"),
     ("mha_detentions", "(e) Mental Health Act detentions"),
 ]
-COHORT_STYLE = {"evaluation": ("#1f5fa8", "Evaluation cohort (2017)"),
-                "historic": ("#d9822b", "Historic control (2013/14)")}
+COHORT_STYLE = {
+    "evaluation": ("#1f5fa8", "Evaluation cohort (2017)"),
+    "historic": ("#d9822b", "Historic control (2013/14)"),
+}
 
 
 def figure1(rates: list[dict], path: Path) -> Path:
@@ -76,11 +79,21 @@ def figure1(rates: list[dict], path: Path) -> Path:
     axes = list(grid.flat)
     for ax, (outcome, title) in zip(axes, FIGURE1_PANELS):
         for cohort, (colour, label) in COHORT_STYLE.items():
-            points = sorted((r["rel_month"], r["rate"]) for r in rates
-                            if r["outcome"] == outcome and r["cohort"] == cohort and r["rate"] is not None)
+            points = sorted(
+                (r["rel_month"], r["rate"])
+                for r in rates
+                if r["outcome"] == outcome and r["cohort"] == cohort and r["rate"] is not None
+            )
             if points:
-                ax.plot([p[0] for p in points], [p[1] for p in points], color=colour, label=label,
-                        marker="o", markersize=2.5, linewidth=1.2)
+                ax.plot(
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    color=colour,
+                    label=label,
+                    marker="o",
+                    markersize=2.5,
+                    linewidth=1.2,
+                )
         ax.axvline(0, color="grey", linestyle="--", linewidth=0.8)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("months from index offence (0 = index month)", fontsize=8)
@@ -90,22 +103,40 @@ def figure1(rates: list[dict], path: Path) -> Path:
     # The sixth cell holds the legend and the note the brief gives under its figure.
     handles, labels = axes[0].get_legend_handles_labels()
     axes[-1].axis("off")
-    axes[-1].legend(handles, labels, loc="center", fontsize=9, frameon=False,
-                    title="Data presented are unadjusted rates", title_fontsize=8)
+    axes[-1].legend(
+        handles,
+        labels,
+        loc="center",
+        fontsize=9,
+        frameon=False,
+        title="Data presented are unadjusted rates",
+        title_fontsize=8,
+    )
     fig.suptitle("Figure 1: unadjusted rates before, during and after the index offence", fontsize=10)
     return _save(fig, path)
 
 
 def forest_plot(rows: list[dict], path: Path) -> Path:
     """Rate and odds ratios with 95% intervals on a log scale; 1 = no difference."""
-    ratios = [r for r in rows if r["estimand"].endswith(("_rr", "_or", "_ratio")) and r["estimate"] is not None
-              and all(math.isfinite(r[k]) and r[k] > 0 for k in ("estimate", "ci_low", "ci_high"))]
+    ratios = [
+        r
+        for r in rows
+        if r["estimand"].endswith(("_rr", "_or", "_ratio"))
+        and r["estimate"] is not None
+        and all(math.isfinite(r[k]) and r[k] > 0 for k in ("estimate", "ci_low", "ci_high"))
+    ]
     fig, ax = plt.subplots(figsize=(8, 0.42 * max(len(ratios), 1) + 1.4))
     for i, r in enumerate(ratios):
         ax.plot([r["ci_low"], r["ci_high"]], [i, i], color="#1f5fa8", linewidth=1.6)
         ax.plot(r["estimate"], i, "s", color="#1f5fa8", markersize=5)
-        ax.text(1.02, i, f"{r['estimate']:.2f} ({r['ci_low']:.2f}-{r['ci_high']:.2f})", va="center", fontsize=7,
-                transform=ax.get_yaxis_transform())
+        ax.text(
+            1.02,
+            i,
+            f"{r['estimate']:.2f} ({r['ci_low']:.2f}-{r['ci_high']:.2f})",
+            va="center",
+            fontsize=7,
+            transform=ax.get_yaxis_transform(),
+        )
     ax.axvline(1, color="grey", linestyle="--", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yticks(range(len(ratios)), [r["estimand"] for r in ratios], fontsize=8)
@@ -120,8 +151,12 @@ def event_study_chart(rows: list[dict], reference: tuple[int, int], path: Path) 
     outcomes = list(dict.fromkeys(r["outcome"] for r in rows))
     fig, axes = plt.subplots(1, max(len(outcomes), 1), figsize=(3.6 * max(len(outcomes), 1), 3.4), squeeze=False)
     for ax, outcome in zip(axes[0], outcomes):
-        points = sorted((r["rel_month"], r["rr"], r["ci_low"], r["ci_high"]) for r in rows if r["outcome"] == outcome
-                        and all(v is not None and math.isfinite(v) and v > 0 for v in (r["rr"], r["ci_low"], r["ci_high"])))
+        points = sorted(
+            (r["rel_month"], r["rr"], r["ci_low"], r["ci_high"])
+            for r in rows
+            if r["outcome"] == outcome
+            and all(v is not None and math.isfinite(v) and v > 0 for v in (r["rr"], r["ci_low"], r["ci_high"]))
+        )
         months = [p[0] for p in points]
         ax.fill_between(months, [p[2] for p in points], [p[3] for p in points], color="#1f5fa8", alpha=0.2, linewidth=0)
         ax.plot(months, [p[1] for p in points], color="#1f5fa8", marker="o", markersize=2.5, linewidth=1.2)
@@ -145,7 +180,9 @@ def funnel_plot(sites: list[dict], service: str, path: Path) -> Path:
     total = sum(s["referrals"] for s in sites)
     p = sum(s[service] for s in sites) / total if total else 0.0
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    grid = range(max(1, min((s["referrals"] for s in sites), default=1)), max((s["referrals"] for s in sites), default=1) + 1)
+    grid = range(
+        max(1, min((s["referrals"] for s in sites), default=1)), max((s["referrals"] for s in sites), default=1) + 1
+    )
     for z, style, label in ((1.96, "--", "95% limits"), (3.09, ":", "99.8% limits")):
         limits = [funnel_limits(p, n, z) for n in grid]
         ax.plot(list(grid), [lo for lo, _ in limits], "k" + style, linewidth=0.8, label=label)
@@ -166,6 +203,7 @@ def declined_chart(rows: list[dict], path: Path) -> Path:
     """Share declining L&D, with and without each vulnerability."""
     fig, ax = plt.subplots(figsize=(7, 4))
     names = [r["vulnerability"] for r in rows]
+
     def share(k, n):  # released counts: a suppressed one (None) leaves its bar out
         return 100 * k / n if k is not None and n else math.nan
 

@@ -17,6 +17,7 @@ A table is released by naming what each column is (`Spec`). The run's SDC report
 applied to every released cell (file, row, column, action, reason), changed or not, so that no
 cell's absence from it reveals an exact value; its reasons name rules, never a count.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,6 +49,7 @@ ENOUGH = "a model on enough people, residual degrees of freedom and cells"
 @dataclass
 class Report:
     """The rule applied to every released cell, for results/sdc_report.csv."""
+
     rows: list[dict] = field(default_factory=list)
 
     def note(self, output: str, row: str, column: str, action: str, reason: str) -> None:
@@ -94,8 +96,8 @@ def released_percentage(k: int | None, n: int | None, rules: Rules) -> float | N
 def wilson(k: int, n: int) -> tuple[float, float]:
     """95% Wilson score interval for k of n, in percent."""
     p = k / n
-    centre = (p + Z95 ** 2 / (2 * n)) / (1 + Z95 ** 2 / n)
-    half = Z95 / (1 + Z95 ** 2 / n) * math.sqrt(p * (1 - p) / n + Z95 ** 2 / (4 * n * n))
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 / (1 + Z95**2 / n) * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n))
     return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
 
 
@@ -112,18 +114,18 @@ def dominated(top_share: float | None, p_ratio: float | None, rules: Rules) -> b
     """True when a mean's values are concentrated enough to reveal its largest contributors:
     top_share is the largest share of a cell's total held by its two largest values, p_ratio the
     smallest (total - two largest) / largest over cells (estimators.concentration)."""
-    return ((top_share is not None and top_share > rules.nk_share)
-            or (p_ratio is not None and p_ratio < rules.p_ratio))
+    return (top_share is not None and top_share > rules.nk_share) or (p_ratio is not None and p_ratio < rules.p_ratio)
 
 
 @dataclass(frozen=True)
 class Spec:
     """How to release a table: which columns are counts, and which are derived from counts."""
-    key: list[str]                                              # columns naming a row in the report
-    counts: list[str] = field(default_factory=list)             # people or events
-    percentages: dict[str, tuple[str, str]] = field(default_factory=dict)   # column -> (numerator, denominator)
-    ratios: dict[str, tuple[str, str]] = field(default_factory=dict)        # column -> (numerator, denominator), as a rate
-    summaries: dict[str, str] = field(default_factory=dict)     # mean/median column -> the count of values behind it
+
+    key: list[str]  # columns naming a row in the report
+    counts: list[str] = field(default_factory=list)  # people or events
+    percentages: dict[str, tuple[str, str]] = field(default_factory=dict)  # column -> (numerator, denominator)
+    ratios: dict[str, tuple[str, str]] = field(default_factory=dict)  # column -> (numerator, denominator), as a rate
+    summaries: dict[str, str] = field(default_factory=dict)  # mean/median column -> the count of values behind it
 
 
 def release(output: str, rows: list[dict], spec: Spec, rules: Rules, report: Report) -> list[dict]:
@@ -140,13 +142,21 @@ def release(output: str, rows: list[dict], spec: Spec, rules: Rules, report: Rep
                 report.note(output, name, column, "released", "a mean or median of more values than the threshold")
         for column, (num, den) in spec.percentages.items():
             out[column] = released_percentage(row.get(num), row.get(den), rules)
-            report.note(output, name, column, *(("recomputed", FROM_ROUNDED) if out[column] is not None
-                                                 else ("suppressed", BEHIND_SMALL)))
+            report.note(
+                output,
+                name,
+                column,
+                *(("recomputed", FROM_ROUNDED) if out[column] is not None else ("suppressed", BEHIND_SMALL)),
+            )
         for column, (num, den) in spec.ratios.items():
             k, n = released_count(row.get(num), rules), released_count(row.get(den), rules)
             out[column] = None if k is None or not n else k / n
-            report.note(output, name, column, *(("recomputed", FROM_ROUNDED) if out[column] is not None
-                                                 else ("suppressed", BEHIND_SMALL)))
+            report.note(
+                output,
+                name,
+                column,
+                *(("recomputed", FROM_ROUNDED) if out[column] is not None else ("suppressed", BEHIND_SMALL)),
+            )
         for column in spec.counts:
             out[column], action, reason = count_rule(row.get(column), rules)
             report.note(output, name, column, action, reason)
@@ -157,8 +167,9 @@ def release(output: str, rows: list[dict], spec: Spec, rules: Rules, report: Rep
 ESTIMATE_COLUMNS = ("estimate", "ci_low", "ci_high", "p_value")
 
 
-def model_reasons(people: int | None, residual_df: int | None, rules: Rules,
-                  smallest_cell: int | None = None) -> list[str]:
+def model_reasons(
+    people: int | None, residual_df: int | None, rules: Rules, smallest_cell: int | None = None
+) -> list[str]:
     """Why a model output may not be released (empty: it may)."""
     reasons = []
     if people is not None and people < rules.min_people_model:
@@ -170,8 +181,17 @@ def model_reasons(people: int | None, residual_df: int | None, rules: Rules,
     return reasons
 
 
-def release_model_row(output: str, name: str, row: dict, columns: tuple[str, ...], people: int | None,
-                      residual_df: int | None, rules: Rules, report: Report, smallest_cell: int | None = None) -> dict:
+def release_model_row(
+    output: str,
+    name: str,
+    row: dict,
+    columns: tuple[str, ...],
+    people: int | None,
+    residual_df: int | None,
+    rules: Rules,
+    report: Report,
+    smallest_cell: int | None = None,
+) -> dict:
     """A model's row with `columns` withheld when it rests on too few people, residual df, or a
     cell holding a small count."""
     out = dict(row)
@@ -190,8 +210,9 @@ def _released_n(output: str, row: dict, out: dict, rules: Rules, report: Report)
     report.note(output, row["estimand"], "n", action, reason)
 
 
-def release_estimate(row: dict, people: int | None, residual_df: int | None, rules: Rules, report: Report,
-                     output: str = "estimates.csv") -> dict:
+def release_estimate(
+    row: dict, people: int | None, residual_df: int | None, rules: Rules, report: Report, output: str = "estimates.csv"
+) -> dict:
     """A model estimate withheld when it rests on too few people or residual degrees of freedom."""
     out = release_model_row(output, row["estimand"], row, ESTIMATE_COLUMNS, people, residual_df, rules, report)
     _released_n(output, row, out, rules, report)

@@ -1,4 +1,5 @@
 """MLflow tracking: one run per `ld-spark run`. Only aggregates and config ever reach it."""
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,9 @@ REDACTED = "***"
 # would otherwise end it early and leak the rest).
 URI_PASSWORD = re.compile(r"(?P<start>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):\S*@")
 # ...?password=...&token=... in a JDBC-style URL.
-QUERY_SECRET = re.compile(r"(?P<name>[?&;][^=&;\s]*(?:" + "|".join(SECRET_WORDS) + r")[^=&;\s]*=)[^&;\s]*",
-                          re.IGNORECASE)
+QUERY_SECRET = re.compile(
+    r"(?P<name>[?&;][^=&;\s]*(?:" + "|".join(SECRET_WORDS) + r")[^=&;\s]*=)[^&;\s]*", re.IGNORECASE
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -65,8 +67,9 @@ def _source_dir() -> Path:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=_source_dir()).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=_source_dir()
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -108,7 +111,7 @@ def run(config: Config, out_dir: str | Path, run_name: str | None = None) -> Ite
     with mlflow.start_run(run_name=run_name, tags={OUT_DIR_TAG: out_dir}) as active:
         items = sorted(run_params(config).items())
         for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-            mlflow.log_params(dict(items[start:start + 100]))
+            mlflow.log_params(dict(items[start : start + 100]))
         yield active
 
 

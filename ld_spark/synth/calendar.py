@@ -1,4 +1,5 @@
 """Day and month arithmetic on numpy arrays: days are int days since 1970-01-01."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ A person's expected events in calendar month m for process k are
 with e and h the months of their evaluation and historic index dates (terms dropped when a
 person has none), and effect_k applied in the evaluation cohort only. Counts are Poisson.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,7 +41,9 @@ def _month_grid(cfg: GeneratorConf) -> np.ndarray:
     return np.arange(first, last + 1)
 
 
-def expected_counts(persons: pd.DataFrame, process: str, cfg: GeneratorConf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def expected_counts(
+    persons: pd.DataFrame, process: str, cfg: GeneratorConf
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(months, expected counts [person x month], share of each cell due to the planted effect)."""
     proc = cfg.processes[process]
     months = _month_grid(cfg)

@@ -3,6 +3,7 @@
 Work is split into fixed blocks of person ids; Spark maps over block ids and each block is
 generated from its own seed, so the rows are the same however the blocks are partitioned.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,15 +28,29 @@ from ld_spark.synth.persons import COHORT, HEALTH_PROCESSES, block_rng, make_per
 TRUTH_TABLE = "_truth/record_person"
 IDENTITY_TABLE = "_truth/person_identity"
 SUMMARY_TABLE = "_summary"
-RESTRICTED_MEAN_DAYS = 365   # contract section 4: court durations are restricted means to 365 days
-WAITING_MONTHS = 6           # contract section 4: the proven-reoffending waiting period
-IDENTITY_COLUMNS = ["person_id", "forename", "surname", "date_of_birth", "sex", "nhs_number", "pnc_id",
-                    "pnc_id2", "postcode", "postcode2"]
+RESTRICTED_MEAN_DAYS = 365  # contract section 4: court durations are restricted means to 365 days
+WAITING_MONTHS = 6  # contract section 4: the proven-reoffending waiting period
+IDENTITY_COLUMNS = [
+    "person_id",
+    "forename",
+    "surname",
+    "date_of_birth",
+    "sex",
+    "nhs_number",
+    "pnc_id",
+    "pnc_id2",
+    "postcode",
+    "postcode2",
+]
 SUMMARY_COLUMNS = ["n_evaluation", "n_historic", "p_no_prior_contact"]
 # Random streams per table family (0 is the persons' own stream).
 FAMILIES = {"ld": 1, "hes": 2, "mhsds": 3, "iapt": 4, "ndtms": 5, "justice": 6}
-ALL_TABLES = {**TABLES, TRUTH_TABLE: RECORD_PERSON_COLUMNS, IDENTITY_TABLE: IDENTITY_COLUMNS,
-              SUMMARY_TABLE: SUMMARY_COLUMNS}
+ALL_TABLES = {
+    **TABLES,
+    TRUTH_TABLE: RECORD_PERSON_COLUMNS,
+    IDENTITY_TABLE: IDENTITY_COLUMNS,
+    SUMMARY_TABLE: SUMMARY_COLUMNS,
+}
 # Every table travels in one DataFrame: its columns by position in c0..cN, tagged by `_table`.
 WIDTH = max(len(cols) for cols in ALL_TABLES.values())
 UNION_COLUMNS = ["_table"] + [f"c{i}" for i in range(WIDTH)]
@@ -57,8 +72,9 @@ def _no_prior_contact_probability(persons: pd.DataFrame, cfg: GeneratorConf) -> 
     return np.exp(-total)
 
 
-def generate_block(cfg: GeneratorConf, seed: int, scale: float, block: int,
-                   onward_rates: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
+def generate_block(
+    cfg: GeneratorConf, seed: int, scale: float, block: int, onward_rates: dict[str, np.ndarray]
+) -> dict[str, pd.DataFrame]:
     """Every table's rows for one block of people (plus truth and a one-row summary)."""
     persons = make_persons(cfg, seed, scale, block)
     tables: dict[str, pd.DataFrame] = {}
@@ -66,9 +82,13 @@ def generate_block(cfg: GeneratorConf, seed: int, scale: float, block: int,
     ld, truth = tables_ld.build(persons, cfg, onward_rates, block_rng(seed, block, FAMILIES["ld"]), block)
     tables["ld_referrals"] = ld
     truths.append(truth)
-    for family, builder in (("hes", tables_health.build_hes_ae), ("mhsds", tables_health.build_mhsds),
-                            ("iapt", tables_health.build_iapt), ("ndtms", tables_health.build_ndtms),
-                            ("justice", tables_justice.build_justice)):
+    for family, builder in (
+        ("hes", tables_health.build_hes_ae),
+        ("mhsds", tables_health.build_mhsds),
+        ("iapt", tables_health.build_iapt),
+        ("ndtms", tables_health.build_ndtms),
+        ("justice", tables_justice.build_justice),
+    ):
         built, truth = builder(persons, cfg, block_rng(seed, block, FAMILIES[family]), block)
         tables.update(built)
         truths.append(truth)
@@ -76,19 +96,28 @@ def generate_block(cfg: GeneratorConf, seed: int, scale: float, block: int,
     truth = pd.concat(truths, ignore_index=True).drop_duplicates(["source_table", "record_key"])
     truth["person_id"] = person_key_text(truth["person_id"].to_numpy())
     tables[TRUTH_TABLE] = truth
-    tables[IDENTITY_TABLE] = pd.DataFrame({
-        "person_id": person_key_text(persons["person_id"].to_numpy()),
-        "forename": persons["forename"], "surname": persons["surname"],
-        "date_of_birth": cal.iso(persons["dob"].to_numpy()), "sex": persons["sex"],
-        "nhs_number": persons["nhs_number"], "pnc_id": persons["pnc_id"], "pnc_id2": persons["pnc_id2"],
-        "postcode": persons["postcode"], "postcode2": persons["postcode2"],
-    })
+    tables[IDENTITY_TABLE] = pd.DataFrame(
+        {
+            "person_id": person_key_text(persons["person_id"].to_numpy()),
+            "forename": persons["forename"],
+            "surname": persons["surname"],
+            "date_of_birth": cal.iso(persons["dob"].to_numpy()),
+            "sex": persons["sex"],
+            "nhs_number": persons["nhs_number"],
+            "pnc_id": persons["pnc_id"],
+            "pnc_id2": persons["pnc_id2"],
+            "postcode": persons["postcode"],
+            "postcode2": persons["postcode2"],
+        }
+    )
     cohort = persons["role"].to_numpy() == COHORT
-    tables[SUMMARY_TABLE] = pd.DataFrame({
-        "n_evaluation": [str(int(cohort.sum()))],
-        "n_historic": [str(int((cohort & ~np.isnan(persons["hist_index_day"].to_numpy())).sum()))],
-        "p_no_prior_contact": [repr(float(_no_prior_contact_probability(persons[cohort], cfg).sum()))],
-    })
+    tables[SUMMARY_TABLE] = pd.DataFrame(
+        {
+            "n_evaluation": [str(int(cohort.sum()))],
+            "n_historic": [str(int((cohort & ~np.isnan(persons["hist_index_day"].to_numpy())).sum()))],
+            "p_no_prior_contact": [repr(float(_no_prior_contact_probability(persons[cohort], cfg).sum()))],
+        }
+    )
     return tables
 
 
@@ -103,8 +132,9 @@ def _to_union(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return union.reindex(columns=UNION_COLUMNS)
 
 
-def generate_rows(spark: SparkSession, cfg: GeneratorConf, seed: int, scale: float,
-                  partitions: int | None = None) -> DataFrame:
+def generate_rows(
+    spark: SparkSession, cfg: GeneratorConf, seed: int, scale: float, partitions: int | None = None
+) -> DataFrame:
     """All rows of all tables as one DataFrame of strings, tagged with `_table`."""
     blocks = n_blocks(cfg, scale)
     partitions = partitions or max(1, min(blocks, spark.sparkContext.defaultParallelism * 4))
@@ -120,7 +150,8 @@ def generate_rows(spark: SparkSession, cfg: GeneratorConf, seed: int, scale: flo
 
 def _table(rows: DataFrame, table: str) -> DataFrame:
     return rows.filter(F.col("_table") == table).select(
-        *[F.col(f"c{i}").alias(name) for i, name in enumerate(ALL_TABLES[table])])
+        *[F.col(f"c{i}").alias(name) for i, name in enumerate(ALL_TABLES[table])]
+    )
 
 
 def _write_single_csv(df: DataFrame, path: Path) -> None:
@@ -136,8 +167,9 @@ def planted_values(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float
     n_eval = int(summary["n_evaluation"].astype(int).sum())
     v = cfg.vulnerability
     crown_share = tables_justice.crown_share()
-    mean_extra = (crown_share * cfg.hearings_mean_extra["crown"]
-                  + (1 - crown_share) * cfg.hearings_mean_extra["magistrates"])
+    mean_extra = (
+        crown_share * cfg.hearings_mean_extra["crown"] + (1 - crown_share) * cfg.hearings_mean_extra["magistrates"]
+    )
     return {
         "n_evaluation": n_eval,
         "n_historic": int(summary["n_historic"].astype(int).sum()),
@@ -165,8 +197,9 @@ def planted_values(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float
     }
 
 
-def generate(spark: SparkSession, cfg: GeneratorConf, seed: int, scale: float, out: str | Path,
-             partitions: int | None = None) -> dict[str, int]:
+def generate(
+    spark: SparkSession, cfg: GeneratorConf, seed: int, scale: float, out: str | Path, partitions: int | None = None
+) -> dict[str, int]:
     """Write every contract table under `out` as CSV, plus `_truth/`. Returns rows per table."""
     out = Path(out)
     if out.exists():
@@ -181,6 +214,8 @@ def generate(spark: SparkSession, cfg: GeneratorConf, seed: int, scale: float, o
     summary = _table(rows, SUMMARY_TABLE).toPandas()
     rows.unpersist()
     (out / "_truth" / "planted.json").write_text(json.dumps(planted_values(cfg, summary), indent=2) + "\n")
-    (out / "_truth" / "generator.json").write_text(json.dumps(
-        {"seed": seed, "scale": scale, "blocks": n_blocks(cfg, scale), "config": cfg.model_dump()}, indent=2) + "\n")
+    (out / "_truth" / "generator.json").write_text(
+        json.dumps({"seed": seed, "scale": scale, "blocks": n_blocks(cfg, scale), "config": cfg.model_dump()}, indent=2)
+        + "\n"
+    )
     return {t: int(counts.get(t, 0)) for t in TABLES}

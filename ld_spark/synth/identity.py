@@ -2,6 +2,7 @@
 
 Everything here is vectorised numpy over one block of people; `rng` is the block's generator.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,16 +51,54 @@ Preston Hancock Thornton Baldwin Burrows Briggs Storey Pugh Smith-Jones Ashworth
 Taylor-Brown Bennett-Clarke Okafor Mensah Kowalski Nowak""".split()
 
 NICKNAMES = {
-    "William": "Bill", "Robert": "Bob", "Richard": "Dick", "James": "Jim", "Michael": "Mike",
-    "Thomas": "Tom", "Joseph": "Joe", "Christopher": "Chris", "Daniel": "Dan", "Matthew": "Matt",
-    "Anthony": "Tony", "Steven": "Steve", "Stephen": "Steve", "Andrew": "Andy", "Joshua": "Josh",
-    "Kenneth": "Ken", "Timothy": "Tim", "Edward": "Ed", "Nicholas": "Nick", "Jonathan": "Jon",
-    "Benjamin": "Ben", "Samuel": "Sam", "Gregory": "Greg", "Alexander": "Alex", "Patrick": "Pat",
-    "Raymond": "Ray", "Gerald": "Gerry", "Lawrence": "Larry", "Harold": "Harry", "Peter": "Pete",
-    "Elizabeth": "Liz", "Margaret": "Maggie", "Jennifer": "Jenny", "Patricia": "Pat", "Susan": "Sue",
-    "Rebecca": "Becky", "Katherine": "Kate", "Catherine": "Cathy", "Christine": "Chris",
-    "Samantha": "Sam", "Victoria": "Vicky", "Deborah": "Debbie", "Pamela": "Pam", "Kimberly": "Kim",
-    "Jacqueline": "Jackie", "Abigail": "Abby", "Alexandra": "Alex", "Stephanie": "Steph",
+    "William": "Bill",
+    "Robert": "Bob",
+    "Richard": "Dick",
+    "James": "Jim",
+    "Michael": "Mike",
+    "Thomas": "Tom",
+    "Joseph": "Joe",
+    "Christopher": "Chris",
+    "Daniel": "Dan",
+    "Matthew": "Matt",
+    "Anthony": "Tony",
+    "Steven": "Steve",
+    "Stephen": "Steve",
+    "Andrew": "Andy",
+    "Joshua": "Josh",
+    "Kenneth": "Ken",
+    "Timothy": "Tim",
+    "Edward": "Ed",
+    "Nicholas": "Nick",
+    "Jonathan": "Jon",
+    "Benjamin": "Ben",
+    "Samuel": "Sam",
+    "Gregory": "Greg",
+    "Alexander": "Alex",
+    "Patrick": "Pat",
+    "Raymond": "Ray",
+    "Gerald": "Gerry",
+    "Lawrence": "Larry",
+    "Harold": "Harry",
+    "Peter": "Pete",
+    "Elizabeth": "Liz",
+    "Margaret": "Maggie",
+    "Jennifer": "Jenny",
+    "Patricia": "Pat",
+    "Susan": "Sue",
+    "Rebecca": "Becky",
+    "Katherine": "Kate",
+    "Catherine": "Cathy",
+    "Christine": "Chris",
+    "Samantha": "Sam",
+    "Victoria": "Vicky",
+    "Deborah": "Debbie",
+    "Pamela": "Pam",
+    "Kimberly": "Kim",
+    "Jacqueline": "Jackie",
+    "Abigail": "Abby",
+    "Alexandra": "Alex",
+    "Stephanie": "Steph",
 }
 
 POSTCODE_AREAS = """LS M B L S NE BD HU NG LE CV SO BS PL EX NR IP CB OX RG SE E N SW W BN ME CT TN DN WF HD
@@ -97,9 +136,7 @@ def pnc_ids(rng: np.random.Generator, n: int) -> np.ndarray:
     years = rng.integers(1995, 2013, size=n)
     serial = rng.integers(0, 10_000_000, size=n)
     check = (((years % 100) * 10_000_000 + serial) % 23).astype(int)
-    return np.array(
-        [f"{y}/{s:07d}{PNC_CHECK[c]}" for y, s, c in zip(years, serial, check)], dtype=object
-    )
+    return np.array([f"{y}/{s:07d}{PNC_CHECK[c]}" for y, s, c in zip(years, serial, check)], dtype=object)
 
 
 def cro_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -116,9 +153,7 @@ def postcodes(rng: np.random.Generator, areas: np.ndarray) -> np.ndarray:
     sector = rng.integers(0, 10, size=n)
     u1 = UNIT_LETTERS[rng.integers(0, len(UNIT_LETTERS), size=n)]
     u2 = UNIT_LETTERS[rng.integers(0, len(UNIT_LETTERS), size=n)]
-    return np.array(
-        [f"{a}{d} {s}{x}{y}" for a, d, s, x, y in zip(areas, district, sector, u1, u2)], dtype=object
-    )
+    return np.array([f"{a}{d} {s}{x}{y}" for a, d, s, x, y in zip(areas, district, sector, u1, u2)], dtype=object)
 
 
 def postcode_sector(postcode: pd.Series) -> pd.Series:

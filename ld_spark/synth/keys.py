@@ -1,4 +1,5 @@
 """Record keys that are unique within a table but carry nothing about the person."""
+
 from __future__ import annotations
 
 import numpy as np

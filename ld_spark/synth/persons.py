@@ -3,6 +3,7 @@
 One call makes one block of people from its own random stream, so a block is the same
 whatever Spark partition generates it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,19 +17,41 @@ from ld_spark.synth import identity as ident
 GENERAL, COHORT, NON_CONSENT, OUTSIDE_WINDOW = 0, 1, 2, 3
 
 OTHER_VULNS = (
-    "suicide_self_harm", "learning_disability", "physical_health", "accommodation",
-    "abuse_victim", "financial", "communication",
+    "suicide_self_harm",
+    "learning_disability",
+    "physical_health",
+    "accommodation",
+    "abuse_victim",
+    "financial",
+    "communication",
 )
+
+
 def process_source(process: str) -> str:
     """The source table family a monthly process belongs to."""
-    return {"ae": "ae", "mh_referral": "mh", "mh_contact": "mh", "mha_detention": "mh",
-            "iapt_referral": "iapt", "iapt_contact": "iapt", "drug_referral": "drug",
-            "drug_start": "drug", "offence": "offence", "police_contact": "offence"}[process]
+    return {
+        "ae": "ae",
+        "mh_referral": "mh",
+        "mh_contact": "mh",
+        "mha_detention": "mh",
+        "iapt_referral": "iapt",
+        "iapt_contact": "iapt",
+        "drug_referral": "drug",
+        "drug_start": "drug",
+        "offence": "offence",
+        "police_contact": "offence",
+    }[process]
 
 
 HEALTH_PROCESSES = (
-    "ae", "mh_referral", "mh_contact", "mha_detention", "iapt_referral", "iapt_contact",
-    "drug_referral", "drug_start",
+    "ae",
+    "mh_referral",
+    "mh_contact",
+    "mha_detention",
+    "iapt_referral",
+    "iapt_contact",
+    "drug_referral",
+    "drug_start",
 )
 
 
@@ -77,9 +100,7 @@ def _vulnerabilities(cfg: GeneratorConf, rng: np.random.Generator, n: int) -> di
     for name in OTHER_VULNS:
         out[name] = out[name] | (none_recorded & (fallback == name))
     multiple = out["mental_health"] & (rng.random(n) < v["multiple_mh_needs"] / v["mental_health"])
-    out["mh_needs"] = np.where(
-        out["mental_health"], np.where(multiple, rng.integers(2, 6, size=n), 1), 0
-    )
+    out["mh_needs"] = np.where(out["mental_health"], np.where(multiple, rng.integers(2, 6, size=n), 1), 0)
     return out
 
 
@@ -105,7 +126,8 @@ def make_persons(cfg: GeneratorConf, seed: int, scale: float, block: int) -> pd.
     # Age: referred people are mostly 18-50 at referral (2017); a few are youths.
     youth = referred & (rng.random(n) < cfg.youth_share)
     birth_year = np.where(
-        youth, rng.integers(2000, 2003, size=n),
+        youth,
+        rng.integers(2000, 2003, size=n),
         np.where(referred, rng.integers(1962, 1999, size=n), rng.integers(1940, 2001, size=n)),
     )
     year_start = (birth_year - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype("int64")
@@ -165,9 +187,7 @@ def make_persons(cfg: GeneratorConf, seed: int, scale: float, block: int) -> pd.
     for name in vulns:
         vulns[name] = np.where(referred, vulns[name], 0 if name == "mh_needs" else False)
     substance = vulns["substance_misuse"]
-    declined = referred & (
-        rng.random(n) < np.where(substance, cfg.decline_rate_substance, cfg.decline_rate)
-    )
+    declined = referred & (rng.random(n) < np.where(substance, cfg.decline_rate_substance, cfg.decline_rate))
     health_naive = referred & (rng.random(n) < cfg.health_naive_share)
 
     frame = {
@@ -197,8 +217,13 @@ def make_persons(cfg: GeneratorConf, seed: int, scale: float, block: int) -> pd.
 
     # Monthly event propensities. Each source has users (people who ever appear in it) and a
     # person-level gamma frailty shared by the source's processes; rate = user x frailty x mean.
-    vulnerable = {"ae": np.ones(n, bool), "mh": vulns["mental_health"], "iapt": vulns["mental_health"],
-                  "drug": substance, "offence": np.ones(n, bool)}
+    vulnerable = {
+        "ae": np.ones(n, bool),
+        "mh": vulns["mental_health"],
+        "iapt": vulns["mental_health"],
+        "drug": substance,
+        "offence": np.ones(n, bool),
+    }
     users, frailty = {}, {}
     for source, src in cfg.sources.items():
         ld_p = np.where(vulnerable[source], src.ld_users_vulnerable, src.ld_users)

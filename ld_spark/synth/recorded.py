@@ -1,4 +1,5 @@
 """How one source records a person at one event: identity with the contract's dirt applied."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,9 @@ def _apply(mask: np.ndarray, values: np.ndarray, changed: np.ndarray) -> np.ndar
     return np.where(mask, changed, values)
 
 
-def names(rng: np.random.Generator, forename: np.ndarray, surname: np.ndarray, dirt: DirtConf) -> tuple[np.ndarray, np.ndarray]:
+def names(
+    rng: np.random.Generator, forename: np.ndarray, surname: np.ndarray, dirt: DirtConf
+) -> tuple[np.ndarray, np.ndarray]:
     n = len(forename)
     fore, sur = forename.astype(object).copy(), surname.astype(object).copy()
     nick = rng.random(n) < dirt.nickname

@@ -1,4 +1,5 @@
 """Health extracts: HES A&E, MHSDS, IAPT and NDTMS, built from the monthly event processes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,34 @@ from ld_spark.synth import recorded
 from ld_spark.synth.events import draw_events, ramp_shape
 from ld_spark.synth.keys import keys
 
-PROVIDERS = np.array([f"R{c}" for c in ("R8", "HM", "XF", "WJ", "TW", "1K", "NL", "QM", "A3", "J2",
-                                         "DE", "F6", "K5", "VR", "X1", "AT", "P7", "H5", "GW", "D1")], dtype=object)
+PROVIDERS = np.array(
+    [
+        f"R{c}"
+        for c in (
+            "R8",
+            "HM",
+            "XF",
+            "WJ",
+            "TW",
+            "1K",
+            "NL",
+            "QM",
+            "A3",
+            "J2",
+            "DE",
+            "F6",
+            "K5",
+            "VR",
+            "X1",
+            "AT",
+            "P7",
+            "H5",
+            "GW",
+            "D1",
+        )
+    ],
+    dtype=object,
+)
 MH_PROVIDERS = np.array([f"RX{c}" for c in "ABCDEFGHJKLMNPQRT"], dtype=object)
 IAPT_PROVIDERS = np.array([f"NQ{c}" for c in "ABCDEFGHJKLMNP"], dtype=object)
 DRUG_AGENCIES = np.array([f"AG{i:03d}" for i in range(1, 41)], dtype=object)
@@ -49,22 +76,48 @@ def build_hes_ae(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gener
     p = persons.iloc[ev["row"].to_numpy()].reset_index(drop=True)
     n, dirt, days = len(ev), cfg.dirt, ev["day"].to_numpy()
     crisis = (p["role"].to_numpy() != 0) & (rng.random(n) < 0.3)
-    table = pd.DataFrame({
-        "AEKEY": keys("AE", block, np.arange(n), 21, 12),
-        "NEWNHSNO": recorded.nhs_number(rng, p, dirt.nhs_missing["hes_ae"], dirt),
-        "DOB": recorded.dob(rng, p["dob"].to_numpy(), dirt),
-        "SEX": np.where(rng.random(n) < 0.005, "9", recorded.sex_code(p["sex"].to_numpy(), "129")).astype(object),
-        "HOMEADD": recorded.postcode(rng, p, days, dirt),
-        "ARRIVALDATE": recorded.bad_dates(rng, cal.iso(days), dirt.bad_date),
-        "ARRIVALTIME": np.array([f"{h:02d}{m:02d}" for h, m in zip(rng.integers(0, 24, n), rng.integers(0, 60, n))], dtype=object),
-        "PROCODE3": _pick(rng, PROVIDERS, n),
-        "AEATTENDCAT": _pick(rng, np.array(["1", "2", "3", "9"], dtype=object), n, np.array([0.88, 0.05, 0.05, 0.02])),
-        "AEATTENDDISP": recorded.bad_codes(rng, _pick(rng, np.array(["01", "02", "03", "07", "12", "99"], dtype=object), n,
-                                                      np.array([0.2, 0.3, 0.35, 0.05, 0.07, 0.03])), dirt.bad_code),
-        "AEPATGROUP": np.where(crisis, "30", _pick(rng, np.array(["10", "20", "40", "50", "60", "70", "80"], dtype=object), n,
-                                                   np.array([0.08, 0.12, 0.08, 0.01, 0.45, 0.005, 0.255]))).astype(object),
-        "DIAG_01": np.where(crisis | (rng.random(n) < 0.05), "35", _pick(rng, np.array(["01", "02", "03", "04", "05", "06", "14", "21", "38"], dtype=object), n)).astype(object),
-    })
+    table = pd.DataFrame(
+        {
+            "AEKEY": keys("AE", block, np.arange(n), 21, 12),
+            "NEWNHSNO": recorded.nhs_number(rng, p, dirt.nhs_missing["hes_ae"], dirt),
+            "DOB": recorded.dob(rng, p["dob"].to_numpy(), dirt),
+            "SEX": np.where(rng.random(n) < 0.005, "9", recorded.sex_code(p["sex"].to_numpy(), "129")).astype(object),
+            "HOMEADD": recorded.postcode(rng, p, days, dirt),
+            "ARRIVALDATE": recorded.bad_dates(rng, cal.iso(days), dirt.bad_date),
+            "ARRIVALTIME": np.array(
+                [f"{h:02d}{m:02d}" for h, m in zip(rng.integers(0, 24, n), rng.integers(0, 60, n))], dtype=object
+            ),
+            "PROCODE3": _pick(rng, PROVIDERS, n),
+            "AEATTENDCAT": _pick(
+                rng, np.array(["1", "2", "3", "9"], dtype=object), n, np.array([0.88, 0.05, 0.05, 0.02])
+            ),
+            "AEATTENDDISP": recorded.bad_codes(
+                rng,
+                _pick(
+                    rng,
+                    np.array(["01", "02", "03", "07", "12", "99"], dtype=object),
+                    n,
+                    np.array([0.2, 0.3, 0.35, 0.05, 0.07, 0.03]),
+                ),
+                dirt.bad_code,
+            ),
+            "AEPATGROUP": np.where(
+                crisis,
+                "30",
+                _pick(
+                    rng,
+                    np.array(["10", "20", "40", "50", "60", "70", "80"], dtype=object),
+                    n,
+                    np.array([0.08, 0.12, 0.08, 0.01, 0.45, 0.005, 0.255]),
+                ),
+            ).astype(object),
+            "DIAG_01": np.where(
+                crisis | (rng.random(n) < 0.05),
+                "35",
+                _pick(rng, np.array(["01", "02", "03", "04", "05", "06", "14", "21", "38"], dtype=object), n),
+            ).astype(object),
+        }
+    )
     truth = _truth("hes_ae", table["AEKEY"].to_numpy(), p["person_id"].to_numpy())
     return {"hes_ae": recorded.duplicate_rows(rng, table, dirt.duplicate_row)}, truth
 
@@ -72,19 +125,22 @@ def build_hes_ae(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gener
 # --- MHSDS and IAPT share a shape: MPI, referrals, care contacts, monthly resubmissions ----------
 
 
-def _patients(persons: pd.DataFrame, members: np.ndarray, providers: np.ndarray, rng: np.random.Generator,
-              block: int, salt: int) -> pd.DataFrame:
+def _patients(
+    persons: pd.DataFrame, members: np.ndarray, providers: np.ndarray, rng: np.random.Generator, block: int, salt: int
+) -> pd.DataFrame:
     """(person row, provider, LocalPatientId): most people at one provider, some at two."""
     rows = np.nonzero(members)[0]
     second = rows[rng.random(len(rows)) < 0.1]
     all_rows = np.concatenate([rows, second])
     prov = _pick(rng, providers, len(all_rows))
-    return pd.DataFrame({
-        "row": all_rows,
-        "OrgIDProv": prov,
-        "LocalPatientId": keys("LP", block, np.arange(len(all_rows)), salt, 10),
-        "main": np.concatenate([np.ones(len(rows), bool), np.zeros(len(second), bool)]),
-    })
+    return pd.DataFrame(
+        {
+            "row": all_rows,
+            "OrgIDProv": prov,
+            "LocalPatientId": keys("LP", block, np.arange(len(all_rows)), salt, 10),
+            "main": np.concatenate([np.ones(len(rows), bool), np.zeros(len(second), bool)]),
+        }
+    )
 
 
 def _assign_patient(patients: pd.DataFrame, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -99,10 +155,14 @@ def _assign_patient(patients: pd.DataFrame, rows: np.ndarray, rng: np.random.Gen
     return idx
 
 
-def _resubmissions(table: pd.DataFrame, month_col: str, rng: np.random.Generator, rate: float, end_month: int) -> pd.DataFrame:
+def _resubmissions(
+    table: pd.DataFrame, month_col: str, rng: np.random.Generator, rate: float, end_month: int
+) -> pd.DataFrame:
     """Monthly submissions: some records are sent again in later months (same content)."""
     again = table[rng.random(len(table)) < rate].copy()
-    again[month_col] = np.minimum(again[month_col].astype(int) + rng.integers(1, 4, size=len(again)), end_month).astype(str)
+    again[month_col] = np.minimum(again[month_col].astype(int) + rng.integers(1, 4, size=len(again)), end_month).astype(
+        str
+    )
     return pd.concat([table, again], ignore_index=True)
 
 
@@ -117,15 +177,19 @@ def _mpi(persons, patients, activity, cfg, rng, block, id_col: str = "NHSNumber"
     months = act["month"].to_numpy()
     days = cal.month_start(months)
     n = len(p)
-    table = pd.DataFrame({
-        "LocalPatientId": pat["LocalPatientId"].to_numpy(),
-        "OrgIDProv": pat["OrgIDProv"].to_numpy(),
-        id_col: recorded.nhs_number(rng, p, dirt.nhs_missing["mhsds"], dirt),
-        "PersonBirthDate": recorded.dob(rng, p["dob"].to_numpy(), dirt),
-        "Gender": np.where(rng.random(n) < 0.003, "9", recorded.sex_code(p["sex"].to_numpy(), "129")).astype(object),
-        "Postcode": recorded.postcode(rng, p, days, dirt),
-        "UniqMonthID": _s(cal.uniq_month_id(months)),
-    })
+    table = pd.DataFrame(
+        {
+            "LocalPatientId": pat["LocalPatientId"].to_numpy(),
+            "OrgIDProv": pat["OrgIDProv"].to_numpy(),
+            id_col: recorded.nhs_number(rng, p, dirt.nhs_missing["mhsds"], dirt),
+            "PersonBirthDate": recorded.dob(rng, p["dob"].to_numpy(), dirt),
+            "Gender": np.where(rng.random(n) < 0.003, "9", recorded.sex_code(p["sex"].to_numpy(), "129")).astype(
+                object
+            ),
+            "Postcode": recorded.postcode(rng, p, days, dirt),
+            "UniqMonthID": _s(cal.uniq_month_id(months)),
+        }
+    )
     record_keys = (table["OrgIDProv"] + "|" + table["LocalPatientId"]).to_numpy()
     return table, record_keys, p["person_id"].to_numpy()
 
@@ -165,8 +229,15 @@ def build_mhsds(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
 
     refs = _events_at(persons, patients, "mh_referral", cfg, rng).assign(legacy=False, team=None)
     ld_rows = np.nonzero(ld_team)[0]
-    ld_refs = pd.DataFrame({"row": ld_rows, "day": persons["referral_day"].to_numpy()[ld_rows].astype("int64"),
-                            "induced": True, "legacy": False, "team": "D02"})
+    ld_refs = pd.DataFrame(
+        {
+            "row": ld_rows,
+            "day": persons["referral_day"].to_numpy()[ld_rows].astype("int64"),
+            "induced": True,
+            "legacy": False,
+            "team": "D02",
+        }
+    )
     ld_refs["idx"] = _assign_patient(patients, ld_rows, rng)
     legacy = _legacy_referrals(patients, rng).assign(row=patients["row"].to_numpy(), team=None)
     referrals = pd.concat([legacy, refs, ld_refs], ignore_index=True)
@@ -178,22 +249,28 @@ def build_mhsds(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
     disch = _open_until(ref_day, 30, 400, rng, end_day)
     pat = patients.iloc[referrals["idx"].to_numpy()].reset_index(drop=True)
     ref_month = np.maximum(cal.month_of(ref_day), cal.month_of(np.array([cal.day(cfg.extract_start)]))[0])
-    mhs101 = pd.DataFrame({
-        "ServiceRequestId": keys("SR", block, np.arange(nr), 32, 12),
-        "LocalPatientId": pat["LocalPatientId"].to_numpy(),
-        "OrgIDProv": pat["OrgIDProv"].to_numpy(),
-        "ReferralRequestReceivedDate": recorded.bad_dates(rng, cal.iso(ref_day), dirt.bad_date),
-        "SourceOfReferralMH": source.astype(object),
-        "ServTeamTypeRefToMH": recorded.bad_codes(rng, team, dirt.bad_code),
-        "ServDischDate": None,
-        "UniqMonthID": _s(cal.uniq_month_id(ref_month)),
-    })
+    mhs101 = pd.DataFrame(
+        {
+            "ServiceRequestId": keys("SR", block, np.arange(nr), 32, 12),
+            "LocalPatientId": pat["LocalPatientId"].to_numpy(),
+            "OrgIDProv": pat["OrgIDProv"].to_numpy(),
+            "ReferralRequestReceivedDate": recorded.bad_dates(rng, cal.iso(ref_day), dirt.bad_date),
+            "SourceOfReferralMH": source.astype(object),
+            "ServTeamTypeRefToMH": recorded.bad_codes(rng, team, dirt.bad_code),
+            "ServDischDate": None,
+            "UniqMonthID": _s(cal.uniq_month_id(ref_month)),
+        }
+    )
     # The discharge arrives in a later month's submission: the latest UniqMonthID is the truth.
     discharged = ~np.isnan(disch)
     final = mhs101[discharged].copy()
     final["ServDischDate"] = cal.iso(disch[discharged])
-    final["UniqMonthID"] = _s(np.maximum(cal.uniq_month_id(cal.month_of(disch[discharged].astype("int64"))),
-                                         final["UniqMonthID"].astype(int).to_numpy()))
+    final["UniqMonthID"] = _s(
+        np.maximum(
+            cal.uniq_month_id(cal.month_of(disch[discharged].astype("int64"))),
+            final["UniqMonthID"].astype(int).to_numpy(),
+        )
+    )
     mhs101 = pd.concat([mhs101, final], ignore_index=True)
 
     contacts = _events_at(persons, patients, "mh_contact", cfg, rng)
@@ -201,16 +278,27 @@ def build_mhsds(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
     home = _attach(contacts["idx"].to_numpy(), contacts["day"].to_numpy(), referrals)
     cpat = patients.iloc[contacts["idx"].to_numpy()].reset_index(drop=True)
     attended = rng.random(nc) < 0.8
-    mhs201 = pd.DataFrame({
-        "CareContactId": keys("CC", block, np.arange(nc), 33, 12),
-        "ServiceRequestId": mhs101["ServiceRequestId"].to_numpy()[home],
-        "OrgIDProv": cpat["OrgIDProv"].to_numpy(),
-        "CareContDate": recorded.bad_dates(rng, cal.iso(contacts["day"].to_numpy()), dirt.bad_date),
-        "AttendOrDNACode": np.where(attended, _pick(rng, np.array(["5", "6"], dtype=object), nc),
-                                    _pick(rng, np.array(["2", "3", "4", "7"], dtype=object), nc)).astype(object),
-        "ConsMechanismMH": recorded.bad_codes(rng, np.where(rng.random(nc) < 0.7, "01", _pick(rng, np.array(["02", "03", "04"], dtype=object), nc)).astype(object), dirt.bad_code),
-        "UniqMonthID": _s(cal.uniq_month_id(cal.month_of(contacts["day"].to_numpy()))),
-    })
+    mhs201 = pd.DataFrame(
+        {
+            "CareContactId": keys("CC", block, np.arange(nc), 33, 12),
+            "ServiceRequestId": mhs101["ServiceRequestId"].to_numpy()[home],
+            "OrgIDProv": cpat["OrgIDProv"].to_numpy(),
+            "CareContDate": recorded.bad_dates(rng, cal.iso(contacts["day"].to_numpy()), dirt.bad_date),
+            "AttendOrDNACode": np.where(
+                attended,
+                _pick(rng, np.array(["5", "6"], dtype=object), nc),
+                _pick(rng, np.array(["2", "3", "4", "7"], dtype=object), nc),
+            ).astype(object),
+            "ConsMechanismMH": recorded.bad_codes(
+                rng,
+                np.where(rng.random(nc) < 0.7, "01", _pick(rng, np.array(["02", "03", "04"], dtype=object), nc)).astype(
+                    object
+                ),
+                dirt.bad_code,
+            ),
+            "UniqMonthID": _s(cal.uniq_month_id(cal.month_of(contacts["day"].to_numpy()))),
+        }
+    )
     mhs201 = _resubmissions(mhs201, "UniqMonthID", rng, 0.05, end_month)
 
     det = _events_at(persons, patients, "mha_detention", cfg, rng).assign(informal=False)
@@ -225,21 +313,26 @@ def build_mhsds(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
     start = periods["day"].to_numpy()
     end = start + length.astype("int64")
     ppat = patients.iloc[periods["idx"].to_numpy()].reset_index(drop=True)
-    mhs401 = pd.DataFrame({
-        "MHActLegalStatusClassPeriodId": keys("MH", block, np.arange(npd), 34, 12),
-        "LocalPatientId": ppat["LocalPatientId"].to_numpy(),
-        "OrgIDProv": ppat["OrgIDProv"].to_numpy(),
-        "LegalStatusCode": recorded.bad_codes(rng, code, dirt.bad_code),
-        "StartDateMHActLegalStatusClass": recorded.bad_dates(rng, cal.iso(start), dirt.bad_date),
-        "EndDateMHActLegalStatusClass": cal.iso(np.where(end <= end_day, end, np.nan)),
-        "UniqMonthID": _s(cal.uniq_month_id(cal.month_of(start))),
-    })
+    mhs401 = pd.DataFrame(
+        {
+            "MHActLegalStatusClassPeriodId": keys("MH", block, np.arange(npd), 34, 12),
+            "LocalPatientId": ppat["LocalPatientId"].to_numpy(),
+            "OrgIDProv": ppat["OrgIDProv"].to_numpy(),
+            "LegalStatusCode": recorded.bad_codes(rng, code, dirt.bad_code),
+            "StartDateMHActLegalStatusClass": recorded.bad_dates(rng, cal.iso(start), dirt.bad_date),
+            "EndDateMHActLegalStatusClass": cal.iso(np.where(end <= end_day, end, np.nan)),
+            "UniqMonthID": _s(cal.uniq_month_id(cal.month_of(start))),
+        }
+    )
 
-    activity = pd.concat([
-        pd.DataFrame({"idx": referrals["idx"], "month": np.maximum(ref_month, ref_month.min())}),
-        pd.DataFrame({"idx": contacts["idx"], "month": cal.month_of(contacts["day"].to_numpy())}),
-        pd.DataFrame({"idx": periods["idx"], "month": cal.month_of(start)}),
-    ], ignore_index=True)
+    activity = pd.concat(
+        [
+            pd.DataFrame({"idx": referrals["idx"], "month": np.maximum(ref_month, ref_month.min())}),
+            pd.DataFrame({"idx": contacts["idx"], "month": cal.month_of(contacts["day"].to_numpy())}),
+            pd.DataFrame({"idx": periods["idx"], "month": cal.month_of(start)}),
+        ],
+        ignore_index=True,
+    )
     mpi, mpi_keys, mpi_persons = _mpi(persons, patients, activity, cfg, rng, block)
     tables = {
         "mhsds/mhs001_mpi": mpi,
@@ -268,16 +361,22 @@ def build_iapt(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generat
     ref_month = np.maximum(cal.month_of(ref_day), cal.month_of(np.array([cal.day(cfg.extract_start)]))[0])
     disch = _open_until(ref_day, 30, 300, rng, end_day)
     pat = patients.iloc[referrals["idx"].to_numpy()].reset_index(drop=True)
-    ids101 = pd.DataFrame({
-        "ServiceRequestId": keys("IR", block, np.arange(nr), 42, 12),
-        "LocalPatientId": pat["LocalPatientId"].to_numpy(),
-        "OrgIDProv": pat["OrgIDProv"].to_numpy(),
-        "ReferralRequestReceivedDate": recorded.bad_dates(rng, cal.iso(ref_day), dirt.bad_date),
-        "SourceOfReferralMH": np.where(referrals["induced"].to_numpy(), "E5", _pick(rng, IAPT_SOURCES, nr)).astype(object),
-        "ServDischDate": cal.iso(disch),
-        "EndCode": np.where(np.isnan(disch), None, recorded.bad_codes(rng, _pick(rng, IAPT_END_CODES, nr), dirt.bad_code)).astype(object),
-        "UniqMonthID": _s(cal.uniq_month_id(ref_month)),
-    })
+    ids101 = pd.DataFrame(
+        {
+            "ServiceRequestId": keys("IR", block, np.arange(nr), 42, 12),
+            "LocalPatientId": pat["LocalPatientId"].to_numpy(),
+            "OrgIDProv": pat["OrgIDProv"].to_numpy(),
+            "ReferralRequestReceivedDate": recorded.bad_dates(rng, cal.iso(ref_day), dirt.bad_date),
+            "SourceOfReferralMH": np.where(referrals["induced"].to_numpy(), "E5", _pick(rng, IAPT_SOURCES, nr)).astype(
+                object
+            ),
+            "ServDischDate": cal.iso(disch),
+            "EndCode": np.where(
+                np.isnan(disch), None, recorded.bad_codes(rng, _pick(rng, IAPT_END_CODES, nr), dirt.bad_code)
+            ).astype(object),
+            "UniqMonthID": _s(cal.uniq_month_id(ref_month)),
+        }
+    )
     ids101 = _resubmissions(ids101, "UniqMonthID", rng, 0.3, end_month)
 
     contacts = _events_at(persons, patients, "iapt_contact", cfg, rng)
@@ -285,19 +384,31 @@ def build_iapt(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generat
     home = _attach(contacts["idx"].to_numpy(), contacts["day"].to_numpy(), referrals)
     cpat = patients.iloc[contacts["idx"].to_numpy()].reset_index(drop=True)
     attended = rng.random(nc) < 0.75
-    ids201 = pd.DataFrame({
-        "CareContactId": keys("IC", block, np.arange(nc), 43, 12),
-        "ServiceRequestId": keys("IR", block, np.arange(nr), 42, 12)[home],
-        "OrgIDProv": cpat["OrgIDProv"].to_numpy(),
-        "CareContDate": recorded.bad_dates(rng, cal.iso(contacts["day"].to_numpy()), dirt.bad_date),
-        "AttendOrDNACode": recorded.bad_codes(rng, np.where(attended, _pick(rng, np.array(["5", "6"], dtype=object), nc),
-                                                            _pick(rng, np.array(["2", "3", "4", "7"], dtype=object), nc)).astype(object), dirt.bad_code),
-        "UniqMonthID": _s(cal.uniq_month_id(cal.month_of(contacts["day"].to_numpy()))),
-    })
-    activity = pd.concat([
-        pd.DataFrame({"idx": referrals["idx"], "month": ref_month}),
-        pd.DataFrame({"idx": contacts["idx"], "month": cal.month_of(contacts["day"].to_numpy())}),
-    ], ignore_index=True)
+    ids201 = pd.DataFrame(
+        {
+            "CareContactId": keys("IC", block, np.arange(nc), 43, 12),
+            "ServiceRequestId": keys("IR", block, np.arange(nr), 42, 12)[home],
+            "OrgIDProv": cpat["OrgIDProv"].to_numpy(),
+            "CareContDate": recorded.bad_dates(rng, cal.iso(contacts["day"].to_numpy()), dirt.bad_date),
+            "AttendOrDNACode": recorded.bad_codes(
+                rng,
+                np.where(
+                    attended,
+                    _pick(rng, np.array(["5", "6"], dtype=object), nc),
+                    _pick(rng, np.array(["2", "3", "4", "7"], dtype=object), nc),
+                ).astype(object),
+                dirt.bad_code,
+            ),
+            "UniqMonthID": _s(cal.uniq_month_id(cal.month_of(contacts["day"].to_numpy()))),
+        }
+    )
+    activity = pd.concat(
+        [
+            pd.DataFrame({"idx": referrals["idx"], "month": ref_month}),
+            pd.DataFrame({"idx": contacts["idx"], "month": cal.month_of(contacts["day"].to_numpy())}),
+        ],
+        ignore_index=True,
+    )
     mpi, mpi_keys, mpi_persons = _mpi(persons, patients, activity, cfg, rng, block)
     tables = {"iapt/ids001_mpi": mpi, "iapt/ids101_referral": ids101, "iapt/ids201_care_contact": ids201}
     tables = {k: recorded.duplicate_rows(rng, v, dirt.duplicate_row) for k, v in tables.items()}
@@ -332,67 +443,82 @@ def build_ndtms(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
     triaged = np.where(rng.random(ne) < 0.9, ref_day + rng.integers(0, 22, size=ne), np.nan)
     disd = _open_until(ref_day, 60, 500, rng, end_day)
     induced = episodes["induced"].to_numpy()
-    rfls = np.where(induced & (rng.random(ne) < 0.8), "CJ",
-                    _pick(rng, REFERRAL_SOURCES, ne, np.array([0.25, 0.35, 0.2, 0.1, 0.1])))
+    rfls = np.where(
+        induced & (rng.random(ne) < 0.8), "CJ", _pick(rng, REFERRAL_SOURCES, ne, np.array([0.25, 0.35, 0.2, 0.1, 0.1]))
+    )
     episode_ids = keys("EP", block, np.arange(ne), 52, 10)
-    episodes_table = pd.DataFrame({
-        "EPISODID": episode_ids,
-        "CLIENTID": pat["LocalPatientId"].to_numpy(),
-        "AGNCY": pat["OrgIDProv"].to_numpy(),
-        "FINITIAL": np.array([f[0].upper() if isinstance(f, str) and f else None for f in fore], dtype=object),
-        "SINITIAL": np.array([s[0].upper() if isinstance(s, str) and s else None for s in sur], dtype=object),
-        "DOB": recorded.dob(rng, p["dob"].to_numpy(), dirt),
-        "SEX": recorded.bad_codes(rng, p["sex"].to_numpy().astype(object), dirt.bad_code),
-        "PC": ident.postcode_sector(pd.Series(pc).str.upper().str.replace(r"^(\S+?)(\d[A-Z]{2})$", r"\1 \2", regex=True)).to_numpy(),
-        "REFLD": recorded.bad_dates(rng, cal.iso(ref_day), dirt.bad_date),
-        "TRIAGED": cal.iso(triaged),
-        "RFLS": rfls.astype(object),
-        "DRUG1": _pick(rng, DRUGS, ne, DRUG_WEIGHTS),
-        "DISD": cal.iso(disd),
-        "DISRSN": np.where(np.isnan(disd), None, _pick(rng, DISCHARGE_REASONS, ne)).astype(object),
-    })
+    episodes_table = pd.DataFrame(
+        {
+            "EPISODID": episode_ids,
+            "CLIENTID": pat["LocalPatientId"].to_numpy(),
+            "AGNCY": pat["OrgIDProv"].to_numpy(),
+            "FINITIAL": np.array([f[0].upper() if isinstance(f, str) and f else None for f in fore], dtype=object),
+            "SINITIAL": np.array([s[0].upper() if isinstance(s, str) and s else None for s in sur], dtype=object),
+            "DOB": recorded.dob(rng, p["dob"].to_numpy(), dirt),
+            "SEX": recorded.bad_codes(rng, p["sex"].to_numpy().astype(object), dirt.bad_code),
+            "PC": ident.postcode_sector(
+                pd.Series(pc).str.upper().str.replace(r"^(\S+?)(\d[A-Z]{2})$", r"\1 \2", regex=True)
+            ).to_numpy(),
+            "REFLD": recorded.bad_dates(rng, cal.iso(ref_day), dirt.bad_date),
+            "TRIAGED": cal.iso(triaged),
+            "RFLS": rfls.astype(object),
+            "DRUG1": _pick(rng, DRUGS, ne, DRUG_WEIGHTS),
+            "DISD": cal.iso(disd),
+            "DISRSN": np.where(np.isnan(disd), None, _pick(rng, DISCHARGE_REASONS, ne)).astype(object),
+        }
+    )
 
     starts = _events_at(persons, patients, "drug_start", cfg, rng)
     ns = len(starts)
     home = _attach(starts["idx"].to_numpy(), starts["day"].to_numpy(), episodes)
     modst = starts["day"].to_numpy()
     modend = _open_until(modst, 30, 300, rng, end_day)
-    modalities = pd.DataFrame({
-        "MODID": keys("MO", block, np.arange(ns), 53, 10),
-        "EPISODID": episode_ids[home],
-        "AGNCY": episodes_table["AGNCY"].to_numpy()[home],
-        "MODAL": _pick(rng, MODALITIES, ns, np.array([0.4, 0.35, 0.15, 0.05, 0.05])),
-        "REFMODDT": cal.iso(modst - rng.integers(0, 15, size=ns)),
-        "MODST": recorded.bad_dates(rng, cal.iso(modst), dirt.bad_date),
-        "MODEND": cal.iso(modend),
-    })
+    modalities = pd.DataFrame(
+        {
+            "MODID": keys("MO", block, np.arange(ns), 53, 10),
+            "EPISODID": episode_ids[home],
+            "AGNCY": episodes_table["AGNCY"].to_numpy()[home],
+            "MODAL": _pick(rng, MODALITIES, ns, np.array([0.4, 0.35, 0.15, 0.05, 0.05])),
+            "REFMODDT": cal.iso(modst - rng.integers(0, 15, size=ns)),
+            "MODST": recorded.bad_dates(rng, cal.iso(modst), dirt.bad_date),
+            "MODEND": cal.iso(modend),
+        }
+    )
 
     # Treatment Outcomes Profile at triage and six-monthly reviews; self-rated health worsens
     # as the L&D index arrest approaches (the brief's drug-treatment panel of Figure 1).
     live = ~episodes["legacy"].to_numpy()
     top_ep = np.repeat(np.nonzero(live)[0], rng.integers(1, 4, size=live.sum()))
-    seq = np.concatenate([np.arange(c) for c in np.bincount(top_ep, minlength=ne)[np.unique(top_ep)]]) if len(top_ep) else np.array([], int)
+    seq = (
+        np.concatenate([np.arange(c) for c in np.bincount(top_ep, minlength=ne)[np.unique(top_ep)]])
+        if len(top_ep)
+        else np.array([], int)
+    )
     top_day = ref_day[top_ep] + 14 + 182 * seq
     keep = top_day <= end_day
     top_ep, top_day = top_ep[keep], top_day[keep]
     tp = p.iloc[top_ep]
     ld_index = tp["ld_index_day"].to_numpy()
-    rel = np.where(np.isnan(ld_index), 99, cal.month_of(top_day) - cal.month_of(np.nan_to_num(ld_index).astype("int64")))
+    rel = np.where(
+        np.isnan(ld_index), 99, cal.month_of(top_day) - cal.month_of(np.nan_to_num(ld_index).astype("int64"))
+    )
     decline = np.where(rel < 0, 5 * ramp_shape(rel), 0.0)
     nt = len(top_ep)
 
     def score(mean: float) -> np.ndarray:
         return _s(np.clip(np.round(mean - decline + rng.normal(0, 3, size=nt)), 0, 20).astype(int))
 
-    top = pd.DataFrame({
-        "TOPID": keys("TP", block, np.arange(nt), 54, 10),
-        "EPISODID": episode_ids[top_ep],
-        "AGNCY": episodes_table["AGNCY"].to_numpy()[top_ep],
-        "TOPDATE": cal.iso(top_day),
-        "PSYHSTAT": score(11.0),
-        "PHSTAT": score(12.0),
-        "QUALLIFE": score(11.0),
-    })
+    top = pd.DataFrame(
+        {
+            "TOPID": keys("TP", block, np.arange(nt), 54, 10),
+            "EPISODID": episode_ids[top_ep],
+            "AGNCY": episodes_table["AGNCY"].to_numpy()[top_ep],
+            "TOPDATE": cal.iso(top_day),
+            "PSYHSTAT": score(11.0),
+            "PHSTAT": score(12.0),
+            "QUALLIFE": score(11.0),
+        }
+    )
     tables = {"ndtms/episodes": episodes_table, "ndtms/modalities": modalities, "ndtms/top": top}
     tables = {k: recorded.duplicate_rows(rng, v, dirt.duplicate_row) for k, v in tables.items()}
     return tables, _truth("ndtms.episodes", episode_ids, p["person_id"].to_numpy())

@@ -1,4 +1,5 @@
 """Justice extracts: PNC offences and HMCTS cases and hearings, with the planted justice effects."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,13 +42,23 @@ def offences(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generator
     if "police_contact" in cfg.processes:
         # PNC records that never become offences (no charge), with their own monthly process.
         pc = draw_events(persons, "police_contact", cfg, rng)
-        bg = pd.concat([bg, pd.DataFrame({"row": pc["row"].to_numpy(), "offence_day": pc["day"].to_numpy(),
-                                          "kind": "contact"})], ignore_index=True)
+        bg = pd.concat(
+            [bg, pd.DataFrame({"row": pc["row"].to_numpy(), "offence_day": pc["day"].to_numpy(), "kind": "contact"})],
+            ignore_index=True,
+        )
     # The arrest that led to the L&D referral, and the historic control's FY 2013/14 offence.
     ld_rows = np.nonzero(~np.isnan(persons["ld_index_day"].to_numpy()))[0]
-    ld = pd.DataFrame({"row": ld_rows, "offence_day": persons["ld_index_day"].to_numpy()[ld_rows].astype("int64"), "kind": "ld_index"})
+    ld = pd.DataFrame(
+        {"row": ld_rows, "offence_day": persons["ld_index_day"].to_numpy()[ld_rows].astype("int64"), "kind": "ld_index"}
+    )
     hist_rows = np.nonzero(~np.isnan(persons["hist_index_day"].to_numpy()))[0]
-    hist = pd.DataFrame({"row": hist_rows, "offence_day": persons["hist_index_day"].to_numpy()[hist_rows].astype("int64"), "kind": "historic_index"})
+    hist = pd.DataFrame(
+        {
+            "row": hist_rows,
+            "offence_day": persons["hist_index_day"].to_numpy()[hist_rows].astype("int64"),
+            "kind": "historic_index",
+        }
+    )
     off = pd.concat([bg, ld, hist], ignore_index=True)
     n = len(off)
     kind = off["kind"].to_numpy()
@@ -63,8 +74,9 @@ def offences(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generator
         arrest_lag = np.where(historic, lead, arrest_lag)
         offence_day = np.where(historic, offence_day - lead, offence_day)
     arrest_day = offence_day + arrest_lag
-    charged = np.where(kind == "historic_index", True,
-                       rng.random(n) < np.where(kind == "ld_index", 0.8, cfg.charge_rate))
+    charged = np.where(
+        kind == "historic_index", True, rng.random(n) < np.where(kind == "ld_index", 0.8, cfg.charge_rate)
+    )
     charged &= kind != "contact"
     charge_day = arrest_day + rng.integers(0, cfg.charge_lag_days_max + 1, size=n)
 
@@ -75,15 +87,29 @@ def offences(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generator
     cohort = persons["role"].to_numpy()[p_rows] == COHORT
     hist_index = persons["hist_index_day"].to_numpy()[p_rows]
     fy = (charge_day >= cal.day(cfg.historic_charge_window[0])) & (charge_day <= cal.day(cfg.historic_charge_window[1]))
-    clash = cohort & fy & (kind == "background") & (np.isnan(hist_index) | (arrest_day < np.nan_to_num(hist_index, nan=np.inf)))
+    clash = (
+        cohort
+        & fy
+        & (kind == "background")
+        & (np.isnan(hist_index) | (arrest_day < np.nan_to_num(hist_index, nan=np.inf)))
+    )
     charged &= ~clash
 
     category = CATEGORIES[rng.choice(4, size=n, p=CATEGORY_WEIGHTS)]
     crown = (category == "CI") | ((category == "CE") & (rng.random(n) < CROWN_SHARE_EITHER_WAY))
     treated = _in_post_window(offence_day, persons["ld_index_day"].to_numpy()[p_rows], cohort)
-    off = off.assign(offence_day=offence_day, arrest_day=arrest_day, charged=charged,
-                     charge_day=np.where(charged, charge_day, -1), category=category, crown=crown, treated=treated)
-    return off[(off["offence_day"] >= cal.day(cfg.extract_start)) & (off["arrest_day"] <= cal.day(cfg.extract_end))].reset_index(drop=True)
+    off = off.assign(
+        offence_day=offence_day,
+        arrest_day=arrest_day,
+        charged=charged,
+        charge_day=np.where(charged, charge_day, -1),
+        category=category,
+        crown=crown,
+        treated=treated,
+    )
+    return off[
+        (off["offence_day"] >= cal.day(cfg.extract_start)) & (off["arrest_day"] <= cal.day(cfg.extract_end))
+    ].reset_index(drop=True)
 
 
 def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generator, block: int):
@@ -110,71 +136,127 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
     no_conviction = np.where(rng.random(n) < 0.4, "2050", "2063")
     if cfg.custody_removes_offending:
         # Nobody offends while serving a sentence: drop the records committed inside a stay.
-        keep = outside_custody(off["row"].to_numpy(), off["offence_day"].to_numpy(), off["kind"].to_numpy(),
-                               np.where(custodial, completion, -1), np.where(custodial, days, 0),
-                               cfg.custody_share_served)
+        keep = outside_custody(
+            off["row"].to_numpy(),
+            off["offence_day"].to_numpy(),
+            off["kind"].to_numpy(),
+            np.where(custodial, completion, -1),
+            np.where(custodial, days, 0),
+            cfg.custody_share_served,
+        )
         off, p = off[keep].reset_index(drop=True), p[keep].reset_index(drop=True)
-        (charged, crown, treated, first_hearing, duration, completion, completed, convicted, custodial, age,
-         custody_code, days, no_conviction) = (a[keep] for a in (
-            charged, crown, treated, first_hearing, duration, completion, completed, convicted, custodial, age,
-            custody_code, days, no_conviction))
+        (
+            charged,
+            crown,
+            treated,
+            first_hearing,
+            duration,
+            completion,
+            completed,
+            convicted,
+            custodial,
+            age,
+            custody_code,
+            days,
+            no_conviction,
+        ) = (
+            a[keep]
+            for a in (
+                charged,
+                crown,
+                treated,
+                first_hearing,
+                duration,
+                completion,
+                completed,
+                convicted,
+                custodial,
+                age,
+                custody_code,
+                days,
+                no_conviction,
+            )
+        )
         n = len(off)
-    disposal = np.where(custodial, custody_code,
-                        np.where(convicted, NON_CUSTODIAL[rng.choice(5, size=n, p=NON_CUSTODIAL_WEIGHTS)],
-                                 np.where(completed, no_conviction, None))).astype(object)
+    disposal = np.where(
+        custodial,
+        custody_code,
+        np.where(
+            convicted,
+            NON_CUSTODIAL[rng.choice(5, size=n, p=NON_CUSTODIAL_WEIGHTS)],
+            np.where(completed, no_conviction, None),
+        ),
+    ).astype(object)
 
     fore, sur = recorded.names(rng, p["forename"].to_numpy(), p["surname"].to_numpy(), dirt)
     # People with two PNC IDs have about half their offences under the second.
     second = pd.notna(p["pnc_id2"].to_numpy()) & (rng.random(n) < 0.5)
     pnc = np.where(second, p["pnc_id2"].to_numpy(), p["pnc_id"].to_numpy()).astype(object)
     offence_ids = keys("OF", block, np.arange(n), 61, 12)
-    ho = np.array([HO_CODES[c][i % len(HO_CODES[c])] for c, i in zip(off["category"], rng.integers(0, 6, size=n))], dtype=object)
-    pnc_table = pd.DataFrame({
-        "offence_id": offence_ids,
-        "pnc_id": pnc,
-        "cro_number": recorded.blank(rng, p["cro_number"].to_numpy(), 0.3),
-        "forename": fore,
-        "surname": sur,
-        "date_of_birth": recorded.dob(rng, p["dob"].to_numpy(), dirt),
-        "sex": np.where(rng.random(n) < 0.003, "U", p["sex"].to_numpy()).astype(object),
-        "postcode": recorded.postcode(rng, p, off["arrest_day"].to_numpy(), dirt),
-        "offence_date": recorded.bad_dates(rng, cal.iso(off["offence_day"].to_numpy()), dirt.bad_date),
-        "arrest_date": cal.iso(off["arrest_day"].to_numpy()),
-        "charge_date": cal.iso(np.where(charged, off["charge_day"].to_numpy(), np.nan)),
-        "ho_offence_code": ho,
-        "offence_category": off["category"].to_numpy(),
-        "disposal_date": cal.iso(np.where(completed, completion, np.nan)),
-        "disposal_code": recorded.bad_codes(rng, disposal, dirt.bad_code),
-        "custodial_days": np.where(custodial, days.astype(str), None).astype(object),
-    })[OFFENCE_COLUMNS]
+    ho = np.array(
+        [HO_CODES[c][i % len(HO_CODES[c])] for c, i in zip(off["category"], rng.integers(0, 6, size=n))], dtype=object
+    )
+    pnc_table = pd.DataFrame(
+        {
+            "offence_id": offence_ids,
+            "pnc_id": pnc,
+            "cro_number": recorded.blank(rng, p["cro_number"].to_numpy(), 0.3),
+            "forename": fore,
+            "surname": sur,
+            "date_of_birth": recorded.dob(rng, p["dob"].to_numpy(), dirt),
+            "sex": np.where(rng.random(n) < 0.003, "U", p["sex"].to_numpy()).astype(object),
+            "postcode": recorded.postcode(rng, p, off["arrest_day"].to_numpy(), dirt),
+            "offence_date": recorded.bad_dates(rng, cal.iso(off["offence_day"].to_numpy()), dirt.bad_date),
+            "arrest_date": cal.iso(off["arrest_day"].to_numpy()),
+            "charge_date": cal.iso(np.where(charged, off["charge_day"].to_numpy(), np.nan)),
+            "ho_offence_code": ho,
+            "offence_category": off["category"].to_numpy(),
+            "disposal_date": cal.iso(np.where(completed, completion, np.nan)),
+            "disposal_code": recorded.bad_codes(rng, disposal, dirt.bad_code),
+            "custodial_days": np.where(custodial, days.astype(str), None).astype(object),
+        }
+    )[OFFENCE_COLUMNS]
 
     # HMCTS: one case per charged offence, recorded with the court's own view of the defendant.
     c = np.nonzero(charged)[0]
     nc = len(c)
     cp = p.iloc[c].reset_index(drop=True)
     cfore, csur = recorded.names(rng, cp["forename"].to_numpy(), cp["surname"].to_numpy(), dirt)
-    outcome = np.where(~completed[c], None,
-                       np.where(convicted[c], "convicted",
-                                np.where(disposal[c] == "2063", "withdrawn",
-                                         np.where(rng.random(nc) < 0.5, "dismissed", "acquitted")))).astype(object)
+    outcome = np.where(
+        ~completed[c],
+        None,
+        np.where(
+            convicted[c],
+            "convicted",
+            np.where(disposal[c] == "2063", "withdrawn", np.where(rng.random(nc) < 0.5, "dismissed", "acquitted")),
+        ),
+    ).astype(object)
     case_ids = keys("CS", block, np.arange(nc), 62, 12)
-    cases = pd.DataFrame({
-        "case_id": case_ids,
-        "source_system": np.where(crown[c], "XHIBIT", "LIBRA").astype(object),
-        "court_code": np.array([f"{'C' if cr else 'B'}{s:02d}{k}" for cr, s, k in zip(crown[c], cp["site"], rng.integers(1, 4, size=nc))], dtype=object),
-        "defendant_forename": cfore,
-        "defendant_surname": csur,
-        "defendant_dob": recorded.dob(rng, cp["dob"].to_numpy(), dirt),
-        "defendant_sex": cp["sex"].to_numpy().astype(object),
-        "defendant_postcode": recorded.postcode(rng, cp, off["charge_day"].to_numpy()[c], dirt),
-        "pnc_id": recorded.blank(rng, pnc[c], dirt.pnc_missing["hmcts"]),
-        "offence_date": cal.iso(off["offence_day"].to_numpy()[c]),
-        "charge_date": cal.iso(off["charge_day"].to_numpy()[c]),
-        "first_hearing_date": recorded.bad_dates(rng, cal.iso(first_hearing[c]), dirt.bad_date),
-        "completion_date": cal.iso(np.where(completed[c], completion[c], np.nan)),
-        "case_outcome": recorded.bad_codes(rng, outcome, dirt.bad_code),
-        "sentence_date": cal.iso(np.where(convicted[c], completion[c], np.nan)),
-    })
+    cases = pd.DataFrame(
+        {
+            "case_id": case_ids,
+            "source_system": np.where(crown[c], "XHIBIT", "LIBRA").astype(object),
+            "court_code": np.array(
+                [
+                    f"{'C' if cr else 'B'}{s:02d}{k}"
+                    for cr, s, k in zip(crown[c], cp["site"], rng.integers(1, 4, size=nc))
+                ],
+                dtype=object,
+            ),
+            "defendant_forename": cfore,
+            "defendant_surname": csur,
+            "defendant_dob": recorded.dob(rng, cp["dob"].to_numpy(), dirt),
+            "defendant_sex": cp["sex"].to_numpy().astype(object),
+            "defendant_postcode": recorded.postcode(rng, cp, off["charge_day"].to_numpy()[c], dirt),
+            "pnc_id": recorded.blank(rng, pnc[c], dirt.pnc_missing["hmcts"]),
+            "offence_date": cal.iso(off["offence_day"].to_numpy()[c]),
+            "charge_date": cal.iso(off["charge_day"].to_numpy()[c]),
+            "first_hearing_date": recorded.bad_dates(rng, cal.iso(first_hearing[c]), dirt.bad_date),
+            "completion_date": cal.iso(np.where(completed[c], completion[c], np.nan)),
+            "case_outcome": recorded.bad_codes(rng, outcome, dirt.bad_code),
+            "sentence_date": cal.iso(np.where(convicted[c], completion[c], np.nan)),
+        }
+    )
 
     # Hearings: a first hearing, middle hearings, and the final one at completion.
     extra_mean = np.where(crown[c], cfg.hearings_mean_extra["crown"], cfg.hearings_mean_extra["magistrates"])
@@ -183,28 +265,42 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
     h_case = np.concatenate([np.arange(nc), np.repeat(np.arange(nc), n_middle), np.arange(nc)])
     h_kind = np.concatenate([np.zeros(nc, int), np.ones(n_middle.sum(), int), np.full(nc, 2)])
     fh, comp = first_hearing[c][h_case], completion[c][h_case]
-    h_day = np.where(h_kind == 0, fh, np.where(h_kind == 2, comp, fh + 1 + (rng.random(len(h_case)) * np.maximum(comp - fh - 1, 1)).astype("int64")))
+    h_day = np.where(
+        h_kind == 0,
+        fh,
+        np.where(h_kind == 2, comp, fh + 1 + (rng.random(len(h_case)) * np.maximum(comp - fh - 1, 1)).astype("int64")),
+    )
     keep = h_day <= end_day
     h_case, h_kind, h_day = h_case[keep], h_kind[keep], h_day[keep]
     order = np.lexsort((h_kind, h_day, h_case))
     h_case, h_kind, h_day = h_case[order], h_kind[order], h_day[order]
     nh = len(h_case)
-    final_type = np.where(outcome[h_case] == "convicted",
-                          np.where(rng.random(nh) < 0.4, "SWPSR", "STPSR"), "TRIAL")
-    h_type = np.where(h_kind == 0, "FH", np.where(h_kind == 2, final_type, MIDDLE_HEARINGS[rng.integers(0, 4, size=nh)]))
+    final_type = np.where(outcome[h_case] == "convicted", np.where(rng.random(nh) < 0.4, "SWPSR", "STPSR"), "TRIAL")
+    h_type = np.where(
+        h_kind == 0, "FH", np.where(h_kind == 2, final_type, MIDDLE_HEARINGS[rng.integers(0, 4, size=nh)])
+    )
     adjourned = (h_kind != 2) & (rng.random(nh) < cfg.adjourn_rate)
-    hearings = pd.DataFrame({
-        "hearing_id": keys("HR", block, np.arange(nh), 63, 12),
-        "case_id": case_ids[h_case],
-        "hearing_date": recorded.bad_dates(rng, cal.iso(h_day), dirt.bad_date),
-        "hearing_type": recorded.bad_codes(rng, h_type.astype(object), dirt.bad_code),
-        "adjourned": np.where(adjourned, "Y", "N").astype(object),
-    })
+    hearings = pd.DataFrame(
+        {
+            "hearing_id": keys("HR", block, np.arange(nh), 63, 12),
+            "case_id": case_ids[h_case],
+            "hearing_date": recorded.bad_dates(rng, cal.iso(h_day), dirt.bad_date),
+            "hearing_type": recorded.bad_codes(rng, h_type.astype(object), dirt.bad_code),
+            "adjourned": np.where(adjourned, "Y", "N").astype(object),
+        }
+    )
 
-    truth = pd.concat([
-        pd.DataFrame({"source_table": "pnc.offences", "record_key": offence_ids, "person_id": p["person_id"].to_numpy()}),
-        pd.DataFrame({"source_table": "hmcts.cases", "record_key": case_ids, "person_id": cp["person_id"].to_numpy()}),
-    ], ignore_index=True)
+    truth = pd.concat(
+        [
+            pd.DataFrame(
+                {"source_table": "pnc.offences", "record_key": offence_ids, "person_id": p["person_id"].to_numpy()}
+            ),
+            pd.DataFrame(
+                {"source_table": "hmcts.cases", "record_key": case_ids, "person_id": cp["person_id"].to_numpy()}
+            ),
+        ],
+        ignore_index=True,
+    )
     tables = {"pnc/offences": pnc_table, "hmcts/cases": cases, "hmcts/hearings": hearings}
     tables = {k: recorded.duplicate_rows(rng, v, dirt.duplicate_row) for k, v in tables.items()}
     return tables, truth
@@ -216,8 +312,14 @@ def custody_logit(cfg: GeneratorConf, crown: np.ndarray, treated: np.ndarray) ->
     return base + np.where(crown, cfg.custody_crown_log_odds, 0.0) + np.where(treated, np.log(cfg.custody_or), 0.0)
 
 
-def outside_custody(person: np.ndarray, day: np.ndarray, kind: np.ndarray, sentence_day: np.ndarray,
-                    custodial_days: np.ndarray, share_served: float) -> np.ndarray:
+def outside_custody(
+    person: np.ndarray,
+    day: np.ndarray,
+    kind: np.ndarray,
+    sentence_day: np.ndarray,
+    custodial_days: np.ndarray,
+    share_served: float,
+) -> np.ndarray:
     """Which records were not committed while their person was serving a custodial sentence.
 
     A stay runs from the sentence day for ceil(custodial_days x share_served) days. Index
@@ -235,7 +337,8 @@ def outside_custody(person: np.ndarray, day: np.ndarray, kind: np.ndarray, sente
         start = sentence_day[stays]
         stop = start + np.ceil(custodial_days[stays] * share_served).astype("int64")
         pairs = pd.DataFrame({"person": person[stays], "start": start, "stop": stop}).merge(
-            pd.DataFrame({"person": person, "record": np.arange(n), "day": day}), on="person")
+            pd.DataFrame({"person": person, "record": np.arange(n), "day": day}), on="person"
+        )
         inside = pairs[(pairs["day"] >= pairs["start"]) & (pairs["day"] < pairs["stop"])]["record"].to_numpy()
         keep = np.ones(n, bool)
         keep[inside] = False
@@ -247,10 +350,14 @@ def court_duration(rng: np.random.Generator, crown: np.ndarray, treated: np.ndar
     """Days from first hearing to completion: a floor plus a gamma(2) by court, shifted when treated."""
     mean_days = np.where(crown, cfg.court_duration_mean_days["crown"], cfg.court_duration_mean_days["magistrates"])
     extra = rng.gamma(2.0, (mean_days - cfg.court_duration_min_days) / 2.0)
-    return np.round(cfg.court_duration_min_days + extra + np.where(treated, cfg.court_duration_diff_days, 0.0)).astype("int64")
+    return np.round(cfg.court_duration_min_days + extra + np.where(treated, cfg.court_duration_diff_days, 0.0)).astype(
+        "int64"
+    )
 
 
-def planted_restricted_means(cfg: GeneratorConf, tau: int, draws: int = 2_000_000, seed: int = 20170101) -> dict[str, float]:
+def planted_restricted_means(
+    cfg: GeneratorConf, tau: int, draws: int = 2_000_000, seed: int = 20170101
+) -> dict[str, float]:
     """The planted court-time effects as the contract measures them: differences in the mean of
     min(days, tau), treated minus untreated, by simulation of the generator's own court process
     with common random numbers (the same cases, once with and once without the planted shift).
@@ -262,20 +369,26 @@ def planted_restricted_means(cfg: GeneratorConf, tau: int, draws: int = 2_000_00
     category = CATEGORIES[rng.choice(4, size=draws, p=CATEGORY_WEIGHTS)]
     crown = (category == "CI") | ((category == "CE") & (rng.random(draws) < CROWN_SHARE_EITHER_WAY))
     # Arrest -> charge -> first hearing, as build_justice draws them.
-    lead = (rng.integers(0, cfg.charge_lag_days_max + 1, size=draws) + 1
-            + rng.poisson(cfg.first_hearing_lag_mean - 1, size=draws))
+    lead = (
+        rng.integers(0, cfg.charge_lag_days_max + 1, size=draws)
+        + 1
+        + rng.poisson(cfg.first_hearing_lag_mean - 1, size=draws)
+    )
     untreated = court_duration(np.random.default_rng(seed + 1), crown, np.zeros(draws, bool), cfg)
     treated = court_duration(np.random.default_rng(seed + 1), crown, np.ones(draws, bool), cfg)
 
     def rm(days: np.ndarray) -> float:
         return float(np.minimum(days, tau).mean())
 
-    return {"court_duration_days_diff": rm(treated) - rm(untreated),
-            "arrest_to_sentence_days_diff": rm(lead + treated) - rm(lead + untreated)}
+    return {
+        "court_duration_days_diff": rm(treated) - rm(untreated),
+        "arrest_to_sentence_days_diff": rm(lead + treated) - rm(lead + untreated),
+    }
 
 
-def planted_justice(cfg: GeneratorConf, waiting_months: int, draws: int = 400_000,
-                    seed: int = 20130401) -> dict[str, float]:
+def planted_justice(
+    cfg: GeneratorConf, waiting_months: int, draws: int = 400_000, seed: int = 20130401
+) -> dict[str, float]:
     """offending_rr, police_contact_rr and custody_or as the proven-reoffending rules measure them,
     by simulation of the generator's own offence-to-disposal process.
 
@@ -294,11 +407,18 @@ def planted_justice(cfg: GeneratorConf, waiting_months: int, draws: int = 400_00
     category = CATEGORIES[rng.choice(4, size=draws, p=CATEGORY_WEIGHTS)]
     crown = (category == "CI") | ((category == "CE") & (rng.random(draws) < CROWN_SHARE_EITHER_WAY))
     arrest = np.where(rng.random(draws) < 0.7, 0, rng.integers(1, 30, size=draws))
-    lead = (arrest + rng.integers(0, cfg.charge_lag_days_max + 1, size=draws) + 1
-            + rng.poisson(cfg.first_hearing_lag_mean - 1, size=draws))
+    lead = (
+        arrest
+        + rng.integers(0, cfg.charge_lag_days_max + 1, size=draws)
+        + 1
+        + rng.poisson(cfg.first_hearing_lag_mean - 1, size=draws)
+    )
     convicted = (rng.random(draws) < cfg.charge_rate) & (rng.random(draws) < cfg.conviction_rate)
-    index_lead = (rng.integers(0, cfg.charge_lag_days_max + 1, size=draws) + 1
-                  + rng.poisson(cfg.first_hearing_lag_mean - 1, size=draws))
+    index_lead = (
+        rng.integers(0, cfg.charge_lag_days_max + 1, size=draws)
+        + 1
+        + rng.poisson(cfg.first_hearing_lag_mean - 1, size=draws)
+    )
     index_deadline = (11 + waiting_months + 1 - rng.random(draws)) * 30.4375
     u = rng.random(draws)
     proven, index_proven = {}, {}
