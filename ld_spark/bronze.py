@@ -168,7 +168,7 @@ def quarantined(table: str, run_id: str) -> Transform:
 def reconciled(table: str, read: int, states: dict[str, int]) -> dict[str, int]:
     """The table's reconciliation row, or InputError if it does not balance.
 
-    `read` is counted from the raw files apart from the parser (io.raw_record_count), so a row
+    `read` is counted from the raw files apart from the parser (io.raw_record_counts), so a row
     lost or invented anywhere between the raw bytes and the bronze states stops the run here.
     """
     counts = {state: int(states.get(state, 0)) for state in STATES}

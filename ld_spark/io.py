@@ -301,25 +301,37 @@ def read_raw(spark: SparkSession, table: str, kind: str, groups: dict[tuple[str,
     return paths.mapInPandas(parse, schema)
 
 
-def raw_record_count(spark: SparkSession, kind: str, groups: dict[tuple[str, ...], list[Path]]) -> int:
-    """Records in a table's raw files, counted apart from the landing parser and its Spark job:
-    CSV records split from the bytes (`count_records`), parquet rows from the files' footers.
-    The `read` of the reconciliation, so that a row lost anywhere on the way shows."""
-    files = [str(p) for group in groups.values() for p in group]
-    if kind == "parquet":
-        import pyarrow.parquet as pq
+def raw_record_counts(spark: SparkSession, layouts: dict[str, tuple[str, dict]]) -> dict[str, int]:
+    """Records in each table's raw files (layouts: table -> check_columns' result), counted apart
+    from the landing parser and its Spark jobs: CSV records split from the bytes
+    (`count_records`), parquet rows from the files' footers. The `read` of the reconciliation, so
+    that a row lost anywhere on the way shows. Every table's CSV files are counted in one Spark
+    job (a job per table is mostly scheduling at the sizes of most tables)."""
+    import pyarrow.parquet as pq
 
-        return sum(pq.read_metadata(f).num_rows for f in files)
+    counts = {table: 0 for table in layouts}
+    csv_files = []
+    for table, (kind, groups) in layouts.items():
+        files = [str(p) for group in groups.values() for p in group]
+        if kind == "parquet":
+            counts[table] = sum(pq.read_metadata(f).num_rows for f in files)
+        else:
+            csv_files += [(table, f) for f in files]
+    if not csv_files:
+        return counts
 
     def count(batches):
         import pandas as pd
 
         for batch in batches:
-            yield pd.DataFrame({"records": [count_records(p) for p in batch["path"]]})
+            yield pd.DataFrame({"table": batch["table"], "records": [count_records(p) for p in batch["path"]]})
 
-    paths = spark.createDataFrame([(f,) for f in files], "path string")
-    paths = paths.repartition(min(len(files), spark.sparkContext.defaultParallelism * 2), "path")
-    return int(paths.mapInPandas(count, "records long").agg(F.sum("records")).first()[0] or 0)
+    paths = spark.createDataFrame(csv_files, "table string, path string")
+    paths = paths.repartition(min(len(csv_files), spark.sparkContext.defaultParallelism * 2), "path")
+    counted = paths.mapInPandas(count, "table string, records long").groupBy("table").agg(F.sum("records"))
+    for table, records in counted.collect():
+        counts[table] += int(records or 0)
+    return counts
 
 
 def write_delta(df: DataFrame, path: str | Path, partition_by: list[str] | None = None) -> None:

@@ -139,7 +139,7 @@ class Job:
         finally:
             for df in classified.values():
                 df.unpersist()
-        read = per_table(lambda table: io.raw_record_count(self.spark, *layouts[table]), list(TABLES), threads)
+        read = io.raw_record_counts(self.spark, layouts)
         reconciled = {table: bronze.reconciled(table, read[table], states[table]) for table in TABLES}
         # The exact reconciliation stays inside (linkage/); results/ and MLflow get it released.
         rows = [{"source_table": table, **counts} for table, counts in reconciled.items()]
@@ -164,8 +164,10 @@ class Job:
         model_in = Path(conf.model_in) if conf.model_in else None
         with link.people(
             self.spark, identity, conf, person_key, catalog.file(self.out, catalog.SPLINK_WORK), model_in
-        ) as (record_person_identity, model):
-            linked = self.save(record_person_identity, catalog.RECORD_PERSON_IDENTITY)
+        ) as people:
+            linked = self.save(people.record_person, catalog.RECORD_PERSON_IDENTITY)
+        model = people.model
+        mlflow.log_param("linkage.backend_used", people.backend)
         event_tables = {table: self.bronze(table) for table in link.events.EVENT_PARENTS}
         self.save(link.events.record_person(linked, event_tables), catalog.RECORD_PERSON)
         self.save(link.identity.person_attributes(link.identity.records(identity), linked), catalog.PERSONS)

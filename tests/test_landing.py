@@ -204,7 +204,7 @@ def test_landing_holds_every_record_the_raw_count_finds(spark, tmp_path):
     )
     (folder / "b.csv").write_bytes(HEADER + b"H6,C1,2017-01-06,FH,N")
     kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
-    assert io.raw_record_count(spark, kind, groups) == 6
+    assert io.raw_record_counts(spark, {"hmcts/hearings": (kind, groups)}) == {"hmcts/hearings": 6}
     assert io.read_raw(spark, "hmcts/hearings", kind, groups).count() == 6
 
 
@@ -288,4 +288,4 @@ def test_parquet_files_typing_a_column_differently_land_together_as_contract_tex
         ("1", "C1", "2017-01-02", "FH", "Y"),
         ("H2", "C1", "2017-01-02", "FH", "Y"),
     ]
-    assert io.raw_record_count(spark, kind, groups) == 2
+    assert io.raw_record_counts(spark, {"hmcts/hearings": (kind, groups)}) == {"hmcts/hearings": 2}
