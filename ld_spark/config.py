@@ -182,6 +182,8 @@ class GeneratorConf(_Strict):
 
 class LinkageConf(_Strict):
     match_threshold: float
+    backend: Literal["auto", "duckdb", "spark"] = "auto"
+    duckdb_max_tuples: int = 1_000_000
     u_max_pairs: int
     u_seed: int
     u_num_chunks: int

@@ -269,3 +269,58 @@ def test_event_rows_reach_their_person_through_parent_records(spark):
         ("mhsds.mhs201_care_contact", "CC1", "p2"),
         ("mhsds.mhs201_care_contact", "CC2", None),
     }
+
+
+@pytest.mark.parametrize(
+    ("backend", "master", "tuples", "chosen"),
+    [
+        ("auto", "local[2]", 1000, "duckdb"),
+        ("auto", "local[*]", 2_000_000, "spark"),
+        ("auto", "spark://127.0.0.1:7077", 1000, "spark"),
+        ("spark", "local[2]", 1000, "spark"),
+        ("duckdb", "yarn", 10**9, "duckdb"),
+    ],
+)
+def test_splink_scores_on_duckdb_only_when_local_and_small_unless_told(config, backend, master, tuples, chosen):
+    conf = config.linkage.model_copy(update={"backend": backend, "duckdb_max_tuples": 1_000_000})
+    assert link.model.backend(conf, master, tuples) == chosen
+
+
+def _trained(dialect: str) -> dict:
+    """This job's comparisons in `dialect`, with made-up learnt values (m = u / 2 per level)."""
+    settings = link.model.splink_settings().create_settings_dict(dialect)
+    for c, comparison in enumerate(settings["comparisons"]):
+        for lv, level in enumerate(comparison["comparison_levels"]):
+            if not level.get("is_null_level"):
+                level.update(m_probability=0.01 * (c + 1), u_probability=0.001 * (lv + 1))
+    return {**settings, "probability_two_random_records_match": 0.0123, "sql_dialect": dialect}
+
+
+def test_a_model_trained_on_spark_predicts_on_duckdb_with_its_learnt_values_and_duckdb_sql():
+    import json
+
+    spark_model = _trained("spark")
+    moved = link.model.for_dialect(json.dumps(spark_model), "duckdb")
+    assert moved["sql_dialect"] == "duckdb" and moved["probability_two_random_records_match"] == 0.0123
+    conditions = [lv["sql_condition"] for c in moved["comparisons"] for lv in c["comparison_levels"]]
+    assert any("jaro_winkler" in c for c in conditions) and not any("`" in c for c in conditions)
+    learnt = [
+        (lv.get("m_probability"), lv.get("u_probability"))
+        for c in spark_model["comparisons"]
+        for lv in c["comparison_levels"]
+    ]
+    assert [
+        (lv.get("m_probability"), lv.get("u_probability"))
+        for c in moved["comparisons"]
+        for lv in c["comparison_levels"]
+    ] == learnt
+    assert link.model.for_dialect(json.dumps(spark_model), "spark") == spark_model  # same dialect: as saved
+
+
+def test_a_saved_model_with_other_comparisons_is_refused():
+    import json
+
+    other = _trained("spark")
+    other["comparisons"] = other["comparisons"][:-1]
+    with pytest.raises(InputError, match="not this job's"):
+        link.model.for_dialect(json.dumps(other), "duckdb")

@@ -15,12 +15,19 @@ import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from ld_spark.config import LinkageConf
 from ld_spark.link import components, deterministic, events, identity, key, model, quality  # noqa: F401 (the package API)
+
+
+class Linked(NamedTuple):
+    record_person: DataFrame  # the identity records' (source_table, record_key, person_key)
+    model: str  # the Splink model as JSON
+    backend: str  # where Splink scored: duckdb or spark (model.backend)
 
 
 @contextlib.contextmanager
@@ -31,8 +38,8 @@ def people(
     person_key: bytes,
     work_dir: Path,
     model_in: Path | None = None,
-) -> Iterator[tuple[DataFrame, str]]:
-    """The identity records' (source_table, record_key, person_key), and the Splink model as JSON.
+) -> Iterator[Linked]:
+    """The identity records' person_keys, the Splink model, and where it scored.
 
     bronze: contract table -> its bronze table, for every identity source. The frame is valid
     while the block runs (it rests on cached tuples and Splink's work files): write it there.
@@ -41,18 +48,13 @@ def people(
     tuples = identity.identity_tuples(records).persist(StorageLevel.MEMORY_AND_DISK)
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        pairs, model_json = model.train_and_predict(spark, tuples, conf, work_dir, model_in=model_in)
+        on = model.backend(conf, spark.sparkContext.master, tuples.count())
+        pairs, model_json = model.train_and_predict(spark, tuples, conf, work_dir, model_in=model_in, on=on)
         edges = deterministic.deterministic_edges(tuples).unionByName(pairs.select("id_l", "id_r"))
         found = components.connected_components(tuples.select(identity.UNIQUE_ID), edges)
         keyed = found.transform(key.with_person_key(person_key))
-        yield (
-            (
-                records.join(keyed, on=[identity.UNIQUE_ID], how="inner").select(
-                    "source_table", "record_key", "person_key"
-                )
-            ),
-            model_json,
-        )
+        linked = records.join(keyed, on=[identity.UNIQUE_ID], how="inner")
+        yield Linked(linked.select("source_table", "record_key", "person_key"), model_json, on)
     finally:
         records.unpersist()
         tuples.unpersist()

@@ -3,6 +3,7 @@ pairs the blocking rules generate scored against the match threshold."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from pathlib import Path
@@ -11,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ld_spark.config import LinkageConf
+from ld_spark.errors import InputError
 from ld_spark.link.identity import UNIQUE_ID
 
 
@@ -90,11 +92,32 @@ def train(linker, conf: LinkageConf) -> None:
         linker.training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
 
 
+def backend(conf: LinkageConf, master: str, tuples: int) -> str:
+    """Where Splink scores: `duckdb` (embedded, in the driver) or `spark`.
+
+    `auto` takes DuckDB when Spark runs locally and the distinct identity tuples are at most
+    conf.duckdb_max_tuples (DuckDB linked 866k tuples, scale 4, in 38 s on a 2-core machine:
+    benchmarks/results/peers.csv); Spark on a cluster or beyond that. Either backend scores with
+    the same settings or saved model, so a model trained on one predicts on the other.
+    """
+    if conf.backend != "auto":
+        return conf.backend
+    return "duckdb" if master.startswith("local") and tuples <= conf.duckdb_max_tuples else "spark"
+
+
 def train_and_predict(
-    spark: SparkSession, tuples: DataFrame, conf: LinkageConf, work_dir: Path, model_in: Path | None = None
+    spark: SparkSession,
+    tuples: DataFrame,
+    conf: LinkageConf,
+    work_dir: Path,
+    model_in: Path | None = None,
+    on: str = "spark",
 ) -> tuple[DataFrame, str]:
-    """Splink pairs at or above the match threshold, and the model as JSON text."""
-    settings = str(model_in) if model_in else splink_settings()
+    """Splink pairs (id_l, id_r, match_weight) at or above the match threshold, and the model
+    as JSON text; `on` is the backend ("spark" or "duckdb", see backend())."""
+    settings = for_dialect(model_in.read_text(), on) if model_in else splink_settings()
+    if on == "duckdb":
+        return _on_duckdb(spark, tuples, settings, conf, train=model_in is None)
     linker = _linker(spark, tuples, settings, work_dir / "checkpoints")
     if model_in is None:
         train(linker, conf)
@@ -105,3 +128,62 @@ def train_and_predict(
         F.col(f"{UNIQUE_ID}_l").alias("id_l"), F.col(f"{UNIQUE_ID}_r").alias("id_r"), "match_weight"
     )
     return pairs, model_path.read_text()
+
+
+PAIRS_SCHEMA = "id_l string, id_r string, match_weight double"
+# What a comparison level learns in training; everything else about it is the settings' SQL.
+TRAINED = ("m_probability", "u_probability", "fix_m_probability", "fix_u_probability")
+
+
+def for_dialect(model_json: str, dialect: str) -> dict:
+    """A saved model, as settings for a linker of `dialect` ("spark" or "duckdb").
+
+    A Splink model holds its comparisons as SQL of the dialect it was trained in (Spark's
+    jaro_winkler is a UDF of Splink's jar, DuckDB's is built in), so a model trained on one
+    backend is moved to the other by writing this job's comparisons (splink_settings) in the
+    new dialect and carrying over what training learnt: the prior and each level's m and u.
+    A model whose comparisons are not this job's is refused rather than misread.
+    """
+    saved = json.loads(model_json)
+    if saved.get("sql_dialect") == dialect:
+        return saved
+    fresh = splink_settings().create_settings_dict(dialect)
+
+    def shape(settings: dict) -> list:
+        return [
+            (c["output_column_name"], [lv.get("label_for_charts") for lv in c["comparison_levels"]])
+            for c in settings["comparisons"]
+        ]
+
+    if shape(saved) != shape(fresh):
+        raise InputError("the saved Splink model's comparisons are not this job's (linkage.model_in): retrain")
+    for comparison, learnt in zip(fresh["comparisons"], saved["comparisons"]):
+        for level, trained in zip(comparison["comparison_levels"], learnt["comparison_levels"]):
+            level.update({k: trained[k] for k in TRAINED if k in trained})
+    fresh["probability_two_random_records_match"] = saved["probability_two_random_records_match"]
+    return {**fresh, "sql_dialect": dialect}
+
+
+def _on_duckdb(
+    spark: SparkSession, tuples: DataFrame, settings, conf: LinkageConf, train: bool
+) -> tuple[DataFrame, str]:
+    """The same Splink model on an embedded DuckDB: tuples travel Spark -> Arrow -> DuckDB, and
+    the pairs back as a Spark DataFrame (held in the driver: pairs number about the tuples)."""
+    import duckdb
+    from splink import DuckDBAPI, Linker
+
+    con = duckdb.connect()
+    try:
+        arrow = tuples.toArrow()  # noqa: F841 (read by name in the SQL below)
+        con.execute("CREATE TABLE identity_tuples AS SELECT * FROM arrow")
+        linker = Linker(DuckDBAPI(con).register("identity_tuples"), settings, log_level=logging.WARNING)
+        if train:
+            globals()["train"](linker, conf)
+        model = json.dumps(linker.misc.save_model_to_json(), indent=2)
+        predictions = linker.inference.predict(threshold_match_probability=conf.match_threshold, warning_mode="never")
+        pairs = con.execute(
+            f"SELECT {UNIQUE_ID}_l AS id_l, {UNIQUE_ID}_r AS id_r, match_weight FROM {predictions.physical_name}"
+        ).fetch_df()
+    finally:
+        con.close()
+    return spark.createDataFrame(pairs, PAIRS_SCHEMA), model
