@@ -166,11 +166,12 @@ class Job:
             self.spark, identity, conf, person_key, catalog.file(self.out, catalog.SPLINK_WORK), model_in
         ) as people:
             linked = self.save(people.record_person, catalog.RECORD_PERSON_IDENTITY)
+            # From the cached identity records, before the block releases them.
+            self.save(link.identity.person_attributes(people.records, linked), catalog.PERSONS)
         model = people.model
         mlflow.log_param("linkage.backend_used", people.backend)
         event_tables = {table: self.bronze(table) for table in link.events.EVENT_PARENTS}
         self.save(link.events.record_person(linked, event_tables), catalog.RECORD_PERSON)
-        self.save(link.identity.person_attributes(link.identity.records(identity), linked), catalog.PERSONS)
 
         model_file = catalog.file(self.out, catalog.MODEL_FILE)
         model_file.parent.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
+from conftest import delta_tables
+
 from ld_spark import io, pipeline
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def delta_tables(out: Path) -> list[Path]:
-    return sorted(p.parent for p in out.rglob("_delta_log"))
 
 
 @dataclass

@@ -28,6 +28,7 @@ class Linked(NamedTuple):
     record_person: DataFrame  # the identity records' (source_table, record_key, person_key)
     model: str  # the Splink model as JSON
     backend: str  # where Splink scored: duckdb or spark (model.backend)
+    records: DataFrame  # the identity records (identity.records), cached while the block runs
 
 
 @contextlib.contextmanager
@@ -54,7 +55,7 @@ def people(
         found = components.connected_components(tuples.select(identity.UNIQUE_ID), edges)
         keyed = found.transform(key.with_person_key(person_key))
         linked = records.join(keyed, on=[identity.UNIQUE_ID], how="inner")
-        yield Linked(linked.select("source_table", "record_key", "person_key"), model_json, on)
+        yield Linked(linked.select("source_table", "record_key", "person_key"), model_json, on, records)
     finally:
         records.unpersist()
         tuples.unpersist()

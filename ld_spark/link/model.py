@@ -117,7 +117,7 @@ def train_and_predict(
     as JSON text; `on` is the backend ("spark" or "duckdb", see backend())."""
     settings = for_dialect(model_in.read_text(), on) if model_in else splink_settings()
     if on == "duckdb":
-        return _on_duckdb(spark, tuples, settings, conf, train=model_in is None)
+        return _on_duckdb(spark, tuples, settings, conf, fit=model_in is None)
     linker = _linker(spark, tuples, settings, work_dir / "checkpoints")
     if model_in is None:
         train(linker, conf)
@@ -164,9 +164,7 @@ def for_dialect(model_json: str, dialect: str) -> dict:
     return {**fresh, "sql_dialect": dialect}
 
 
-def _on_duckdb(
-    spark: SparkSession, tuples: DataFrame, settings, conf: LinkageConf, train: bool
-) -> tuple[DataFrame, str]:
+def _on_duckdb(spark: SparkSession, tuples: DataFrame, settings, conf: LinkageConf, fit: bool) -> tuple[DataFrame, str]:
     """The same Splink model on an embedded DuckDB: tuples travel Spark -> Arrow -> DuckDB, and
     the pairs back as a Spark DataFrame (held in the driver: pairs number about the tuples)."""
     import duckdb
@@ -177,8 +175,8 @@ def _on_duckdb(
         arrow = tuples.toArrow()  # noqa: F841 (read by name in the SQL below)
         con.execute("CREATE TABLE identity_tuples AS SELECT * FROM arrow")
         linker = Linker(DuckDBAPI(con).register("identity_tuples"), settings, log_level=logging.WARNING)
-        if train:
-            globals()["train"](linker, conf)
+        if fit:
+            train(linker, conf)
         model = json.dumps(linker.misc.save_model_to_json(), indent=2)
         predictions = linker.inference.predict(threshold_match_probability=conf.match_threshold, warning_mode="never")
         pairs = con.execute(
