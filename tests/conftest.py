@@ -93,7 +93,14 @@ def finished_run(finished_run_printed):
 
 
 @pytest.fixture(scope="session")
-def killed_and_rerun(spark, run_config, finished_run, small_extract, tmp_path_factory):
+def finished_contents(spark, finished_run) -> dict[str, tuple[int, int]]:
+    """The finished run's tables, hashed once for every test that compares another run with it."""
+    out, _ = finished_run
+    return table_contents(spark, out)
+
+
+@pytest.fixture(scope="session")
+def killed_and_rerun(spark, run_config, finished_run, finished_contents, small_extract, tmp_path_factory):
     """The finished run's output after a run killed mid-write and an in-process rerun (tests/crash.py).
     The rerun is the session's second finished run in the MLflow store."""
     from crash import kill_mid_write_then_rerun
@@ -101,7 +108,13 @@ def killed_and_rerun(spark, run_config, finished_run, small_extract, tmp_path_fa
     raw, _ = small_extract
     out, _ = finished_run
     return kill_mid_write_then_rerun(
-        spark, run_config, raw, out, tmp_path_factory.mktemp("crash"), lambda root: table_contents(spark, root)
+        spark,
+        run_config,
+        raw,
+        out,
+        tmp_path_factory.mktemp("crash"),
+        finished_contents,
+        lambda root: table_contents(spark, root),
     )
 
 
@@ -113,20 +126,25 @@ def delta_tables(out) -> list:
 RUN_COLUMNS = {"run_id"}
 
 
-def table_contents(spark, out) -> dict[str, tuple[int, int]]:
-    """Every Delta table under out -> (rows, order-free checksum of its rows): equal content, equal value."""
+def table_contents(spark, out, layer: str = "") -> dict[str, tuple[int, int]]:
+    """Every Delta table under out (or under out/layer) -> (rows, order-free checksum of its rows):
+    equal content, equal value. One Spark job for all of them (a job per table is mostly scheduling)."""
     from pyspark.sql import functions as F
 
     from ld_spark import io
+    from ld_spark.frames import union_all
 
-    contents = {}
-    for path in delta_tables(out):
+    names = {
+        str(path.relative_to(out)): path for path in delta_tables(out) if str(path.relative_to(out)).startswith(layer)
+    }
+    if not names:
+        return {}
+    hashed = []
+    for name, path in names.items():
         df = io.read_delta(spark, path)
         columns = sorted(c for c in df.columns if c not in RUN_COLUMNS)
-        row = (
-            df.select(F.xxhash64(*columns).cast("decimal(38,0)").alias("h"))
-            .agg(F.count("*").alias("n"), F.sum("h").alias("h"))
-            .first()
-        )
-        contents[str(path.relative_to(out))] = (int(row["n"]), int(row["h"] or 0))
+        hashed.append(df.select(F.lit(name).alias("table"), F.xxhash64(*columns).cast("decimal(38,0)").alias("h")))
+    rows = union_all(hashed).groupBy("table").agg(F.count("*").alias("n"), F.sum("h").alias("h")).collect()
+    contents = {name: (0, 0) for name in names}  # an empty table has no row in the aggregate
+    contents.update({r["table"]: (int(r["n"]), int(r["h"] or 0)) for r in rows})
     return contents

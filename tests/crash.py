@@ -93,11 +93,11 @@ def start_run(raw: Path, out: Path, env: dict, log: Path) -> subprocess.Popen:
     )
 
 
-def kill_mid_write_then_rerun(spark, run_config, raw: Path, out: Path, work: Path, contents) -> Crash:
-    """On a finished run's output: start `ld-spark run` as a process, start a second one while the
-    first holds the output, SIGKILL the first while a table has uncommitted data files, then rerun
-    in this process. contents(out): the order-free content of every table (conftest.table_contents)."""
-    before = contents(out)
+def kill_mid_write_then_rerun(spark, run_config, raw: Path, out: Path, work: Path, before: dict, contents) -> Crash:
+    """On a finished run's output (whose table contents are `before`): start `ld-spark run` as a
+    process, start a second one while the first holds the output, SIGKILL the first while a table
+    has uncommitted data files, then rerun in this process. contents(out): the order-free content
+    of every table (conftest.table_contents)."""
     versions = {t: io.delta_version(t) for t in delta_tables(out)}
     existing = data_files(out)
     env = {**os.environ, "MLFLOW_TRACKING_URI": run_config.mlflow.tracking_uri, "PYTHONPATH": str(REPO)}

@@ -171,7 +171,7 @@ def test_executors_import_the_code_shipped_with_py_files(cluster, tmp_path):
 
 
 def test_spark_submit_on_the_cluster_gives_the_local_mode_results(
-    spark, cluster, finished_run, small_extract, tmp_path
+    spark, cluster, finished_run, finished_contents, small_extract, tmp_path
 ):
     """The finished local run's extract, linked on the cluster with the local run's saved model
     (predict only, as a monthly rerun would: `linkage.model_in`)."""
@@ -215,8 +215,8 @@ def test_spark_submit_on_the_cluster_gives_the_local_mode_results(
         assert row["n"] == remote[name]["n"]
     from conftest import table_contents
 
-    local_tables = {k: v for k, v in table_contents(spark, local_out).items() if k.startswith("analysis")}
-    remote_tables = {k: v for k, v in table_contents(spark, out).items() if k.startswith("analysis")}
+    local_tables = {k: v for k, v in finished_contents.items() if k.startswith("analysis")}
+    remote_tables = table_contents(spark, out, layer="analysis")
     assert local_tables.keys() == remote_tables.keys() and len(local_tables) >= 8
     differ = [k for k in local_tables if local_tables[k] != remote_tables[k] and k != "analysis/estimates"]
     assert not differ, differ
