@@ -184,9 +184,15 @@ def reconciled(table: str, read: int, states: dict[str, int]) -> dict[str, int]:
 
 def state_counts(classified: DataFrame) -> dict[str, int]:
     """Rows per state, plus `read` (their sum): one table's line of the reconciliation."""
-    counts = {r[STATUS]: r["count"] for r in classified.groupBy(STATUS).count().collect()}
-    out = {state: int(counts.get(state, 0)) for state in STATES}
-    return {"read": sum(out.values()), **out}
+    return every_state_count({"table": classified})["table"]
+
+
+def every_state_count(classified: dict[str, DataFrame]) -> dict[str, dict[str, int]]:
+    """state_counts of every table (classified: table -> classify's output), in one Spark job."""
+    rows = union_all(df.select(F.lit(table).alias("table"), STATUS) for table, df in classified.items())
+    counts = {(r["table"], r[STATUS]): r["count"] for r in rows.groupBy("table", STATUS).count().collect()}
+    states = {table: {state: int(counts.get((table, state), 0)) for state in STATES} for table in classified}
+    return {table: {"read": sum(out.values()), **out} for table, out in states.items()}
 
 
 def quarantine(classified: dict[str, DataFrame], run_id: str) -> DataFrame:

@@ -35,16 +35,13 @@ def folder(contract_table: str) -> str:
     return contract_table.replace("/", "__")
 
 
-def landing(contract_table: str) -> Table:
-    """Every row of a raw table as text, with its file and line (identifiers included)."""
-    return Table(LINKAGE, f"landing/{folder(contract_table)}")
-
-
 def bronze(contract_table: str) -> Table:
     """A raw table typed, deduplicated and with each row's state (loaded, quarantined, ...)."""
     return Table(LINKAGE, f"bronze/{folder(contract_table)}")
 
 
+# Every row of every raw table as text, with its table, file and line (identifiers included).
+LANDING = Table(LINKAGE, "landing", partition_by=(io.SOURCE_TABLE,))
 QUARANTINE = Table(LINKAGE, "quarantine", partition_by=("source_table",))
 RECORD_PERSON_IDENTITY = Table(LINKAGE, "record_person_identity")  # identity records -> person_key
 RECORD_PERSON = Table(LINKAGE, "record_person")  # every record -> person_key
@@ -100,7 +97,7 @@ def written(spark: SparkSession, df: DataFrame, out: str | Path, table: Table) -
 def tables() -> list[Table]:
     """Every table a run writes, in the order the stages write them."""
     return [
-        *map(landing, TABLES),
+        LANDING,
         *map(bronze, TABLES),
         QUARANTINE,
         RECORD_PERSON_IDENTITY,

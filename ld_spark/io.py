@@ -255,50 +255,81 @@ def _csv_rows(path: str, columns: list[str]):
             yield values, line, fault
 
 
-def read_raw(spark: SparkSession, table: str, kind: str, groups: dict[tuple[str, ...], list[Path]]) -> DataFrame:
-    """A table's rows as strings in contract column order, with the file and line each came from
-    and any row-level fault (CSV only; parquet rows carry no line)."""
-    columns = TABLES[table]
-    files = [str(p) for group in groups.values() for p in group]
-    schema = T.StructType(
-        [T.StructField(c, T.StringType()) for c in columns]
-        + [
-            T.StructField(SOURCE_FILE, T.StringType()),
-            T.StructField(LINE, T.LongType()),
-            T.StructField(ROW_FAULT, T.StringType()),
-        ]
-    )
-    if kind == "parquet":
+# The landing table holds every raw table's rows together: the table each row came from, its
+# contract columns as a map of column name to raw text (tables share no schema, and a few share
+# a column name in another case, `Postcode` and `postcode`), its file, line and any fault.
+SOURCE_TABLE = "_source_table"
+VALUES = "_values"
+LANDING_SCHEMA = T.StructType(
+    [
+        T.StructField(SOURCE_TABLE, T.StringType()),
+        T.StructField(VALUES, T.MapType(T.StringType(), T.StringType())),
+        T.StructField(SOURCE_FILE, T.StringType()),
+        T.StructField(LINE, T.LongType()),
+        T.StructField(ROW_FAULT, T.StringType()),
+    ]
+)
+
+
+def read_landing(spark: SparkSession, layouts: dict[str, tuple[str, dict[tuple[str, ...], list[Path]]]]) -> DataFrame:
+    """Every row of the tables' raw files in the landing table's columns (layouts: table ->
+    check_columns' result). Every CSV file of every table is parsed in one Spark job: a job per
+    table is mostly scheduling at the sizes of most tables. Parquet rows carry no line."""
+    parts = []
+    csv_files = []
+    for table, (kind, groups) in layouts.items():
+        if kind == "csv":
+            csv_files += [(table, str(p)) for group in groups.values() for p in group]
+            continue
         # One scan per schema (check_columns groups by it): a scan of files that type a column
         # differently fails part-way through.
-        parts = [
+        pairs = [part for c in TABLES[table] for part in (F.lit(c), F.col(c).cast(T.StringType()))]
+        parts += [
             spark.read.parquet(*[str(p) for p in group]).select(
-                *[F.col(c).cast(T.StringType()).alias(c) for c in columns],
+                F.lit(table).alias(SOURCE_TABLE),
+                F.create_map(*pairs).alias(VALUES),
                 F.input_file_name().alias(SOURCE_FILE),
                 F.lit(None).cast("long").alias(LINE),
                 F.lit(None).cast("string").alias(ROW_FAULT),
             )
             for group in groups.values()
         ]
-        return functools.reduce(DataFrame.unionByName, parts)
 
     def parse(batches):
         import pandas as pd
 
+        def frame(rows):
+            return pd.DataFrame(rows, columns=LANDING_SCHEMA.fieldNames())
+
         for batch in batches:
-            for path in batch["path"]:
-                buffer = []
+            for table, path in zip(batch["table"], batch["path"]):
+                columns, buffer = TABLES[table], []
                 for values, line, fault in _csv_rows(path, columns):
-                    buffer.append((*values, path, line, fault))
+                    buffer.append((table, dict(zip(columns, values)), path, line, fault))
                     if len(buffer) >= BATCH_ROWS:
-                        yield pd.DataFrame(buffer, columns=schema.fieldNames())
+                        yield frame(buffer)
                         buffer = []
                 if buffer:
-                    yield pd.DataFrame(buffer, columns=schema.fieldNames())
+                    yield frame(buffer)
 
-    paths = spark.createDataFrame([(f,) for f in files], "path string")
-    paths = paths.repartition(min(len(files), spark.sparkContext.defaultParallelism * 2), "path")
-    return paths.mapInPandas(parse, schema)
+    if csv_files or not parts:
+        paths = spark.createDataFrame(csv_files, "table string, path string")
+        paths = paths.repartition(max(1, min(len(csv_files), spark.sparkContext.defaultParallelism * 2)), "path")
+        parts.append(paths.mapInPandas(parse, LANDING_SCHEMA))
+    return functools.reduce(DataFrame.unionByName, parts)
+
+
+def landed(landing: DataFrame, table: str) -> DataFrame:
+    """One table's rows of the landing table: its contract columns as text in contract order,
+    with the file and line each came from and any row-level fault."""
+    return landing.filter(F.col(SOURCE_TABLE) == table).select(
+        *[F.col(VALUES)[c].alias(c) for c in TABLES[table]], SOURCE_FILE, LINE, ROW_FAULT
+    )
+
+
+def read_raw(spark: SparkSession, table: str, kind: str, groups: dict[tuple[str, ...], list[Path]]) -> DataFrame:
+    """One table's rows (`landed`) straight from its raw files."""
+    return landed(read_landing(spark, {table: (kind, groups)}), table)
 
 
 def raw_record_counts(spark: SparkSession, layouts: dict[str, tuple[str, dict]]) -> dict[str, int]:

@@ -3,7 +3,7 @@
 Each stage reads its inputs from the catalog, calls its module's entry point, writes its
 outputs to the catalog and releases what it must through the publisher:
 
-    landing    io.read_raw                raw CSV/parquet -> every row as text, with file and line
+    landing    io.read_landing            raw CSV/parquet -> every row as text, with table, file and line
     bronze     bronze.classify / typed    typed rows, each loaded, quarantined, duplicate or superseded
     linkage    link.people                identity records -> person_key (Splink + deterministic rules)
     series     cohorts, justice, events,  cohorts, PNC records under the proven-reoffending rules,
@@ -38,7 +38,7 @@ T = TypeVar("T")
 def per_table(work: Callable[[str], T], tables: list[str], threads: int) -> dict[str, T]:
     """{table: work(table)} for every table, `threads` tables at a time.
 
-    A table's landing or bronze step is a few small Spark jobs and a Delta commit, mostly driver
+    A table's bronze step is a few small Spark jobs and a Delta commit, mostly driver
     latency; Spark runs jobs from several driver threads side by side, so the cores stay busy.
     A failure is raised once every table has been tried (the others are not abandoned half-way).
     """
@@ -108,14 +108,12 @@ class Job:
             mlflow.log_params({"synthetic.scale": generated["scale"], "synthetic.seed": generated["seed"]})
 
     def landing(self, layouts: dict) -> None:
-        """Raw extracts -> landing tables; each table's Delta version is a param of the run."""
+        """Raw extracts -> the landing table (every table's rows, one commit); its Delta version is
+        a param of the run."""
         import mlflow
 
-        def land(table: str) -> int:
-            return catalog.write(io.read_raw(self.spark, table, *layouts[table]), self.out, catalog.landing(table))
-
-        versions = per_table(land, list(TABLES), self.config.spark.concurrent_tables)
-        mlflow.log_params({f"delta_version.landing.{source_name(t)}": v for t, v in versions.items()})
+        rows = io.read_landing(self.spark, layouts)
+        mlflow.log_param("delta_version.landing", catalog.write(rows, self.out, catalog.LANDING))
 
     def bronze_stage(self, layouts: dict, run_id: str) -> dict[str, dict[str, int]]:
         """Landing -> bronze tables and one quarantine table, and the reconciliation that proves
@@ -124,17 +122,17 @@ class Job:
         threads = self.config.spark.concurrent_tables
         classified: dict[str, DataFrame] = {}
 
-        def load(table: str) -> dict[str, int]:
+        landing = self.read(catalog.LANDING)
+
+        def load(table: str) -> None:
             classified[table] = (
-                self.read(catalog.landing(table))
-                .transform(bronze.classify(table))
-                .persist(StorageLevel.MEMORY_AND_DISK)
+                io.landed(landing, table).transform(bronze.classify(table)).persist(StorageLevel.MEMORY_AND_DISK)
             )
             catalog.write(classified[table].transform(bronze.typed(table)), self.out, catalog.bronze(table))
-            return bronze.state_counts(classified[table])
 
         try:
-            states = per_table(load, list(TABLES), threads)
+            per_table(load, list(TABLES), threads)
+            states = bronze.every_state_count(classified)
             catalog.write(bronze.quarantine({t: classified[t] for t in TABLES}, run_id), self.out, catalog.QUARANTINE)
         finally:
             for df in classified.values():

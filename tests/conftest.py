@@ -130,6 +130,7 @@ def table_contents(spark, out, layer: str = "") -> dict[str, tuple[int, int]]:
     """Every Delta table under out (or under out/layer) -> (rows, order-free checksum of its rows):
     equal content, equal value. One Spark job for all of them (a job per table is mostly scheduling)."""
     from pyspark.sql import functions as F
+    from pyspark.sql.types import MapType
 
     from ld_spark import io
     from ld_spark.frames import union_all
@@ -142,7 +143,11 @@ def table_contents(spark, out, layer: str = "") -> dict[str, tuple[int, int]]:
     hashed = []
     for name, path in names.items():
         df = io.read_delta(spark, path)
-        columns = sorted(c for c in df.columns if c not in RUN_COLUMNS)
+        # A map is hashed as its sorted entries (Spark will not hash a map: equal maps may differ in order).
+        columns = [
+            F.array_sort(F.map_entries(c)) if isinstance(df.schema[c].dataType, MapType) else F.col(c)
+            for c in sorted(c for c in df.columns if c not in RUN_COLUMNS)
+        ]
         hashed.append(df.select(F.lit(name).alias("table"), F.xxhash64(*columns).cast("decimal(38,0)").alias("h")))
     rows = union_all(hashed).groupBy("table").agg(F.count("*").alias("n"), F.sum("h").alias("h")).collect()
     contents = {name: (0, 0) for name in names}  # an empty table has no row in the aggregate

@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+from pyspark.sql import functions as F
 
 from ld_spark import catalog, io, pipeline
 from ld_spark.contract import TABLES
@@ -14,10 +15,13 @@ from ld_spark.errors import InputError
 
 def test_every_table_lands_in_delta_with_every_row(spark, finished_run):
     out, counts = finished_run
+    landing = io.read_delta(spark, catalog.path(out, catalog.LANDING))
+    assert {r[0]: r[1] for r in landing.groupBy(io.SOURCE_TABLE).count().collect()} == counts
     for table in TABLES:
-        landed = io.read_delta(spark, catalog.path(out, catalog.landing(table)))
-        assert landed.count() == counts[table], table
+        landed = io.landed(landing, table)
         assert landed.columns == TABLES[table] + [io.SOURCE_FILE, io.LINE, io.ROW_FAULT]
+    keys = {r[0]: sorted(r[1]) for r in landing.select(io.SOURCE_TABLE, F.map_keys(io.VALUES)).distinct().collect()}
+    assert keys == {table: sorted(columns) for table, columns in TABLES.items()}
 
 
 def _reconciliation(out, released=False):
