@@ -62,11 +62,10 @@ def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
         )
-    if submitted:
-        pass  # spark-submit's --jars / --packages already gave the session its jars
-    elif jars:
+    # Under spark-submit, its --jars / --packages have already given the session its jars.
+    if not submitted and jars:
         builder = builder.config("spark.jars", ",".join(str(j) for j in [*jars, splink_jar()]))
-    else:
+    elif not submitted:
         # No cached jars (e.g. a cluster image that ships them elsewhere): let Ivy resolve.
         builder = (
             builder.config("spark.jars.packages", conf.delta_package)
