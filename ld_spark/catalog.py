@@ -61,6 +61,7 @@ ESTIMATES = Table(ANALYSIS, "estimates")
 # Splink's scratch space, and the released results.
 RECONCILIATION_FILE = (LINKAGE, "reconciliation.csv")
 MODEL_FILE = (LINKAGE, "model/splink_model.json")
+BLOCKING_FILE = (LINKAGE, "model/blocking.csv")  # each prediction rule's comparisons, the run's last
 SPLINK_WORK = (LINKAGE, "_splink_work")
 RESULTS = ("results",)
 

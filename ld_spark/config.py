@@ -184,6 +184,7 @@ class LinkageConf(_Strict):
     match_threshold: float
     backend: Literal["auto", "duckdb", "spark"] = "auto"
     duckdb_max_tuples: int = 1_000_000
+    max_comparisons_per_rule: int = 1_000_000_000
     u_max_pairs: int
     u_seed: int
     u_num_chunks: int

@@ -174,6 +174,10 @@ class Job:
         model_file = catalog.file(self.out, catalog.MODEL_FILE)
         model_file.parent.mkdir(parents=True, exist_ok=True)
         write_text(model_file, model)
+        # Each blocking rule's comparisons: exact inside, released to results/ and MLflow.
+        write_csv(catalog.file(self.out, catalog.BLOCKING_FILE), link.blocking.COLUMNS, people.blocking)
+        blocking = self.publisher.table("linkage_blocking.csv", link.blocking.COLUMNS, people.blocking)
+        tracking.log_rows("linkage.blocking.", blocking, "rule", link.blocking.COLUMNS[1:])
         mlflow.log_text(model, "linkage/splink_model.json")
         weights = report.match_weights_chart(model, self.publisher.path("match_weights.png"))
         mlflow.log_artifact(str(weights), artifact_path="linkage")

@@ -324,3 +324,56 @@ def test_a_saved_model_with_other_comparisons_is_refused():
     other["comparisons"] = other["comparisons"][:-1]
     with pytest.raises(InputError, match="not this job's"):
         link.model.for_dialect(json.dumps(other), "duckdb")
+
+
+def test_a_saved_model_scores_the_pairs_of_this_jobs_blocking_rules():
+    import json
+
+    saved = _trained("spark")
+    saved["blocking_rules_to_generate_predictions"] = [{"blocking_rule": "l.`sex` = r.`sex`", "sql_dialect": "spark"}]
+    for dialect in ("spark", "duckdb"):
+        rules = link.model.for_dialect(json.dumps(saved), dialect)["blocking_rules_to_generate_predictions"]
+        assert len(rules) == len(link.blocking.PREDICTION_RULES) and "sex` = r.`sex`" not in str(rules[0]), dialect
+
+
+BLOCKING_SCHEMA = "nhs string, pnc string, dob string, sex string, forename string, surname string, postcode string"
+
+
+def test_each_blocking_rule_counts_the_pairs_within_its_blocks_and_its_largest_block(spark):
+    tuples = spark.createDataFrame(
+        [
+            # dob-sex: a block of 3 (3 pairs) and one of 2 (1 pair); a null dob and a lone tuple pair nothing.
+            ("N1", None, "1980-01-01", "1", "ANN", "LEE", None),
+            ("N1", None, "1980-01-01", "1", "ANNE", "LEE", None),
+            (None, None, "1980-01-01", "1", None, None, None),
+            (None, "P1", "1990-05-05", "2", "BOB", "KAY", "AB1 2CD"),
+            (None, "P1", "1990-05-05", "2", "BOB", "KAY", "AB1 2CD"),
+            (None, None, "1970-07-07", "2", "BOB", "KAY", "AB1 2CD"),
+            (None, None, None, "1", "BOB", None, "ZZ9 9ZZ"),
+        ],
+        BLOCKING_SCHEMA,
+    )
+    counted = {r["rule"]: r for r in link.blocking.comparisons(tuples)}
+    assert list(counted) == ["nhs", "pnc", "dob-sex", "forename-surname", "postcode-sex"]
+    assert {rule: (r["comparisons"], r["blocks"], r["largest_block"]) for rule, r in counted.items()} == {
+        "nhs": (1, 1, 2),
+        "pnc": (1, 1, 2),
+        "dob-sex": (4, 3, 3),
+        "forename-surname": (3, 3, 3),  # BOB KAY x3; ANN LEE and ANNE LEE are blocks of one
+        "postcode-sex": (3, 2, 3),
+    }
+
+
+def test_a_rule_over_the_comparison_budget_stops_the_run_with_one_line_naming_it():
+    counted = [
+        {"rule": "nhs", "comparisons": 10, "blocks": 10, "largest_block": 2},
+        {"rule": "dob-sex", "comparisons": 1_000_001, "blocks": 40, "largest_block": 900},
+    ]
+    link.blocking.check_budget(counted, 1_000_001)  # at the budget: allowed
+    with pytest.raises(InputError) as raised:
+        link.blocking.check_budget(counted, 1_000_000)
+    assert str(raised.value) == (
+        "linkage: blocking rule dob-sex makes 1,000,001 comparisons (largest block 900 identity tuples), over "
+        "linkage.max_comparisons_per_rule 1,000,000: add a key to the rule, or raise the budget if the cluster "
+        "can score that many pairs"
+    )

@@ -350,6 +350,7 @@ def test_every_released_count_is_suppressed_or_rounded_and_every_change_is_repor
         "site_onward_referrals.csv": ["referrals", "iapt", "gp", "mha_assessment"],
         "declined_by_vulnerability.csv": ["people", "declined", "people_without", "declined_without"],
         "linkage_quality.csv": ["n_records", "n_persons"],
+        "linkage_blocking.csv": ["comparisons", "blocks", "largest_block"],
         "reconciliation.csv": ["read", "loaded", "quarantined"],
         "estimates.csv": ["n"],
         "descriptives.csv": ["n"],

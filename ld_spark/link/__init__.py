@@ -2,7 +2,8 @@
 
 1. identity: each source's records in one identity layout, collapsed to distinct identity tuples.
 2. deterministic: matches on strong identifiers where that is safe.
-3. model: probabilistic (Fellegi-Sunter) matches for the rest, with Splink.
+3. blocking: the comparisons each prediction rule makes, held to a budget.
+   model: probabilistic (Fellegi-Sunter) matches for the rest, with Splink.
 4. components: people are the connected components of both kinds of match.
 5. key: each person's person_key, a keyed HMAC of the component id (the key is passed in).
 6. events: event tables reach their person through their parent record.
@@ -21,13 +22,14 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from ld_spark.config import LinkageConf
-from ld_spark.link import components, deterministic, events, identity, key, model, quality  # noqa: F401 (the package API)
+from ld_spark.link import blocking, components, deterministic, events, identity, key, model, quality  # noqa: F401 (the package API)
 
 
 class Linked(NamedTuple):
     record_person: DataFrame  # the identity records' (source_table, record_key, person_key)
     model: str  # the Splink model as JSON
     backend: str  # where Splink scored: duckdb or spark (model.backend)
+    blocking: list[dict]  # each prediction rule's comparisons and largest block (blocking.comparisons)
     records: DataFrame  # the identity records (identity.records), cached while the block runs
 
 
@@ -49,13 +51,15 @@ def people(
     tuples = identity.identity_tuples(records).persist(StorageLevel.MEMORY_AND_DISK)
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
+        counted = blocking.comparisons(tuples)
+        blocking.check_budget(counted, conf.max_comparisons_per_rule)
         on = model.backend(conf, spark.sparkContext.master, tuples.count())
         pairs, model_json = model.train_and_predict(spark, tuples, conf, work_dir, model_in=model_in, on=on)
         edges = deterministic.deterministic_edges(tuples).unionByName(pairs.select("id_l", "id_r"))
         found = components.connected_components(tuples.select(identity.UNIQUE_ID), edges)
         keyed = found.transform(key.with_person_key(person_key))
         linked = records.join(keyed, on=[identity.UNIQUE_ID], how="inner")
-        yield Linked(linked.select("source_table", "record_key", "person_key"), model_json, on, records)
+        yield Linked(linked.select("source_table", "record_key", "person_key"), model_json, on, counted, records)
     finally:
         records.unpersist()
         tuples.unpersist()

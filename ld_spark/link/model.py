@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from ld_spark.config import LinkageConf
 from ld_spark.errors import InputError
+from ld_spark.link.blocking import PREDICTION_RULES
 from ld_spark.link.identity import UNIQUE_ID
 
 
@@ -47,15 +48,8 @@ def splink_settings():
             cl.ExactMatch("nhs"),
             cl.ExactMatch("pnc"),
         ],
-        # Each rule pairs only records that agree on something specific, so the number of
-        # comparisons grows with the records, not their square.
-        blocking_rules_to_generate_predictions=[
-            block_on("nhs"),
-            block_on("pnc"),
-            block_on("dob", "sex"),
-            block_on("forename", "surname"),
-            block_on("postcode", "sex"),
-        ],
+        # Counted and held to a budget before Splink runs (blocking.py).
+        blocking_rules_to_generate_predictions=[block_on(*keys) for keys in PREDICTION_RULES],
         retain_intermediate_calculation_columns=False,
     )
 
@@ -142,12 +136,15 @@ def for_dialect(model_json: str, dialect: str) -> dict:
     jaro_winkler is a UDF of Splink's jar, DuckDB's is built in), so a model trained on one
     backend is moved to the other by writing this job's comparisons (splink_settings) in the
     new dialect and carrying over what training learnt: the prior and each level's m and u.
-    A model whose comparisons are not this job's is refused rather than misread.
+    A model whose comparisons are not this job's is refused rather than misread. Either way it
+    scores the pairs of this job's blocking rules (blocking.PREDICTION_RULES).
     """
     saved = json.loads(model_json)
+    fresh = splink_settings().create_settings_dict(dialect)
+    # The pairs to score are this run's choice (the rules the budget was checked on), not the model's.
+    saved["blocking_rules_to_generate_predictions"] = fresh["blocking_rules_to_generate_predictions"]
     if saved.get("sql_dialect") == dialect:
         return saved
-    fresh = splink_settings().create_settings_dict(dialect)
 
     def shape(settings: dict) -> list:
         return [
