@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -155,79 +153,3 @@ def table_contents(spark, out, layer: str = "") -> dict[str, tuple[int, int]]:
     contents = {name: (0, 0) for name in names}  # an empty table has no row in the aggregate
     contents.update({r["table"]: (int(r["n"]), int(r["h"] or 0)) for r in rows})
     return contents
-
-
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory):
-    """A Spark standalone cluster for the session (tests/cluster.py): (master URL, pids, work dir)."""
-    from cluster import standalone
-
-    work = tmp_path_factory.mktemp("cluster")
-    with standalone(work) as (url, pids):
-        yield url, pids, work
-
-
-@dataclass
-class ClusterRun:
-    process: subprocess.Popen
-    out: Path  # its OUT_DIR
-    log: Path  # what it printed (stdout and stderr)
-
-    def wait(self, timeout: float = 1800) -> int:
-        return self.process.wait(timeout=timeout)
-
-
-@pytest.fixture(scope="session")
-def cluster_run(cluster, finished_run, small_extract, tmp_path_factory):
-    """`ld-spark run` of the finished run's extract, spark-submitted to the cluster with the
-    finished run's saved model (predict only, as a monthly rerun would: `linkage.model_in`).
-
-    Started as soon as the cluster and the model exist, and left running while the rest of the
-    suite runs (most of a run's time is Spark's scheduling, not the cores' work);
-    tests/test_cluster.py, which the suite runs last, waits for it and checks what it wrote."""
-    from cluster import spark_home, submit_command
-
-    from ld_spark import catalog
-
-    url, _, _ = cluster
-    raw, _ = small_extract
-    local_out, _ = finished_run
-    work = tmp_path_factory.mktemp("cluster_run")
-    overlay = work / "saved_model.yaml"
-    overlay.write_text(f"linkage:\n  model_in: {catalog.file(local_out, catalog.MODEL_FILE)}\n")
-    command = submit_command(
-        url,
-        "jobs/run.py",
-        "--raw",
-        str(raw),
-        "--out",
-        str(work / "out"),
-        "--conf",
-        "test",
-        "--conf",
-        str(overlay),
-        work=work,
-    )
-    env = {**os.environ, "SPARK_HOME": str(spark_home()), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
-    log = work / "submit.log"
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        yield ClusterRun(process, work / "out", log)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cluster_run_starts_first(request):
-    """When the cluster test is selected, its run starts before every other test (see cluster_run)."""
-    if any("cluster_run" in item.fixturenames for item in request.session.items):
-        request.getfixturevalue("cluster_run")
-
-
-def pytest_collection_modifyitems(items):
-    """The cluster tests last: by then the cluster run, started first, has had the suite's time."""
-    items.sort(key=lambda item: item.path.name == "test_cluster.py")

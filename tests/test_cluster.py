@@ -1,25 +1,160 @@
-"""spark-submit on a real Spark standalone cluster (tests/cluster.py): a master and two workers
-on 127.0.0.1, started from the pip wheel.
+"""spark-submit on a real Spark standalone cluster: a master and two workers on 127.0.0.1.
 
-The whole pipeline runs on the session's small extract, linking with the local run's saved
-Splink model (predict only: training is the same code on either master; on the cluster it
-scores on Spark), and must give the local-mode results. The run is conftest's `cluster_run`:
-started before the other tests, checked here, last.
+The cluster is started from the pip wheel's `bin/spark-class`, as on a machine without a Spark
+install. The job reaches it the way it would reach any cluster: `spark-submit --master spark://...`
+with the Delta and Splink jars in `--jars` and the project's code in `--py-files` (a zip of
+`ld_spark/`, which the executors import; a probe job checks they do). The whole pipeline runs
+on the session's small extract, linking with the local run's saved Splink model (predict only:
+training is the same code on either master), and must give the local-mode results. Every process this test
+starts is stopped by its pid.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from cluster import REPO, spark_home, submit
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"nothing listening on {port}: {log.read_text()[-3000:]}")
+
+
+def wait_for_log(text: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while text not in log.read_text():
+        assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """spark://127.0.0.1:PORT with two one-core workers; yields (master URL, [pids])."""
+    work = tmp_path_factory.mktemp("cluster")
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home()),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOG_DIR": str(work),
+        "SPARK_WORKER_DIR": str(work / "work"),
+    }
+    spark_class = str(spark_home() / "bin" / "spark-class")
+    port = free_port()
+    processes = []
+
+    def start(name: str, *args: str) -> tuple[subprocess.Popen, Path]:
+        log = work / f"{name}.log"
+        proc = subprocess.Popen(
+            [spark_class, *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        processes.append(proc)
+        return proc, log
+
+    try:
+        master, master_log = start(
+            "master",
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(free_port()),
+        )
+        wait_for_port(port, master, master_log)
+        url = f"spark://127.0.0.1:{port}"
+        for i in (1, 2):
+            worker, log = start(
+                f"worker{i}",
+                "org.apache.spark.deploy.worker.Worker",
+                url,
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "1",
+                "--memory",
+                "3g",
+                "--webui-port",
+                str(free_port()),
+                "--work-dir",
+                str(work / f"work{i}"),
+            )
+            wait_for_log("Successfully registered with master", worker, log)
+        yield url, [p.pid for p in processes], work
+    finally:
+        for proc in reversed(processes):  # workers first; each takes its executors with it
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in processes:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def submit(
+    url: str, script: str, *args: str, work: Path, env: dict, timeout: int = 1800
+) -> subprocess.CompletedProcess:
+    jars = subprocess.run(
+        [sys.executable, "-m", "ld_spark.setup_jars", "--list"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    code = shutil.make_archive(str(work / "ld_spark"), "zip", root_dir=REPO, base_dir="ld_spark")
+    command = [
+        str(spark_home() / "bin" / "spark-submit"),
+        "--master",
+        url,
+        "--deploy-mode",
+        "client",
+        "--jars",
+        jars,
+        "--py-files",
+        code,
+        "--driver-memory",
+        "3g",
+        "--executor-memory",
+        "2g",
+        "--conf",
+        f"spark.pyspark.python={sys.executable}",
+        "--conf",
+        "spark.driver.host=127.0.0.1",
+        script,
+        *args,
+    ]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_executors_import_the_code_shipped_with_py_files(cluster, tmp_path):
-    url, _, _ = cluster
+    url, _, work = cluster
     probe = tmp_path / "probe.py"
     probe.write_text(
         "from pyspark.sql import SparkSession\n"
@@ -36,32 +171,52 @@ def test_executors_import_the_code_shipped_with_py_files(cluster, tmp_path):
 
 
 def test_spark_submit_on_the_cluster_gives_the_local_mode_results(
-    spark, cluster, cluster_run, finished_run, finished_contents
+    spark, cluster, finished_run, finished_contents, small_extract, tmp_path
 ):
-    from conftest import table_contents
+    """The finished local run's extract, linked on the cluster with the local run's saved model
+    (predict only, as a monthly rerun would: `linkage.model_in`)."""
+    from ld_spark import catalog
 
-    _, _, work = cluster
+    url, pids, work = cluster
+    raw, _ = small_extract
     local_out, _ = finished_run
-    assert cluster_run.wait() == 0, cluster_run.log.read_text()[-6000:]
-    # It ran on the cluster: the master registered the job's application and both workers
-    # launched executors for it.
-    app = re.search(r"Registered app ld-spark with ID (app-\S+)", (work / "master.log").read_text())
-    assert app, (work / "master.log").read_text()[-3000:]
-    assert (work / "work1" / app.group(1)).is_dir() and (work / "work2" / app.group(1)).is_dir()
+    out = tmp_path / "out"
+    overlay = tmp_path / "saved_model.yaml"
+    overlay.write_text(f"linkage:\n  model_in: {catalog.file(local_out, catalog.MODEL_FILE)}\n")
+    env = {**os.environ, "SPARK_HOME": str(spark_home()), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = submit(
+        url,
+        "jobs/run.py",
+        "--raw",
+        str(raw),
+        "--out",
+        str(out),
+        "--conf",
+        "test",
+        "--conf",
+        str(overlay),
+        work=tmp_path,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    # It ran on the cluster: both workers launched executors for the application.
+    assert len(list((work / "work1").glob("app-*"))) >= 1 and len(list((work / "work2").glob("app-*"))) >= 1
 
     def estimates(root: Path) -> dict[str, dict]:
         with (root / "results" / "estimates.csv").open() as handle:
             return {r["estimand"]: r for r in csv.DictReader(handle)}
 
-    local, remote = estimates(local_out), estimates(cluster_run.out)
+    local, remote = estimates(local_out), estimates(out)
     assert list(local) == list(remote)
     for name, row in local.items():
         for column in ("estimate", "ci_low", "ci_high", "p_value"):
             a, b = row[column], remote[name][column]
             assert (a == b == "") or float(a) == pytest.approx(float(b), rel=1e-9, abs=1e-12), (name, column, a, b)
         assert row["n"] == remote[name]["n"]
+    from conftest import table_contents
+
     local_tables = {k: v for k, v in finished_contents.items() if k.startswith("analysis")}
-    remote_tables = table_contents(spark, cluster_run.out, layer="analysis")
+    remote_tables = table_contents(spark, out, layer="analysis")
     assert local_tables.keys() == remote_tables.keys() and len(local_tables) >= 8
     differ = [k for k in local_tables if local_tables[k] != remote_tables[k] and k != "analysis/estimates"]
     assert not differ, differ
