@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import signal
 import socket
@@ -199,8 +200,11 @@ def test_spark_submit_on_the_cluster_gives_the_local_mode_results(
         env=env,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    # It ran on the cluster: both workers launched executors for the application.
-    assert len(list((work / "work1").glob("app-*"))) >= 1 and len(list((work / "work2").glob("app-*"))) >= 1
+    # It ran on the cluster: the master registered the job's application and both workers
+    # launched executors for it (the probe job's folders do not count).
+    app = re.search(r"Registered app ld-spark with ID (app-\S+)", (work / "master.log").read_text())
+    assert app, (work / "master.log").read_text()[-3000:]
+    assert (work / "work1" / app.group(1)).is_dir() and (work / "work2" / app.group(1)).is_dir()
 
     def estimates(root: Path) -> dict[str, dict]:
         with (root / "results" / "estimates.csv").open() as handle:
