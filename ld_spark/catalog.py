@@ -56,6 +56,16 @@ EVENTS = Table(ANALYSIS, "events")
 PANEL = Table(ANALYSIS, "panel")
 REFERRED = Table(ANALYSIS, "referred")
 ESTIMATES = Table(ANALYSIS, "estimates")
+SENSITIVITY = Table(ANALYSIS, "sensitivity")  # every estimand under each sensitivity analysis
+
+
+def variant(table: Table, analysis: str | None) -> Table:
+    """The table as a sensitivity analysis rebuilds it (same layer, under sensitivity/<analysis>/);
+    None: the main table."""
+    if analysis is None:
+        return table
+    return Table(table.layer, f"sensitivity/{analysis}/{table.name}", table.partition_by)
+
 
 # Files beside the tables (not Delta): the operator's exact reconciliation, the trained model,
 # Splink's scratch space, and the released results.
@@ -113,13 +123,20 @@ def tables() -> list[Table]:
         PANEL,
         REFERRED,
         ESTIMATES,
+        SENSITIVITY,
     ]
 
 
 def versions(out: str | Path) -> dict[str, int]:
-    """Every table of the catalog that exists under OUT_DIR (by its path there) -> its latest version."""
-    return {
+    """Every table of the catalog that exists under OUT_DIR (by its path there), and every
+    sensitivity variant of one, -> its latest version."""
+    found = {
         f"{t.layer}/{t.name}": io.delta_version(path(out, t))
         for t in tables()
         if (path(out, t) / "_delta_log").is_dir()
     }
+    # The sensitivity analyses' own tables (variant()), whichever analyses this run made.
+    for layer in (LINKAGE, ANALYSIS):
+        for log in sorted((Path(out) / layer / "sensitivity").glob("*/*/_delta_log")):
+            found[str(log.parent.relative_to(out))] = io.delta_version(log.parent)
+    return found

@@ -79,6 +79,8 @@ class EconomicsConf(_Strict):
     output_per_day_gbp: float
     programme_cost_per_referral_gbp: float
     referrals_not_declined_per_year: int
+    bootstrap_replicates: int = 200  # 0: intervals from custody_or's interval only
+    bootstrap_seed: int = 2017
 
 
 class DisclosureConf(_Strict):
@@ -194,6 +196,13 @@ class LinkageConf(_Strict):
     create_key_if_missing: bool
 
 
+class SensitivityConf(_Strict):
+    enabled: bool = True
+    # The linkage re-decided at these match probabilities (contract: 0.80 and 0.99; main is
+    # linkage.match_threshold); an empty list leaves the linkage analyses out.
+    match_thresholds: tuple[float, ...] = (0.80, 0.99)
+
+
 class Config(_Strict):
     spark: SparkConf
     paths: PathsConf
@@ -203,6 +212,7 @@ class Config(_Strict):
     disclosure: DisclosureConf
     linkage: LinkageConf
     generator: GeneratorConf
+    sensitivity: SensitivityConf = SensitivityConf()
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
 from ld_spark.config import EconomicsConf
 from ld_spark.estimators import Estimate
 
@@ -68,8 +71,12 @@ def savings(avoided: float, mean_days: float, median_days: float, conf: Economic
     }
 
 
-def economic_estimates(inputs: CustodyInputs, conf: EconomicsConf) -> list[Estimate]:
-    """Economics rows of the results table; intervals carry the custody odds ratio's interval."""
+def economic_estimates(
+    inputs: CustodyInputs, conf: EconomicsConf, intervals: dict[str, tuple[float, float]] | None = None
+) -> list[Estimate]:
+    """Economics rows of the results table. intervals: each estimand's 95% interval from
+    bootstrap_savings (every input re-estimated); without them the interval carries only the
+    custody odds ratio's interval."""
 
     def at(odds_ratio: float) -> dict[str, float]:
         return savings(
@@ -81,6 +88,14 @@ def economic_estimates(inputs: CustodyInputs, conf: EconomicsConf) -> list[Estim
         "arithmetic: custodial sentences avoided (from custody_or) x sentence days x share served x "
         "price per day; interval from custody_or's 95% interval"
     )
+    if intervals:
+        low = {name: interval[0] for name, interval in intervals.items()}
+        high = {name: interval[1] for name, interval in intervals.items()}
+        method = (
+            f"arithmetic: custodial sentences avoided (from custody_or) x sentence days x share served x "
+            f"price per day; 95% percentile interval of a person-level bootstrap ({conf.bootstrap_replicates} "
+            "replicates) re-estimating custody_or, sentencing occasions per referral, custody rate and sentence days"
+        )
     rows = []
     for name, value in point.items():
         if name == "cost_per_referral_gbp":
@@ -106,3 +121,92 @@ def economic_estimates(inputs: CustodyInputs, conf: EconomicsConf) -> list[Estim
                 )
             )
     return rows
+
+
+def person_weights(persons: int, replicates: int, seed: int) -> np.ndarray:
+    """A person-level (cluster) bootstrap as weights: row b holds how many times each of the
+    `persons` people is drawn in replicate b (a multinomial draw of `persons` from them)."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(persons, np.full(persons, 1.0 / persons), size=replicates)
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The smallest value with at least half the weight at or below it."""
+    order = np.argsort(values, kind="mergesort")
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+def occasions(offences: pd.DataFrame) -> pd.DataFrame:
+    """Sentenced offences -> one row per person, cohort, period and sentencing occasion: custodial
+    if any sentence passed on it was, its days the longest (concurrent sentences run together)."""
+    sentenced = offences[offences["sentenced"]]
+    return sentenced.groupby(["person", "evaluation", "post", "sentencing_occasion"], as_index=False, dropna=False).agg(
+        custodial=("custodial", "max"), custodial_days=("custodial_days", "max")
+    )
+
+
+def bootstrap_savings(
+    offences: pd.DataFrame,
+    referred: np.ndarray,
+    conf: EconomicsConf,
+    replicates: int,
+    seed: int,
+) -> dict[str, tuple[float, float]]:
+    """95% percentile intervals of the savings estimands from a person-level bootstrap that
+    re-estimates every input in each replicate: custody_or (logistic DiD on sentenced offences),
+    sentencing occasions per referral, the custody rate, and the mean and median sentence.
+
+    offences: justice_frames' offences (person, evaluation, post, sentenced, custodial,
+    custodial_days, sentencing_occasion); referred: the people behind the referrals (the
+    evaluation cohort's post period). A replicate in which custody_or is not estimable (a cell
+    all one outcome) is left out; fewer than half estimable gives no interval.
+    """
+    import statsmodels.api as sm
+
+    from ld_spark.estimators import did_design
+
+    people = pd.Index(pd.unique(np.concatenate([offences["person"].to_numpy(), referred])))
+    weights = person_weights(len(people), replicates, seed)
+    sentenced = offences[offences["sentenced"]]
+    fit_rows = people.get_indexer(sentenced["person"])
+    X, y = did_design(sentenced), sentenced["custodial"].to_numpy(float)
+    cells = sentenced["evaluation"].to_numpy() * 2 + sentenced["post"].to_numpy()
+    occ = occasions(offences)
+    occ_rows = people.get_indexer(occ["person"])
+    treated = ((occ["evaluation"] == 1) & (occ["post"] == 1)).to_numpy()
+    custodial = occ["custodial"].to_numpy(bool)
+    days = occ["custodial_days"].to_numpy(float)
+    untouched = custodial & ~treated & np.isfinite(days)
+    referral_rows = people.get_indexer(referred)
+    draws = []
+    for w in weights:
+        fw = w[fit_rows].astype(float)
+        positive = np.bincount(cells, weights=fw * y, minlength=4)
+        total = np.bincount(cells, weights=fw, minlength=4)
+        if ((positive == 0) | (positive == total)).any():
+            continue
+        odds_ratio = float(np.exp(sm.GLM(y, X, family=sm.families.Binomial(), freq_weights=fw).fit().params[-1]))
+        ow = w[occ_rows].astype(float)
+        referrals, sentenced_here = w[referral_rows].sum(), ow[treated].sum()
+        if referrals == 0 or sentenced_here == 0 or ow[untouched].sum() == 0:
+            continue
+        inputs = CustodyInputs(
+            sentenced_per_referral=sentenced_here / referrals,
+            custody_rate=float((ow * custodial)[treated].sum() / sentenced_here),
+            custody_or=odds_ratio,
+            custody_or_low=odds_ratio,
+            custody_or_high=odds_ratio,
+            mean_sentence_days=float(np.average(days[untouched], weights=ow[untouched])),
+            median_sentence_days=weighted_median(days[untouched], ow[untouched]),
+            referrals=int(referrals),
+        )
+        if not 0 < inputs.custody_rate < 1:
+            continue
+        draws.append(
+            savings(custody_avoided(inputs, odds_ratio), inputs.mean_sentence_days, inputs.median_sentence_days, conf)
+        )
+    if len(draws) < replicates / 2:
+        return {}
+    table = pd.DataFrame(draws)
+    return {name: (float(table[name].quantile(0.025)), float(table[name].quantile(0.975))) for name in table.columns}

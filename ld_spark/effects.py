@@ -63,7 +63,8 @@ def collected(df: DataFrame) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns), kind="mergesort", na_position="last").reset_index(drop=True)
 
 
-def _did_columns(df: DataFrame) -> DataFrame:
+def did_columns(df: DataFrame) -> DataFrame:
+    """+ evaluation (1 for the evaluation cohort) and post (1 in the post period), as the estimators want."""
     return df.withColumn("evaluation", (F.col("cohort") == EVALUATION).cast("int")).withColumn(
         "post", (F.col("period") == "post").cast("int")
     )
@@ -77,7 +78,7 @@ def person_period_sums(outcomes: list[str]) -> Transform:
         sums = rows.groupBy("person_key", "cohort", "period").agg(
             F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes]
         )
-        return sums.transform(_did_columns).transform(with_person_number).drop("cohort", "period")
+        return sums.transform(did_columns).transform(with_person_number).drop("cohort", "period")
 
     return _
 
@@ -114,7 +115,7 @@ def justice_month_rows(outcomes: list[str]) -> Transform:
             F.col("in_outcomes") & F.col("justice_followed") & F.col("period").isNotNull() & (F.col("at_risk") > 0)
         )
         return (
-            rows.transform(_did_columns)
+            rows.transform(did_columns)
             .transform(with_person_number)
             .select("person", "evaluation", "post", "rel_month", "at_risk", *outcomes)
         )
@@ -167,13 +168,21 @@ def _per_case(est: Estimate, horizon_days: int) -> Estimate:
     )
 
 
+def referred_people(sums: pd.DataFrame):
+    """The people behind the referrals the economics is per: the evaluation cohort's post period."""
+    return pd.unique(sums.loc[(sums["evaluation"] == 1) & (sums["post"] == 1), "person"])
+
+
 def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estimate) -> CustodyInputs | None:
-    """What the economics needs from the data (None when custody_or could not be estimated)."""
+    """What the economics needs from the data (None when custody_or could not be estimated).
+    Sentences are counted by sentencing occasion (economics.occasions)."""
     if custody_or.estimate is None:
         return None
-    post_eval = offences[(offences["evaluation"] == 1) & (offences["post"] == 1) & offences["sentenced"]]
-    referrals = int(sums.loc[(sums["evaluation"] == 1) & (sums["post"] == 1), "person"].nunique())
-    untouched = offences[offences["custodial"] & ~((offences["evaluation"] == 1) & (offences["post"] == 1))]
+    occasions = economics.occasions(offences)
+    treated = (occasions["evaluation"] == 1) & (occasions["post"] == 1)
+    post_eval = occasions[treated]
+    referrals = len(referred_people(sums))
+    untouched = occasions[occasions["custodial"].astype(bool) & ~treated]
     days = untouched["custodial_days"].dropna()
     if referrals == 0 or post_eval.empty or days.empty:
         return None
@@ -208,12 +217,23 @@ def justice_frames(
         keep = F.col("in_outcomes") & F.col("period").isNotNull()
         if not plain:
             keep = keep & F.col("justice_followed")
-        rows = df.filter(keep).transform(_did_columns)
-        return collected(rows.transform(with_person_number).select("person", "evaluation", "post", *columns))
+        rows = df.filter(keep).transform(did_columns)
+        return collected(
+            rows.transform(with_person_number).select("person", "evaluation", "post", "rel_month", *columns)
+        )
 
     return (
         prepared(
-            offences, ["index_offence", "convicted", "custodial_code", "sentenced", "custodial", "custodial_days"]
+            offences,
+            [
+                "index_offence",
+                "convicted",
+                "custodial_code",
+                "sentenced",
+                "custodial",
+                "custodial_days",
+                "sentencing_occasion",
+            ],
         ),
         prepared(
             cases,
@@ -295,7 +315,14 @@ def estimate(
     custody_or = next(e for e in fitted if e.estimand == "custody_or")
     inputs = custody_inputs(offences, sums, custody_or)
     if inputs is not None:
-        fitted += economics.economic_estimates(inputs, costs)
+        intervals = (
+            economics.bootstrap_savings(
+                offences, referred_people(sums), costs, costs.bootstrap_replicates, costs.bootstrap_seed
+            )
+            if costs.bootstrap_replicates
+            else None
+        )
+        fitted += economics.economic_estimates(inputs, costs, intervals)
     return fitted
 
 

@@ -336,3 +336,103 @@ def restricted_mean_did(estimand: str, df: pd.DataFrame, time: str, event: str, 
         summarised_values=_smallest_cell(df),
         **concentration(_cells(df, time, cap=tau)),
     )
+
+
+# Pre-trend test: the families of the DiD estimators above, one column per month of the pre
+# period, so each estimand is tested with the model its own estimate comes from.
+PRE_TREND_FAMILIES = ("poisson", "binomial", "log_linear", "linear", "restricted_mean")
+
+
+# A month's cohort cell enters the test with at least this many events (counts), of each outcome
+# (binary) or values (means): the sandwich of a cell resting on one or two records is far too
+# small, and a single month would then decide the test.
+PRE_TREND_MIN_CELL = 5
+
+
+def _testable(df: pd.DataFrame, outcome: str, family: str) -> pd.Series:
+    """Per level: True where both cohorts' cells hold enough to fit and test (PRE_TREND_MIN_CELL
+    events for a count, of either outcome for a binary one, values for a mean)."""
+    cells = df.groupby(["level", "evaluation"])[outcome].agg(["size", "sum"])
+    least = PRE_TREND_MIN_CELL
+    if family == "poisson":
+        ok = cells["sum"] >= least
+    elif family == "binomial":
+        ok = (cells["sum"] >= least) & (cells["size"] - cells["sum"] >= least)
+    else:
+        ok = cells["size"] >= least
+    return ok.unstack(fill_value=False).reindex(columns=[0, 1], fill_value=False).all(axis=1)
+
+
+def pre_trend(
+    estimand: str,
+    df: pd.DataFrame,
+    outcome: str,
+    family: str,
+    exposure: str | None = None,
+    event: str | None = None,
+    tau: float | None = None,
+) -> Estimate:
+    """Joint Wald test that the cohort difference in each pre-index month equals its difference
+    in the reference months (parallel trends before the index); estimate = chi-square.
+
+    df: person, evaluation, level (`ref` for the pooled reference months, else the month), the
+    outcome (and the exposure for poisson; `event` and `tau` for restricted_mean, whose cells
+    get jackknife pseudo-observations as restricted_mean_did's do). The model has cohort, one
+    effect per level and one evaluation x level term per month; the test is on those terms,
+    with the person-clustered covariance. A month either cohort has too little in (_testable)
+    is left out, and its degree of freedom with it.
+    """
+    import statsmodels.api as sm
+    from scipy import stats
+
+    if family not in PRE_TREND_FAMILIES:
+        raise ValueError(f"pre_trend family {family!r} is not one of {PRE_TREND_FAMILIES}")
+    method = f"joint Wald test (chi-square), evaluation x month terms of a {family} model, person-clustered"
+    df = df[df[outcome].notna() & ((df[outcome] > 0) if family == "log_linear" else True)]
+    n = int(df["person"].nunique())
+    testable = _testable(df, outcome, family) if len(df) else pd.Series(dtype=bool)
+    if not bool(testable.get("ref", False)):
+        return _withheld(estimand, n, method, "the reference months cannot be fitted in both cohorts")
+    months = [lvl for lvl in testable.index if lvl != "ref" and testable[lvl]]
+    if not months:
+        return _withheld(estimand, n, method, "no pre-index month can be fitted in both cohorts")
+    df = df[df["level"].isin(["ref", *months])].reset_index(drop=True)
+    if family == "poisson":
+        # Counts and exposure summed per person and level: the same likelihood and the same
+        # per-person scores (so the same clustered covariance), in about half the rows.
+        df = df.groupby(["person", "evaluation", "level"], as_index=False)[[outcome, exposure]].sum()
+    y = df[outcome].to_numpy(float)
+    if family == "log_linear":
+        y = np.log(y)
+    elif family == "restricted_mean":
+        y = np.empty(len(df))
+        for _, rows in df.groupby(["evaluation", "level"]).indices.items():
+            y[rows] = restricted_mean_pseudo(df[outcome].to_numpy()[rows], df[event].to_numpy()[rows], tau)
+    e = df["evaluation"].to_numpy(float)
+    dummies = np.column_stack([(df["level"] == lvl).to_numpy(float) for lvl in months])
+    X = np.column_stack([np.ones(len(df)), e, dummies, dummies * e[:, None]])
+    fit = {"cov_type": "cluster", "cov_kwds": {"groups": _clusters(df)}}
+    if family == "poisson":
+        model = sm.GLM(y, X, family=sm.families.Poisson(), exposure=df[exposure].to_numpy(float))
+    elif family == "binomial":
+        model = sm.GLM(y, X, family=sm.families.Binomial())
+    else:
+        model = sm.OLS(y, X)
+    result = model.fit(**fit)
+    k = len(months)
+    b = np.asarray(result.params)[-k:]
+    cov = np.asarray(result.cov_params())[-k:, -k:]
+    # A generalised inverse: with few clusters the sandwich can be rank-deficient, and the test
+    # then has as many degrees of freedom as the covariance has rank.
+    chi2 = float(b @ np.linalg.pinv(cov) @ b)
+    rank = int(np.linalg.matrix_rank(cov))
+    return Estimate(
+        estimand,
+        chi2,
+        None,
+        None,
+        float(stats.chi2.sf(chi2, rank)),
+        n,
+        f"{method}; {rank} degrees of freedom ({k} of the pre-index months fitted)",
+        **_sizes(df, result),
+    )

@@ -54,6 +54,7 @@ OFFENCE_COLUMNS = [
     "sentenced",
     "custodial",
     "custodial_days",
+    "sentencing_occasion",
 ]
 CASE_COLUMNS = [
     "person_key",
@@ -210,6 +211,12 @@ def cohort_offences(
             .withColumn("custodial_code", custodial_code & disposed)
             # Days of any custodial disposal (the rules use those of `custodial` rows only).
             .withColumn("custodial_days", F.when(F.col("custodial_code"), F.col("custodial_days")))
+            # Offences disposed on one day are one sentencing occasion (concurrent sentences are
+            # served together): numbered within the person, so no date leaves.
+            .withColumn(
+                "sentencing_occasion",
+                F.when(disposed, F.dense_rank().over(Window.partitionBy("person_key").orderBy("disposal_date"))),
+            )
             .select(*OFFENCE_COLUMNS)
         )
 

@@ -10,6 +10,7 @@ outputs to the catalog and releases what it must through the publisher:
                series, descriptives,      court cases, monthly events, the person-month panel,
                uptake                     Figure 1 and the descriptive results
     effects    effects.estimate           every estimand (statsmodels), the economics, the event study
+    sensitivity sensitivity.suite         the estimands under each sensitivity analysis (switchable)
     release    release.publish            results/ after disclosure control, with its manifest
 """
 
@@ -26,7 +27,20 @@ from typing import TypeVar
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from ld_spark import bronze, catalog, cohorts, descriptives, effects, events, io, justice, link, series, uptake
+from ld_spark import (
+    bronze,
+    catalog,
+    cohorts,
+    descriptives,
+    effects,
+    events,
+    io,
+    justice,
+    link,
+    sensitivity,
+    series,
+    uptake,
+)
 from ld_spark.config import Config
 from ld_spark.contract import ESTIMANDS, ONWARD_REFERRALS, RESULT_SCHEMA, TABLES, source_name
 from ld_spark.release import report, tracking
@@ -91,9 +105,12 @@ class Job:
             with tracking.stage("linkage"):
                 self.linkage(person_key)
             with tracking.stage("series"):
-                described = self.series()
+                described, end = self.series()
             with tracking.stage("effects"):
                 self.effects(described)
+            if self.config.sensitivity.enabled:
+                with tracking.stage("sensitivity"):
+                    self.sensitivity(end)
             self.release(active.info.run_id)
         self.summary(reconciled, active.info.run_id)
         return 0
@@ -160,16 +177,29 @@ class Job:
         conf = self.config.linkage
         identity = {table: self.bronze(table) for table, _, _ in link.identity.SOURCES.values()}
         model_in = Path(conf.model_in) if conf.model_in else None
-        with link.people(
-            self.spark, identity, conf, person_key, catalog.file(self.out, catalog.SPLINK_WORK), model_in
-        ) as people:
+        s = self.config.sensitivity
+        thresholds = tuple(s.match_thresholds) if s.enabled else ()
+        work = catalog.file(self.out, catalog.SPLINK_WORK)
+        with link.people(self.spark, identity, conf, person_key, work, model_in, thresholds) as people:
             linked = self.save(people.record_person, catalog.RECORD_PERSON_IDENTITY)
             # From the cached identity records, before the block releases them.
             self.save(link.identity.person_attributes(people.records, linked), catalog.PERSONS)
+            # The same records linked at the sensitivity analyses' thresholds.
+            others = {
+                sensitivity.threshold_analysis(t): self.save(
+                    df, catalog.variant(catalog.RECORD_PERSON_IDENTITY, sensitivity.threshold_analysis(t))
+                )
+                for t, df in people.at_threshold.items()
+            }
         model = people.model
         mlflow.log_param("linkage.backend_used", people.backend)
         event_tables = {table: self.bronze(table) for table in link.events.EVENT_PARENTS}
         self.save(link.events.record_person(linked, event_tables), catalog.RECORD_PERSON)
+        for analysis, identity_people in others.items():
+            self.save(
+                link.events.record_person(identity_people, event_tables),
+                catalog.variant(catalog.RECORD_PERSON, analysis),
+            )
 
         model_file = catalog.file(self.out, catalog.MODEL_FILE)
         model_file.parent.mkdir(parents=True, exist_ok=True)
@@ -189,34 +219,43 @@ class Job:
         )
         tracking.log_rows("linkage.", quality, "source_table", link.quality.QUALITY_COLUMNS[1:])
 
-    def series(self) -> list[dict]:
+    def series(self) -> tuple[list[dict], dt.date]:
         """Linked bronze tables -> cohorts, offences, court cases, events and the person-month
         panel; Figure 1, the descriptive results and the programme-delivery tables released.
-        Returns the descriptive rows of the results table."""
+        Returns the descriptive rows of the results table, and the extract's end used."""
         import mlflow
 
         a = self.config.analysis
         end = cohorts.follow_up_end(a.follow_up_end, {t: self.bronze(t) for t in cohorts.EXTRACT_DATES})
         mlflow.log_param("analysis.follow_up_end_used", end.isoformat())
-        record_person = self.read(catalog.RECORD_PERSON)
+        both, referred, panel = self.analysis_tables(self.read(catalog.RECORD_PERSON), end)
+        return self.release_series(both, referred, panel, end), end
+
+    def analysis_tables(
+        self, record_person: DataFrame, end: dt.date, analysis: str | None = None
+    ) -> tuple[DataFrame, DataFrame, DataFrame]:
+        """record_person -> the cohorts onward (referrals, cohorts, offences, court cases, events,
+        panel, referred), written as the main tables or as `analysis`'s variants of them.
+        Returns cohort_index, referred and panel."""
+        a = self.config.analysis
+
+        def save(df: DataFrame, table: catalog.Table) -> DataFrame:
+            return self.save(df, catalog.variant(table, analysis))
+
         # Exact dates (referral, index) stay in the linkage layer; the analysis layer gets months.
-        referrals = self.save(
-            self.bronze("ld_referrals").transform(cohorts.referrals(record_person)), catalog.REFERRALS
-        )
+        referrals = save(self.bronze("ld_referrals").transform(cohorts.referrals(record_person)), catalog.REFERRALS)
         evaluation = referrals.transform(cohorts.evaluation_cohort(a.window(), end, a.min_follow_up_months))
         pnc = self.bronze("pnc/offences").transform(justice.linked_offences(record_person, evaluation))
         with cached(pnc) as offences:
-            both = self.save(
+            both = save(
                 cohorts.both_cohorts(evaluation, offences, a).transform(justice.with_follow_up(end, a)),
                 catalog.COHORT_INDEX,
             )
-            self.save(both.transform(cohorts.dates_as_months), catalog.COHORTS)
+            save(both.transform(cohorts.dates_as_months), catalog.COHORTS)
             cases = self.bronze("hmcts/cases").transform(justice.linked_cases(record_person, both))
             with cached(offences.transform(justice.index_offences(both, a.index_offence_tolerance_days))) as index_ids:
-                classified = self.save(
-                    offences.transform(justice.classified_offences(both, index_ids, a)), catalog.OFFENCES
-                )
-                self.save(
+                classified = save(offences.transform(justice.classified_offences(both, index_ids, a)), catalog.OFFENCES)
+                save(
                     cases.transform(
                         justice.classified_cases(both, index_ids, offences, self.bronze("hmcts/hearings"), end, a)
                     ),
@@ -224,10 +263,10 @@ class Job:
                 )
             at_risk = offences.transform(justice.at_risk(both, end, self.config.economics.share_of_sentence_served, a))
             dated = events.cohort_events(self.bronze, record_person, both)
-            monthly = self.save(series.events(dated, justice.offence_events(classified), both, a), catalog.EVENTS)
-            panel = self.save(series.panel(both, monthly, at_risk, a), catalog.PANEL)
-        referred = self.save(referrals.transform(cohorts.referred(a.window())), catalog.REFERRED)
-        return self.release_series(both, referred, panel, end)
+            monthly = save(series.events(dated, justice.offence_events(classified), both, a), catalog.EVENTS)
+            panel = save(series.panel(both, monthly, at_risk, a), catalog.PANEL)
+        referred = save(referrals.transform(cohorts.referred(a.window())), catalog.REFERRED)
+        return both, referred, panel
 
     def release_series(self, both: DataFrame, referred: DataFrame, panel: DataFrame, end: dt.date) -> list[dict]:
         """Figure 1, the descriptives, the vulnerability profile and the programme-delivery tables."""
@@ -288,6 +327,40 @@ class Job:
         tracking.log_rows("", released, "estimand", ["estimate", "ci_low", "ci_high", "p_value"])
         study = self.publisher.event_study("event_study.csv", effects.event_study(panel, a))
         report.event_study_chart(study, a.event_study_reference, self.publisher.path("event_study.png"))
+
+    def sensitivity(self, end: dt.date) -> None:
+        """Every effect estimand under each sensitivity analysis (contract section 4b): the exact
+        analysis/sensitivity table, results/sensitivity.csv (released) and its forest plot. The
+        linkage thresholds rebuild the cohorts onward from their own record_person."""
+        a, costs = self.config.analysis, self.config.economics
+        tables = (catalog.PANEL, catalog.OFFENCES, catalog.COURT_CASES)
+        with contextlib.ExitStack() as stack:
+            # Each analysis reads the three tables again: from memory, not Delta.
+            main = sensitivity.Tables(*(stack.enter_context(cached(self.read(t))) for t in tables))
+            rows = sensitivity.suite(main, a, costs)
+        for threshold in self.config.sensitivity.match_thresholds:
+            analysis = sensitivity.threshold_analysis(threshold)
+            _, _, panel = self.analysis_tables(
+                self.read(catalog.variant(catalog.RECORD_PERSON, analysis)), end, analysis
+            )
+            offences, cases = (self.read(catalog.variant(t, analysis)) for t in (catalog.OFFENCES, catalog.COURT_CASES))
+            rows += sensitivity.rows(analysis, effects.estimate(panel, offences, cases, a, costs))
+        rows = sensitivity.in_order(rows)
+        self.save(
+            self.spark.createDataFrame(
+                [{"analysis": r["analysis"], **_typed_result(r)} for r in rows], sensitivity.SCHEMA
+            ),
+            catalog.SENSITIVITY,
+        )
+        savings = [name for name in ESTIMANDS if name.startswith("savings_")]
+        released = self.publisher.sensitivity("sensitivity.csv", rows, derived={"custody_or": savings})
+        report.sensitivity_plot(released, self.publisher.path("sensitivity.png"))
+        tracking.log_rows(
+            "",
+            [{**r, "key": f"sensitivity.{r['analysis']}.{r['estimand']}"} for r in released],
+            "key",
+            ["estimate", "ci_low", "ci_high", "p_value"],
+        )
 
     def release(self, run_id: str) -> None:
         """The SDC report, then results/ replaced whole; MLflow gets exactly the files its manifest lists."""

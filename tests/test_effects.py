@@ -7,7 +7,8 @@ from ld_spark.effects import justice_frames
 OFFENCES = (
     "person_key string, cohort string, in_outcomes boolean, justice_followed boolean, rel_month int, "
     "period string, clock_rel_month int, clock_period string, index_offence boolean, convicted boolean, "
-    "custodial_code boolean, sentenced boolean, custodial boolean, custodial_days int"
+    "custodial_code boolean, sentenced boolean, custodial boolean, custodial_days int, "
+    "sentencing_occasion int"
 )
 CASES = (
     "person_key string, cohort string, in_outcomes boolean, justice_followed boolean, rel_month int, "
@@ -21,11 +22,11 @@ def test_rules_keep_followed_people_on_the_rules_clock_plain_keeps_everyone_on_t
     offences = spark.createDataFrame(
         [
             # A historic index offence committed in month -2: post under the rules, pre in plain.
-            ("p1", "historic", True, True, 0, "post", -2, "pre", True, True, True, True, True, 90),
+            ("p1", "historic", True, True, 0, "post", -2, "pre", True, True, True, True, True, 90, 1),
             # Someone whose waiting period runs past the extract's end.
-            ("p2", "evaluation", True, False, 3, "post", 3, "post", False, True, False, True, False, None),
+            ("p2", "evaluation", True, False, 3, "post", 3, "post", False, True, False, True, False, None, 1),
             # Declined: out of both.
-            ("p3", "evaluation", False, True, 3, "post", 3, "post", False, True, False, True, False, None),
+            ("p3", "evaluation", False, True, 3, "post", 3, "post", False, True, False, True, False, None, 1),
         ],
         OFFENCES,
     )

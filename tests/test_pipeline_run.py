@@ -279,6 +279,95 @@ def test_estimates_have_every_estimand_and_cover_every_planted_value(spark, fini
         assert low <= value <= high, (name, value, gold[name])
 
 
+def test_sensitivity_has_every_analysis_and_estimand_main_is_the_estimates_and_thresholds_relink(spark, finished_run):
+    """results/sensitivity.csv holds every analysis x effect estimand of contract 4b (a cell may
+    be blank only where the SDC report withheld it), its main rows are estimates.csv's, and the
+    linkage thresholds really re-decide the links: fewer people at 0.80, more at 0.99."""
+    from ld_spark import sensitivity
+    from ld_spark.release.publish import SENSITIVITY_COLUMNS
+
+    out, _ = finished_run
+    with (out / "results" / "sensitivity.csv").open() as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == SENSITIVITY_COLUMNS
+        rows = list(reader)
+    analyses = [
+        "main",
+        "baseline_m24_m13",
+        "intention_to_treat",
+        "overlap_only",
+        "placebo_index",
+        "match_threshold_0.80",
+        "match_threshold_0.99",
+        "pre_trend",
+    ]
+    assert list(dict.fromkeys(r["analysis"] for r in rows)) == analyses
+    cells = {(r["analysis"], r["estimand"]): r for r in rows}
+    effects = [
+        "ae_attendance_rr",
+        "mh_referral_rr",
+        "mh_contact_rr",
+        "mha_detention_rr",
+        "iapt_referral_rr",
+        "iapt_attendance_rr",
+        "drug_referral_rr",
+        "drug_attendance_rr",
+        "offending_rr",
+        "police_contact_rr",
+        "custody_or",
+        "sentence_length_ratio",
+        "court_duration_days_diff",
+        "hearings_per_case_rr",
+        "adjournments_rr",
+        "arrest_to_sentence_days_diff",
+    ]
+    assert all((a, e) in cells for a in analyses for e in effects), [
+        (a, e) for a in analyses for e in effects if (a, e) not in cells
+    ]
+    estimates = {r["estimand"]: r for r in _rows(out / "results" / "estimates.csv")}
+    for (analysis, name), row in cells.items():
+        if analysis == "main":
+            assert {k: row[k] for k in ("estimate", "ci_low", "ci_high", "p_value", "n")} == {
+                k: estimates[name][k] for k in ("estimate", "ci_low", "ci_high", "p_value", "n")
+            }, name
+    ruled = {
+        r["row"]: r["action"]
+        for r in _rows(out / "results" / "sdc_report.csv")
+        if r["output"] == "sensitivity.csv" and r["column"] == "estimate"
+    }
+    gold = {
+        (r["analysis"], r["estimand"]): r
+        for r in io.read_delta(spark, catalog.path(out, catalog.SENSITIVITY)).collect()
+    }
+    for (analysis, name), row in cells.items():
+        if row["estimate"] == "" and gold[(analysis, name)]["estimate"] is not None:
+            assert ruled[f"{analysis}|{name}"] in ("suppressed", "withheld"), (analysis, name)
+    # A pre-trend test is a chi-square with its p-value, or says why it could not be made (at this
+    # scale the historic cohort is about 70 people, and most months of rare outcomes are too thin).
+    tests = [gold[("pre_trend", e)] for e in effects]
+    made = [t for t in tests if t["estimate"] is not None]
+    assert all(t["estimate"] >= 0 and 0 <= t["p_value"] <= 1 and "degrees of freedom" in t["method"] for t in made)
+    assert all("not estimable" in t["method"] for t in tests if t["estimate"] is None)
+    assert {"ae_attendance_rr", "hearings_per_case_rr"} <= {t["estimand"] for t in made}
+    people = {
+        threshold: io.read_delta(
+            spark,
+            catalog.path(
+                out,
+                catalog.variant(
+                    catalog.RECORD_PERSON_IDENTITY, threshold and sensitivity.threshold_analysis(threshold)
+                ),
+            ),
+        )
+        .select("person_key")
+        .distinct()
+        .count()
+        for threshold in (0.80, None, 0.99)
+    }
+    assert people[0.80] < people[None] < people[0.99], people
+    assert (out / "results" / "sensitivity.png").stat().st_size > 40_000
+
+
 def test_structural_error_stops_before_anything_is_written(spark, run_config, tmp_path):
     (tmp_path / "raw" / "ld_referrals").mkdir(parents=True)
     out = tmp_path / "out"

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from ld_spark.config import LinkageConf
 from ld_spark.link import blocking, components, deterministic, events, identity, key, model, quality  # noqa: F401 (the package API)
@@ -31,6 +32,8 @@ class Linked(NamedTuple):
     backend: str  # where Splink scored: duckdb or spark (model.backend)
     blocking: list[dict]  # each prediction rule's comparisons and largest block (blocking.comparisons)
     records: DataFrame  # the identity records (identity.records), cached while the block runs
+    # record_person with the links re-decided at each other match probability asked for
+    at_threshold: dict[float, DataFrame]
 
 
 @contextlib.contextmanager
@@ -41,12 +44,17 @@ def people(
     person_key: bytes,
     work_dir: Path,
     model_in: Path | None = None,
+    thresholds: tuple[float, ...] = (),
 ) -> Iterator[Linked]:
     """The identity records' person_keys, the Splink model, and where it scored.
 
-    bronze: contract table -> its bronze table, for every identity source. The frame is valid
-    while the block runs (it rests on cached tuples and Splink's work files): write it there.
+    bronze: contract table -> its bronze table, for every identity source. The frames are valid
+    while the block runs (they rest on cached tuples and Splink's work files): write them there.
+    thresholds: other match probabilities to re-decide the links at (sensitivity analyses).
+    Splink scores once, keeping the pairs down to the lowest threshold; each threshold is only
+    its own connected components.
     """
+    pairs = None
     records = identity.records(bronze).persist(StorageLevel.MEMORY_AND_DISK)
     tuples = identity.identity_tuples(records).persist(StorageLevel.MEMORY_AND_DISK)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -54,13 +62,24 @@ def people(
         counted = blocking.comparisons(tuples)
         blocking.check_budget(counted, conf.max_comparisons_per_rule)
         on = model.backend(conf, spark.sparkContext.master, tuples.count())
-        pairs, model_json = model.train_and_predict(spark, tuples, conf, work_dir, model_in=model_in, on=on)
-        edges = deterministic.deterministic_edges(tuples).unionByName(pairs.select("id_l", "id_r"))
-        found = components.connected_components(tuples.select(identity.UNIQUE_ID), edges)
-        keyed = found.transform(key.with_person_key(person_key))
-        linked = records.join(keyed, on=[identity.UNIQUE_ID], how="inner")
-        yield Linked(linked.select("source_table", "record_key", "person_key"), model_json, on, counted, records)
+        lowest = min(conf.match_threshold, *thresholds)
+        pairs, model_json = model.train_and_predict(
+            spark, tuples, conf, work_dir, model_in=model_in, on=on, keep_from=lowest
+        )
+        pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
+        strong = deterministic.deterministic_edges(tuples)
+
+        def linked_at(threshold: float) -> DataFrame:
+            kept = pairs.filter(F.col("match_weight") >= model.match_weight(threshold)).select("id_l", "id_r")
+            found = components.connected_components(tuples.select(identity.UNIQUE_ID), strong.unionByName(kept))
+            keyed = found.transform(key.with_person_key(person_key))
+            linked = records.join(keyed, on=[identity.UNIQUE_ID], how="inner")
+            return linked.select("source_table", "record_key", "person_key")
+
+        others = {t: linked_at(t) for t in thresholds}
+        yield Linked(linked_at(conf.match_threshold), model_json, on, counted, records, others)
     finally:
-        records.unpersist()
-        tuples.unpersist()
+        for df in (records, tuples, pairs):
+            if df is not None:
+                df.unpersist()
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from pathlib import Path
 
@@ -106,18 +107,21 @@ def train_and_predict(
     work_dir: Path,
     model_in: Path | None = None,
     on: str = "spark",
+    keep_from: float | None = None,
 ) -> tuple[DataFrame, str]:
-    """Splink pairs (id_l, id_r, match_weight) at or above the match threshold, and the model
+    """Splink pairs (id_l, id_r, match_weight) at or above the match probability `keep_from`
+    (default the match threshold; lower keeps the pairs other thresholds need), and the model
     as JSON text; `on` is the backend ("spark" or "duckdb", see backend())."""
     settings = for_dialect(model_in.read_text(), on) if model_in else splink_settings()
+    threshold = conf.match_threshold if keep_from is None else keep_from
     if on == "duckdb":
-        return _on_duckdb(spark, tuples, settings, conf, fit=model_in is None)
+        return _on_duckdb(spark, tuples, settings, conf, fit=model_in is None, threshold=threshold)
     linker = _linker(spark, tuples, settings, work_dir / "checkpoints")
     if model_in is None:
         train(linker, conf)
     model_path = work_dir / "model.json"
     linker.misc.save_model_to_json(str(model_path), overwrite=True)
-    predictions = linker.inference.predict(threshold_match_probability=conf.match_threshold, warning_mode="never")
+    predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
     pairs = predictions.as_spark_dataframe().select(
         F.col(f"{UNIQUE_ID}_l").alias("id_l"), F.col(f"{UNIQUE_ID}_r").alias("id_r"), "match_weight"
     )
@@ -161,7 +165,14 @@ def for_dialect(model_json: str, dialect: str) -> dict:
     return {**fresh, "sql_dialect": dialect}
 
 
-def _on_duckdb(spark: SparkSession, tuples: DataFrame, settings, conf: LinkageConf, fit: bool) -> tuple[DataFrame, str]:
+def match_weight(probability: float) -> float:
+    """The match weight of a match probability (Splink's: log2 of the odds)."""
+    return math.log2(probability / (1 - probability))
+
+
+def _on_duckdb(
+    spark: SparkSession, tuples: DataFrame, settings, conf: LinkageConf, fit: bool, threshold: float
+) -> tuple[DataFrame, str]:
     """The same Splink model on an embedded DuckDB: tuples travel Spark -> Arrow -> DuckDB, and
     the pairs back as a Spark DataFrame (held in the driver: pairs number about the tuples)."""
     import duckdb
@@ -175,7 +186,7 @@ def _on_duckdb(spark: SparkSession, tuples: DataFrame, settings, conf: LinkageCo
         if fit:
             train(linker, conf)
         model = json.dumps(linker.misc.save_model_to_json(), indent=2)
-        predictions = linker.inference.predict(threshold_match_probability=conf.match_threshold, warning_mode="never")
+        predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
         pairs = con.execute(
             f"SELECT {UNIQUE_ID}_l AS id_l, {UNIQUE_ID}_r AS id_r, match_weight FROM {predictions.physical_name}"
         ).fetch_df()

@@ -41,6 +41,7 @@ SPECS = {
     ),
 }
 REPORT_COLUMNS = ["output", "row", "column", "action", "reason"]
+SENSITIVITY_COLUMNS = ["analysis", "estimand", "estimate", "ci_low", "ci_high", "p_value", "n"]  # contract 4b
 
 
 @contextlib.contextmanager
@@ -124,6 +125,26 @@ class Publisher:
         """Results-table rows: counts of people rounded, percentages from rounded counts, model
         estimates withheld on too few people or residual df; `derived` maps an estimand to the
         rows computed from it, withheld with it (the economics rest on custody_or)."""
+        released = self._released_estimates(name, rows, derived)
+        write_csv(self.path(name), RESULT_COLUMNS, released)
+        return released
+
+    def sensitivity(self, name: str, rows: list[dict], derived: dict[str, list[str]] | None = None) -> list[dict]:
+        """sensitivity.csv: each analysis's estimates released as the results table's are (the
+        SDC report names a cell `analysis|estimand`), `derived` withheld with its source within
+        the same analysis."""
+        keyed = [{**r, "estimand": f"{r['analysis']}|{r['estimand']}"} for r in rows]
+        analyses = dict.fromkeys(r["analysis"] for r in rows)
+        within = {
+            f"{a}|{source}": [f"{a}|{n}" for n in names] for a in analyses for source, names in (derived or {}).items()
+        }
+        released = [
+            {**r, "estimand": r["estimand"].split("|", 1)[1]} for r in self._released_estimates(name, keyed, within)
+        ]
+        write_csv(self.path(name), SENSITIVITY_COLUMNS, released)
+        return released
+
+    def _released_estimates(self, name: str, rows: list[dict], derived: dict[str, list[str]] | None) -> list[dict]:
         released = []
         for row in rows:
             if row["estimand"].startswith("n_"):
@@ -154,7 +175,6 @@ class Publisher:
                         self.report.note(
                             name, r["estimand"], "estimate", "withheld", f"derived from {source}, withheld"
                         )
-        write_csv(self.path(name), RESULT_COLUMNS, released)
         return released
 
     def event_study(self, name: str, rows: list[dict]) -> list[dict]:

@@ -218,3 +218,79 @@ def declined_chart(rows: list[dict], path: Path) -> Path:
     ax.set_title("Uptake: declining L&D by vulnerability", fontsize=10)
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+# The sensitivity forest plot's panels: estimands of one family share a scale.
+SENSITIVITY_FAMILIES = {
+    "Health service use: rate ratios": (
+        "ae_attendance_rr",
+        "mh_referral_rr",
+        "mh_contact_rr",
+        "mha_detention_rr",
+        "iapt_referral_rr",
+        "iapt_attendance_rr",
+        "drug_referral_rr",
+        "drug_attendance_rr",
+    ),
+    "Justice: rate and odds ratios": (
+        "offending_rr",
+        "police_contact_rr",
+        "custody_or",
+        "sentence_length_ratio",
+        "hearings_per_case_rr",
+        "adjournments_rr",
+    ),
+    "Court and sentence timeliness: difference in days": ("court_duration_days_diff", "arrest_to_sentence_days_diff"),
+    "Economics: savings per referral not declined (GBP)": (
+        "savings_per_referral_avg_gbp",
+        "savings_per_referral_avg_prod_gbp",
+        "savings_per_referral_median_prod_gbp",
+    ),
+}
+
+
+def _drawable(row: dict, log: bool) -> bool:
+    values = [row.get(k) for k in ("estimate", "ci_low", "ci_high")]
+    return all(v is not None and math.isfinite(v) and (v > 0 or not log) for v in values)
+
+
+def sensitivity_plot(rows: list[dict], path: Path) -> Path:
+    """One panel per estimand family: each estimand's estimate and 95% interval under every
+    analysis (pre_trend rows are tests, not effects, and are left out); the reference line is
+    no difference (1 for ratios, 0 for days). Withheld or non-finite estimates leave a gap."""
+    analyses = list(dict.fromkeys(r["analysis"] for r in rows if r["analysis"] != "pre_trend"))
+    colours = plt.get_cmap("tab10")
+    heights = [len(names) * (len(analyses) + 1) for names in SENSITIVITY_FAMILIES.values()]
+    fig, axes = plt.subplots(
+        len(heights), 1, figsize=(9, 0.09 * sum(heights) + 3), gridspec_kw={"height_ratios": heights}
+    )
+    by_key = {(r["analysis"], r["estimand"]): r for r in rows}
+    for ax, (title, names) in zip(axes, SENSITIVITY_FAMILIES.items()):
+        log = "ratios" in title
+        ticks = []
+        for i, name in enumerate(names):
+            base = i * (len(analyses) + 1)
+            ticks.append(base + (len(analyses) - 1) / 2)
+            for j, analysis in enumerate(analyses):
+                r = by_key.get((analysis, name))
+                if r is None or not _drawable(r, log):
+                    continue
+                y = base + j
+                ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colours(j), linewidth=1.2)
+                ax.plot(r["estimate"], y, "s", color=colours(j), markersize=3.5, label=analysis if i == 0 else None)
+        if log:
+            ax.set_xscale("log")
+            ax.axvline(1, color="grey", linestyle="--", linewidth=0.8)
+        elif "days" in title:
+            ax.axvline(0, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_yticks(ticks, list(names), fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle("Sensitivity analyses: each effect under every specification (95% intervals)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.98))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

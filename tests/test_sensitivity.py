@@ -1,0 +1,140 @@
+"""Sensitivity analyses: the transforms that define them, and the pre-trend test's power."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from chispa import assert_df_equality
+
+from ld_spark import sensitivity
+from ld_spark.estimators import pre_trend
+
+PANEL = "person_key string, cohort string, in_outcomes boolean, rel_month int, period string"
+
+
+def _panel(spark, rows):
+    return spark.createDataFrame(rows, PANEL)
+
+
+def test_placebo_moves_every_index_twelve_months_earlier(spark, config):
+    a = config.analysis
+    panel = _panel(
+        spark,
+        [
+            ("p", "evaluation", True, -24, None),
+            ("p", "evaluation", True, -13, None),
+            ("p", "evaluation", True, -12, "pre"),
+        ]
+        + [
+            ("p", "evaluation", True, -1, "pre"),
+            ("p", "evaluation", True, 0, "post"),
+            ("p", "evaluation", True, 11, "post"),
+        ],
+    )
+    tables = sensitivity.Tables(panel, panel, panel)
+    placebo = sensitivity.specifications(a)[sensitivity.PLACEBO](tables).panel
+    expected = _panel(
+        spark,
+        [
+            ("p", "evaluation", True, -12, "pre"),
+            ("p", "evaluation", True, -1, "pre"),
+            ("p", "evaluation", True, 0, "post"),
+        ]
+        + [
+            ("p", "evaluation", True, 11, "post"),
+            ("p", "evaluation", True, 12, None),
+            ("p", "evaluation", True, 23, None),
+        ],
+    )
+    assert_df_equality(placebo, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_baseline_takes_months_minus_24_to_minus_13_as_the_pre_period(spark, config):
+    panel = _panel(
+        spark,
+        [("p", "historic", True, -24, None), ("p", "historic", True, -13, None), ("p", "historic", True, -12, "pre")]
+        + [("p", "historic", True, 0, "post")],
+    )
+    baseline = sensitivity.specifications(config.analysis)[sensitivity.BASELINE](
+        sensitivity.Tables(panel, panel, panel)
+    )
+    periods = {r["rel_month"]: r["period"] for r in baseline.offences.collect()}
+    assert periods == {-24: "pre", -13: "pre", -12: None, 0: "post"}
+
+
+def test_overlap_keeps_people_in_both_cohorts_and_itt_keeps_those_who_declined(spark, config):
+    panel = _panel(
+        spark,
+        [
+            ("both", "evaluation", True, 0, "post"),
+            ("both", "historic", True, 0, "post"),
+            ("declined", "evaluation", False, 0, "post"),
+            ("only", "historic", True, 0, "post"),
+        ],
+    )
+    specs = sensitivity.specifications(config.analysis)
+    overlap = specs[sensitivity.OVERLAP_ONLY](sensitivity.Tables(panel, panel, panel))
+    assert sorted(r["cohort"] for r in overlap.cases.collect() if r["person_key"] == "both") == [
+        "evaluation",
+        "historic",
+    ]
+    assert {r["person_key"] for r in overlap.panel.collect()} == {"both"}
+    itt = specs[sensitivity.INTENTION_TO_TREAT](sensitivity.Tables(panel, panel, panel))
+    assert all(r["in_outcomes"] for r in itt.panel.collect())
+
+
+def _monthly_counts(seed: int, evaluation_ramp: float) -> pd.DataFrame:
+    """Person-months of two cohorts of 1,500 people: the reference months, then months -12..-1
+    where the evaluation cohort's rate rises by `evaluation_ramp` x (month + 13) / 12 over the
+    control's (0: parallel trends)."""
+    rng = np.random.default_rng(seed)
+    evaluation, person, month = (
+        a.ravel() for a in np.meshgrid([0, 1], np.arange(1500), np.arange(-24, 0), indexing="ij")
+    )
+    post = (month >= -12).astype(int)
+    rate = 0.2 * np.where(evaluation == 1, 1.5, 1.0) * (1 + evaluation_ramp * evaluation * post * (month + 13) / 12)
+    df = pd.DataFrame(
+        {
+            "person": evaluation * 10_000 + person,
+            "evaluation": evaluation,
+            "rel_month": month,
+            "post": post,
+            "events": rng.poisson(rate),
+            "months": 1,
+        }
+    )
+    return sensitivity.with_level(df)
+
+
+def test_pre_trend_detects_a_planted_diverging_trend_and_passes_parallel_ones():
+    parallel = pre_trend("x_rr", _monthly_counts(1, 0.0), "events", "poisson", exposure="months")
+    diverging = pre_trend("x_rr", _monthly_counts(1, 0.6), "events", "poisson", exposure="months")
+    assert parallel.p_value > 0.05 and diverging.p_value < 0.001
+    assert "12 degrees of freedom" in parallel.method and diverging.estimate > 3 * parallel.estimate
+
+
+def test_pre_trend_leaves_out_months_a_cohort_cannot_fit_and_refuses_an_empty_reference():
+    df = _monthly_counts(2, 0.0)
+    quiet = (df["level"] == "-5") & (df["evaluation"] == 0)
+    tested = pre_trend("x_rr", df.assign(events=df["events"].where(~quiet, 0)), "events", "poisson", exposure="months")
+    assert "11 degrees of freedom (11 of the pre-index months fitted)" in tested.method
+    no_reference = df.assign(events=df["events"].where(df["level"] != "ref", 0))
+    assert pre_trend("x_rr", no_reference, "events", "poisson", exposure="months").estimate is None
+
+
+def test_pre_trend_of_a_binary_outcome():
+    rng = np.random.default_rng(3)
+    n = 6000
+    df = pd.DataFrame(
+        {
+            "person": np.arange(n),
+            "evaluation": rng.integers(0, 2, n),
+            "rel_month": rng.integers(-24, 0, n),
+        }
+    ).assign(post=lambda d: (d["rel_month"] >= -12).astype(int))
+    base = 0.3 + 0.1 * df["evaluation"]
+    diverging = base + 0.25 * df["evaluation"] * df["post"] * (df["rel_month"] + 13) / 12
+    flat = sensitivity.with_level(df.assign(y=(rng.random(n) < base).astype(int)))
+    steep = sensitivity.with_level(df.assign(y=(rng.random(n) < diverging).astype(int)))
+    assert pre_trend("c_or", flat, "y", "binomial").p_value > 0.05
+    assert pre_trend("c_or", steep, "y", "binomial").p_value < 0.001
