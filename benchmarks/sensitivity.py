@@ -21,28 +21,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ld_spark.contract import EFFECT_FAMILIES  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 CLI = [sys.executable, "-m", "ld_spark.cli"]
 STAGES = ["landing", "bronze", "linkage", "series", "effects", "sensitivity"]
 DIFFERENCES = ("court_duration_days_diff", "arrest_to_sentence_days_diff")  # null = 0 days
-SHOWN = (
-    "ae_attendance_rr",
-    "mh_referral_rr",
-    "mh_contact_rr",
-    "mha_detention_rr",
-    "iapt_referral_rr",
-    "iapt_attendance_rr",
-    "drug_referral_rr",
-    "drug_attendance_rr",
-    "offending_rr",
-    "police_contact_rr",
-    "custody_or",
-    "sentence_length_ratio",
-    "court_duration_days_diff",
-    "hearings_per_case_rr",
-    "adjournments_rr",
-    "arrest_to_sentence_days_diff",
-)
+SHOWN = [name for family in ("health", "justice", "timeliness") for name in EFFECT_FAMILIES[family]]
 
 
 def run(raw: Path, out: Path, store: Path, overlays: list[str]) -> dict[str, float]:

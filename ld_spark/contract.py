@@ -206,6 +206,33 @@ ESTIMANDS = [
     # Section 4c (further findings of the brief) computed so far.
     "police_contact_rr",
 ]
+# The effect estimands by family (section 4b, the sensitivity forest plot): a family shares a scale.
+EFFECT_FAMILIES = {
+    "health": [
+        "ae_attendance_rr",
+        "mh_referral_rr",
+        "mh_contact_rr",
+        "mha_detention_rr",
+        "iapt_referral_rr",
+        "iapt_attendance_rr",
+        "drug_referral_rr",
+        "drug_attendance_rr",
+    ],
+    "justice": [
+        "offending_rr",
+        "police_contact_rr",
+        "custody_or",
+        "sentence_length_ratio",
+        "hearings_per_case_rr",
+        "adjournments_rr",
+    ],
+    "timeliness": ["court_duration_days_diff", "arrest_to_sentence_days_diff"],
+    "economics": [
+        "savings_per_referral_avg_gbp",
+        "savings_per_referral_avg_prod_gbp",
+        "savings_per_referral_median_prod_gbp",
+    ],
+}
 RESULT_COLUMNS = ["estimand", "estimate", "ci_low", "ci_high", "p_value", "n", "method"]
 # The same columns as a Spark schema: the gold analysis/estimates table.
 RESULT_SCHEMA = "estimand string, estimate double, ci_low double, ci_high double, p_value double, n long, method string"

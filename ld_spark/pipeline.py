@@ -212,12 +212,15 @@ class Job:
         weights = report.match_weights_chart(model, self.publisher.path("match_weights.png"))
         mlflow.log_artifact(str(weights), artifact_path="linkage")
 
-        truth_file = catalog.file(self.raw, catalog.TRUTH_RECORD_PERSON)
-        truth = self.spark.read.csv(str(truth_file), header=True) if truth_file.exists() else None
         quality = self.publisher.table(
-            "linkage_quality.csv", link.quality.QUALITY_COLUMNS, link.quality.quality_rows(linked, truth)
+            "linkage_quality.csv", link.quality.QUALITY_COLUMNS, link.quality.quality_rows(linked, self.truth())
         )
         tracking.log_rows("linkage.", quality, "source_table", link.quality.QUALITY_COLUMNS[1:])
+
+    def truth(self) -> DataFrame | None:
+        """A synthetic extract's record -> true person map (contract `_truth/`), else None."""
+        truth_file = catalog.file(self.raw, catalog.TRUTH_RECORD_PERSON)
+        return self.spark.read.csv(str(truth_file), header=True) if truth_file.exists() else None
 
     def series(self) -> tuple[list[dict], dt.date]:
         """Linked bronze tables -> cohorts, offences, court cases, events and the person-month
@@ -229,7 +232,26 @@ class Job:
         end = cohorts.follow_up_end(a.follow_up_end, {t: self.bronze(t) for t in cohorts.EXTRACT_DATES})
         mlflow.log_param("analysis.follow_up_end_used", end.isoformat())
         both, referred, panel = self.analysis_tables(self.read(catalog.RECORD_PERSON), end)
+        self.cohort_linkage_quality(both)
         return self.release_series(both, referred, panel, end), end
+
+    def cohort_linkage_quality(self, cohort_index: DataFrame) -> None:
+        """results/linkage_quality_by_cohort.csv: linkage quality in each cohort's pre and post
+        periods, where the extract carries its truth (a real extract has none to score against)."""
+        truth = self.truth()
+        if truth is None:
+            return
+        a = self.config.analysis
+        identity = {table: self.bronze(table) for table, _, _ in link.identity.SOURCES.values()}
+        rows = link.quality.cohort_quality_rows(
+            self.read(catalog.RECORD_PERSON_IDENTITY),
+            truth,
+            cohort_index,
+            link.quality.record_dates(identity),
+            a.pre_months,
+            a.post_months,
+        )
+        self.publisher.table("linkage_quality_by_cohort.csv", link.quality.COHORT_QUALITY_COLUMNS, rows)
 
     def analysis_tables(
         self, record_person: DataFrame, end: dt.date, analysis: str | None = None

@@ -217,3 +217,34 @@ def test_released_percentages_carry_no_more_than_the_rounded_counts(tmp_path):
         a = sdc.release_percentage_estimate({"estimand": "p", "estimate": 0, "n": n1}, k1, RULES, sdc.Report())
         b = sdc.release_percentage_estimate({"estimand": "p", "estimate": 0, "n": n2}, k2, RULES, sdc.Report())
         assert a == b
+
+
+def test_sensitivity_rows_are_released_per_analysis_and_savings_go_with_their_own_custody_or(tmp_path):
+    """custody_or on too few people withholds that analysis's savings, not another analysis's;
+    the report names each cell `analysis|estimand`."""
+    publisher = Publisher(tmp_path / "results", RULES)
+    fit = {"ci_low": 0.3, "ci_high": 0.9, "p_value": 0.01, "n": 400, "method": "m", "df_resid": 399}
+    rows = [
+        {"analysis": "main", "estimand": "custody_or", "estimate": 0.5, "people": 4, **fit},
+        {"analysis": "main", "estimand": "savings_per_referral_avg_gbp", "estimate": 900.0, "people": 400, **fit},
+        {"analysis": "placebo_index", "estimand": "custody_or", "estimate": 1.1, "people": 400, **fit},
+        {
+            "analysis": "placebo_index",
+            "estimand": "savings_per_referral_avg_gbp",
+            "estimate": -20.0,
+            "people": 400,
+            **fit,
+        },
+    ]
+    released = publisher.sensitivity("sensitivity.csv", rows, derived={"custody_or": ["savings_per_referral_avg_gbp"]})
+    assert [(r["analysis"], r["estimand"], r["estimate"]) for r in released] == [
+        ("main", "custody_or", None),
+        ("main", "savings_per_referral_avg_gbp", None),
+        ("placebo_index", "custody_or", 1.1),
+        ("placebo_index", "savings_per_referral_avg_gbp", -20.0),
+    ]
+    cells = {(r["row"], r["column"]): r["action"] for r in publisher.report.rows}
+    assert cells[("main|savings_per_referral_avg_gbp", "estimate")] == "withheld"
+    assert cells[("placebo_index|custody_or", "estimate")] == "released"
+    with (publisher.path("sensitivity.csv")).open() as handle:
+        assert next(csv.reader(handle)) == ["analysis", "estimand", "estimate", "ci_low", "ci_high", "p_value", "n"]

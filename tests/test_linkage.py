@@ -377,3 +377,43 @@ def test_a_rule_over_the_comparison_budget_stops_the_run_with_one_line_naming_it
         "linkage.max_comparisons_per_rule 1,000,000: add a key to the rule, or raise the budget if the cluster "
         "can score that many pairs"
     )
+
+
+def test_quality_per_cohort_and_period_scores_the_members_records_in_each_period(spark):
+    """A member (k1, truly P1) with a missed link (A3 went to k2) and a wrong one (B1, truly P2):
+    in the post period, pairs (k1: A1A2 A1B1 A2B1; P1: A1A2 A1A3 A2A3; both: A1A2) give the
+    L&D record 1/2 and 1/2, the A&E records 1/3 and 1/3; C1 alone in the pre period has no pair."""
+    import datetime as dt
+
+    from ld_spark.link.quality import cohort_quality_rows
+
+    rows = [
+        ("ld_referrals", "A1", "k1", "P1", "2017-03-01"),
+        ("hes_ae", "A2", "k1", "P1", "2017-05-01"),
+        ("hes_ae", "A3", "k2", "P1", "2017-06-01"),
+        ("hes_ae", "B1", "k1", "P2", "2017-04-01"),
+        ("hes_ae", "C1", "k1", "P1", "2016-06-01"),
+        ("hes_ae", "D1", "k1", "P1", "2019-06-01"),  # month 27: in neither period
+    ]
+    record_person = spark.createDataFrame(
+        [r[:3] for r in rows], "source_table string, record_key string, person_key string"
+    )
+    truth = spark.createDataFrame(
+        [(r[0], r[1], r[3]) for r in rows], "source_table string, record_key string, person_id string"
+    )
+    dates = spark.createDataFrame(
+        [(r[0], r[1], dt.date.fromisoformat(r[4])) for r in rows],
+        "source_table string, record_key string, record_date date",
+    )
+    cohort_index = spark.createDataFrame(
+        [("k1", "evaluation", dt.date(2017, 3, 10))], "person_key string, cohort string, index_date date"
+    )
+    got = cohort_quality_rows(record_person, truth, cohort_index, dates, (-12, -1), (0, 11))
+    assert got == [
+        {"cohort": "evaluation", "period": "pre", "source_table": "hes_ae", "n_records": 1, "n_persons": 1}
+        | {"precision": None, "recall": None, "f1": None},
+        {"cohort": "evaluation", "period": "post", "source_table": "ld_referrals", "n_records": 1, "n_persons": 1}
+        | {"precision": 0.5, "recall": 0.5, "f1": 0.5},
+        {"cohort": "evaluation", "period": "post", "source_table": "hes_ae", "n_records": 3, "n_persons": 2}
+        | {"precision": 0.3333, "recall": 0.3333, "f1": 0.3333},
+    ]

@@ -99,6 +99,24 @@ def test_linkage_meets_the_f1_targets_at_test_scale(finished_run):
         assert int(row["n_persons"]) <= int(row["n_records"])
 
 
+def test_linkage_quality_is_reported_for_each_cohort_and_period(finished_run):
+    """Both cohorts' pre and post periods, every dated identity source in them, scored on truth."""
+    out, _ = finished_run
+    rows = _rows(out / "results" / "linkage_quality_by_cohort.csv")
+    assert {(r["cohort"], r["period"]) for r in rows} == {
+        (cohort, period) for cohort in ("evaluation", "historic") for period in ("pre", "post")
+    }
+    assert {r["source_table"] for r in rows} == {
+        "ld_referrals",
+        "hes_ae",
+        "ndtms.episodes",
+        "pnc.offences",
+        "hmcts.cases",
+    }
+    scored = [float(r["f1"]) for r in rows if r["f1"] != ""]
+    assert len(scored) >= 12 and min(scored) >= 0.8, rows
+
+
 def test_every_identity_record_gets_one_pseudonymous_person_key(spark, finished_run, small_extract):
     from pyspark.sql import functions as F
 

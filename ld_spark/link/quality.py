@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ld_spark.frames import union_all
 from ld_spark.link.identity import SOURCES
 
 QUALITY_COLUMNS = ["source_table", "n_records", "n_persons", "precision", "recall", "f1"]
@@ -21,32 +22,35 @@ def quality_cells(record_person: DataFrame, truth: DataFrame) -> DataFrame:
     )
 
 
-def pairwise_quality(cells: DataFrame) -> DataFrame:
+def pairwise_quality(cells: DataFrame, by: tuple[str, ...] = ()) -> DataFrame:
     """Per source table: records, people found, and pairwise precision/recall/F1 of "same person".
 
     cells: quality_cells(record_person, truth). For a table T the pairs judged are every pair of
     records with at least one in T (the other in any table), so a table is scored on both its
     within-source and its cross-source links. Counts come from cluster sizes, never from
-    materialising the pairs.
+    materialising the pairs. `by`: columns of cells that split it into separate universes
+    (cohort and period), each scored on its own.
     """
 
+    group = [*by, "source_table"]
+
     def pairs(cols: list[str], name: str) -> DataFrame:
-        per_table = cells.groupBy(*cols, "source_table").agg(F.sum("n_t").alias("n_t"))
-        total = per_table.groupBy(*cols).agg(F.sum("n_t").alias("n"))
+        per_table = cells.groupBy(*by, *cols, "source_table").agg(F.sum("n_t").alias("n_t"))
+        total = per_table.groupBy(*by, *cols).agg(F.sum("n_t").alias("n"))
         return (
-            per_table.join(total, on=cols, how="inner")
+            per_table.join(total, on=[*by, *cols], how="inner")
             .withColumn(name, F.col("n_t") * (F.col("n") - F.col("n_t")) + F.col("n_t") * (F.col("n_t") - 1) / 2)
-            .groupBy("source_table")
+            .groupBy(*group)
             .agg(F.sum(name).alias(name))
         )
 
-    counts = cells.groupBy("source_table").agg(
+    counts = cells.groupBy(*group).agg(
         F.sum("n_t").alias("n_records"), F.countDistinct("person_key").alias("n_persons")
     )
     q = (
-        counts.join(pairs(["person_key"], "predicted"), on=["source_table"], how="left")
-        .join(pairs(["true_person"], "actual"), on=["source_table"], how="left")
-        .join(pairs(["person_key", "true_person"], "correct"), on=["source_table"], how="left")
+        counts.join(pairs(["person_key"], "predicted"), on=group, how="left")
+        .join(pairs(["true_person"], "actual"), on=group, how="left")
+        .join(pairs(["person_key", "true_person"], "correct"), on=group, how="left")
         .fillna(0, ["predicted", "actual", "correct"])
     )
     # try_divide: null, not an error, where a table has no pairs (or precision + recall is 0).
@@ -54,7 +58,7 @@ def pairwise_quality(cells: DataFrame) -> DataFrame:
         q.withColumn("precision", F.try_divide(F.col("correct"), F.col("predicted")))
         .withColumn("recall", F.try_divide(F.col("correct"), F.col("actual")))
         .withColumn("f1", F.try_divide(2 * F.col("precision") * F.col("recall"), F.col("precision") + F.col("recall")))
-        .select("source_table", "n_records", "n_persons", "precision", "recall", "f1")
+        .select(*group, "n_records", "n_persons", "precision", "recall", "f1")
     )
 
 
@@ -84,3 +88,80 @@ def quality_rows(record_person: DataFrame, truth: DataFrame | None) -> list[dict
             }
         )
     return out
+
+
+# The dated identity sources: the date that places a record in a cohort's period. MPI records
+# (MHSDS, IAPT) carry no event date and are scored in neither period.
+RECORD_DATES = {
+    "ld_referrals": "referral_date",
+    "hes_ae": "ARRIVALDATE",
+    "ndtms.episodes": "REFLD",
+    "pnc.offences": "coalesce(offence_date, arrest_date)",
+    "hmcts.cases": "coalesce(first_hearing_date, charge_date, offence_date)",
+}
+COHORT_QUALITY_COLUMNS = ["cohort", "period", *QUALITY_COLUMNS]
+
+
+def record_dates(bronze: dict[str, DataFrame]) -> DataFrame:
+    """(source_table, record_key, record_date) of every dated identity record
+    (bronze: contract table -> its bronze table)."""
+    parts = [
+        bronze[SOURCES[source][0]].select(
+            F.lit(source).alias("source_table"),
+            F.expr(SOURCES[source][1]).alias("record_key"),
+            F.expr(date).cast("date").alias("record_date"),
+        )
+        for source, date in RECORD_DATES.items()
+    ]
+    return union_all(parts).filter(F.col("record_date").isNotNull())
+
+
+def cohort_quality_rows(
+    record_person: DataFrame,
+    truth: DataFrame,
+    cohort_index: DataFrame,
+    dates: DataFrame,
+    pre: tuple[int, int],
+    post: tuple[int, int],
+) -> list[dict]:
+    """Linkage quality per cohort and period (GUILD: missed links that differ between the 2013/14
+    and the 2017 records bias a before/after contrast). The universe of a cohort x period is every
+    dated identity record in that period of a cohort member's index, the member being the person
+    found (precision: records wrongly pulled in) or any true person among the member's records
+    (recall: records of theirs left out); pairwise precision, recall and F1 within it, per source.
+
+    cohort_index: person_key, cohort, index_date; dates: record_dates().
+    """
+    truth = truth.select("source_table", "record_key", F.col("person_id").alias("true_person")).distinct()
+    labelled = record_person.join(truth, on=["source_table", "record_key"], how="inner").join(
+        dates, on=["source_table", "record_key"], how="inner"
+    )
+    members = cohort_index.select("person_key", "cohort", "index_date")
+    true_members = (
+        labelled.join(members, on=["person_key"], how="inner").select("true_person", "cohort", "index_date").distinct()
+    )
+    rel = F.year("record_date") * 12 + F.month("record_date") - (F.year("index_date") * 12 + F.month("index_date"))
+    period = F.when(rel.between(*pre), F.lit("pre")).when(rel.between(*post), F.lit("post"))
+    found = labelled.join(members, on=["person_key"], how="inner")
+    truly = labelled.join(true_members, on=["true_person"], how="inner")
+    keys = ["source_table", "record_key", "person_key", "true_person", "cohort"]
+    universe = (
+        found.select(*keys, "record_date", "index_date")
+        .unionByName(truly.select(*keys, "record_date", "index_date"))
+        .withColumn("period", period)
+        .filter(F.col("period").isNotNull())
+        .select(*keys, "period")
+        .distinct()
+    )
+    cells = universe.groupBy("cohort", "period", "source_table", "person_key", "true_person").agg(
+        F.count("*").alias("n_t")
+    )
+    rows = pairwise_quality(cells, by=("cohort", "period")).collect()
+    order = {source: i for i, source in enumerate(SOURCES)}
+    return [
+        {
+            **{k: r[k] for k in ("cohort", "period", "source_table", "n_records", "n_persons")},
+            **{m: None if r[m] is None else round(r[m], 4) for m in ("precision", "recall", "f1")},
+        }
+        for r in sorted(rows, key=lambda r: (r["cohort"], r["period"] != "pre", order.get(r["source_table"], 99)))
+    ]

@@ -35,6 +35,9 @@ SPECS = {
         key=["vulnerability"], counts=["people", "declined", "people_without", "declined_without"]
     ),
     "linkage_quality.csv": sdc.Spec(key=["source_table"], counts=["n_records", "n_persons"]),
+    "linkage_quality_by_cohort.csv": sdc.Spec(
+        key=["cohort", "period", "source_table"], counts=["n_records", "n_persons"]
+    ),
     "linkage_blocking.csv": sdc.Spec(key=["rule"], counts=["comparisons", "blocks", "largest_block"]),
     "reconciliation.csv": sdc.Spec(
         key=["source_table"], counts=["read", "loaded", "quarantined", "duplicate", "superseded"]

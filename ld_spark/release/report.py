@@ -8,6 +8,8 @@ from pathlib import Path
 
 import matplotlib
 
+from ld_spark.contract import EFFECT_FAMILIES
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -220,32 +222,12 @@ def declined_chart(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-# The sensitivity forest plot's panels: estimands of one family share a scale.
-SENSITIVITY_FAMILIES = {
-    "Health service use: rate ratios": (
-        "ae_attendance_rr",
-        "mh_referral_rr",
-        "mh_contact_rr",
-        "mha_detention_rr",
-        "iapt_referral_rr",
-        "iapt_attendance_rr",
-        "drug_referral_rr",
-        "drug_attendance_rr",
-    ),
-    "Justice: rate and odds ratios": (
-        "offending_rr",
-        "police_contact_rr",
-        "custody_or",
-        "sentence_length_ratio",
-        "hearings_per_case_rr",
-        "adjournments_rr",
-    ),
-    "Court and sentence timeliness: difference in days": ("court_duration_days_diff", "arrest_to_sentence_days_diff"),
-    "Economics: savings per referral not declined (GBP)": (
-        "savings_per_referral_avg_gbp",
-        "savings_per_referral_avg_prod_gbp",
-        "savings_per_referral_median_prod_gbp",
-    ),
+# The sensitivity forest plot's panels, one per family of contract.EFFECT_FAMILIES.
+SENSITIVITY_PANELS = {
+    "health": "Health service use: rate ratios",
+    "justice": "Justice: rate and odds ratios",
+    "timeliness": "Court and sentence timeliness: difference in days",
+    "economics": "Economics: savings per referral not declined (GBP)",
 }
 
 
@@ -260,12 +242,13 @@ def sensitivity_plot(rows: list[dict], path: Path) -> Path:
     no difference (1 for ratios, 0 for days). Withheld or non-finite estimates leave a gap."""
     analyses = list(dict.fromkeys(r["analysis"] for r in rows if r["analysis"] != "pre_trend"))
     colours = plt.get_cmap("tab10")
-    heights = [len(names) * (len(analyses) + 1) for names in SENSITIVITY_FAMILIES.values()]
+    families = {SENSITIVITY_PANELS[f]: names for f, names in EFFECT_FAMILIES.items()}
+    heights = [len(names) * (len(analyses) + 1) for names in families.values()]
     fig, axes = plt.subplots(
         len(heights), 1, figsize=(9, 0.09 * sum(heights) + 3), gridspec_kw={"height_ratios": heights}
     )
     by_key = {(r["analysis"], r["estimand"]): r for r in rows}
-    for ax, (title, names) in zip(axes, SENSITIVITY_FAMILIES.items()):
+    for ax, (title, names) in zip(axes, families.items()):
         log = "ratios" in title
         ticks = []
         for i, name in enumerate(names):
