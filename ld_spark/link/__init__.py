@@ -62,7 +62,7 @@ def people(
         counted = blocking.comparisons(tuples)
         blocking.check_budget(counted, conf.max_comparisons_per_rule)
         on = model.backend(conf, spark.sparkContext.master, tuples.count())
-        lowest = min(conf.match_threshold, *thresholds)
+        lowest = min((conf.match_threshold, *thresholds))
         pairs, model_json = model.train_and_predict(
             spark, tuples, conf, work_dir, model_in=model_in, on=on, keep_from=lowest
         )
