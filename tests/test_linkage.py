@@ -417,3 +417,25 @@ def test_quality_per_cohort_and_period_scores_the_members_records_in_each_period
         {"cohort": "evaluation", "period": "post", "source_table": "hes_ae", "n_records": 3, "n_persons": 2}
         | {"precision": 0.3333, "recall": 0.3333, "f1": 0.3333},
     ]
+
+
+def test_links_are_re_decided_at_each_threshold_from_the_same_scored_pairs(spark):
+    """Pairs a-b (weight 3: probability 0.89) and b-c (weight 8: 0.996): at 0.80 one person, at
+    0.95 a alone and b-c together, at 0.999 three people; the deterministic edge c-d always holds."""
+    records = spark.createDataFrame(
+        [("t", f"r{x}", x) for x in "abcd"], f"source_table string, record_key string, {link.identity.UNIQUE_ID} string"
+    )
+    tuples = records.select(link.identity.UNIQUE_ID)
+    strong = spark.createDataFrame([("c", "d")], "id_l string, id_r string")
+    pairs = spark.createDataFrame([("a", "b", 3.0), ("b", "c", 8.0)], "id_l string, id_r string, match_weight double")
+
+    def groups(threshold: float) -> list[list[str]]:
+        linked = link.linked_at(records, tuples, strong, pairs, threshold, b"k" * 32).collect()
+        by_person: dict[str, list[str]] = {}
+        for r in linked:
+            by_person.setdefault(r["person_key"], []).append(r["record_key"])
+        return sorted(sorted(v) for v in by_person.values())
+
+    assert groups(0.80) == [["ra", "rb", "rc", "rd"]]
+    assert groups(0.95) == [["ra"], ["rb", "rc", "rd"]]
+    assert groups(0.999) == [["ra"], ["rb"], ["rc", "rd"]]

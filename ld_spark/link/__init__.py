@@ -69,17 +69,24 @@ def people(
         pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
         strong = deterministic.deterministic_edges(tuples)
 
-        def linked_at(threshold: float) -> DataFrame:
-            kept = pairs.filter(F.col("match_weight") >= model.match_weight(threshold)).select("id_l", "id_r")
-            found = components.connected_components(tuples.select(identity.UNIQUE_ID), strong.unionByName(kept))
-            keyed = found.transform(key.with_person_key(person_key))
-            linked = records.join(keyed, on=[identity.UNIQUE_ID], how="inner")
-            return linked.select("source_table", "record_key", "person_key")
+        def at(threshold: float) -> DataFrame:
+            return linked_at(records, tuples, strong, pairs, threshold, person_key)
 
-        others = {t: linked_at(t) for t in thresholds}
-        yield Linked(linked_at(conf.match_threshold), model_json, on, counted, records, others)
+        others = {t: at(t) for t in thresholds}
+        yield Linked(at(conf.match_threshold), model_json, on, counted, records, others)
     finally:
         for df in (records, tuples, pairs):
             if df is not None:
                 df.unpersist()
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def linked_at(
+    records: DataFrame, tuples: DataFrame, strong: DataFrame, pairs: DataFrame, threshold: float, person_key: bytes
+) -> DataFrame:
+    """(source_table, record_key, person_key) with people as the connected components of the
+    deterministic edges and the Splink pairs at or above the match probability `threshold`."""
+    kept = pairs.filter(F.col("match_weight") >= model.match_weight(threshold)).select("id_l", "id_r")
+    found = components.connected_components(tuples.select(identity.UNIQUE_ID), strong.unionByName(kept))
+    keyed = found.transform(key.with_person_key(person_key))
+    return records.join(keyed, on=[identity.UNIQUE_ID], how="inner").select("source_table", "record_key", "person_key")
