@@ -205,6 +205,10 @@ ESTIMANDS = [
     "savings_total_high_gbp",
     # Section 4c (further findings of the brief) computed so far.
     "police_contact_rr",
+    "court_duration_at_referral_days_diff",
+    "site_heterogeneity_iapt_p",
+    "site_heterogeneity_mh_p",
+    "declined_substance_or",
 ]
 # The effect estimands by family (section 4b, the sensitivity forest plot): a family shares a scale.
 EFFECT_FAMILIES = {

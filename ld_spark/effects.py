@@ -150,12 +150,32 @@ def justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, horizon_days:
         estimators.restricted_mean_did(
             "court_duration_days_diff", cases, "duration_days", "duration_observed", horizon_days
         ),
+        at_referral(
+            estimators.restricted_mean_did(
+                "court_duration_at_referral_days_diff",
+                cases[(cases["post"] == 0) | cases["rel_month"].between(*AT_REFERRAL_MONTHS)],
+                "duration_days",
+                "duration_observed",
+                horizon_days,
+            )
+        ),
         _per_case(estimators.count_did("hearings_per_case_rr", windowed, "hearings", exposure="one"), horizon_days),
         _per_case(estimators.count_did("adjournments_rr", windowed, "adjournments", exposure="one"), horizon_days),
         estimators.restricted_mean_did(
             "arrest_to_sentence_days_diff", cases, "arrest_to_sentence_days", "sentence_observed", horizon_days
         ),
     ]
+
+
+# court_duration_at_referral_days_diff: offences committed at or just after the referral.
+AT_REFERRAL_MONTHS = (0, 1)
+
+
+def at_referral(est: Estimate) -> Estimate:
+    first, last = AT_REFERRAL_MONTHS
+    return dataclasses.replace(
+        est, method=f"{est.method}; post-period cases of offences in months {first}..{last} only"
+    )
 
 
 def _per_case(est: Estimate, horizon_days: int) -> Estimate:

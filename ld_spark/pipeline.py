@@ -300,18 +300,16 @@ class Job:
             publish.table("figure1.csv", ["cohort", "rel_month", "outcome", "persons", "events", "rate"], rates),
             path("figure1.png"),
         )
+        site_counts = [r.asDict() for r in uptake.site_onward_counts(referred).collect()]
         described = descriptives.descriptive_estimates(both, referred, panel, self.config.analysis.prior_contact_months)
+        described += [e.row() for e in uptake.delivery_estimates(referred, site_counts)]
         released = publish.estimates("descriptives.csv", described)
         publish.table(
             "vulnerability_profile.csv",
             ["vulnerability", "people", "referred", "pct"],
             descriptives.vulnerability_profile(descriptives.vulnerability_counts(referred)),
         )
-        sites = publish.table(
-            "site_onward_referrals.csv",
-            ["site_code", "referrals", *ONWARD_REFERRALS],
-            [r.asDict() for r in uptake.site_onward_counts(referred).collect()],
-        )
+        sites = publish.table("site_onward_referrals.csv", ["site_code", "referrals", *ONWARD_REFERRALS], site_counts)
         report.funnel_plot(sites, "iapt", path("site_funnel_iapt.png"))
         declining = publish.table(
             "declined_by_vulnerability.csv",

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ld_spark.cohorts import declined
 from ld_spark.contract import ONWARD_REFERRALS, VULNERABILITIES
+from ld_spark.estimators import Estimate, Z
 from ld_spark.frames import union_all
 
 
@@ -52,3 +55,76 @@ def funnel_limits(p: float, n: int, z: float) -> tuple[float, float]:
     """Control limits for a proportion p at n referrals (normal approximation, clipped to [0, 1])."""
     half = z * math.sqrt(p * (1 - p) / n) if n else 1.0
     return max(0.0, p - half), min(1.0, p + half)
+
+
+def site_heterogeneity(estimand: str, sites: list[dict], service: str) -> Estimate:
+    """Pearson chi-square test that the share of referrals onward-referred to `service` is the
+    same at every site (sites: site_onward_counts rows, exact); estimate = chi-square."""
+    from scipy import stats
+
+    used = [r for r in sites if r["referrals"]]
+    n = sum(r["referrals"] for r in used)
+    method = f"Pearson chi-square test of equal {service} onward-referral rates across sites"
+    table = np.array([[r[service], r["referrals"] - r[service]] for r in used], dtype=float)
+    if len(used) < 2 or (table.sum(axis=0) == 0).any():
+        return Estimate(
+            estimand, None, None, None, None, n, f"{method}; not estimable: fewer than two sites or one outcome"
+        )
+    chi2, p, dof, _ = stats.chi2_contingency(table, correction=False)
+    return Estimate(
+        estimand,
+        float(chi2),
+        None,
+        None,
+        float(p),
+        n,
+        f"{method} ({len(used)} sites, {dof} df)",
+        people=n,
+        df_resid=n - len(used),
+    )
+
+
+def declined_flags(referred: DataFrame) -> pd.DataFrame:
+    """Referred people -> declined (0/1) and each vulnerability flag (0/1), in a fixed row order."""
+    flags = [F.coalesce(F.col(f"vuln_{v}"), F.lit(False)).cast("int").alias(v) for v in VULNERABILITIES]
+    frame = referred.select(declined().cast("int").alias("declined"), *flags).toPandas()
+    return frame.sort_values(list(frame.columns), kind="mergesort").reset_index(drop=True)
+
+
+def declined_odds_ratio(estimand: str, flags: pd.DataFrame, exposure: str) -> Estimate:
+    """Odds ratio of declining with the `exposure` vulnerability against without, adjusted for the
+    other flags: logistic regression, one row per referred person, robust (HC1) SE. A flag that
+    never varies among these people is left out of the adjustment."""
+    import statsmodels.api as sm
+
+    n = len(flags)
+    method = f"logistic regression of declining on {exposure}, adjusted for the other vulnerability flags, HC1 SE"
+    others = [v for v in VULNERABILITIES if v != exposure and flags[v].nunique() > 1]
+    cells = flags.groupby(exposure)["declined"].agg(["size", "sum"])
+    if len(cells) < 2 or ((cells["sum"] == 0) | (cells["sum"] == cells["size"])).any():
+        return Estimate(estimand, None, None, None, None, n, f"{method}; not estimable: a group is all one outcome")
+    X = sm.add_constant(flags[[exposure, *others]].to_numpy(float), has_constant="add")
+    result = sm.GLM(flags["declined"].to_numpy(float), X, family=sm.families.Binomial()).fit(cov_type="HC1")
+    b, se, p = float(result.params[1]), float(result.bse[1]), float(result.pvalues[1])
+    return Estimate(
+        estimand,
+        math.exp(b),
+        math.exp(b - Z * se),
+        math.exp(b + Z * se),
+        p,
+        n,
+        method,
+        people=n,
+        df_resid=int(result.df_resid),
+    )
+
+
+def delivery_estimates(referred: DataFrame, sites: list[dict]) -> list[Estimate]:
+    """The brief's delivery findings as results-table rows (contract section 4c): onward referral
+    varied between sites (IAPT, specialist mental health), and people with substance-misuse
+    needs were more likely to decline. sites: site_onward_counts rows (exact)."""
+    return [
+        site_heterogeneity("site_heterogeneity_iapt_p", sites, "iapt"),
+        site_heterogeneity("site_heterogeneity_mh_p", sites, "mh_specialist"),
+        declined_odds_ratio("declined_substance_or", declined_flags(referred), "substance_misuse"),
+    ]

@@ -115,6 +115,17 @@ def test_linkage_quality_is_reported_for_each_cohort_and_period(finished_run):
     }
     scored = [float(r["f1"]) for r in rows if r["f1"] != ""]
     assert len(scored) >= 12 and min(scored) >= 0.8, rows
+    # A metric over a suppressed count of records is suppressed with it.
+    assert all(r["precision"] == r["recall"] == r["f1"] == "" for r in rows if r["n_records"] == "")
+
+
+def test_sites_differ_in_onward_referral_as_planted(finished_run):
+    """The generator draws each site's IAPT and specialist MH referral rates from wide Beta
+    distributions (concentration 3 and 15): the chi-square tests must see it."""
+    out, _ = finished_run
+    rows = {r["estimand"]: r for r in _rows(out / "results" / "estimates.csv")}
+    for name in ("site_heterogeneity_iapt_p", "site_heterogeneity_mh_p"):
+        assert float(rows[name]["p_value"]) < 0.001 and float(rows[name]["estimate"]) > 26, rows[name]
 
 
 def test_every_identity_record_gets_one_pseudonymous_person_key(spark, finished_run, small_extract):

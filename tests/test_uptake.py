@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ld_spark.contract import VULNERABILITIES
 from ld_spark.uptake import declined_by_vulnerability, funnel_limits, site_onward_counts
 
@@ -51,3 +53,39 @@ def test_funnel_limits_narrow_as_sites_grow():
     small, large = funnel_limits(0.2, 25, 1.96), funnel_limits(0.2, 400, 1.96)
     assert small[0] < large[0] < 0.2 < large[1] < small[1]
     assert funnel_limits(0.02, 5, 3.09)[0] == 0.0
+
+
+def test_site_heterogeneity_is_the_pearson_chi_square_of_the_sites_table():
+    """10 of 100 against 30 of 100: expected 20/80 in each row, chi-square 5 + 1.25 + 5 + 1.25 = 12.5
+    on 1 df (p = 0.00041); equal rates give 0 and p = 1; a site with no referrals is left out."""
+    from ld_spark.uptake import site_heterogeneity
+
+    sites = [
+        {"site_code": "A", "referrals": 100, "iapt": 10},
+        {"site_code": "B", "referrals": 100, "iapt": 30},
+        {"site_code": "C", "referrals": 0, "iapt": 0},
+    ]
+    got = site_heterogeneity("site_heterogeneity_iapt_p", sites, "iapt")
+    assert got.estimate == pytest.approx(12.5) and got.p_value == pytest.approx(0.000407, abs=1e-6)
+    assert got.n == 200 and "2 sites, 1 df" in got.method
+    same = site_heterogeneity("x", [{"referrals": 50, "iapt": 5}, {"referrals": 100, "iapt": 10}], "iapt")
+    assert same.estimate == pytest.approx(0.0) and same.p_value == pytest.approx(1.0)
+
+
+def test_declined_odds_ratio_is_adjusted_and_exact_on_a_saturated_table():
+    """Substance misuse: 30 of 100 declined, without: 10 of 100, so OR = (30/70) / (10/90) = 3.857;
+    mental health split evenly in every cell changes nothing; a flag that never varies is left out."""
+    import pandas as pd
+
+    from ld_spark.contract import VULNERABILITIES
+    from ld_spark.uptake import declined_odds_ratio
+
+    rows = []
+    for substance, declined, count in ((1, 1, 30), (1, 0, 70), (0, 1, 10), (0, 0, 90)):
+        rows += [{"declined": declined, "substance_misuse": substance, "mental_health": i % 2} for i in range(count)]
+    flags = pd.DataFrame(rows)
+    for v in VULNERABILITIES:
+        flags[v] = flags.get(v, 0)
+    got = declined_odds_ratio("declined_substance_or", flags, "substance_misuse")
+    assert got.estimate == pytest.approx((30 / 70) / (10 / 90), rel=1e-6)
+    assert got.ci_low < got.estimate < got.ci_high and got.n == 200

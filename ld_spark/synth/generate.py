@@ -162,6 +162,10 @@ def _write_single_csv(df: DataFrame, path: Path) -> None:
     shutil.rmtree(tmp)
 
 
+def _odds(p: float) -> float:
+    return p / (1 - p)
+
+
 def planted_values(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float]:
     """The true values of the contract's estimands that this generator plants."""
     n_eval = int(summary["n_evaluation"].astype(int).sum())
@@ -190,8 +194,12 @@ def planted_values(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float
         **tables_justice.planted_justice(cfg, WAITING_MONTHS),
         "sentence_length_ratio": cfg.sentence_length_ratio,
         # Restricted means to 365 days (contract section 4), by simulation of the court process.
-        **tables_justice.planted_restricted_means(cfg, RESTRICTED_MEAN_DAYS),
+        **(court := tables_justice.planted_restricted_means(cfg, RESTRICTED_MEAN_DAYS)),
+        # Every post-index case is shifted alike, so the cases of months 0..1 are too.
+        "court_duration_at_referral_days_diff": court["court_duration_days_diff"],
         # Hearings per case = 2 + Poisson(extra): first, middle ones, final; adjourned = non-final.
+        # Decline depends on the substance-misuse flag alone, so the adjusted odds ratio is this one.
+        "declined_substance_or": _odds(cfg.decline_rate_substance) / _odds(cfg.decline_rate),
         "hearings_per_case_rr": (2 + cfg.hearings_rr * mean_extra) / (2 + mean_extra),
         "adjournments_rr": (1 + cfg.hearings_rr * mean_extra) / (1 + mean_extra),
     }
