@@ -159,6 +159,7 @@ class GeneratorConf(_Strict):
     sources: dict[str, SourceConf]
     processes: dict[str, ProcessConf]
     offence_pre_spike: float
+    top_decline_per_month: float
     charge_rate: float
     conviction_rate: float
     custody_rate: float

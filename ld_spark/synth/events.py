@@ -30,6 +30,13 @@ def offence_spike(rel_month: np.ndarray) -> np.ndarray:
     return ((r == -2) | (r == -1)).astype("float64")
 
 
+def top_decline_months(rel_month: np.ndarray) -> np.ndarray:
+    """How many months self-rated health has been falling: 1 at month -12 up to 12 at month -1,
+    0 outside (so over months -12..-1 the score's mean falls linearly, by the configured slope)."""
+    r = np.asarray(rel_month, dtype="float64")
+    return np.where((r >= -12) & (r <= -1), r + 13, 0.0)
+
+
 def effect_multiplier(rel_month: np.ndarray, effect: float, months: int) -> np.ndarray:
     r = np.asarray(rel_month)
     return np.where((r >= 0) & (r < months), effect, 1.0)

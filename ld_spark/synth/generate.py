@@ -24,6 +24,7 @@ from ld_spark.synth import calendar as cal
 from ld_spark.synth import tables_health, tables_justice, tables_ld
 from ld_spark.synth.events import expected_counts, planted_rate_ratio
 from ld_spark.synth.persons import COHORT, HEALTH_PROCESSES, block_rng, make_persons, n_blocks, site_onward_rates
+from ld_spark.synth.tables_health import IAPT_ATTENDED_SHARE
 
 TRUTH_TABLE = "_truth/record_person"
 IDENTITY_TABLE = "_truth/person_identity"
@@ -42,7 +43,7 @@ IDENTITY_COLUMNS = [
     "postcode",
     "postcode2",
 ]
-SUMMARY_COLUMNS = ["n_evaluation", "n_historic", "p_no_prior_contact"]
+SUMMARY_COLUMNS = ["n_evaluation", "n_historic", "p_no_prior_contact", "expected_sums"]
 # Random streams per table family (0 is the persons' own stream).
 FAMILIES = {"ld": 1, "hes": 2, "mhsds": 3, "iapt": 4, "ndtms": 5, "justice": 6}
 ALL_TABLES = {
@@ -70,6 +71,39 @@ def _no_prior_contact_probability(persons: pd.DataFrame, cfg: GeneratorConf) -> 
         rel = months[None, :] - index_month[:, None]
         total += np.where((rel >= -24) & (rel <= -1), lam, 0.0).sum(axis=1)
     return np.exp(-total)
+
+
+# Contract windows (months relative to the index) behind the planted values below.
+PRE, POST, PRIOR = (-12, -1), (0, 11), (-24, -1)
+# Processes whose expected counts the conversion and new-referral findings are ratios of.
+CONVERSION_PROCESSES = ("iapt_referral", "iapt_contact", "drug_referral", "drug_start")
+
+
+def _between(rel: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    return (rel >= window[0]) & (rel <= window[1])
+
+
+def _expected_sums(persons: pd.DataFrame, cfg: GeneratorConf) -> dict[str, float]:
+    """Expected events behind the contract 4c ratios, over the people of the outcome analysis
+    (cohort members who did not decline): each conversion process by cohort and period, and the
+    evaluation cohort's post-index NDTMS referrals weighted by the chance of no NDTMS record
+    (referral or treatment start) in the prior window. Summed over blocks in planted_values."""
+    members = persons[(persons["role"].to_numpy() == COHORT) & ~persons["declined"].to_numpy(bool)]
+    sums: dict[str, float] = {}
+    for cohort, column in (("evaluation", "ld_index_day"), ("historic", "hist_index_day")):
+        people = members[members[column].notna()].reset_index(drop=True)
+        index_month = cal.month_of(people[column].to_numpy().astype("int64"))
+        lam = {}
+        for process in CONVERSION_PROCESSES:
+            months, lam[process], _ = expected_counts(people, process, cfg)
+            rel = months[None, :] - index_month[:, None]
+            for period, window in (("pre", PRE), ("post", POST)):
+                sums[f"{process}.{cohort}.{period}"] = float(np.where(_between(rel, window), lam[process], 0.0).sum())
+        if cohort == "evaluation":
+            prior = np.where(_between(rel, PRIOR), lam["drug_referral"] + lam["drug_start"], 0.0).sum(axis=1)
+            post = np.where(_between(rel, POST), lam["drug_referral"], 0.0).sum(axis=1)
+            sums["drug_referral.evaluation.post_new"] = float((post * np.exp(-prior)).sum())
+    return sums
 
 
 def generate_block(
@@ -116,6 +150,7 @@ def generate_block(
             "n_evaluation": [str(int(cohort.sum()))],
             "n_historic": [str(int((cohort & ~np.isnan(persons["hist_index_day"].to_numpy())).sum()))],
             "p_no_prior_contact": [repr(float(_no_prior_contact_probability(persons[cohort], cfg).sum()))],
+            "expected_sums": [json.dumps(_expected_sums(persons, cfg), sort_keys=True)],
         }
     )
     return tables
@@ -166,6 +201,40 @@ def _odds(p: float) -> float:
     return p / (1 - p)
 
 
+def planted_findings(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float]:
+    """The contract 4c findings this generator plants, from the blocks' expected sums.
+
+    Health rates depend on the vulnerability flags, never on offending, and every effect
+    multiplies a person's rate alike: so people with and without prior PNC records have the same
+    A&E rate ratio, and prior CJS contact predicts no health contact once the flags are known.
+    Conversions (attendances per referral) and the share of new NDTMS referrals are ratios of
+    expected counts (the estimators' ratio-of-sums targets)."""
+    sums: dict[str, float] = {}
+    for text in summary["expected_sums"]:
+        for key, value in json.loads(text).items():
+            sums[key] = sums.get(key, 0.0) + value
+
+    def conversion(attended: str, referral: str, share: float) -> float:
+        def conv(cohort: str, period: str) -> float:
+            return share * sums[f"{attended}.{cohort}.{period}"] / sums[f"{referral}.{cohort}.{period}"]
+
+        return (conv("evaluation", "post") - conv("evaluation", "pre")) - (
+            conv("historic", "post") - conv("historic", "pre")
+        )
+
+    return {
+        "ae_prior_cjs_rr": 1.0,
+        "cjs_predicts_health_rr": 1.0,
+        "drug_referral_new_pct": 100
+        * sums["drug_referral.evaluation.post_new"]
+        / sums["drug_referral.evaluation.post"],
+        "iapt_conversion_diff": conversion("iapt_contact", "iapt_referral", IAPT_ATTENDED_SHARE),
+        "drug_conversion_diff": conversion("drug_start", "drug_referral", 1.0),
+        # TOP scores fall linearly over months -12..-1 (synth.events.top_decline_months).
+        "self_reported_health_slope": -cfg.top_decline_per_month,
+    }
+
+
 def planted_values(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float]:
     """The true values of the contract's estimands that this generator plants."""
     n_eval = int(summary["n_evaluation"].astype(int).sum())
@@ -202,6 +271,7 @@ def planted_values(cfg: GeneratorConf, summary: pd.DataFrame) -> dict[str, float
         "declined_substance_or": _odds(cfg.decline_rate_substance) / _odds(cfg.decline_rate),
         "hearings_per_case_rr": (2 + cfg.hearings_rr * mean_extra) / (2 + mean_extra),
         "adjournments_rr": (1 + cfg.hearings_rr * mean_extra) / (1 + mean_extra),
+        **planted_findings(cfg, summary),
     }
 
 

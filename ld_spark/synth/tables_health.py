@@ -9,7 +9,7 @@ from ld_spark.config import GeneratorConf
 from ld_spark.synth import calendar as cal
 from ld_spark.synth import identity as ident
 from ld_spark.synth import recorded
-from ld_spark.synth.events import draw_events, ramp_shape
+from ld_spark.synth.events import draw_events, top_decline_months
 from ld_spark.synth.keys import keys
 
 PROVIDERS = np.array(
@@ -344,6 +344,8 @@ def build_mhsds(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
     return tables, _truth("mhsds.mhs001_mpi", mpi_keys, mpi_persons)
 
 
+# Share of IAPT care contacts attended (codes 5, 6); the rest are cancellations and DNAs.
+IAPT_ATTENDED_SHARE = 0.75
 IAPT_END_CODES = np.array(["10", "11", "12", "13", "14", "16", "17", "95", "96", "97", "98"], dtype=object)
 IAPT_SOURCES = np.array(["A1", "A3", "B1", "M3", "N3", "P1"], dtype=object)
 
@@ -383,7 +385,7 @@ def build_iapt(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generat
     nc = len(contacts)
     home = _attach(contacts["idx"].to_numpy(), contacts["day"].to_numpy(), referrals)
     cpat = patients.iloc[contacts["idx"].to_numpy()].reset_index(drop=True)
-    attended = rng.random(nc) < 0.75
+    attended = rng.random(nc) < IAPT_ATTENDED_SHARE
     ids201 = pd.DataFrame(
         {
             "CareContactId": keys("IC", block, np.arange(nc), 43, 12),
@@ -502,7 +504,7 @@ def build_ndtms(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
     rel = np.where(
         np.isnan(ld_index), 99, cal.month_of(top_day) - cal.month_of(np.nan_to_num(ld_index).astype("int64"))
     )
-    decline = np.where(rel < 0, 5 * ramp_shape(rel), 0.0)
+    decline = cfg.top_decline_per_month * top_decline_months(rel)
     nt = len(top_ep)
 
     def score(mean: float) -> np.ndarray:
