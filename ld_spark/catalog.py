@@ -54,6 +54,7 @@ OFFENCES = Table(ANALYSIS, "offences")
 COURT_CASES = Table(ANALYSIS, "court_cases")
 EVENTS = Table(ANALYSIS, "events")
 PANEL = Table(ANALYSIS, "panel")
+SELF_RATED_HEALTH = Table(ANALYSIS, "self_rated_health")  # NDTMS TOP reviews by month from index
 REFERRED = Table(ANALYSIS, "referred")
 ESTIMATES = Table(ANALYSIS, "estimates")
 SENSITIVITY = Table(ANALYSIS, "sensitivity")  # every estimand under each sensitivity analysis

@@ -68,12 +68,21 @@ def referred_in_window(window: tuple[dt.date, dt.date]) -> Transform:
     return _
 
 
+def indexing_referrals(window: tuple[dt.date, dt.date]) -> Transform:
+    """Referral table -> each person's first consenting referral in the window with an index offence date."""
+
+    def _(refs: DataFrame) -> DataFrame:
+        consenting = refs.filter(F.col("consent") & F.col("index_offence_date").isNotNull())
+        return consenting.transform(referred_in_window(window))
+
+    return _
+
+
 def evaluation_cohort(window: tuple[dt.date, dt.date], follow_up_end: dt.date, min_follow_up_months: int) -> Transform:
     """Referral table -> person_key, cohort, index_date, site_code, declined (one row a person)."""
 
     def _(refs: DataFrame) -> DataFrame:
-        consenting = refs.filter(F.col("consent") & F.col("index_offence_date").isNotNull())
-        first = consenting.transform(referred_in_window(window))
+        first = refs.transform(indexing_referrals(window))
         followed = first.filter(F.add_months("index_offence_date", min_follow_up_months) <= F.lit(follow_up_end))
         return followed.select(
             "person_key",
@@ -105,6 +114,26 @@ def historic_control(window: tuple[dt.date, dt.date], offences: DataFrame) -> Tr
             .join(charged, on=["person_key"], how="inner")
             .select("person_key", F.lit(HISTORIC).alias("cohort"), "index_date", "site_code", "declined")
         )
+
+    return _
+
+
+# What the referral that made a person's index says about them: subgroups and vulnerabilities.
+MEMBER_ATTRIBUTES = ["pathway", "point_of_contact", *[f"vuln_{v}" for v in VULNERABILITIES]]
+
+
+def with_attributes(refs: DataFrame, window: tuple[dt.date, dt.date]) -> Transform:
+    """Cohort rows + MEMBER_ATTRIBUTES of the person's indexing referral (both cohorts alike);
+    a missing vulnerability flag is read as not recorded (False)."""
+    attributes = refs.transform(indexing_referrals(window)).select(
+        "person_key",
+        "pathway",
+        "point_of_contact",
+        *[F.coalesce(F.col(f"vuln_{v}"), F.lit(False)).alias(f"vuln_{v}") for v in VULNERABILITIES],
+    )
+
+    def _(cohorts: DataFrame) -> DataFrame:
+        return cohorts.join(attributes, on=["person_key"], how="left")
 
     return _
 

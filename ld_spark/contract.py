@@ -203,12 +203,18 @@ ESTIMANDS = [
     "cost_per_referral_gbp",
     "savings_total_low_gbp",
     "savings_total_high_gbp",
-    # Section 4c (further findings of the brief) computed so far.
-    "police_contact_rr",
-    "court_duration_at_referral_days_diff",
+    # Section 4c: further findings of the brief, in the contract's order.
+    "ae_prior_cjs_rr",
+    "cjs_predicts_health_rr",
+    "drug_referral_new_pct",
+    "iapt_conversion_diff",
+    "drug_conversion_diff",
+    "self_reported_health_slope",
     "site_heterogeneity_iapt_p",
     "site_heterogeneity_mh_p",
     "declined_substance_or",
+    "court_duration_at_referral_days_diff",
+    "police_contact_rr",
 ]
 # The effect estimands by family (section 4b, the sensitivity forest plot): a family shares a scale.
 EFFECT_FAMILIES = {

@@ -9,6 +9,7 @@ national event table. Person keys are replaced by integers before anything is co
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import pandas as pd
 from pyspark.sql import DataFrame
@@ -314,25 +315,42 @@ def plain_justice_estimates(offences: pd.DataFrame, cases: pd.DataFrame, sums: p
     ]
 
 
-def estimate(
-    panel: DataFrame, offences: DataFrame, cases: DataFrame, analysis: AnalysisConf, costs: EconomicsConf
-) -> list[Estimate]:
-    """The stage's entry point: every effect estimand of contract section 4 and the economics,
-    from the panel, offences and court_cases analysis tables."""
+class Frames(NamedTuple):
+    """What the effect estimators read, collected from the analysis tables (person = hashed key)."""
+
+    sums: pd.DataFrame  # person_period_sums(PANEL_SUMS)
+    justice_rows: pd.DataFrame | None  # justice_month_rows (None under the plain specification)
+    offences: pd.DataFrame  # justice_frames
+    cases: pd.DataFrame
+
+    def of(self, people: pd.Index) -> Frames:
+        """The same frames for `people` only (a subgroup)."""
+        return Frames(*(None if f is None else f[f["person"].isin(people)] for f in self))
+
+
+def frames(panel: DataFrame, offences: DataFrame, cases: DataFrame, analysis: AnalysisConf) -> Frames:
     sums = collected(panel.transform(person_period_sums(PANEL_SUMS)))
     offences, cases = justice_frames(offences, cases, analysis.justice_spec)
+    justice_rows = None
+    if analysis.justice_spec != "plain":
+        justice_rows = collected(panel.transform(justice_month_rows(list(JUSTICE_COUNT_ESTIMANDS.values()))))
+    return Frames(sums, justice_rows, offences, cases)
+
+
+def fitted(f: Frames, analysis: AnalysisConf, costs: EconomicsConf) -> list[Estimate]:
+    """Every effect estimand of contract section 4 and the economics, from frames()."""
+    sums, offences, cases = f.sums, f.offences, f.cases
     if analysis.justice_spec == "plain":
         # For comparison only (benchmarks/coverage.py): what the job reported before the rules.
-        fitted = [*count_estimates(sums), *plain_justice_estimates(offences, cases, sums)]
+        fits = [*count_estimates(sums), *plain_justice_estimates(offences, cases, sums)]
         offences = offences.assign(sentenced=offences["convicted"], custodial=offences["custodial_code"])
     else:
-        justice_rows = collected(panel.transform(justice_month_rows(list(JUSTICE_COUNT_ESTIMANDS.values()))))
-        fitted = [
+        fits = [
             *count_estimates(sums),
-            *justice_count_estimates(justice_rows),
+            *justice_count_estimates(f.justice_rows),
             *justice_estimates(offences, cases, analysis.restricted_mean_days),
         ]
-    custody_or = next(e for e in fitted if e.estimand == "custody_or")
+    custody_or = next(e for e in fits if e.estimand == "custody_or")
     inputs = custody_inputs(offences, sums, custody_or)
     if inputs is not None:
         intervals = (
@@ -342,8 +360,32 @@ def estimate(
             if costs.bootstrap_replicates
             else None
         )
-        fitted += economics.economic_estimates(inputs, costs, intervals)
-    return fitted
+        fits += economics.economic_estimates(inputs, costs, intervals)
+    return fits
+
+
+def estimate(
+    panel: DataFrame, offences: DataFrame, cases: DataFrame, analysis: AnalysisConf, costs: EconomicsConf
+) -> list[Estimate]:
+    """The stage's entry point: every effect estimand of contract section 4 and the economics,
+    from the panel, offences and court_cases analysis tables."""
+    return fitted(frames(panel, offences, cases, analysis), analysis, costs)
+
+
+# Subgroup estimates (results/subgroups.csv): the rate ratios and custody_or.
+SUBGROUP_ESTIMANDS = [*COUNT_ESTIMANDS, *JUSTICE_COUNT_ESTIMANDS, "custody_or"]
+
+
+def subgroup_estimates(f: Frames) -> list[Estimate]:
+    """SUBGROUP_ESTIMANDS on frames() restricted to one subgroup (Frames.of)."""
+    sentenced = f.offences[f.offences["sentenced"]]
+    fits = [*count_estimates(f.sums)]
+    if f.justice_rows is not None:
+        fits += justice_count_estimates(f.justice_rows)
+    fits.append(
+        estimators.binary_did("custody_or", sentenced.assign(custodial=sentenced["custodial"].astype(int)), "custodial")
+    )
+    return [e for e in fits if e.estimand in SUBGROUP_ESTIMANDS]
 
 
 def results_table(described: list[dict], fitted: list[Estimate]) -> list[dict]:

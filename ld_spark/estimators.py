@@ -436,3 +436,156 @@ def pre_trend(
         f"{method}; {rank} degrees of freedom ({k} of the pre-index months fitted)",
         **_sizes(df, result),
     )
+
+
+# The further findings of contract section 4c: the same frames, other contrasts.
+
+
+def count_did_ratio(estimand: str, df: pd.DataFrame, outcome: str, group: str) -> Estimate:
+    """Ratio of two rate ratios: the DiD rate ratio where `group` is 1 over where it is 0.
+
+    Poisson GLM with every cohort x period x group term, log exposure offset (months),
+    person-clustered SE; exp(evaluation x post x group). Saturated, so the estimate is exactly
+    the ratio of the two groups' count_did estimates.
+    """
+    import statsmodels.api as sm
+
+    method = f"Poisson GLM DiD (cohort x period x {group}), log exposure offset, person-clustered SE"
+    n = int(df["person"].nunique())
+    sums = df.groupby(["evaluation", "post", group])[outcome].sum()
+    if len(sums) < 8 or (sums == 0).any():
+        return _withheld(estimand, n, method, f"a cohort x period x {group} cell has no events")
+    e, p, g = (df[c].to_numpy(float) for c in ("evaluation", "post", group))
+    X = np.column_stack([np.ones(len(df)), e, p, g, e * p, e * g, p * g, e * p * g])
+    model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df["months"].to_numpy(float))
+    result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
+    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
+
+
+def adjusted_rate_ratio(
+    estimand: str, df: pd.DataFrame, outcome: str, exposure: str, covariates: list[str]
+) -> Estimate:
+    """Rate ratio of `outcome` for the first covariate, adjusted for the rest: Poisson GLM, one row
+    per person, log exposure offset, robust (HC1) SE. A covariate that never varies is left out."""
+    import statsmodels.api as sm
+
+    first, *others = covariates
+    method = f"Poisson GLM of {outcome} on {first} adjusted for {', '.join(others)}, log exposure offset, HC1 SE"
+    n = len(df)
+    others = [c for c in others if df[c].nunique() > 1]
+    totals = df.groupby(first)[outcome].sum()
+    if len(totals) < 2 or (totals == 0).any():
+        return _withheld(estimand, n, method, f"a level of {first} has no events")
+    X = sm.add_constant(df[[first, *others]].to_numpy(float), has_constant="add")
+    model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df[exposure].to_numpy(float))
+    result = model.fit(cov_type="HC1")
+    b, se, p = float(result.params[1]), float(result.bse[1]), float(result.pvalues[1])
+    return Estimate(
+        estimand,
+        float(np.exp(b)),
+        float(np.exp(b - Z * se)),
+        float(np.exp(b + Z * se)),
+        p,
+        n,
+        method,
+        people=n,
+        df_resid=int(result.df_resid),
+    )
+
+
+def _clustered_variance(influence: np.ndarray, clusters: np.ndarray) -> float:
+    """Variance of a sum of per-row influence values, summed within clusters first (n/(n-1))."""
+    per_cluster = np.bincount(clusters, weights=influence)
+    g = len(per_cluster)
+    return float((per_cluster**2).sum() * g / (g - 1)) if g > 1 else float("nan")
+
+
+def weighted_share(estimand: str, df: pd.DataFrame, weight: str, flag: str) -> Estimate:
+    """Percentage of all `weight` (events) that fall on rows where `flag` is 1: sum(w f) / sum(w).
+
+    A ratio estimator: its person-clustered SE by linearisation, the 95% interval on the logit
+    scale (so it stays inside 0..100).
+    """
+    from scipy import stats
+
+    method = f"share of {weight} where {flag}, ratio estimator, person-clustered SE, logit interval"
+    df = df[df[weight] > 0]
+    people = int(df["person"].nunique())
+    w, f = df[weight].to_numpy(float), df[flag].to_numpy(float)
+    total = w.sum()
+    if people < 2 or total == 0:
+        return _withheld(estimand, int(total), method, "fewer than two people with events")
+    share = float((w * f).sum() / total)
+    if share in (0.0, 1.0):
+        return _withheld(estimand, int(total), method, "every event is on one side")
+    se = np.sqrt(_clustered_variance(w * (f - share) / total, _clusters(df)))
+    logit, se_logit = np.log(share / (1 - share)), se / (share * (1 - share))
+    low, high = (1 / (1 + np.exp(-(logit + s * Z * se_logit))) for s in (-1, 1))
+    return Estimate(
+        estimand,
+        100 * share,
+        100 * float(low),
+        100 * float(high),
+        float(2 * stats.norm.sf(abs(logit) / se_logit)),
+        int(total),
+        method,
+        people=people,
+        df_resid=people - 1,
+    )
+
+
+def ratio_did(estimand: str, df: pd.DataFrame, numerator: str, denominator: str) -> Estimate:
+    """Difference in differences of a ratio of sums (e.g. attendances per referral) between the
+    cohort x period cells: (E post - E pre) - (H post - H pre), each cell's ratio sum(num) / sum(den).
+
+    Person-clustered SE by linearisation: a row's influence on its cell's ratio is
+    (num - ratio x den) / sum(den) in its cell, signed as the cell enters the difference.
+    """
+    from scipy import stats
+
+    method = f"DiD of {numerator} per {denominator} (ratio of sums per cohort x period), person-clustered SE"
+    n = int(df["person"].nunique())
+    cells = df.groupby(["evaluation", "post"])[[numerator, denominator]].sum()
+    if len(cells) < 4 or (cells[denominator] == 0).any():
+        return _withheld(estimand, n, method, f"a cohort x period cell has no {denominator}")
+    ratio = cells[numerator] / cells[denominator]
+    sign = {(1, 1): 1.0, (1, 0): -1.0, (0, 1): -1.0, (0, 0): 1.0}
+    diff = float(sum(sign[c] * ratio[c] for c in sign))
+    keys = list(zip(df["evaluation"].astype(int), df["post"].astype(int)))
+    r = np.array([ratio[k] for k in keys])
+    d = np.array([cells.loc[k, denominator] for k in keys])
+    s = np.array([sign[k] for k in keys])
+    influence = s * (df[numerator].to_numpy(float) - r * df[denominator].to_numpy(float)) / d
+    se = float(np.sqrt(_clustered_variance(influence, _clusters(df))))
+    return Estimate(
+        estimand,
+        diff,
+        diff - Z * se,
+        diff + Z * se,
+        float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else None,
+        n,
+        method,
+        people=n,
+        df_resid=n - 1,
+    )
+
+
+def slope(estimand: str, df: pd.DataFrame, outcome: str, x: str) -> Estimate:
+    """Linear trend of `outcome` per unit of `x`: OLS of every value on x, person-clustered SE."""
+    import statsmodels.api as sm
+
+    method = f"OLS of {outcome} on {x}, every value, person-clustered SE"
+    df = df[df[outcome].notna()]
+    n = len(df)
+    if df[x].nunique() < 2:
+        return _withheld(estimand, n, method, f"fewer than two values of {x}")
+    X = sm.add_constant(df[x].to_numpy(float), has_constant="add")
+    result = sm.OLS(df[outcome].to_numpy(float), X).fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
+    return Estimate(
+        estimand,
+        *_interaction(result, exponentiate=False),
+        n=n,
+        method=method,
+        **_sizes(df, result),
+        summarised_values=n,
+    )

@@ -119,3 +119,21 @@ def cohort_events(bronze: Callable[[str], DataFrame], record_person: DataFrame, 
         parts = [bronze(table).transform(rule_events(o, rule)) for o, rule in rules if rule.table == table]
         linked.append(union_all(parts).transform(with_person(table, record_person, people)))
     return union_all(linked).select("person_key", "outcome", "event_date")
+
+
+# NDTMS Treatment Outcomes Profile: self-rated psychological health, physical health and quality
+# of life, each 0-20. A review's score is their mean; a review missing any of them has none.
+TOP_RATINGS = ["PSYHSTAT", "PHSTAT", "QUALLIFE"]
+
+
+def self_rated_health(top: DataFrame, record_person: DataFrame, people: DataFrame) -> DataFrame:
+    """Bronze ndtms/top -> person_key, event_date, score for the rows of `people`."""
+    rated = F.lit(True)
+    for rating in TOP_RATINGS:
+        rated = rated & F.col(rating).isNotNull()
+    rows = top.filter(rated & F.col("TOPDATE").isNotNull()).select(
+        F.col("TOPID").alias("record_key"),
+        F.col("TOPDATE").alias("event_date"),
+        (sum(F.col(r) for r in TOP_RATINGS) / len(TOP_RATINGS)).alias("score"),
+    )
+    return rows.transform(with_person("ndtms/top", record_person, people))

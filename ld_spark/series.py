@@ -138,3 +138,27 @@ def figure1_rows(panel: DataFrame) -> list[dict]:
     """Figure 1's rows (people in the outcome analysis), in a fixed order."""
     rates = [r.asDict() for r in panel.filter("in_outcomes").transform(monthly_rates(SERIES_OUTCOMES)).collect()]
     return sorted(rates, key=lambda r: (r["outcome"], r["cohort"], r["rel_month"]))
+
+
+def self_rated_health(scores: DataFrame, cohorts: DataFrame, analysis: AnalysisConf) -> DataFrame:
+    """The analysis layer's self-rated health table: each TOP review (events.self_rated_health)
+    placed against each index of its person within the series months: person_key, cohort,
+    in_outcomes, rel_month, score."""
+    keys = F.broadcast(cohorts.select("person_key", "cohort", "index_date", "in_outcomes"))
+    return (
+        scores.join(keys, on=["person_key"], how="inner")
+        .transform(with_rel_month("index_date", "event_date"))
+        .transform(in_window(*analysis.series_months))
+        .select("person_key", "cohort", "in_outcomes", "rel_month", "score")
+    )
+
+
+def self_rated_health_rows(scores: DataFrame) -> list[dict]:
+    """Figure 1's self-rated health panel: mean score by cohort and month (people in the outcome
+    analysis), with the number of reviews behind each mean."""
+    means = (
+        scores.filter("in_outcomes")
+        .groupBy("cohort", "rel_month")
+        .agg(F.count("*").alias("reviews"), F.avg("score").alias("mean_score"))
+    )
+    return sorted((r.asDict() for r in means.collect()), key=lambda r: (r["cohort"], r["rel_month"]))
