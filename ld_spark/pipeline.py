@@ -9,7 +9,8 @@ outputs to the catalog and releases what it must through the publisher:
     series     cohorts, justice, events,  cohorts, PNC records under the proven-reoffending rules,
                series, descriptives,      court cases, monthly events, the person-month panel,
                uptake                     Figure 1 and the descriptive results
-    effects    effects.estimate           every estimand (statsmodels), the economics, the event study
+    effects    effects.estimate,          every estimand (statsmodels), the economics, the event study,
+               findings                   the brief's further findings, subgroups, representativeness
     sensitivity sensitivity.suite         the estimands under each sensitivity analysis (switchable)
     release    release.publish            results/ after disclosure control, with its manifest
 """
@@ -34,6 +35,7 @@ from ld_spark import (
     descriptives,
     effects,
     events,
+    findings,
     io,
     justice,
     link,
@@ -270,7 +272,9 @@ class Job:
         pnc = self.bronze("pnc/offences").transform(justice.linked_offences(record_person, evaluation))
         with cached(pnc) as offences:
             both = save(
-                cohorts.both_cohorts(evaluation, offences, a).transform(justice.with_follow_up(end, a)),
+                cohorts.both_cohorts(evaluation, offences, a)
+                .transform(justice.with_follow_up(end, a))
+                .transform(cohorts.with_attributes(referrals, a.window())),
                 catalog.COHORT_INDEX,
             )
             save(both.transform(cohorts.dates_as_months), catalog.COHORTS)
@@ -287,6 +291,8 @@ class Job:
             dated = events.cohort_events(self.bronze, record_person, both)
             monthly = save(series.events(dated, justice.offence_events(classified), both, a), catalog.EVENTS)
             panel = save(series.panel(both, monthly, at_risk, a), catalog.PANEL)
+            scores = events.self_rated_health(self.bronze("ndtms/top"), record_person, both)
+            save(series.self_rated_health(scores, both, a), catalog.SELF_RATED_HEALTH)
         referred = save(referrals.transform(cohorts.referred(a.window())), catalog.REFERRED)
         return both, referred, panel
 
@@ -296,8 +302,10 @@ class Job:
 
         publish, path = self.publisher, self.publisher.path
         rates = series.figure1_rows(panel)
+        scores = series.self_rated_health_rows(self.read(catalog.SELF_RATED_HEALTH))
         report.figure1(
             publish.table("figure1.csv", ["cohort", "rel_month", "outcome", "persons", "events", "rate"], rates),
+            publish.table("figure1_self_rated_health.csv", ["cohort", "rel_month", "reviews", "mean_score"], scores),
             path("figure1.png"),
         )
         site_counts = [r.asDict() for r in uptake.site_onward_counts(referred).collect()]
@@ -310,7 +318,8 @@ class Job:
             descriptives.vulnerability_profile(descriptives.vulnerability_counts(referred)),
         )
         sites = publish.table("site_onward_referrals.csv", ["site_code", "referrals", *ONWARD_REFERRALS], site_counts)
-        report.funnel_plot(sites, "iapt", path("site_funnel_iapt.png"))
+        for service in ONWARD_REFERRALS:
+            report.funnel_plot(sites, service, path(f"site_funnel_{service}.png"))
         declining = publish.table(
             "declined_by_vulnerability.csv",
             ["vulnerability", "people", "declined", "people_without", "declined_without"],
@@ -336,9 +345,15 @@ class Job:
         table (exact), results/estimates.csv (released), the forest plot and the event study."""
         a = self.config.analysis
         panel = self.read(catalog.PANEL)
-        fitted = effects.estimate(
-            panel, self.read(catalog.OFFENCES), self.read(catalog.COURT_CASES), a, self.config.economics
+        frames = effects.frames(panel, self.read(catalog.OFFENCES), self.read(catalog.COURT_CASES), a)
+        further = findings.frames(
+            panel,
+            self.read(catalog.COHORTS),
+            self.read(catalog.PERSONS),
+            self.read(catalog.SELF_RATED_HEALTH),
+            a,
         )
+        fitted = [*effects.fitted(frames, a, self.config.economics), *findings.estimates(further)]
         rows = effects.results_table(described, fitted)
         self.save(self.spark.createDataFrame([_typed_result(r) for r in rows], RESULT_SCHEMA), catalog.ESTIMATES)
         derived = [name for name in ESTIMANDS if name.startswith("savings_")]
@@ -347,6 +362,14 @@ class Job:
         tracking.log_rows("", released, "estimand", ["estimate", "ci_low", "ci_high", "p_value"])
         study = self.publisher.event_study("event_study.csv", effects.event_study(panel, a))
         report.event_study_chart(study, a.event_study_reference, self.publisher.path("event_study.png"))
+        subgroup_rows = [
+            {"subgroup": name, **e.row()}
+            for name, people in findings.subgroups(further.people).items()
+            for e in effects.subgroup_estimates(frames.of(people))
+        ]
+        self.publisher.grouped("subgroups.csv", "subgroup", subgroup_rows)
+        self.publisher.representativeness("representativeness.csv", findings.representativeness(further.people))
+        tracking.describe(report.run_description(released))
 
     def sensitivity(self, end: dt.date) -> None:
         """Every effect estimand under each sensitivity analysis (contract section 4b): the exact
@@ -373,7 +396,7 @@ class Job:
             catalog.SENSITIVITY,
         )
         savings = [name for name in ESTIMANDS if name.startswith("savings_")]
-        released = self.publisher.sensitivity("sensitivity.csv", rows, derived={"custody_or": savings})
+        released = self.publisher.grouped("sensitivity.csv", "analysis", rows, derived={"custody_or": savings})
         report.sensitivity_plot(released, self.publisher.path("sensitivity.png"))
         tracking.log_rows(
             "",

@@ -236,7 +236,9 @@ def test_sensitivity_rows_are_released_per_analysis_and_savings_go_with_their_ow
             **fit,
         },
     ]
-    released = publisher.sensitivity("sensitivity.csv", rows, derived={"custody_or": ["savings_per_referral_avg_gbp"]})
+    released = publisher.grouped(
+        "sensitivity.csv", "analysis", rows, derived={"custody_or": ["savings_per_referral_avg_gbp"]}
+    )
     assert [(r["analysis"], r["estimand"], r["estimate"]) for r in released] == [
         ("main", "custody_or", None),
         ("main", "savings_per_referral_avg_gbp", None),

@@ -15,6 +15,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -44,6 +45,17 @@ SPECS = {
         counts=["n_records", "n_persons"],
         summaries=dict.fromkeys(LINK_METRICS, "n_records"),
     ),
+    "figure1_self_rated_health.csv": sdc.Spec(
+        key=["cohort", "rel_month"], counts=["reviews"], summaries={"mean_score": "reviews"}
+    ),
+    "representativeness.csv": sdc.Spec(
+        key=["characteristic", "level"],
+        counts=["consenting", "consenting_total", "declined", "declined_total"],
+        percentages={
+            "consenting_pct": ("consenting", "consenting_total"),
+            "declined_pct": ("declined", "declined_total"),
+        },
+    ),
     "linkage_blocking.csv": sdc.Spec(key=["rule"], counts=["comparisons", "blocks", "largest_block"]),
     "reconciliation.csv": sdc.Spec(
         key=["source_table"], counts=["read", "loaded", "quarantined", "duplicate", "superseded"]
@@ -51,6 +63,28 @@ SPECS = {
 }
 REPORT_COLUMNS = ["output", "row", "column", "action", "reason"]
 SENSITIVITY_COLUMNS = ["analysis", "estimand", "estimate", "ci_low", "ci_high", "p_value", "n"]  # contract 4b
+GROUPED_COLUMNS = {"analysis": SENSITIVITY_COLUMNS, "subgroup": ["subgroup", *RESULT_COLUMNS]}
+REPRESENTATIVENESS_COLUMNS = [
+    "characteristic",
+    "level",
+    "consenting",
+    "consenting_total",
+    "consenting_pct",
+    "declined",
+    "declined_total",
+    "declined_pct",
+    "std_diff",
+]
+
+
+def standardised_difference(pct_a: float | None, pct_b: float | None) -> float | None:
+    """(a - b) / sqrt((a(1-a) + b(1-b)) / 2) of two percentages: a difference of 0.1 or more is
+    the usual mark of groups that are not alike on a characteristic."""
+    if pct_a is None or pct_b is None:
+        return None
+    a, b = pct_a / 100, pct_b / 100
+    spread = math.sqrt((a * (1 - a) + b * (1 - b)) / 2)
+    return round((a - b) / spread, 3) if spread > 0 else 0.0
 
 
 @contextlib.contextmanager
@@ -138,19 +172,36 @@ class Publisher:
         write_csv(self.path(name), RESULT_COLUMNS, released)
         return released
 
-    def sensitivity(self, name: str, rows: list[dict], derived: dict[str, list[str]] | None = None) -> list[dict]:
-        """sensitivity.csv: each analysis's estimates released as the results table's are (the
-        SDC report names a cell `analysis|estimand`), `derived` withheld with its source within
-        the same analysis."""
-        keyed = [{**r, "estimand": f"{r['analysis']}|{r['estimand']}"} for r in rows]
-        analyses = dict.fromkeys(r["analysis"] for r in rows)
+    def grouped(
+        self, name: str, group: str, rows: list[dict], derived: dict[str, list[str]] | None = None
+    ) -> list[dict]:
+        """Results-table rows for each value of `group` (sensitivity.csv: the analysis;
+        subgroups.csv: the subgroup), released as the results table's are; the SDC report names a
+        cell `group value|estimand`, and `derived` is withheld with its source within its group."""
+        keyed = [{**r, "estimand": f"{r[group]}|{r['estimand']}"} for r in rows]
+        values = dict.fromkeys(r[group] for r in rows)
         within = {
-            f"{a}|{source}": [f"{a}|{n}" for n in names] for a in analyses for source, names in (derived or {}).items()
+            f"{v}|{source}": [f"{v}|{n}" for n in names] for v in values for source, names in (derived or {}).items()
         }
         released = [
             {**r, "estimand": r["estimand"].split("|", 1)[1]} for r in self._released_estimates(name, keyed, within)
         ]
-        write_csv(self.path(name), SENSITIVITY_COLUMNS, released)
+        write_csv(self.path(name), GROUPED_COLUMNS[group], released)
+        return released
+
+    def representativeness(self, name: str, rows: list[dict]) -> list[dict]:
+        """Consenting vs declined counts released as counts and percentages of rounded counts;
+        the standardised difference of the two released percentages added (from them only)."""
+        released = sdc.release(name, rows, SPECS[name], self.rules, self.report)
+        for r in released:
+            r["std_diff"] = standardised_difference(r["consenting_pct"], r["declined_pct"])
+            self.report.note(
+                name,
+                f"{r['characteristic']}|{r['level']}",
+                "std_diff",
+                *(("recomputed", sdc.FROM_ROUNDED) if r["std_diff"] is not None else ("suppressed", sdc.BEHIND_SMALL)),
+            )
+        write_csv(self.path(name), REPRESENTATIVENESS_COLUMNS, released)
         return released
 
     def _released_estimates(self, name: str, rows: list[dict], derived: dict[str, list[str]] | None) -> list[dict]:

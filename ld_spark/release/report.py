@@ -65,25 +65,30 @@ FIGURE1_PANELS = [
     ("offences", "(c) Offending"),
     ("mh_referrals", "(d) Specialist mental health referrals"),
     ("mha_detentions", "(e) Mental Health Act detentions"),
+    ("self_rated_health", "(f) Self-rated health, drug treatment (NDTMS TOP)"),
 ]
+SELF_RATED_HEALTH = "self_rated_health"
 COHORT_STYLE = {
     "evaluation": ("#1f5fa8", "Evaluation cohort (2017)"),
     "historic": ("#d9822b", "Historic control (2013/14)"),
 }
 
 
-def figure1(rates: list[dict], path: Path) -> Path:
-    """Unadjusted events per person per month around the index month, by cohort.
+def figure1(rates: list[dict], scores: list[dict], path: Path) -> Path:
+    """Unadjusted events per person per month around the index month, by cohort, and the mean
+    NDTMS TOP self-rated health of those attending drug treatment.
 
-    rates: rows of series.monthly_rates (cohort, rel_month, outcome, persons, events, rate).
+    rates: rows of series.monthly_rates (cohort, rel_month, outcome, persons, events, rate);
+    scores: rows of series.self_rated_health_rows (cohort, rel_month, reviews, mean_score).
     """
-    fig, grid = plt.subplots(2, 3, figsize=(13, 7.5))
+    fig, grid = plt.subplots(2, 4, figsize=(17, 7.5))
     axes = list(grid.flat)
+    as_rates = [{**r, "outcome": SELF_RATED_HEALTH, "rate": r["mean_score"]} for r in scores]
     for ax, (outcome, title) in zip(axes, FIGURE1_PANELS):
         for cohort, (colour, label) in COHORT_STYLE.items():
             points = sorted(
                 (r["rel_month"], r["rate"])
-                for r in rates
+                for r in [*rates, *as_rates]
                 if r["outcome"] == outcome and r["cohort"] == cohort and r["rate"] is not None
             )
             if points:
@@ -101,11 +106,14 @@ def figure1(rates: list[dict], path: Path) -> Path:
         ax.set_xlabel("months from index offence (0 = index month)", fontsize=8)
         ax.set_ylim(bottom=0)
         ax.tick_params(labelsize=7)
-        ax.set_ylabel("events per person per month", fontsize=8)
-    # The sixth cell holds the legend and the note the brief gives under its figure.
+        ax.set_ylabel(
+            "mean score (0-20)" if outcome == SELF_RATED_HEALTH else "events per person per month", fontsize=8
+        )
+    # The seventh cell holds the legend and the note the brief gives under its figure.
     handles, labels = axes[0].get_legend_handles_labels()
     axes[-1].axis("off")
-    axes[-1].legend(
+    axes[-2].axis("off")
+    axes[-2].legend(
         handles,
         labels,
         loc="center",
@@ -277,3 +285,68 @@ def sensitivity_plot(rows: list[dict], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# The brief's own caveats, each beside the analysis of this job that addresses it (the MLflow run
+# description and the README's estimates section show both).
+CAVEATS = [
+    (
+        "No contemporaneous control: L&D was rolled out nationally, so no area went without it.",
+        "The historic control (the same people's 2013/14 offences) stands in; sensitivity.csv's "
+        "pre_trend tests whether the two cohorts moved in parallel before the index, and "
+        "placebo_index moves the index a year earlier.",
+    ),
+    (
+        "Regression to the mean: people meet L&D at a crisis, so their service use would fall anyway.",
+        "Both cohorts are indexed on an offence, so both carry the crisis ramp and the DiD nets it "
+        "out; baseline_m24_m13 moves the pre period away from the ramp.",
+    ),
+    (
+        "National roll-out and its timing: sites started and changed practice at different times.",
+        "site_heterogeneity_iapt_p and _mh_p test how far onward referral varies between sites, "
+        "with a funnel plot per service; subgroups.csv splits the effects by pathway and point of contact.",
+    ),
+    (
+        "Linkage: six datasets joined without a common identifier; missed and false links bias counts.",
+        "linkage_quality.csv (and by cohort) reports precision and recall where truth exists; "
+        "match_threshold_0.80 and _0.99 re-run the analysis on looser and stricter linkage.",
+    ),
+    (
+        "Consent: people who declined are left out of the outcome analysis.",
+        "representativeness.csv compares consenting and declined people; intention_to_treat keeps them in.",
+    ),
+]
+HEADLINE = [
+    "n_evaluation",
+    "n_historic",
+    "ae_attendance_rr",
+    "mh_referral_rr",
+    "iapt_referral_rr",
+    "drug_referral_rr",
+    "offending_rr",
+    "custody_or",
+    "court_duration_days_diff",
+    "savings_per_referral_avg_gbp",
+]
+
+
+def run_description(released: list[dict]) -> str:
+    """Markdown for the MLflow run's description: the headline released estimates, then the caveats."""
+
+    def shown(value: float | None) -> str:
+        return "withheld" if value is None else f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+    by_name = {r["estimand"]: r for r in released}
+    lines = [
+        "## Headline estimates (released, 95% interval)",
+        "",
+        "| estimand | estimate | interval |",
+        "|---|---|---|",
+    ]
+    for name in HEADLINE:
+        r = by_name.get(name, {})
+        interval = f"{shown(r.get('ci_low'))} to {shown(r.get('ci_high'))}" if r.get("ci_low") is not None else ""
+        lines.append(f"| {name} | {shown(r.get('estimate'))} | {interval} |")
+    lines += ["", "## Caveats of the design, and what in this run addresses each", ""]
+    lines += [f"- **{caveat}** {answer}" for caveat, answer in CAVEATS]
+    return "\n".join(lines) + "\n"

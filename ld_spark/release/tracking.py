@@ -137,3 +137,10 @@ def log_rows(prefix: str, rows: list[dict], key: str, fields: list[str]) -> None
                 name = f"{prefix}{field}.{row[key]}" if prefix else f"{row[key]}.{field}"
                 metrics[name] = float(row[field])
     mlflow.log_metrics(metrics)
+
+
+def describe(markdown: str) -> None:
+    """The active run's description (what the MLflow UI shows at the top of the run page)."""
+    import mlflow
+
+    mlflow.set_tag("mlflow.note.content", markdown)
