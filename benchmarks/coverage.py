@@ -209,7 +209,9 @@ def main() -> None:
         update={
             "mlflow": config.mlflow.model_copy(
                 update={"tracking_uri": f"sqlite:///{work / 'mlflow.db'}", "experiment": "ld-spark-coverage"}
-            )
+            ),
+            # Coverage reads estimates.csv only: the sensitivity suite (1.5x the run) is left out.
+            "sensitivity": config.sensitivity.model_copy(update={"enabled": False}),
         }
     )
     generator = config_module.load("local", "shape_realistic").generator if realistic else config.generator

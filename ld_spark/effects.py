@@ -126,14 +126,19 @@ def justice_month_rows(outcomes: list[str]) -> Transform:
 
 def justice_count_estimates(rows: pd.DataFrame) -> list[Estimate]:
     """offending_rr and police_contact_rr (proven-reoffending rules) on justice_month_rows()."""
-    return [
-        dataclasses.replace(
-            estimators.count_did_months(name, rows, column, exposure="at_risk"),
-            method="Poisson GLM DiD (cohort + month relative to index + evaluation x post), log months-at-risk offset "
-            "(custody, days after the extract's end and the historic charge window before the index off), "
-            "person-clustered SE; proven-reoffending rules, index offence left out",
-        )
+    method = (
+        "Poisson GLM DiD (cohort + month relative to index + evaluation x post), log months-at-risk offset "
+        "(custody, days after the extract's end and the historic charge window before the index off), "
+        "person-clustered SE; proven-reoffending rules, index offence left out"
+    )
+    fits = [
+        estimators.count_did_months(name, rows, column, exposure="at_risk")
         for name, column in JUSTICE_COUNT_ESTIMANDS.items()
+    ]
+    # A fit that could not be made keeps its reason.
+    return [
+        dataclasses.replace(e, method=method if e.estimate is not None else f"{method}; {e.method.split('; ')[-1]}")
+        for e in fits
     ]
 
 

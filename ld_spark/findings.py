@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ld_spark import estimators
-from ld_spark.cohorts import EVALUATION
+from ld_spark.cohorts import EVALUATION, declined
 from ld_spark.config import AnalysisConf
 from ld_spark.contract import VULNERABILITIES
 from ld_spark.effects import collected, person_period_sums, with_person_number
@@ -65,7 +65,7 @@ def age_band(age: F.Column) -> F.Column:
 
 def members(cohorts: DataFrame, panel: DataFrame, persons: DataFrame, prior: tuple[int, int]) -> DataFrame:
     """Cohorts (analysis layer) -> one row per person x cohort: person (hashed), evaluation,
-    in_outcomes and declined (1/0), prior_history's flags, the vulnerability flags, pathway,
+    in_outcomes and declined (1/0; under intention to treat the declined are in the outcomes too), prior_history's flags, the vulnerability flags, pathway,
     point_of_contact, sex and age band at the index."""
     age = F.substring("index_month", 1, 4).cast("int") - F.col("year_of_birth")
     return (
@@ -75,7 +75,7 @@ def members(cohorts: DataFrame, panel: DataFrame, persons: DataFrame, prior: tup
             "person_key",
             (F.col("cohort") == EVALUATION).cast("int").alias("evaluation"),
             F.col("in_outcomes").cast("int").alias("in_outcomes"),
-            (~F.col("in_outcomes")).cast("int").alias("declined"),
+            declined().cast("int").alias("declined"),
             *[F.coalesce(F.col(c), F.lit(0)).alias(c) for c in ("prior_cjs", "prior_health", "prior_drug")],
             *[F.coalesce(F.col(c), F.lit(False)).cast("int").alias(c) for c in FLAGS],
             F.coalesce("pathway", F.lit(UNKNOWN)).alias("pathway"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 from pyspark.sql import functions as F
@@ -351,9 +352,9 @@ def test_figure1_is_drawn_from_its_table(finished_run):
     assert (out / "results" / "figure1.png").stat().st_size > 20_000
 
 
-def test_estimates_have_every_estimand_and_cover_every_planted_value(spark, finished_run, small_extract):
-    """Every estimand is estimated (the exact gold table) and covers its planted value; the
-    released file blanks one only where the SDC report says which rule withheld it."""
+def test_estimates_have_every_estimand_and_hold_every_planted_value(spark, finished_run, small_extract):
+    """Every estimand is estimated (the exact gold table) and its interval, widened to 99.9%, holds
+    its planted value; the released file blanks one only where the SDC report says which rule withheld it."""
     from ld_spark.contract import ESTIMANDS, RESULT_COLUMNS
 
     out, _ = finished_run
@@ -374,11 +375,18 @@ def test_estimates_have_every_estimand_and_cover_every_planted_value(spark, fini
     blank = [name for name in ESTIMANDS if rows[name]["estimate"] == ""]
     assert all(ruled[name] in ("suppressed", "withheld") for name in blank), blank
     assert len(blank) <= 2, blank  # at this small scale a mean of a few sentences may be suppressed
+    # One seed, about forty intervals: a 95% interval misses its planted value by chance about one
+    # time in twenty, so here each is widened to 99.9% (normal quantiles 3.29 / 1.96, each side,
+    # on the log scale for ratios). A wrong computation lands far outside; coverage itself is
+    # measured over many seeds by benchmarks/coverage.py.
     for name, value in planted.items():
         if name.startswith("n_"):
             continue
-        low, high = gold[name]["ci_low"], gold[name]["ci_high"]
-        assert low <= value <= high, (name, value, gold[name])
+        estimate, low, high = gold[name]["estimate"], gold[name]["ci_low"], gold[name]["ci_high"]
+        scale = math.log if name.endswith(("_rr", "_or", "_ratio")) else (lambda v: v)
+        widen = 3.290527 / 1.959964
+        e, lo, hi = scale(estimate), scale(low), scale(high)
+        assert e - widen * (e - lo) <= scale(value) <= e + widen * (hi - e), (name, value, gold[name])
 
 
 def test_sensitivity_has_every_analysis_and_estimand_main_is_the_estimates_and_thresholds_relink(spark, finished_run):
