@@ -21,7 +21,7 @@ from ld_spark.config import AnalysisConf, EconomicsConf
 from ld_spark.contract import ESTIMANDS
 from ld_spark.economics import CustodyInputs
 from ld_spark.estimators import Estimate
-from ld_spark.frames import Transform
+from ld_spark.frames import Transform, collected
 
 # Rate-ratio estimands of contract section 4 -> the panel column they are estimated on.
 COUNT_ESTIMANDS = {
@@ -51,17 +51,6 @@ def with_person_number(df: DataFrame) -> DataFrame:
     merge two clusters, never change a count.
     """
     return df.withColumn("person", F.xxhash64("person_key")).drop("person_key")
-
-
-def collected(df: DataFrame) -> pd.DataFrame:
-    """toPandas in a fixed row order (by every column, left to right).
-
-    Spark returns rows in an order that depends on how the input files were cut; iterative fits
-    and sums over them then differ in the last bits between two runs on the same data. Sorted,
-    a rerun gives the same numbers exactly (the rerun test compares the estimates table bit for bit).
-    """
-    frame = df.toPandas()
-    return frame.sort_values(list(frame.columns), kind="mergesort", na_position="last").reset_index(drop=True)
 
 
 def did_columns(df: DataFrame) -> DataFrame:

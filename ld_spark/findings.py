@@ -18,10 +18,10 @@ from ld_spark import estimators
 from ld_spark.cohorts import EVALUATION, declined
 from ld_spark.config import AnalysisConf
 from ld_spark.contract import VULNERABILITIES
-from ld_spark.effects import collected, person_period_sums, with_person_number
+from ld_spark.effects import person_period_sums, with_person_number
 from ld_spark.estimators import Estimate
 from ld_spark.events import HEALTH_CONTACT
-from ld_spark.frames import Transform
+from ld_spark.frames import Transform, collected
 
 SUMS = ["ae_attendances", HEALTH_CONTACT, "iapt_referrals", "iapt_attendances", "drug_referrals", "drug_attendances"]
 # Conversion estimands -> (attendances, referrals) of one service (panel columns).

@@ -31,7 +31,7 @@ from ld_spark import effects, estimators
 from ld_spark.config import AnalysisConf, EconomicsConf
 from ld_spark.contract import ESTIMANDS, RESULT_SCHEMA
 from ld_spark.estimators import Estimate
-from ld_spark.frames import Transform
+from ld_spark.frames import Transform, collected
 from ld_spark.series import with_period
 
 # The exact table (analysis/sensitivity): the results table's columns with the analysis first.
@@ -136,14 +136,14 @@ def pre_trend_frames(tables: Tables, a: AnalysisConf) -> dict[str, pd.DataFrame]
     offences and cases (the same people and rules as the estimates)."""
     t = tables.transform(with_period(BASELINE_MONTHS, a.pre_months))
     in_periods = F.col("in_outcomes") & F.col("period").isNotNull()
-    months = effects.collected(
+    months = collected(
         t.panel.filter(in_periods)
         .transform(effects.did_columns)
         .withColumn("months", F.lit(1))
         .transform(effects.with_person_number)
         .select("person", "evaluation", "post", "rel_month", "months", *effects.PANEL_SUMS)
     )
-    justice_rows = effects.collected(
+    justice_rows = collected(
         t.panel.transform(effects.justice_month_rows(list(effects.JUSTICE_COUNT_ESTIMANDS.values())))
     )
     offences, cases = effects.justice_frames(t.offences, t.cases, a.justice_spec)

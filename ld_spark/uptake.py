@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from ld_spark.cohorts import declined
 from ld_spark.contract import ONWARD_REFERRALS, VULNERABILITIES
 from ld_spark.estimators import Estimate, Z
-from ld_spark.frames import union_all
+from ld_spark.frames import collected, union_all
 
 
 def site_onward_counts(referred: DataFrame) -> DataFrame:
@@ -87,8 +87,7 @@ def site_heterogeneity(estimand: str, sites: list[dict], service: str) -> Estima
 def declined_flags(referred: DataFrame) -> pd.DataFrame:
     """Referred people -> declined (0/1) and each vulnerability flag (0/1), in a fixed row order."""
     flags = [F.coalesce(F.col(f"vuln_{v}"), F.lit(False)).cast("int").alias(v) for v in VULNERABILITIES]
-    frame = referred.select(declined().cast("int").alias("declined"), *flags).toPandas()
-    return frame.sort_values(list(frame.columns), kind="mergesort").reset_index(drop=True)
+    return collected(referred.select(declined().cast("int").alias("declined"), *flags))
 
 
 def declined_odds_ratio(estimand: str, flags: pd.DataFrame, exposure: str) -> Estimate:
