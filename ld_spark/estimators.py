@@ -36,6 +36,12 @@ class Estimate:
     # How concentrated those values are, per cohort x period cell (concentration()).
     top_share: float | None = None
     p_ratio: float | None = None
+    # The smallest non-zero count (events, people with events, outcomes either way) in a cell the
+    # estimate is an exact function of: a saturated ratio reveals the cells it is made of.
+    smallest_cell: int | None = None
+    # A percentage of events (not of people): the count it is k of n, so disclosure control can
+    # recompute it from the rounded counts.
+    share_k: int | None = None
 
     def row(self) -> dict:
         return asdict(self)
@@ -67,9 +73,20 @@ def _cells(df: pd.DataFrame, column: str, cap: float | None = None) -> list[np.n
     return [values[rows] for rows in df.groupby(["evaluation", "post"]).indices.values()]
 
 
+COHORT_PERIOD = ["evaluation", "post"]
+
+
 def _smallest_cell(df: pd.DataFrame) -> int:
     """The fewest values behind any of the four cohort x period means."""
     return int(df.groupby(["evaluation", "post"]).size().min())
+
+
+def smallest_count(df: pd.DataFrame, by: list[str], outcome: str, *more: str) -> int | None:
+    """The smallest non-zero count in the cells of `by`: the sum of `outcome` (and of each of
+    `more`) and the number of people with an `outcome` event. None when every count is zero."""
+    sums = df.groupby(by)[[outcome, *more]].sum().to_numpy().ravel()
+    people = df[df[outcome] > 0].groupby(by)["person"].nunique().to_numpy()
+    return min((int(v) for v in (*sums, *people) if v > 0), default=None)
 
 
 def did_design(df: pd.DataFrame) -> np.ndarray:
@@ -122,7 +139,14 @@ def count_did(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "mo
         df[outcome].to_numpy(float), did_design(df), family=sm.families.Poisson(), exposure=df[exposure].to_numpy(float)
     )
     result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
+    return Estimate(
+        estimand,
+        *_interaction(result, exponentiate=True),
+        n=n,
+        method=method,
+        **_sizes(df, result),
+        smallest_cell=smallest_count(df, COHORT_PERIOD, outcome),
+    )
 
 
 def count_did_months(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "at_risk") -> Estimate:
@@ -157,7 +181,14 @@ def count_did_months(estimand: str, df: pd.DataFrame, outcome: str, exposure: st
     X = np.column_stack([dummies, e, e * post])
     model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df[exposure].to_numpy(float))
     result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
+    return Estimate(
+        estimand,
+        *_interaction(result, exponentiate=True),
+        n=n,
+        method=method,
+        **_sizes(df, result),
+        smallest_cell=smallest_count(df, COHORT_PERIOD, outcome),
+    )
 
 
 def binary_did(estimand: str, df: pd.DataFrame, outcome: str) -> Estimate:
@@ -171,7 +202,15 @@ def binary_did(estimand: str, df: pd.DataFrame, outcome: str) -> Estimate:
         return _withheld(estimand, n, method, "a cohort x period cell is all one outcome")
     model = sm.GLM(df[outcome].to_numpy(float), did_design(df), family=sm.families.Binomial())
     result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
+    either_way = df.assign(_other=1 - df[outcome])
+    return Estimate(
+        estimand,
+        *_interaction(result, exponentiate=True),
+        n=n,
+        method=method,
+        **_sizes(df, result),
+        smallest_cell=smallest_count(either_way, COHORT_PERIOD, outcome, "_other"),
+    )
 
 
 def linear_did(estimand: str, df: pd.DataFrame, outcome: str, log: bool = False) -> Estimate:
@@ -459,7 +498,14 @@ def count_did_ratio(estimand: str, df: pd.DataFrame, outcome: str, group: str) -
     X = np.column_stack([np.ones(len(df)), e, p, g, e * p, e * g, p * g, e * p * g])
     model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df["months"].to_numpy(float))
     result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
-    return Estimate(estimand, *_interaction(result, exponentiate=True), n=n, method=method, **_sizes(df, result))
+    return Estimate(
+        estimand,
+        *_interaction(result, exponentiate=True),
+        n=n,
+        method=method,
+        **_sizes(df, result),
+        smallest_cell=smallest_count(df, [*COHORT_PERIOD, group], outcome),
+    )
 
 
 def adjusted_rate_ratio(
@@ -490,6 +536,7 @@ def adjusted_rate_ratio(
         method,
         people=n,
         df_resid=int(result.df_resid),
+        smallest_cell=smallest_count(df, [first], outcome),
     )
 
 
@@ -531,6 +578,8 @@ def weighted_share(estimand: str, df: pd.DataFrame, weight: str, flag: str) -> E
         method,
         people=people,
         df_resid=people - 1,
+        smallest_cell=smallest_count(df, [flag], weight),
+        share_k=int((w * f).sum()),
     )
 
 
@@ -567,6 +616,7 @@ def ratio_did(estimand: str, df: pd.DataFrame, numerator: str, denominator: str)
         method,
         people=n,
         df_resid=n - 1,
+        smallest_cell=smallest_count(df, COHORT_PERIOD, numerator, denominator),
     )
 
 

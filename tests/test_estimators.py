@@ -246,3 +246,44 @@ def test_month_profile_did_is_not_fooled_by_a_pre_index_rise_one_cohort_cannot_s
     # Pooling the months instead: the evaluation cohort's pre period holds the rise, 2x the rate.
     sums = df[df["at_risk"] > 0].groupby(["person", "evaluation", "post"], as_index=False)[["events", "at_risk"]].sum()
     assert count_did("x_rr", sums, "events", exposure="at_risk").estimate == pytest.approx(0.5)
+
+
+def test_a_saturated_ratio_carries_its_smallest_cell_for_disclosure_control():
+    df = pd.DataFrame(
+        {
+            "person": [1, 1, 2, 2, 3, 3, 4, 4],
+            "evaluation": [1, 1, 1, 1, 0, 0, 0, 0],
+            "post": [0, 1, 0, 1, 0, 1, 0, 1],
+            "months": 12,
+            "events": [9, 12, 10, 11, 3, 40, 0, 30],
+        }
+    )
+    # Historic pre holds 3 events from 1 person; every other cell more.
+    assert count_did("x_rr", df, "events").smallest_cell == 1
+    # Binary: every cell mixed; the smallest count is historic post's 2 non-custodial sentences.
+    cells = {(1, 0): (3, 4), (1, 1): (5, 3), (0, 0): (3, 6), (0, 1): (7, 2)}
+    rows = [(e, p, y) for (e, p), (pos, neg) in cells.items() for y in [1] * pos + [0] * neg]
+    binary = pd.DataFrame(rows, columns=["evaluation", "post", "custody"]).assign(person=lambda d: range(len(d)))
+    assert binary_did("x_or", binary, "custody").smallest_cell == 2
+
+
+def test_smallest_count_looks_at_every_sum_and_the_people_with_events_in_each_cell():
+    df = pd.DataFrame(
+        {
+            "person": [1, 2, 3, 4, 5, 6],
+            "evaluation": [1, 1, 1, 0, 0, 0],
+            "post": [1, 1, 1, 1, 1, 1],
+            "referrals": [4, 4, 4, 9, 9, 0],
+            "attended": [3, 3, 3, 4, 5, 0],
+        }
+    )
+    # Sums: referrals 12 / 18, attended 9 / 9; people with referrals: 3 / 2.
+    assert estimators.smallest_count(df, ["evaluation"], "referrals", "attended") == 2
+    assert estimators.smallest_count(df.assign(referrals=0), ["evaluation"], "referrals") is None
+
+
+def test_a_share_of_events_carries_its_count_for_disclosure_control():
+    df = pd.DataFrame({"person": [1, 2, 3, 4], "referrals": [5, 3, 2, 10], "new": [1, 0, 1, 0]})
+    est = estimators.weighted_share("x_pct", df, "referrals", "new")
+    assert (est.share_k, est.n) == (7, 20) and est.estimate == pytest.approx(35.0)
+    assert est.smallest_cell == 2  # two people with new referrals

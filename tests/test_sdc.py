@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ld_spark.release.sdc import Report, Rules, Spec, release, release_estimate, released_count, released_percentage
 
 RULES = Rules()
@@ -153,3 +155,47 @@ def test_an_estimate_resting_on_a_mean_of_few_values_is_suppressed(tmp_path):
         "estimates.csv", [{**row, "summarised_values": 6}, {**row, "summarised_values": 60}]
     )
     assert few["estimate"] is None and few["ci_high"] is None and many["estimate"] == 900.0
+
+
+def test_a_model_estimate_made_of_a_cell_with_a_small_count_is_withheld():
+    report = Report()
+    row = {"estimand": "mha_detention_rr", "estimate": 1.3, "ci_low": 0.6, "ci_high": 2.8, "p_value": 0.4, "n": 900}
+    withheld = release_estimate(row, people=900, residual_df=899, rules=RULES, report=report, smallest_cell=5)
+    assert withheld["estimate"] is None and withheld["ci_high"] is None and withheld["n"] == 900
+    kept = release_estimate(row, people=900, residual_df=899, rules=RULES, report=report, smallest_cell=8)
+    assert kept["estimate"] == 1.3
+    assert [r["reason"] for r in report.rows if r["column"] == "estimate"][0].startswith("a cell")
+
+
+def test_a_model_share_of_events_is_recomputed_from_rounded_counts_with_its_interval_width_kept():
+    from ld_spark.release.sdc import release_share_estimate
+
+    report = Report()
+    # 129 new of 447 referrals (28.86%), a clustered logit interval of half-width 0.25.
+    logit = math.log(129 / 318)
+    low, high = (100 / (1 + math.exp(-(logit + s * 0.25))) for s in (-1, 1))
+    row = {"estimand": "drug_referral_new_pct", "estimate": 100 * 129 / 447, "ci_low": low, "ci_high": high}
+    got = release_share_estimate(
+        {**row, "n": 447, "people": 300, "df_resid": 299, "smallest_cell": 90}, 129, RULES, report
+    )
+    # 130 of 445, whole percent; the interval is 29% widened by the same 0.25 on the logit scale.
+    centre = math.log(0.29 / 0.71)
+    assert (got["estimate"], got["n"]) == (29.0, 445)
+    assert (got["ci_low"], got["ci_high"]) == tuple(
+        round(100 / (1 + math.exp(-(centre + s * 0.25))), 0) for s in (-1, 1)
+    )
+    few = release_share_estimate(
+        {**row, "n": 447, "people": 300, "df_resid": 299, "smallest_cell": 5}, 5, RULES, report
+    )
+    assert few["estimate"] is None and few["ci_low"] is None
+
+
+def test_a_test_statistic_on_exact_counts_is_released_rounded():
+    from ld_spark.release.sdc import release_test
+
+    report = Report()
+    row = {"estimand": "site_heterogeneity_iapt_p", "estimate": 61.83724519, "ci_low": None, "p_value": 0.000123456}
+    got = release_test(row, dict(row), RULES, report)
+    assert (got["estimate"], got["p_value"]) == (61.8, 0.00012)
+    assert row["estimate"] == 61.83724519  # the input row is left as it was
+    assert release_test(row, {**row, "estimate": None, "p_value": None}, RULES, report)["estimate"] is None

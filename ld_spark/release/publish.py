@@ -211,8 +211,14 @@ class Publisher:
                 out = sdc.release_count_estimate(row, self.rules, self.report, name)
             elif row.get("k") is not None:
                 out = sdc.release_percentage_estimate(row, row["k"], self.rules, self.report, name)
+            elif row.get("share_k") is not None:
+                out = sdc.release_share_estimate(row, row["share_k"], self.rules, self.report, name)
             else:
-                out = sdc.release_estimate(row, row.get("people"), row.get("df_resid"), self.rules, self.report, name)
+                out = sdc.release_estimate(
+                    row, row.get("people"), row.get("df_resid"), self.rules, self.report, name, row.get("smallest_cell")
+                )
+                if row.get("ci_low") is None and row.get("p_value") is not None:
+                    out = sdc.release_test(row, out, self.rules, self.report, name)
             # A mean or median behind the estimate: of too few values, or dominated by a few.
             reasons = [
                 reason
@@ -233,7 +239,12 @@ class Publisher:
                     if r["estimand"] in names and r["estimate"] is not None:
                         r.update({c: None for c in sdc.ESTIMATE_COLUMNS})
                         self.report.note(
-                            name, r["estimand"], "estimate", "withheld", f"derived from {source}, withheld"
+                            # The estimand, not its group: a group's name may hold digits (m24_m13).
+                            name,
+                            r["estimand"],
+                            "estimate",
+                            "withheld",
+                            f"derived from {source.split('|')[-1]}, withheld",
                         )
         return released
 

@@ -44,6 +44,7 @@ FEW_PEOPLE = "a model on fewer people than the minimum"
 FEW_DF = "a model with fewer residual degrees of freedom than the minimum"
 SMALL_CELL = "a cell of the model holds a count above zero and at most the threshold"
 ENOUGH = "a model on enough people, residual degrees of freedom and cells"
+TEST_ROUNDED = "a test statistic to one decimal and its p-value to two significant figures"
 
 
 @dataclass
@@ -211,12 +212,69 @@ def _released_n(output: str, row: dict, out: dict, rules: Rules, report: Report)
 
 
 def release_estimate(
-    row: dict, people: int | None, residual_df: int | None, rules: Rules, report: Report, output: str = "estimates.csv"
+    row: dict,
+    people: int | None,
+    residual_df: int | None,
+    rules: Rules,
+    report: Report,
+    output: str = "estimates.csv",
+    smallest_cell: int | None = None,
 ) -> dict:
-    """A model estimate withheld when it rests on too few people or residual degrees of freedom."""
-    out = release_model_row(output, row["estimand"], row, ESTIMATE_COLUMNS, people, residual_df, rules, report)
+    """A model estimate withheld when it rests on too few people or residual degrees of freedom,
+    or is an exact function of cells one of which holds a small count."""
+    out = release_model_row(
+        output, row["estimand"], row, ESTIMATE_COLUMNS, people, residual_df, rules, report, smallest_cell
+    )
     _released_n(output, row, out, rules, report)
     return out
+
+
+def release_share_estimate(row: dict, k: int, rules: Rules, report: Report, output: str = "estimates.csv") -> dict:
+    """A model's percentage of events (k of n, person-clustered, logit interval): the percentage
+    recomputed from the rounded k and n at the precision the rounded n allows, and the model's
+    interval kept at its width on the logit scale around it (the width is the design's, the
+    centre no longer the exact counts'); all withheld when k or n is 1..threshold."""
+    out = release_model_row(
+        output,
+        row["estimand"],
+        row,
+        ESTIMATE_COLUMNS,
+        row.get("people"),
+        row.get("df_resid"),
+        rules,
+        report,
+        row.get("smallest_cell"),
+    )
+    value = released_percentage(k, row.get("n"), rules)
+    if out["estimate"] is not None:
+        if value is None or not 0 < value < 100:
+            out.update({c: None for c in ESTIMATE_COLUMNS})
+            report.note(output, row["estimand"], "estimate", "suppressed", BEHIND_SMALL)
+        else:
+            half = (_logit(row["ci_high"] / 100) - _logit(row["ci_low"] / 100)) / 2
+            places = decimals(released_count(row["n"], rules), rules)
+            low, high = (100 / (1 + math.exp(-(_logit(value / 100) + s * half))) for s in (-1, 1))
+            out.update({"estimate": value, "ci_low": round(low, places), "ci_high": round(high, places)})
+            report.note(output, row["estimand"], "estimate", "recomputed", FROM_ROUNDED + ", interval recentred")
+    _released_n(output, row, out, rules, report)
+    return out
+
+
+def release_test(row: dict, out: dict, rules: Rules, report: Report, output: str = "estimates.csv") -> dict:
+    """A test (a statistic and its p-value, no interval) computed from exact counts by site: the
+    statistic to one decimal and the p-value to two significant figures, so neither is an exact
+    function from which the counts behind the released, rounded table could be solved for."""
+    if out["estimate"] is None:
+        return out
+    out = {**out, "estimate": round(out["estimate"], 1)}
+    if out["p_value"] is not None:
+        out["p_value"] = float(f"{out['p_value']:.2g}")
+    report.note(output, row["estimand"], "estimate", "rounded", TEST_ROUNDED)
+    return out
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
 
 
 def release_count_estimate(row: dict, rules: Rules, report: Report, output: str = "estimates.csv") -> dict:
