@@ -42,6 +42,7 @@ class Estimate:
     # A percentage of events (not of people): the count it is k of n, so disclosure control can
     # recompute it from the rounded counts.
     share_k: int | None = None
+    test_df: int | None = None  # a chi-square test's degrees of freedom (disclosure control rounds it)
 
     def row(self) -> dict:
         return asdict(self)
@@ -81,12 +82,14 @@ def _smallest_cell(df: pd.DataFrame) -> int:
     return int(df.groupby(["evaluation", "post"]).size().min())
 
 
-def smallest_count(df: pd.DataFrame, by: list[str], outcome: str, *more: str) -> int | None:
-    """The smallest non-zero count in the cells of `by`: the sum of `outcome` (and of each of
-    `more`) and the number of people with an `outcome` event. None when every count is zero."""
-    sums = df.groupby(by)[[outcome, *more]].sum().to_numpy().ravel()
-    people = df[df[outcome] > 0].groupby(by)["person"].nunique().to_numpy()
-    return min((int(v) for v in (*sums, *people) if v > 0), default=None)
+def smallest_count(df: pd.DataFrame, by: list[str], *columns: str) -> int | None:
+    """The smallest non-zero count in the cells of `by`: for each of `columns`, its sum and the
+    number of people with a non-zero value. None when every count is zero."""
+    counts = []
+    for column in columns:
+        counts += list(df.groupby(by)[column].sum().to_numpy())
+        counts += list(df[df[column] > 0].groupby(by)["person"].nunique().to_numpy())
+    return min((int(v) for v in counts if v > 0), default=None)
 
 
 def did_design(df: pd.DataFrame) -> np.ndarray:
@@ -474,6 +477,7 @@ def pre_trend(
         n,
         f"{method}; {rank} degrees of freedom ({k} of the pre-index months fitted)",
         **_sizes(df, result),
+        test_df=rank,
     )
 
 

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from ld_spark.cohorts import declined
 from ld_spark.contract import ONWARD_REFERRALS, VULNERABILITIES
-from ld_spark.estimators import Estimate, Z
+from ld_spark.estimators import Estimate, Z, smallest_count
 from ld_spark.frames import collected, union_all
 
 
@@ -81,6 +81,7 @@ def site_heterogeneity(estimand: str, sites: list[dict], service: str) -> Estima
         f"{method} ({len(used)} sites, {dof} df)",
         people=n,
         df_resid=n - len(used),
+        test_df=int(dof),
     )
 
 
@@ -115,6 +116,10 @@ def declined_odds_ratio(estimand: str, flags: pd.DataFrame, exposure: str) -> Es
         method,
         people=n,
         df_resid=int(result.df_resid),
+        # The 2 x 2 of declining by the flag (declined_by_vulnerability.csv) is what it rests on.
+        smallest_cell=smallest_count(
+            flags.assign(person=range(n), accepted=1 - flags["declined"]), [exposure], "declined", "accepted"
+        ),
     )
 
 

@@ -236,3 +236,15 @@ def test_spark_submit_on_the_cluster_gives_the_local_mode_results(
     fitted = ("analysis/estimates",)
     differ = [k for k in local_tables if local_tables[k] != remote_tables[k] and k not in fitted]
     assert not differ, differ
+    # The exact fits too (the released files withhold the rows made of small cells at this scale).
+    from ld_spark import io
+
+    local_fits, remote_fits = (
+        {r["estimand"]: r for r in io.read_delta(spark, catalog.path(root, catalog.ESTIMATES)).collect()}
+        for root in (local_out, out)
+    )
+    assert local_fits.keys() == remote_fits.keys()
+    for name, row in local_fits.items():
+        for column in ("estimate", "ci_low", "ci_high", "p_value"):
+            a, b = row[column], remote_fits[name][column]
+            assert (a is None and b is None) or a == pytest.approx(b, rel=1e-9, abs=1e-12), (name, column, a, b)

@@ -89,3 +89,4 @@ def test_declined_odds_ratio_is_adjusted_and_exact_on_a_saturated_table():
     got = declined_odds_ratio("declined_substance_or", flags, "substance_misuse")
     assert got.estimate == pytest.approx((30 / 70) / (10 / 90), rel=1e-6)
     assert got.ci_low < got.estimate < got.ci_high and got.n == 200
+    assert got.smallest_cell == 10  # the 2 x 2 it rests on: 10 declined without substance misuse

@@ -217,7 +217,7 @@ class Publisher:
                 out = sdc.release_estimate(
                     row, row.get("people"), row.get("df_resid"), self.rules, self.report, name, row.get("smallest_cell")
                 )
-                if row.get("ci_low") is None and row.get("p_value") is not None:
+                if row.get("test_df") is not None:
                     out = sdc.release_test(row, out, self.rules, self.report, name)
             # A mean or median behind the estimate: of too few values, or dominated by a few.
             reasons = [

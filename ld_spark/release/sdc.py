@@ -44,7 +44,7 @@ FEW_PEOPLE = "a model on fewer people than the minimum"
 FEW_DF = "a model with fewer residual degrees of freedom than the minimum"
 SMALL_CELL = "a cell of the model holds a count above zero and at most the threshold"
 ENOUGH = "a model on enough people, residual degrees of freedom and cells"
-TEST_ROUNDED = "a test statistic to one decimal and its p-value to two significant figures"
+TEST_ROUNDED = "a test statistic to one decimal, its p-value from that, to two significant figures"
 
 
 @dataclass
@@ -231,9 +231,12 @@ def release_estimate(
 
 def release_share_estimate(row: dict, k: int, rules: Rules, report: Report, output: str = "estimates.csv") -> dict:
     """A model's percentage of events (k of n, person-clustered, logit interval): the percentage
-    recomputed from the rounded k and n at the precision the rounded n allows, and the model's
-    interval kept at its width on the logit scale around it (the width is the design's, the
-    centre no longer the exact counts'); all withheld when k or n is 1..threshold."""
+    recomputed from the rounded k and n at the precision the rounded n allows, the model's
+    interval kept at its width on the logit scale around it, and the p-value from those (the
+    width is the design's, the centre no longer the exact counts'); all withheld when k or n is
+    1..threshold or the model's interval has no width to keep."""
+    from scipy import stats
+
     out = release_model_row(
         output,
         row["estimand"],
@@ -245,30 +248,36 @@ def release_share_estimate(row: dict, k: int, rules: Rules, report: Report, outp
         report,
         row.get("smallest_cell"),
     )
-    value = released_percentage(k, row.get("n"), rules)
     if out["estimate"] is not None:
-        if value is None or not 0 < value < 100:
+        value = released_percentage(k, row.get("n"), rules)
+        bounds = (row.get("ci_low"), row.get("ci_high"))
+        if value is None or not 0 < value < 100 or not all(b is not None and 0 < b < 100 for b in bounds):
             out.update({c: None for c in ESTIMATE_COLUMNS})
             report.note(output, row["estimand"], "estimate", "suppressed", BEHIND_SMALL)
         else:
-            half = (_logit(row["ci_high"] / 100) - _logit(row["ci_low"] / 100)) / 2
+            half = (_logit(bounds[1] / 100) - _logit(bounds[0] / 100)) / 2
             places = decimals(released_count(row["n"], rules), rules)
-            low, high = (100 / (1 + math.exp(-(_logit(value / 100) + s * half))) for s in (-1, 1))
-            out.update({"estimate": value, "ci_low": round(low, places), "ci_high": round(high, places)})
+            centre = _logit(value / 100)
+            low, high = (100 / (1 + math.exp(-(centre + s * half))) for s in (-1, 1))
+            p = float(2 * stats.norm.sf(abs(centre) / (half / Z95))) if half > 0 else None
+            out.update({"estimate": value, "ci_low": round(low, places), "ci_high": round(high, places), "p_value": p})
             report.note(output, row["estimand"], "estimate", "recomputed", FROM_ROUNDED + ", interval recentred")
     _released_n(output, row, out, rules, report)
     return out
 
 
 def release_test(row: dict, out: dict, rules: Rules, report: Report, output: str = "estimates.csv") -> dict:
-    """A test (a statistic and its p-value, no interval) computed from exact counts by site: the
-    statistic to one decimal and the p-value to two significant figures, so neither is an exact
-    function from which the counts behind the released, rounded table could be solved for."""
+    """A test (a chi-square statistic and its p-value, no interval) computed from exact counts:
+    the statistic to one decimal and the p-value that rounded statistic gives on its degrees of
+    freedom (`row["test_df"]`), to two significant figures, so neither is an exact function from
+    which the counts behind a released, rounded table could be solved for."""
+    from scipy import stats
+
     if out["estimate"] is None:
         return out
     out = {**out, "estimate": round(out["estimate"], 1)}
     if out["p_value"] is not None:
-        out["p_value"] = float(f"{out['p_value']:.2g}")
+        out["p_value"] = float(f"{stats.chi2.sf(out['estimate'], row['test_df']):.2g}")
     report.note(output, row["estimand"], "estimate", "rounded", TEST_ROUNDED)
     return out
 
