@@ -67,19 +67,19 @@ def concentration(cells) -> dict[str, float | None]:
     return {"top_share": top_share, "p_ratio": p_ratio}
 
 
+COHORT_PERIOD = ["evaluation", "post"]
+
+
 def _cells(df: pd.DataFrame, column: str, cap: float | None = None) -> list[np.ndarray]:
     values = df[column].to_numpy(float)
     if cap is not None:
         values = np.minimum(values, cap)
-    return [values[rows] for rows in df.groupby(["evaluation", "post"]).indices.values()]
-
-
-COHORT_PERIOD = ["evaluation", "post"]
+    return [values[rows] for rows in df.groupby(COHORT_PERIOD).indices.values()]
 
 
 def _smallest_cell(df: pd.DataFrame) -> int:
     """The fewest values behind any of the four cohort x period means."""
-    return int(df.groupby(["evaluation", "post"]).size().min())
+    return int(df.groupby(COHORT_PERIOD).size().min())
 
 
 def smallest_count(df: pd.DataFrame, by: list[str], *columns: str) -> int | None:
@@ -104,7 +104,7 @@ def _clusters(df: pd.DataFrame) -> np.ndarray:
 
 def _empty_cell(df: pd.DataFrame, column: str) -> bool:
     """True when a cohort x period cell has no data or (for counts) no events: no finite estimate."""
-    cells = df.groupby(["evaluation", "post"])[column].agg(["size", "sum"])
+    cells = df.groupby(COHORT_PERIOD)[column].agg(["size", "sum"])
     return len(cells) < 4 or bool((cells["size"] == 0).any())
 
 
@@ -135,7 +135,7 @@ def count_did(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "mo
 
     method = "Poisson GLM DiD (cohort x period), log exposure offset, person-clustered SE"
     n = int(df["person"].nunique())
-    sums = df.groupby(["evaluation", "post"])[outcome].sum()
+    sums = df.groupby(COHORT_PERIOD)[outcome].sum()
     if _empty_cell(df, outcome) or (sums == 0).any():
         return _withheld(estimand, n, method, "a cohort x period cell has no events")
     model = sm.GLM(
@@ -172,7 +172,7 @@ def count_did_months(estimand: str, df: pd.DataFrame, outcome: str, exposure: st
     )
     df = df[df[exposure] > 0]
     n = int(df["person"].nunique())
-    sums = df.groupby(["evaluation", "post"])[outcome].sum()
+    sums = df.groupby(COHORT_PERIOD)[outcome].sum()
     if _empty_cell(df, outcome) or (sums == 0).any():
         return _withheld(estimand, n, method, "a cohort x period cell has no events")
     # A month with no event in either cohort has no finite profile: leave it out.
@@ -200,7 +200,7 @@ def binary_did(estimand: str, df: pd.DataFrame, outcome: str) -> Estimate:
 
     method = "logistic GLM DiD (cohort x period) on sentenced offences, person-clustered SE"
     n = len(df)
-    cells = df.groupby(["evaluation", "post"])[outcome].agg(["size", "sum"])
+    cells = df.groupby(COHORT_PERIOD)[outcome].agg(["size", "sum"])
     if len(cells) < 4 or ((cells["sum"] == 0) | (cells["sum"] == cells["size"])).any():
         return _withheld(estimand, n, method, "a cohort x period cell is all one outcome")
     model = sm.GLM(df[outcome].to_numpy(float), did_design(df), family=sm.families.Binomial())
@@ -225,7 +225,7 @@ def linear_did(estimand: str, df: pd.DataFrame, outcome: str, log: bool = False)
     ) + " (cohort x period), person-clustered SE"
     df = df[df[outcome].notna() & ((df[outcome] > 0) if log else True)]
     n = len(df)
-    if _empty_cell(df, outcome) or df.groupby(["evaluation", "post"]).size().min() < 2:
+    if _empty_cell(df, outcome) or df.groupby(COHORT_PERIOD).size().min() < 2:
         return _withheld(estimand, n, method, "a cohort x period cell has fewer than 2 values")
     y = df[outcome].to_numpy(float)
     result = sm.OLS(np.log(y) if log else y, did_design(df)).fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
@@ -363,10 +363,10 @@ def restricted_mean_did(estimand: str, df: pd.DataFrame, time: str, event: str, 
     )
     df = df[df[time].notna()]
     n = len(df)
-    if _empty_cell(df, time) or df.groupby(["evaluation", "post"]).size().min() < 2:
+    if _empty_cell(df, time) or df.groupby(COHORT_PERIOD).size().min() < 2:
         return _withheld(estimand, n, method, "a cohort x period cell has fewer than 2 cases")
     pseudo = np.empty(n)
-    for _, rows in df.groupby(["evaluation", "post"]).indices.items():
+    for _, rows in df.groupby(COHORT_PERIOD).indices.items():
         pseudo[rows] = restricted_mean_pseudo(df[time].to_numpy()[rows], df[event].to_numpy()[rows], tau)
     result = sm.OLS(pseudo, did_design(df)).fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
     return Estimate(
@@ -598,7 +598,7 @@ def ratio_did(estimand: str, df: pd.DataFrame, numerator: str, denominator: str)
 
     method = f"DiD of {numerator} per {denominator} (ratio of sums per cohort x period), person-clustered SE"
     n = int(df["person"].nunique())
-    cells = df.groupby(["evaluation", "post"])[[numerator, denominator]].sum()
+    cells = df.groupby(COHORT_PERIOD)[[numerator, denominator]].sum()
     if len(cells) < 4 or (cells[denominator] == 0).any():
         return _withheld(estimand, n, method, f"a cohort x period cell has no {denominator}")
     ratio = cells[numerator] / cells[denominator]

@@ -218,7 +218,7 @@ class Publisher:
                     row, row.get("people"), row.get("df_resid"), self.rules, self.report, name, row.get("smallest_cell")
                 )
                 if row.get("test_df") is not None:
-                    out = sdc.release_test(row, out, self.rules, self.report, name)
+                    out = sdc.release_test(row, out, self.report, name)
             # A mean or median behind the estimate: of too few values, or dominated by a few.
             reasons = [
                 reason

@@ -24,9 +24,7 @@ import math
 from dataclasses import dataclass, field
 
 from ld_spark.config import DisclosureConf
-
-Z95 = 1.959963984540054
-
+from ld_spark.estimators import Z
 
 # The rules are the config's disclosure section (conf/base.yaml `disclosure`, defaults there).
 Rules = DisclosureConf
@@ -97,8 +95,8 @@ def released_percentage(k: int | None, n: int | None, rules: Rules) -> float | N
 def wilson(k: int, n: int) -> tuple[float, float]:
     """95% Wilson score interval for k of n, in percent."""
     p = k / n
-    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 / (1 + Z95**2 / n) * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n))
+    centre = (p + Z**2 / (2 * n)) / (1 + Z**2 / n)
+    half = Z / (1 + Z**2 / n) * math.sqrt(p * (1 - p) / n + Z**2 / (4 * n * n))
     return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
 
 
@@ -236,6 +234,7 @@ def release_share_estimate(row: dict, k: int, rules: Rules, report: Report, outp
     width is the design's, the centre no longer the exact counts'); all withheld when k or n is
     1..threshold or the model's interval has no width to keep."""
     from scipy import stats
+    from scipy.special import logit
 
     out = release_model_row(
         output,
@@ -255,18 +254,18 @@ def release_share_estimate(row: dict, k: int, rules: Rules, report: Report, outp
             out.update({c: None for c in ESTIMATE_COLUMNS})
             report.note(output, row["estimand"], "estimate", "suppressed", BEHIND_SMALL)
         else:
-            half = (_logit(bounds[1] / 100) - _logit(bounds[0] / 100)) / 2
+            half = (logit(bounds[1] / 100) - logit(bounds[0] / 100)) / 2
             places = decimals(released_count(row["n"], rules), rules)
-            centre = _logit(value / 100)
+            centre = logit(value / 100)
             low, high = (100 / (1 + math.exp(-(centre + s * half))) for s in (-1, 1))
-            p = float(2 * stats.norm.sf(abs(centre) / (half / Z95))) if half > 0 else None
+            p = float(2 * stats.norm.sf(abs(centre) / (half / Z))) if half > 0 else None
             out.update({"estimate": value, "ci_low": round(low, places), "ci_high": round(high, places), "p_value": p})
             report.note(output, row["estimand"], "estimate", "recomputed", FROM_ROUNDED + ", interval recentred")
     _released_n(output, row, out, rules, report)
     return out
 
 
-def release_test(row: dict, out: dict, rules: Rules, report: Report, output: str = "estimates.csv") -> dict:
+def release_test(row: dict, out: dict, report: Report, output: str = "estimates.csv") -> dict:
     """A test (a chi-square statistic and its p-value, no interval) computed from exact counts:
     the statistic to one decimal and the p-value that rounded statistic gives on its degrees of
     freedom (`row["test_df"]`), to two significant figures, so neither is an exact function from
@@ -280,10 +279,6 @@ def release_test(row: dict, out: dict, rules: Rules, report: Report, output: str
         out["p_value"] = float(f"{stats.chi2.sf(out['estimate'], row['test_df']):.2g}")
     report.note(output, row["estimand"], "estimate", "rounded", TEST_ROUNDED)
     return out
-
-
-def _logit(p: float) -> float:
-    return math.log(p / (1 - p))
 
 
 def release_count_estimate(row: dict, rules: Rules, report: Report, output: str = "estimates.csv") -> dict:
