@@ -75,6 +75,7 @@ MODEL_FILE = (LINKAGE, "model/splink_model.json")
 BLOCKING_FILE = (LINKAGE, "model/blocking.csv")  # each prediction rule's comparisons, the run's last
 SPLINK_WORK = (LINKAGE, "_splink_work")
 RESULTS = ("results",)
+LOG_FILE = ("logs", "ld-spark.log")  # what the JVM and the libraries say (ld_spark/console.py)
 
 # Beside a synthetic extract, under RAW_DIR (contract: `_truth/`): who is who, and how it was made.
 TRUTH_RECORD_PERSON = ("_truth", "record_person.csv")
@@ -91,6 +92,11 @@ def file(out: str | Path, where: tuple[str, ...]) -> Path:
 
 def read(spark: SparkSession, out: str | Path, table: Table) -> DataFrame:
     return io.read_delta(spark, path(out, table))
+
+
+def rows(out: str | Path, table: Table) -> int | None:
+    """Rows the table's latest write put in it, from its Delta log (no Spark job)."""
+    return io.rows_written(path(out, table))
 
 
 def write(df: DataFrame, out: str | Path, table: Table) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from ld_spark import config as config_module
 
@@ -32,6 +33,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--raw", help="raw root in the contract layout (default: the config's paths.raw)")
     run.add_argument("--out", help="output root, Delta tables and results/ (default: the config's paths.out)")
     run.add_argument("--conf", action="append", default=[], help="config overlay (name or path); repeatable")
+    for command in (gen, run):
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            help="Spark's, MLflow's and Splink's own output on the console (default: to a log file, see below)",
+        )
     return p
 
 
@@ -40,31 +47,55 @@ def _load_config(overlays: list[str]) -> config_module.Config:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from ld_spark import session
     from ld_spark.synth.generate import generate
 
     overlays = args.conf or ["local"]
     cfg = _load_config(overlays + (["shape_realistic"] if args.shape == "realistic" else []))
-    spark = session.build(cfg)
+    # Beside the extract, not in it: generation replaces the whole folder.
+    raw = Path(args.out)
+    log = None if args.verbose else raw.with_name(raw.name + ".generate.log")
+    spark = _session(cfg, log, "ld-spark generate")
     started = time.time()
     counts = generate(spark, cfg.generator, seed=args.seed, scale=args.scale, out=args.out, partitions=args.partitions)
     elapsed = time.time() - started
-    width = max(len(t) for t in counts)
-    for table, n in counts.items():
-        print(f"  {table:<{width}}  {n:>10,d} rows")
+    if args.verbose:
+        width = max(len(t) for t in counts)
+        for table, n in counts.items():
+            print(f"  {table:<{width}}  {n:>10,d} rows")
     print(
         f"generated {sum(counts.values()):,d} rows at scale {args.scale} seed {args.seed} "
-        f"in {elapsed:.1f}s on {spark.sparkContext.master} -> {args.out}"
+        f"in {elapsed:.1f}s on {spark.sparkContext.master} -> {args.out}" + (f" (log: {log})" if log else "")
     )
     return 0
 
 
+def _session(cfg: config_module.Config, log: Path | None, command: str):
+    """The SparkSession, with the JVM's output and the libraries' logs in `log` (None: verbose,
+    everything on the console, Spark's progress bars too)."""
+    from ld_spark import console, session
+
+    if log is None:
+        return session.build(cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"console_progress": True})}))
+    console.log_header(log, command)
+    with console.stderr_to(log):
+        spark = session.build(cfg)
+    console.python_logs_to(log)
+    return spark
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from ld_spark import pipeline, session
+    from ld_spark import catalog, console, pipeline
 
     cfg = _load_config(args.conf)
-    spark = session.build(cfg)
-    return pipeline.run(spark, cfg, raw=args.raw or cfg.paths.raw, out=args.out or cfg.paths.out)
+    out = args.out or cfg.paths.out
+    log = None if args.verbose else catalog.file(out, catalog.LOG_FILE)
+    spark = _session(cfg, log, "ld-spark run")
+    done = pipeline.run(
+        spark, cfg, raw=args.raw or cfg.paths.raw, out=out, stages=console.Stages(console.spark_progress(spark))
+    )
+    if log is not None:
+        print(f"log (Spark, MLflow, Splink): {log}")
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:

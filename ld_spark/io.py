@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import fcntl
 import functools
+import json
 import os
 import re
 from collections import deque
@@ -384,6 +385,17 @@ def delta_version(path: str | Path) -> int:
     if not commits:
         raise FileNotFoundError(f"{path} is not a Delta table (no commit in its _delta_log)")
     return max(commits)
+
+
+def rows_written(path: str | Path) -> int | None:
+    """Rows the table's latest commit wrote (Delta's own operation metrics; None if it kept none)."""
+    version = delta_version(path)
+    log = Path(path) / "_delta_log" / f"{version:020d}.json"
+    for line in log.read_text().splitlines():
+        metrics = json.loads(line).get("commitInfo", {}).get("operationMetrics", {})
+        if "numOutputRows" in metrics:
+            return int(metrics["numOutputRows"])
+    return None
 
 
 LOCK_FILE = "_run.lock"

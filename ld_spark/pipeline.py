@@ -32,6 +32,7 @@ from ld_spark import (
     bronze,
     catalog,
     cohorts,
+    console,
     descriptives,
     effects,
     events,
@@ -72,20 +73,20 @@ def cached(df: DataFrame) -> Iterator[DataFrame]:
         df.unpersist()
 
 
-def run(spark: SparkSession, config: Config, raw: str, out: str) -> int:
+def run(spark: SparkSession, config: Config, raw: str, out: str, stages: console.Stages | None = None) -> int:
     # Structural checks on every table, and the key, first: a run that cannot finish writes nothing.
     layouts = {table: io.check_columns(spark, raw, table) for table in TABLES}
     person_key = link.key.load_key(config.linkage, link.key.key_path(config.linkage), spark.sparkContext.master)
     # One run at a time per output directory; a second one stops here with a one-line reason.
     with io.exclusive(out):
-        return Job(spark, config, Path(raw), Path(out)).run(layouts, person_key)
+        return Job(spark, config, Path(raw), Path(out), stages or console.Stages()).run(layouts, person_key)
 
 
 class Job:
     """One run: the session, config and folders every stage shares, and the stages in order."""
 
-    def __init__(self, spark: SparkSession, config: Config, raw: Path, out: Path):
-        self.spark, self.config, self.raw, self.out = spark, config, raw, out
+    def __init__(self, spark: SparkSession, config: Config, raw: Path, out: Path, stages: console.Stages):
+        self.spark, self.config, self.raw, self.out, self.stages = spark, config, raw, out, stages
         self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
 
     def read(self, table: catalog.Table) -> DataFrame:
@@ -100,22 +101,40 @@ class Job:
     def run(self, layouts: dict, person_key: bytes) -> int:
         with tracking.run(self.config, self.out, run_name="ld-spark run") as active:
             self.log_generator()
-            with tracking.stage("landing"):
+            with self.stage("landing") as notes:
                 self.landing(layouts)
-            with tracking.stage("bronze"):
+                notes.append(f"{catalog.rows(self.out, catalog.LANDING):,d} raw rows from {len(layouts)} tables")
+            with self.stage("bronze") as notes:
                 reconciled = self.bronze_stage(layouts, active.info.run_id)
-            with tracking.stage("linkage"):
-                self.linkage(person_key)
-            with tracking.stage("series"):
-                described, end = self.series()
-            with tracking.stage("effects"):
-                self.effects(described)
+                notes.append(
+                    f"{sum(r[bronze.LOADED] for r in reconciled.values()):,d} rows loaded, "
+                    f"{sum(r[bronze.QUARANTINED] for r in reconciled.values()):,d} quarantined"
+                )
+            with self.stage("linkage") as notes:
+                backend = self.linkage(person_key)
+                notes.append(
+                    f"{catalog.rows(self.out, catalog.RECORD_PERSON_IDENTITY):,d} identity records, "
+                    f"{catalog.rows(self.out, catalog.PERSONS):,d} people ({backend})"
+                )
+            with self.stage("series") as notes:
+                described, end = self.series(notes)
+            with self.stage("effects") as notes:
+                released = self.effects(described)
+                shown = sum(r["estimate"] is not None for r in released)
+                notes.append(f"{len(released)} estimands, {shown} released, {len(released) - shown} withheld")
             if self.config.sensitivity.enabled:
-                with tracking.stage("sensitivity"):
-                    self.sensitivity(end)
-            self.release(active.info.run_id)
+                with self.stage("sensitivity") as notes:
+                    notes.append(f"{self.sensitivity(end)} rows")
+            with self.stage("release") as notes:
+                notes.append(f"{self.release(active.info.run_id)} files in {self.publisher.results}")
         self.summary(reconciled, active.info.run_id)
         return 0
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[list[str]]:
+        """A stage timed in MLflow and shown as one console line (its notes after its seconds)."""
+        with tracking.stage(name), self.stages.stage(name) as notes:
+            yield notes
 
     def log_generator(self) -> None:
         """A synthetic extract's scale and seed, as params (the generator writes them beside its truth)."""
@@ -171,9 +190,10 @@ class Job:
         )
         return reconciled
 
-    def linkage(self, person_key: bytes) -> None:
+    def linkage(self, person_key: bytes) -> str:
         """Bronze identity tables -> record_person (every record's person_key) and the analysis
-        layer's persons; the model JSON, its match weights and the linkage quality released."""
+        layer's persons; the model JSON, its match weights and the linkage quality released.
+        Returns the linkage backend used."""
         import mlflow
 
         conf = self.config.linkage
@@ -218,16 +238,18 @@ class Job:
             "linkage_quality.csv", link.quality.QUALITY_COLUMNS, link.quality.quality_rows(linked, self.truth())
         )
         tracking.log_rows("linkage.", quality, "source_table", link.quality.QUALITY_COLUMNS[1:])
+        return people.backend
 
     def truth(self) -> DataFrame | None:
         """A synthetic extract's record -> true person map (contract `_truth/`), else None."""
         truth_file = catalog.file(self.raw, catalog.TRUTH_RECORD_PERSON)
         return self.spark.read.csv(str(truth_file), header=True) if truth_file.exists() else None
 
-    def series(self) -> tuple[list[dict], dt.date]:
+    def series(self, notes: list[str]) -> tuple[list[dict], dt.date]:
         """Linked bronze tables -> cohorts, offences, court cases, events and the person-month
         panel; Figure 1, the descriptive results and the programme-delivery tables released.
-        Returns the descriptive rows of the results table, and the extract's end used."""
+        Returns the descriptive rows of the results table, and the extract's end used; what the
+        user should know of the extract's end goes to `notes`."""
         import mlflow
 
         a = self.config.analysis
@@ -235,7 +257,7 @@ class Job:
         mlflow.log_param("analysis.follow_up_end_used", end.isoformat())
         both, referred, panel = self.analysis_tables(self.read(catalog.RECORD_PERSON), end)
         self.cohort_linkage_quality(both)
-        return self.release_series(both, referred, panel, end), end
+        return self.release_series(both, referred, panel, end, notes), end
 
     def cohort_linkage_quality(self, cohort_index: DataFrame) -> None:
         """results/linkage_quality_by_cohort.csv: linkage quality in each cohort's pre and post
@@ -296,7 +318,9 @@ class Job:
         referred = save(referrals.transform(cohorts.referred(a.window())), catalog.REFERRED)
         return both, referred, panel
 
-    def release_series(self, both: DataFrame, referred: DataFrame, panel: DataFrame, end: dt.date) -> list[dict]:
+    def release_series(
+        self, both: DataFrame, referred: DataFrame, panel: DataFrame, end: dt.date, notes: list[str]
+    ) -> list[dict]:
         """Figure 1, the descriptives, the vulnerability profile and the programme-delivery tables."""
         import mlflow
 
@@ -331,18 +355,18 @@ class Job:
             r["estimand"]: r["estimate"] for r in released if r["estimand"].startswith("n_justice_not_followed_")
         }
         mlflow.log_metrics({k: float(v) for k, v in not_followed.items() if v is not None})
-        print(
-            f"extract end {end.isoformat()}: left out of the justice outcomes "
-            "(follow-up + waiting period past the end): "
+        notes.append(
+            f"extract end {end.isoformat()}; left out of the justice outcomes (follow-up + waiting period "
+            "past the end): "
             + ", ".join(
                 f"{k.rsplit('_', 1)[1]} {v if v is not None else 'suppressed'}" for k, v in not_followed.items()
             )
         )
         return described
 
-    def effects(self, described: list[dict]) -> None:
+    def effects(self, described: list[dict]) -> list[dict]:
         """Analysis tables -> every estimand of contract section 4: the gold analysis/estimates
-        table (exact), results/estimates.csv (released), the forest plot and the event study."""
+        table (exact), results/estimates.csv (released, returned), the forest plot and the event study."""
         a = self.config.analysis
         panel = self.read(catalog.PANEL)
         frames = effects.frames(panel, self.read(catalog.OFFENCES), self.read(catalog.COURT_CASES), a)
@@ -370,11 +394,12 @@ class Job:
         self.publisher.grouped("subgroups.csv", "subgroup", subgroup_rows)
         self.publisher.representativeness("representativeness.csv", findings.representativeness(further.people))
         tracking.describe(report.run_description(released))
+        return released
 
-    def sensitivity(self, end: dt.date) -> None:
+    def sensitivity(self, end: dt.date) -> int:
         """Every effect estimand under each sensitivity analysis (contract section 4b): the exact
         analysis/sensitivity table, results/sensitivity.csv (released) and its forest plot. The
-        linkage thresholds rebuild the cohorts onward from their own record_person."""
+        linkage thresholds rebuild the cohorts onward from their own record_person. Returns the rows."""
         a, costs = self.config.analysis, self.config.economics
         tables = (catalog.PANEL, catalog.OFFENCES, catalog.COURT_CASES)
         with contextlib.ExitStack() as stack:
@@ -404,9 +429,11 @@ class Job:
             "key",
             ["estimate", "ci_low", "ci_high", "p_value"],
         )
+        return len(rows)
 
-    def release(self, run_id: str) -> None:
-        """The SDC report, then results/ replaced whole; MLflow gets exactly the files its manifest lists."""
+    def release(self, run_id: str) -> int:
+        """The SDC report, then results/ replaced whole; MLflow gets exactly the files its manifest
+        lists. Returns how many files were released."""
         import mlflow
 
         self.publisher.write_report()
@@ -419,6 +446,7 @@ class Job:
         for name in [*manifest["files"], MANIFEST]:
             if name != "match_weights.png":  # logged with the model, under linkage/
                 mlflow.log_artifact(str(self.publisher.results / name), artifact_path="results")
+        return len(manifest["files"])
 
     def summary(self, reconciled: dict[str, dict[str, int]], run_id: str) -> None:
         total = {

@@ -76,7 +76,7 @@ def cli_run(raw, out, tracking_uri: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def finished_run_printed(run_config, small_extract, tmp_path_factory):
     """`ld-spark run` once on the small extract, in a process of its own so that everything it
-    prints (Spark's log included) is kept: (out dir, rows per table, what it printed).
+    prints is kept (Spark's log goes to OUT/logs/): (out dir, rows per table, what it printed).
     Every test that reads a finished run reads this one."""
     raw, counts = small_extract
     out = tmp_path_factory.mktemp("out")

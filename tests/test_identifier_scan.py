@@ -3,9 +3,9 @@
 Every identifier the synthetic extract holds (each identifier column of each identifiable raw
 table, unique values per person, as recorded and in the forms a run could write them) is searched
 for in every analysis-layer Delta table, every file under results/, the MLflow run (params,
-metrics, tags, artifacts) and everything the run printed, Spark's own log included (the run is a
-separate process); and in everything printed by a run that fails on bad input full of
-identifiers. The pseudonymisation key, given through the environment, is searched for too.
+metrics, tags, artifacts), everything the run printed and its log file under logs/ (Spark's
+own log: the run is a separate process); and in everything printed and logged by a run that
+fails on bad input full of identifiers. The pseudonymisation key, given through the environment, is searched for too.
 
 Text is split into words on anything not a letter or digit, and an identifier is found when its
 own words appear in a row: `nhs 9434765919 invalid` holds 9434765919, `record for SMITHSON
@@ -147,10 +147,18 @@ KEY = SESSION_KEY  # every run of the session is given it through the environmen
 
 @pytest.fixture(scope="module")
 def scanned_run(run_config, small_extract, finished_run_printed):
-    """The session's finished run (a process of its own: what it printed includes the JVM's log)."""
+    """The session's finished run (a process of its own): what it printed, with its log file
+    (the JVM's output and the libraries' logs, ld_spark/console.py)."""
     raw, _ = small_extract
     out, _, printed = finished_run_printed
-    return raw, out, run_config, printed
+    return raw, out, run_config, printed + logged(out)
+
+
+def logged(out: Path) -> str:
+    """Everything a run wrote to its log folder (there must be some: the JVM's start-up lines)."""
+    logs = [f for f in (out / "logs").rglob("*") if f.is_file()]
+    assert logs, f"no log under {out / 'logs'}"
+    return "\n".join(f.read_bytes().decode("utf-8", errors="ignore") for f in logs)
 
 
 def test_no_identifier_reaches_analysis_tables_results_mlflow_or_logs(spark, scanned_run, tmp_path):
@@ -212,17 +220,17 @@ def failed_run(small_extract, tmp_path_factory):
     referrals.to_csv(first, index=False, header=False)
     out = tmp_path_factory.mktemp("bad_out")
     done = cli_run(raw, out, f"sqlite:///{tmp_path_factory.mktemp('bad_mlflow') / 'mlflow.db'}")
-    return source, referrals.iloc[0], done
+    return source, referrals.iloc[0], done, out
 
 
 def test_no_identifier_reaches_the_output_of_a_run_failing_on_bad_input(failed_run):
-    raw, first_row, done = failed_run  # raw: the intact extract, the same rows with their header
+    raw, first_row, done, out = failed_run  # raw: the intact extract, the same rows with their header
     errors = [line for line in done.stderr.splitlines() if line.startswith("ld-spark: error:")]
     assert done.returncode == 2 and len(errors) == 1 and "ld_referrals" in errors[0], done.stderr[-3000:]
     needles = identifiers(raw)
     for column, kind in IDENTITY_COLUMNS["ld_referrals"].items():  # the quotable line's identifiers are sought
         assert written_forms(kind, first_row[column]) and written_forms(kind, first_row[column]) <= needles, column
-    assert not found_in_text(done.stdout + done.stderr, needles | {KEY})
+    assert not found_in_text(done.stdout + done.stderr + logged(out), needles | {KEY})
 
 
 def test_analysis_person_table_holds_only_key_year_of_birth_and_sex(spark, scanned_run):
