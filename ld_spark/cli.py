@@ -33,7 +33,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--raw", help="raw root in the contract layout (default: the config's paths.raw)")
     run.add_argument("--out", help="output root, Delta tables and results/ (default: the config's paths.out)")
     run.add_argument("--conf", action="append", default=[], help="config overlay (name or path); repeatable")
-    for command in (gen, run):
+    check = sub.add_parser("check", help="an extract folder against the contract, without running the job")
+    check.add_argument("--raw", help="raw root in the contract layout (default: the config's paths.raw)")
+    check.add_argument("--conf", action="append", default=[], help="config overlay (name or path); repeatable")
+    for command in (gen, run, check):
         command.add_argument(
             "--verbose",
             action="store_true",
@@ -98,9 +101,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return done
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ld_spark import check
+
+    cfg = _load_config(args.conf)
+    raw = args.raw or cfg.paths.raw
+    # The extract's folder may be read-only: the JVM's log goes to the temporary folder.
+    log = None if args.verbose else Path(tempfile.gettempdir()) / "ld-spark-check.log"
+    spark = _session(cfg, log, f"ld-spark check --raw {raw}")
+    found = check.examine(spark, raw, cfg.check.max_quarantined_share)
+    print("\n".join(check.report(found)))
+    for problem in found.problems:
+        print(f"ld-spark check: unusable: {problem}", file=sys.stderr)
+    print(("unusable" if found.problems else "usable") + f": {raw}" + (f" (log: {log})" if log else ""))
+    return 2 if found.problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    handler = {"generate": cmd_generate, "run": cmd_run}[args.command]
+    handler = {"generate": cmd_generate, "run": cmd_run, "check": cmd_check}[args.command]
     try:
         return handler(args)
     except pipeline_errors() as err:  # a clear one-line reason, no traceback

@@ -204,6 +204,11 @@ class SensitivityConf(_Strict):
     match_thresholds: tuple[float, ...] = (0.80, 0.99)
 
 
+class CheckConf(_Strict):
+    # `ld-spark check` calls a folder unusable when a table would quarantine more than this share.
+    max_quarantined_share: float = 0.5
+
+
 class Config(_Strict):
     spark: SparkConf
     paths: PathsConf
@@ -214,6 +219,7 @@ class Config(_Strict):
     linkage: LinkageConf
     generator: GeneratorConf
     sensitivity: SensitivityConf = SensitivityConf()
+    check: CheckConf = CheckConf()
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

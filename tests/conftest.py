@@ -53,6 +53,29 @@ def small_extract(spark, config, tmp_path_factory):
     return _generated(spark, config, tmp_path_factory, "raw_small", scale=0.05, seed=11)
 
 
+TINY_ROWS = 60
+
+
+@pytest.fixture(scope="session")
+def tiny(small_extract, tmp_path_factory) -> Path:
+    """The first TINY_ROWS rows of the first file of every table of the small extract, as
+    part-0.csv: the extract that damage tests copy and break."""
+    import csv
+
+    from ld_spark.contract import TABLES
+
+    raw, _ = small_extract
+    root = tmp_path_factory.mktemp("tiny") / "raw"
+    for table in TABLES:
+        first = sorted((raw / table).glob("*.csv"))[0]
+        with first.open(newline="") as handle:
+            rows = list(csv.reader(handle))[: TINY_ROWS + 1]
+        (root / table).mkdir(parents=True)
+        with (root / table / "part-0.csv").open("w", newline="") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(rows)
+    return root
+
+
 @pytest.fixture(scope="session")
 def run_config(config, tmp_path_factory):
     """The test config with its own MLflow store."""

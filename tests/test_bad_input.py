@@ -20,7 +20,6 @@ from ld_spark import bronze, io, pipeline
 from ld_spark.contract import CODES, DATE, IDENTITY_COLUMNS, INT, KEYS, MONTHLY_SUBMISSION_TABLES, TABLES, TYPES, YN
 from ld_spark.errors import InputError
 
-ROWS = 60
 TRIED: set[tuple[str, str]] = set()  # (table, damage) of every test that passed, checked by the last test
 STARTED: set[tuple[str, str]] = set()  # (test, table) of every test that began
 STRUCTURAL = (
@@ -47,20 +46,6 @@ ROW_ALWAYS = (
     "truncated_last_line",
     "unterminated_quote",
 )
-
-
-@pytest.fixture(scope="module")
-def tiny(small_extract, tmp_path_factory) -> Path:
-    """The first ROWS rows of the first file of every table, as part-0.csv."""
-    raw, _ = small_extract
-    root = tmp_path_factory.mktemp("tiny") / "raw"
-    for table in TABLES:
-        first = sorted((raw / table).glob("*.csv"))[0]
-        with first.open(newline="") as handle:
-            rows = list(csv.reader(handle))[: ROWS + 1]
-        (root / table).mkdir(parents=True)
-        _write(root / table / "part-0.csv", rows)
-    return root
 
 
 def _write(path: Path, rows: list[list[str]], tail: str = "", encoding: str = "utf-8") -> None:
