@@ -45,6 +45,8 @@ class PathsConf(_Strict):
 class MlflowConf(_Strict):
     tracking_uri: str
     experiment: str
+    # CPU, memory, disk and network sampled during the run (MLflow's system metrics, psutil).
+    system_metrics: bool = True
 
 
 class AnalysisConf(_Strict):
@@ -220,6 +222,8 @@ class Config(_Strict):
     generator: GeneratorConf
     sensitivity: SensitivityConf = SensitivityConf()
     check: CheckConf = CheckConf()
+    # The overlays merged over base.yaml, in order (set by load(); a tag of the MLflow run).
+    overlays: tuple[str, ...] = ()
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -256,4 +260,4 @@ def load(*overlays: str | Path) -> Config:
         data = deep_merge(data, {"spark": {"master": os.environ["LD_SPARK_MASTER"]}})
     if os.environ.get("MLFLOW_TRACKING_URI"):
         data = deep_merge(data, {"mlflow": {"tracking_uri": os.environ["MLFLOW_TRACKING_URI"]}})
-    return Config.model_validate(data)
+    return Config.model_validate({**data, "overlays": [str(o) for o in overlays]})

@@ -50,6 +50,8 @@ from ld_spark.release import report, tracking
 from ld_spark.release.publish import MANIFEST, Publisher, write_csv, write_text
 
 T = TypeVar("T")
+# results/estimates.csv as an MLflow table of the run (released rows only).
+ESTIMATES_TABLE = "tables/estimates.json"
 
 
 def per_table(work: Callable[[str], T], tables: list[str], threads: int) -> dict[str, T]:
@@ -150,6 +152,7 @@ class Job:
         a param of the run."""
         import mlflow
 
+        tracking.log_raw_inputs({t: [p for group in g.values() for p in group] for t, (_, g) in layouts.items()})
         rows = io.read_landing(self.spark, layouts)
         mlflow.log_param("delta_version.landing", catalog.write(rows, self.out, catalog.LANDING))
 
@@ -394,6 +397,14 @@ class Job:
         self.publisher.grouped("subgroups.csv", "subgroup", subgroup_rows)
         self.publisher.representativeness("representativeness.csv", findings.representativeness(further.people))
         tracking.describe(report.run_description(released))
+        tracking.log_table(released, ESTIMATES_TABLE)
+        read = (catalog.PANEL, catalog.OFFENCES, catalog.COURT_CASES, catalog.COHORTS, catalog.PERSONS)
+        tracking.log_delta_inputs(
+            {
+                f"{t.layer}/{t.name}": (catalog.path(self.out, t), io.delta_version(catalog.path(self.out, t)))
+                for t in read
+            }
+        )
         return released
 
     def sensitivity(self, end: dt.date) -> int:

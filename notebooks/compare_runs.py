@@ -12,7 +12,8 @@
 # # Compare two `ld-spark run`s side by side
 #
 # Two seeds, two linkage thresholds, two code versions: which estimates moved, by how much
-# against their intervals, and which settings differ.
+# against their intervals (highlighted when the second falls outside the first's interval), and
+# which settings differ.
 #
 # Set `MLFLOW_TRACKING_URI` (default `sqlite:///mlflow.db`) and `LD_SPARK_RUN_IDS` as
 # `FIRST,SECOND` (default: the two latest finished runs of the `ld-spark` experiment).
@@ -64,7 +65,16 @@ first, second = (table[f"{label} estimate"] for label in labels)
 table["change"] = second - first
 widths = table[f"{labels[0]} ci_high"] - table[f"{labels[0]} ci_low"]
 table["change / CI width"] = table["change"] / widths.replace(0, np.nan)
-table.round(4)
+# Highlighted: the second run's estimate outside the first run's interval (or released in only one).
+table["outside first CI"] = (second < table[f"{labels[0]} ci_low"]) | (second > table[f"{labels[0]} ci_high"])
+table["outside first CI"] |= first.isna() != second.isna()
+
+
+def highlight(row: pd.Series) -> list[str]:
+    return ["background-color: #ffd966" if row["outside first CI"] else ""] * len(row)
+
+
+table.round(4).style.apply(highlight, axis=1).format(precision=4, na_rep="withheld")
 
 # %% [markdown]
 # ## Ratios with their intervals, both runs

@@ -539,6 +539,31 @@ def test_two_runs_compare_side_by_side_in_mlflow(finished_run, killed_and_rerun,
     assert isinstance(manifest["delta_versions"]["analysis/panel"], int)
 
 
+def test_the_mlflow_run_shows_its_inputs_tags_system_metrics_and_estimates_table(finished_run, run_config):
+    import mlflow
+
+    out, _ = finished_run
+    run_id = json.loads((out / "results" / "manifest.json").read_text())["run_id"]
+    mlflow.set_tracking_uri(run_config.mlflow.tracking_uri)
+    run = mlflow.get_run(run_id)
+    assert run.data.tags["ld_spark.conf_overlays"] == "test"  # cli_run passes --conf test
+    assert run.data.tags["mlflow.source.git.commit"] == run.data.params["git_commit"]
+    assert any(name.startswith("system/cpu_utilization_percentage") for name in run.data.metrics)
+    inputs = {(d.dataset.name, d.tags[0].value if d.tags else None) for d in run.inputs.dataset_inputs}
+    assert ("raw/hes_ae", "raw extract") in inputs and ("raw/pnc/offences", "raw extract") in inputs
+    versions = json.loads((out / "results" / "manifest.json").read_text())["delta_versions"]
+    panel = next(d.dataset for d in run.inputs.dataset_inputs if d.dataset.name == "analysis/panel")
+    assert panel.digest == f"v{versions['analysis/panel']}" and panel.source_type == "delta_table"
+    mlflow.set_experiment(experiment_id=run.info.experiment_id)  # load_table looks in the active experiment
+    table = mlflow.load_table("tables/estimates.json", run_ids=[run_id])
+    released = {r["estimand"]: r for r in _rows(out / "results" / "estimates.csv")}
+    assert set(table["estimand"]) == set(released)
+    offending = table.set_index("estimand").loc["offending_rr"]
+    # The table's JSON keeps 10 significant digits (pandas' to_json).
+    assert offending["estimate"] == pytest.approx(float(released["offending_rr"]["estimate"]), rel=1e-9)
+    assert offending["estimate"] == pytest.approx(run.data.metrics["offending_rr.estimate"], rel=1e-9)
+
+
 def _rows(path):
     with path.open() as handle:
         return list(csv.DictReader(handle))

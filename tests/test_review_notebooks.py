@@ -80,5 +80,5 @@ def test_compare_notebook_lines_up_two_runs(finished_run, killed_and_rerun, run_
     )
     assert len(outputs(notebook, "image/png")) == 1
     tables = "\n".join(o["data"]["text/html"] for o in outputs(notebook, "text/html"))
-    for shown in ("offending_rr", "change / CI width", "stage_seconds", runs[0][:8], runs[1][:8]):
+    for shown in ("offending_rr", "change / CI width", "outside first CI", "stage_seconds", runs[0][:8], runs[1][:8]):
         assert shown in tables, shown

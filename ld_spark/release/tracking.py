@@ -108,7 +108,12 @@ def run(config: Config, out_dir: str | Path, run_name: str | None = None) -> Ite
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     experiment = mlflow.set_experiment(config.mlflow.experiment)
     end_abandoned_runs(mlflow.tracking.MlflowClient(), experiment.experiment_id, out_dir)
-    with mlflow.start_run(run_name=run_name, tags={OUT_DIR_TAG: out_dir}) as active:
+    tags = {
+        OUT_DIR_TAG: out_dir,
+        "mlflow.source.git.commit": git_commit(),
+        "ld_spark.conf_overlays": ",".join(config.overlays) or "(none)",
+    }
+    with mlflow.start_run(run_name=run_name, tags=tags, log_system_metrics=config.mlflow.system_metrics) as active:
         items = sorted(run_params(config).items())
         for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             mlflow.log_params(dict(items[start : start + 100]))
@@ -123,6 +128,42 @@ def stage(name: str) -> Iterator[None]:
     started = time.time()
     yield
     mlflow.log_metric(f"stage_seconds.{name}", time.time() - started)
+
+
+def log_raw_inputs(files: dict[str, list[Path]]) -> None:
+    """The raw extract's tables as the run's input datasets (context "raw extract"): each table's
+    folder as its source, a digest of its files' names and sizes (contents stay unread here)."""
+    import hashlib
+
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    for table, paths in files.items():
+        listing = "\n".join(f"{p.name}:{p.stat().st_size}" for p in sorted(paths))
+        digest = hashlib.sha256(listing.encode()).hexdigest()[:16]
+        source = resolve_dataset_source(str(paths[0].parent))
+        mlflow.log_input(MetaDataset(source, name=f"raw/{table}", digest=digest), context="raw extract")
+
+
+def log_delta_inputs(tables: dict[str, tuple[Path, int]]) -> None:
+    """Delta tables an analysis read, as input datasets (context "analysis"): name -> (path,
+    version); the version is the digest, so two runs on different data versions differ there."""
+    import mlflow
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    for name, (path, version) in tables.items():
+        source = DeltaDatasetSource(path=str(path), delta_table_version=version)
+        mlflow.log_input(MetaDataset(source, name=name, digest=f"v{version}"), context="analysis")
+
+
+def log_table(rows: list[dict], artifact_file: str) -> None:
+    """Released rows as an MLflow table (the run page's artifact viewer shows it as a grid)."""
+    import mlflow
+    import pandas as pd
+
+    mlflow.log_table(pd.DataFrame(rows), artifact_file=artifact_file)
 
 
 def log_rows(prefix: str, rows: list[dict], key: str, fields: list[str]) -> None:
