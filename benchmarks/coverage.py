@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import shutil
 import sys
@@ -153,6 +154,32 @@ def summarise_realistic(path: Path) -> str:
     return "\n".join(lines)
 
 
+RATIO_SUFFIXES = ("_rr", "_or", "_ratio")
+
+
+def z_spread(name: str, rows: list[dict]) -> float | None:
+    """SD over seeds of (estimate - planted) / SE (log scale for ratios); None under 3 intervals."""
+    log = name.endswith(RATIO_SUFFIXES)
+    zs = []
+    for r in rows:
+        if not (r["estimate"] and r["ci_low"] and r["ci_high"]):
+            continue
+        value, low, high, planted = (float(r[k]) for k in ("estimate", "ci_low", "ci_high", "planted"))
+        if log:
+            value, low, high, planted = (math.log(v) for v in (value, low, high, planted))
+        if high > low:
+            zs.append((value - planted) / ((high - low) / 3.92))
+    if len(zs) < 3:
+        return None
+    mean = sum(zs) / len(zs)
+    return math.sqrt(sum((z - mean) ** 2 for z in zs) / (len(zs) - 1))
+
+
+def binomial_tail(seeds: int, misses: int, coverage: float = 0.95) -> float:
+    """P(at least `misses` of `seeds` intervals miss) when each covers with probability `coverage`."""
+    return sum(math.comb(seeds, k) * (1 - coverage) ** k * coverage ** (seeds - k) for k in range(misses, seeds + 1))
+
+
 def summarise(path: Path) -> str:
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
@@ -173,17 +200,27 @@ def summarise(path: Path) -> str:
             f"## scale {scale}: {len(seeds)} seeds ({min(seeds)}..{max(seeds)}), "
             f"median `ld-spark run` {sorted(seconds)[len(seconds) // 2]:.0f} s",
             "",
-            "| estimand | planted | covered | coverage | mean estimate |",
-            "|---|---|---|---|---|",
+            "| estimand | planted | covered | coverage | mean estimate | SD of z |",
+            "|---|---|---|---|---|---|",
         ]
         for name, rs in estimands.items():
             covered = sum(r["covered"] == "True" for r in rs)
             values = [float(r["estimate"]) for r in rs if r["estimate"]]
             mean = sum(values) / len(values) if values else float("nan")
+            spread = z_spread(name, rs)
             lines.append(
-                f"| {name} | {float(rs[0]['planted']):.3f} | {covered}/{len(rs)} | {covered / len(rs):.2f} | {mean:.3f} |"
+                f"| {name} | {float(rs[0]['planted']):.3f} | {covered}/{len(rs)} | {covered / len(rs):.2f} | {mean:.3f} "
+                f"| {'' if spread is None else f'{spread:.2f}'} |"
             )
-        lines.append("")
+        lines += [
+            "",
+            "SD of z: the standard deviation over seeds of z = (estimate - planted) / SE, with SE = the "
+            "interval's width / 3.92 (on the log scale for ratios). Near 1 when an interval is as wide "
+            "as the estimate's spread, whatever the few seeds' hit count says: with 95% intervals, "
+            f"{len(seeds)}/{len(seeds)} covered happens with probability {0.95 ** len(seeds):.2f}, and "
+            f"{len(seeds) - 3}/{len(seeds)} or fewer with {binomial_tail(len(seeds), 3):.2f}.",
+            "",
+        ]
     lines += [
         "`site_heterogeneity_iapt_p` and `site_heterogeneity_mh_p` are tests (a chi-square and its "
         "p-value, no interval), so they have no coverage: the generator draws each site's onward "
@@ -201,9 +238,20 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--shape", choices=["plain", "realistic"], default="plain")
     parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument("--summarise", action="store_true", help="only rewrite the summary from the runs file")
     args = parser.parse_args()
     realistic = args.shape == "realistic"
     results = args.results or RESULTS / ("coverage_realistic_runs.csv" if realistic else "coverage_runs.csv")
+    if not args.summarise:
+        measure(args, results, realistic)
+    # The summary sits beside its runs file: coverage_runs.csv -> coverage.md.
+    summary = results.with_name(results.stem.removesuffix("_runs") + ".md")
+    summary.write_text((summarise_realistic(results) if realistic else summarise(results)) + "\n")
+    print(summary.read_text())
+
+
+def measure(args: argparse.Namespace, results: Path, realistic: bool) -> None:
+    """Run every seed, appending its rows to `results` as it finishes."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
     from ld_spark import config as config_module
@@ -242,10 +290,6 @@ def main() -> None:
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)
-    # The summary sits beside its runs file: coverage_runs.csv -> coverage.md.
-    summary = results.with_name(results.stem.removesuffix("_runs") + ".md")
-    summary.write_text((summarise_realistic(results) if realistic else summarise(results)) + "\n")
-    print(summary.read_text())
 
 
 if __name__ == "__main__":
