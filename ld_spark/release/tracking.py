@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,7 +143,11 @@ def log_raw_inputs(files: dict[str, list[Path]]) -> None:
     for table, paths in files.items():
         listing = "\n".join(f"{p.name}:{p.stat().st_size}" for p in sorted(paths))
         digest = hashlib.sha256(listing.encode()).hexdigest()[:16]
-        source = resolve_dataset_source(str(paths[0].parent))
+        with warnings.catch_warnings():
+            # MLflow registers its local artifact source under two schemes and says so on every
+            # local path; either reads the same folder.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple")
+            source = resolve_dataset_source(str(paths[0].parent))
         mlflow.log_input(MetaDataset(source, name=f"raw/{table}", digest=digest), context="raw extract")
 
 
