@@ -9,7 +9,7 @@ SEED   ?= 1
 RAW    ?= data/raw
 OUT    ?= data/out
 
-.PHONY: setup run test lint format generate clean
+.PHONY: setup browser run test lint format generate clean
 
 setup: $(STAMP) $(JARS)
 
@@ -32,7 +32,12 @@ generate: setup
 run: generate
 	$(VENV)/bin/ld-spark run --raw $(RAW) --out $(OUT)
 
-test: setup
+# The report test renders results/report.html in Debian's headless Chromium.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+test: setup browser
 	$(VENV)/bin/pytest -q
 
 # What .ci/run checks before the tests (ruff settings in pyproject.toml); `make format` fixes it.

@@ -12,7 +12,8 @@ outputs to the catalog and releases what it must through the publisher:
     effects    effects.estimate,          every estimand (statsmodels), the economics, the event study,
                findings                   the brief's further findings, subgroups, representativeness
     sensitivity sensitivity.suite         the estimands under each sensitivity analysis (switchable)
-    release    release.publish            results/ after disclosure control, with its manifest
+    release    release.publish,           results/ after disclosure control, with its manifest;
+               release.page               report.html, the run on one page, from the released files
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from ld_spark import (
 )
 from ld_spark.config import Config
 from ld_spark.contract import ESTIMANDS, ONWARD_REFERRALS, RESULT_SCHEMA, TABLES, source_name
-from ld_spark.release import report, tracking
+from ld_spark.release import page, report, tracking
 from ld_spark.release.publish import MANIFEST, Publisher, write_csv, write_text
 
 T = TypeVar("T")
@@ -443,11 +444,12 @@ class Job:
         return len(rows)
 
     def release(self, run_id: str) -> int:
-        """The SDC report, then results/ replaced whole; MLflow gets exactly the files its manifest
+        """The SDC report and the HTML report of the released files, then results/ replaced whole; MLflow gets exactly the files its manifest
         lists. Returns how many files were released."""
         import mlflow
 
         self.publisher.write_report()
+        page.write(self.publisher.staging, run_id, self.config.disclosure)  # from the released files only
         report_rows = self.publisher.report.rows
         mlflow.log_metric("sdc.cells_ruled", len(report_rows))
         mlflow.log_metric(

@@ -112,7 +112,7 @@ def write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
 
 
 def write_text(path: Path, text: str) -> Path:
-    with atomic(path) as handle:
+    with atomic(path, encoding="utf-8") as handle:
         handle.write(text)
     return path
 
