@@ -53,16 +53,21 @@ def read_rows(folder: Path, name: str) -> list[dict] | None:
 
 
 def shown(value: str | None, digits: int = 3) -> str:
-    """A released number for reading: significant figures below 1,000, thousands separators above."""
+    """A released value for reading: counts with thousands separators, short values as released,
+    a model's full-precision numbers to `digits` significant figures (whole numbers from 100)."""
     if value in (None, ""):
         return ""
     try:
         number = float(value)
     except ValueError:
         return f'<span class="text">{escape(value)}</span>'
-    if number.is_integer() and not any(c in value for c in ".eE") or abs(number) >= 100:
-        return f"{number:,.0f}"  # a count (released as an integer), or a large number
-    return f"{number:#.{digits}g}"  # keeps trailing zeros: 1.10, not 1.1
+    if number.is_integer() and not any(c in value for c in ".eE"):
+        return f"{number:,.0f}"  # a count, released as an integer
+    if len(value) <= 6:
+        return value  # already rounded for release (a percentage, a standardised difference)
+    if abs(number) >= 100:
+        return f"{number:,.0f}"
+    return f"{number:#.{digits}g}"  # a model's full-precision number; keeps trailing zeros: 1.10
 
 
 def image(folder: Path, name: str, alt: str) -> str:
