@@ -20,6 +20,12 @@ from ld_spark import config as config_module  # noqa: E402
 from ld_spark import session as session_module  # noqa: E402
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked `last` go to the end, in their order: they check work (the cluster run)
+    that their fixtures start in the background when an earlier test first asks for them."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
 @pytest.fixture(scope="session")
 def config() -> config_module.Config:
     return config_module.load("test")

@@ -6,8 +6,9 @@ with the Delta and Splink jars in `--jars` and the project's code in `--py-files
 `ld_spark/`, which the executors import; a probe job checks they do). The whole pipeline runs
 on the session's small extract, linking with the local run's saved Splink model (predict only:
 training is the same code on either master; the sensitivity suite left out), and must give the
-local-mode results: estimates, subgroups and every main analysis table. Every process this test
-starts is stopped by its pid.
+local-mode results: estimates, subgroups and every main analysis table. That run starts in the
+background after the probe and is checked at the end of the session (the `last` marker), so the
+rest of the suite runs beside it. Every process these tests start is stopped by its pid.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def wait_for_log(text: str, proc: subprocess.Popen, log: Path, timeout: float = 
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     """spark://127.0.0.1:PORT with two one-core workers; yields (master URL, [pids])."""
     work = tmp_path_factory.mktemp("cluster")
@@ -124,9 +125,8 @@ def cluster(tmp_path_factory):
                 proc.wait()
 
 
-def submit(
-    url: str, script: str, *args: str, work: Path, env: dict, timeout: int = 1800
-) -> subprocess.CompletedProcess:
+def submit_command(url: str, script: str, *args: str, work: Path) -> list[str]:
+    """spark-submit of `script` to the cluster, with the jars and the project's code as a zip."""
     jars = subprocess.run(
         [sys.executable, "-m", "ld_spark.setup_jars", "--list"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -152,13 +152,45 @@ def submit(
         script,
         *args,
     ]
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return command
 
 
-def test_executors_import_the_code_shipped_with_py_files(cluster, tmp_path):
-    url, _, work = cluster
-    probe = tmp_path / "probe.py"
-    probe.write_text(
+def submit(url: str, script: str, *args: str, work: Path, env: dict) -> subprocess.CompletedProcess:
+    command = submit_command(url, script, *args, work=work)
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+
+
+class Submitted:
+    """A spark-submit running in the background: its output goes to files, `wait` collects it."""
+
+    def __init__(self, command: list[str], env: dict, work: Path):
+        self.stdout, self.stderr = work / "job.out", work / "job.err"
+        self.proc = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=self.stdout.open("w"),
+            stderr=self.stderr.open("w"),
+            start_new_session=True,
+        )
+
+    def wait(self, timeout: int = 1800) -> tuple[int, str, str]:
+        code = self.proc.wait(timeout=timeout)
+        return code, self.stdout.read_text(), self.stderr.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def probe(cluster, tmp_path_factory) -> subprocess.CompletedProcess:
+    """A job that asks every executor where it imports ld_spark from."""
+    url, _, _ = cluster
+    work = tmp_path_factory.mktemp("probe")
+    script = work / "probe.py"
+    script.write_text(
         "from pyspark.sql import SparkSession\n"
         "spark = SparkSession.builder.getOrCreate()\n"
         "def where(_):\n"
@@ -166,45 +198,55 @@ def test_executors_import_the_code_shipped_with_py_files(cluster, tmp_path):
         "    yield ld_spark.__file__\n"
         "print('EXECUTOR_IMPORTS', sorted(set(spark.sparkContext.parallelize(range(4), 4).mapPartitions(where).collect())))\n"
     )
-    done = submit(url, str(probe), work=tmp_path, env={**os.environ, "SPARK_HOME": str(spark_home())})
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(x for x in done.stdout.splitlines() if x.startswith("EXECUTOR_IMPORTS"))
-    assert "ld_spark.zip" in line and str(REPO / "ld_spark") not in line, line
+    return submit(url, str(script), work=work, env={**os.environ, "SPARK_HOME": str(spark_home())})
 
 
-def test_spark_submit_on_the_cluster_gives_the_local_mode_results(
-    spark, cluster, finished_run, finished_contents, small_extract, tmp_path
-):
-    """The finished local run's extract, linked on the cluster with the local run's saved model
-    (predict only, as a monthly rerun would: `linkage.model_in`)."""
+@pytest.fixture(scope="session")
+def cluster_run(cluster, probe, finished_run, small_extract, tmp_path_factory):
+    """The finished local run's extract, run by spark-submit on the cluster with the local run's
+    saved model (predict only, as a monthly rerun would: `linkage.model_in`): (out dir, job).
+
+    Started in the background once the probe has had the cluster (an application takes every
+    free core), and checked by the test marked `last`: the rest of the suite runs meanwhile, on
+    a machine the test run leaves mostly idle."""
     from ld_spark import catalog
 
-    url, pids, work = cluster
+    url, _, _ = cluster
     raw, _ = small_extract
     local_out, _ = finished_run
-    out = tmp_path / "out"
-    overlay = tmp_path / "saved_model.yaml"
+    work = tmp_path_factory.mktemp("cluster_run")
+    out = work / "out"
+    overlay = work / "saved_model.yaml"
     # The sensitivity suite is left out: its variants are the same stages on other inputs (1.5x
     # the run again), and the local run's suite is checked by test_pipeline_run.
     overlay.write_text(
         f"linkage:\n  model_in: {catalog.file(local_out, catalog.MODEL_FILE)}\nsensitivity:\n  enabled: false\n"
     )
-    env = {**os.environ, "SPARK_HOME": str(spark_home()), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    done = submit(
-        url,
-        "jobs/run.py",
-        "--raw",
-        str(raw),
-        "--out",
-        str(out),
-        "--conf",
-        "test",
-        "--conf",
-        str(overlay),
-        work=tmp_path,
-        env=env,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    env = {**os.environ, "SPARK_HOME": str(spark_home()), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    arguments = ["--raw", str(raw), "--out", str(out), "--conf", "test", "--conf", str(overlay)]
+    job = Submitted(submit_command(url, "jobs/run.py", *arguments, work=work), env, work)
+    yield out, job
+    job.stop()
+
+
+def test_executors_import_the_code_shipped_with_py_files(probe, cluster_run):
+    done = probe
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("EXECUTOR_IMPORTS"))
+    assert "ld_spark.zip" in line and str(REPO / "ld_spark") not in line, line
+
+
+@pytest.mark.last
+def test_spark_submit_on_the_cluster_gives_the_local_mode_results(
+    spark, cluster, cluster_run, finished_run, finished_contents
+):
+    """The cluster run (started by its fixture, run beside the rest of the suite) gives the
+    local-mode results."""
+    _, _, work = cluster
+    local_out, _ = finished_run
+    out, job = cluster_run
+    code, stdout, stderr = job.wait()
+    assert code == 0, stdout[-2000:] + stderr[-4000:]
     # It ran on the cluster: the master registered the job's application and both workers
     # launched executors for it (the probe job's folders do not count).
     app = re.search(r"Registered app ld-spark with ID (app-\S+)", (work / "master.log").read_text())
@@ -225,6 +267,8 @@ def test_spark_submit_on_the_cluster_gives_the_local_mode_results(
                 assert (a == b == "") or float(a) == pytest.approx(float(b), rel=1e-9, abs=1e-12), (key, column, a, b)
             assert row["n"] == remote[key]["n"]
     from conftest import table_contents
+
+    from ld_spark import catalog
 
     local_tables = {
         k: v
