@@ -34,17 +34,6 @@ class Findings:
     problems: list[str] = field(default_factory=list)  # why the folder is unusable, one line each
 
 
-def structure(spark: SparkSession, raw: str | Path) -> tuple[dict, list[str]]:
-    """Every table's layout (io.check_columns) and every structural fault, not just the first."""
-    layouts, problems = {}, []
-    for table in TABLES:
-        try:
-            layouts[table] = io.check_columns(spark, raw, table)
-        except InputError as err:
-            problems.append(str(err))
-    return layouts, problems
-
-
 def rule_rows(classified: dict[str, DataFrame]) -> DataFrame:
     """table, rule, column, rows: the quarantined rows breaking each rule (a row breaking two
     rules counts under both)."""
@@ -63,19 +52,23 @@ def rule_rows(classified: dict[str, DataFrame]) -> DataFrame:
 
 def examine(spark: SparkSession, raw: str | Path, max_quarantined_share: float) -> Findings:
     """Structure, then (for the tables whose structure holds) states, rules and reconciliation."""
-    layouts, problems = structure(spark, raw)
-    found = Findings(problems=problems)
+    layouts, faults = io.check_tables(spark, raw)
+    found = Findings(problems=[str(f) for f in faults])
     if not layouts:
         return found
     landing = io.read_landing(spark, layouts).persist(StorageLevel.MEMORY_AND_DISK)
+    # Classified once, then counted twice (states, and rows per rule).
+    classified = {
+        t: io.landed(landing, t).transform(bronze.classify(t)).persist(StorageLevel.MEMORY_AND_DISK) for t in layouts
+    }
     try:
-        classified = {t: io.landed(landing, t).transform(bronze.classify(t)) for t in layouts}
         states = bronze.every_state_count(classified)
         found.rules = sorted(
             (r.asDict() for r in rule_rows(classified).collect()), key=lambda r: (r["table"], -r["rows"], r["rule"])
         )
     finally:
-        landing.unpersist()
+        for df in [*classified.values(), landing]:
+            df.unpersist()
     read = io.raw_record_counts(spark, layouts)
     for table in layouts:
         try:

@@ -13,13 +13,22 @@ from ld_spark import config as config_module
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ld-spark", description="L&D linked-data evaluation on Spark + Delta")
     sub = p.add_subparsers(dest="command", required=True)
+    # Options every command takes, and the raw folder that run and check read.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--conf", action="append", default=[], help="config overlay (name or path); repeatable")
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Spark's, MLflow's and Splink's own output on the console (default: to a log file, see below)",
+    )
+    reads = argparse.ArgumentParser(add_help=False)
+    reads.add_argument("--raw", help="raw root in the contract layout (default: the config's paths.raw)")
 
-    gen = sub.add_parser("generate", help="write synthetic national extracts in the contract layout")
+    gen = sub.add_parser("generate", parents=[common], help="write synthetic national extracts in the contract layout")
     gen.add_argument("--scale", type=float, default=0.1, help="1 = evaluation-sized (~200,000 people)")
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument("--out", required=True, help="raw root to write")
     gen.add_argument("--partitions", type=int, default=None, help="Spark partitions (rows do not depend on it)")
-    gen.add_argument("--conf", action="append", default=[], help="config overlay (name or path); repeatable")
     gen.add_argument(
         "--shape",
         choices=["plain", "realistic"],
@@ -29,19 +38,11 @@ def parser() -> argparse.ArgumentParser:
         "uncharged police contacts, custody taking people out (conf/shape_realistic.yaml)",
     )
 
-    run = sub.add_parser("run", help="every stage, raw extracts to results")
-    run.add_argument("--raw", help="raw root in the contract layout (default: the config's paths.raw)")
+    run = sub.add_parser("run", parents=[reads, common], help="every stage, raw extracts to results")
     run.add_argument("--out", help="output root, Delta tables and results/ (default: the config's paths.out)")
-    run.add_argument("--conf", action="append", default=[], help="config overlay (name or path); repeatable")
-    check = sub.add_parser("check", help="an extract folder against the contract, without running the job")
-    check.add_argument("--raw", help="raw root in the contract layout (default: the config's paths.raw)")
-    check.add_argument("--conf", action="append", default=[], help="config overlay (name or path); repeatable")
-    for command in (gen, run, check):
-        command.add_argument(
-            "--verbose",
-            action="store_true",
-            help="Spark's, MLflow's and Splink's own output on the console (default: to a log file, see below)",
-        )
+    sub.add_parser(
+        "check", parents=[reads, common], help="an extract folder against the contract, without running the job"
+    )
     return p
 
 

@@ -107,6 +107,18 @@ def parquet_type_fault(kind: str, data_type: T.DataType) -> str | None:
     return f"is {data_type.simpleString()}, which cannot be read as the contract's {kind} ({wanted})"
 
 
+def check_tables(spark: SparkSession, raw_root: str | Path) -> tuple[dict, list[InputError]]:
+    """check_columns on every contract table: the layouts of the tables that pass, and every
+    table's fault (a run stops on the first; `ld-spark check` reports them all)."""
+    layouts, faults = {}, []
+    for table in TABLES:
+        try:
+            layouts[table] = check_columns(spark, raw_root, table)
+        except InputError as err:
+            faults.append(err)
+    return layouts, faults
+
+
 def check_columns(
     spark: SparkSession, raw_root: str | Path, table: str
 ) -> tuple[str, dict[tuple[str, ...], list[Path]]]:

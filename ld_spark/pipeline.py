@@ -78,7 +78,9 @@ def cached(df: DataFrame) -> Iterator[DataFrame]:
 
 def run(spark: SparkSession, config: Config, raw: str, out: str, stages: console.Stages | None = None) -> int:
     # Structural checks on every table, and the key, first: a run that cannot finish writes nothing.
-    layouts = {table: io.check_columns(spark, raw, table) for table in TABLES}
+    layouts, faults = io.check_tables(spark, raw)
+    if faults:
+        raise faults[0]
     person_key = link.key.load_key(config.linkage, link.key.key_path(config.linkage), spark.sparkContext.master)
     # One run at a time per output directory; a second one stops here with a one-line reason.
     with io.exclusive(out):
@@ -130,7 +132,7 @@ class Job:
                     notes.append(f"{self.sensitivity(end)} rows")
             with self.stage("release") as notes:
                 notes.append(f"{self.release(active.info.run_id)} files in {self.publisher.results}")
-        self.summary(reconciled, active.info.run_id)
+        self.summary(active.info.run_id)
         return 0
 
     @contextlib.contextmanager
@@ -461,16 +463,10 @@ class Job:
                 mlflow.log_artifact(str(self.publisher.results / name), artifact_path="results")
         return len(manifest["files"])
 
-    def summary(self, reconciled: dict[str, dict[str, int]], run_id: str) -> None:
-        total = {
-            state: sum(r[state] for r in reconciled.values()) for state in ("read", bronze.LOADED, bronze.QUARANTINED)
-        }
-        print(
-            f"read {total['read']:,d} rows from {len(reconciled)} tables: {total[bronze.LOADED]:,d} loaded into "
-            f"bronze Delta tables, {total[bronze.QUARANTINED]:,d} quarantined with their reason, "
-            f"under {self.out / catalog.LINKAGE}"
-        )
-        print(f"results (after disclosure control, see sdc_report.csv): {self.publisher.results}")
+    def summary(self, run_id: str) -> None:
+        """Where things are (the stage lines above gave the counts)."""
+        print(f"Delta tables (landing, bronze, quarantined rows with their reasons): {self.out / catalog.LINKAGE}")
+        print(f"results (after disclosure control, see sdc_report.csv; report.html to read): {self.publisher.results}")
         tracking_uri = tracking.redact_uri(self.config.mlflow.tracking_uri)  # may hold a database password
         print(f"MLflow run {run_id} in {tracking_uri} (browse: .venv/bin/mlflow ui --backend-store-uri {tracking_uri})")
 
