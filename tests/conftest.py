@@ -89,29 +89,58 @@ def run_config(config, tmp_path_factory):
     return config.model_copy(update={"mlflow": config.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{store}"})})
 
 
+def cli_command(raw, out) -> list[str]:
+    return [sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out), "--conf", "test"]
+
+
+def cli_env(tracking_uri: str) -> dict:
+    return {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(REPO)}
+
+
 def cli_run(raw, out, tracking_uri: str) -> subprocess.CompletedProcess:
     """`ld-spark run --conf test` as a user runs it: a process of its own (its own Spark too)."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "ld_spark.cli", "run", "--raw", str(raw), "--out", str(out), "--conf", "test"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
+        cli_command(raw, out), cwd=REPO, env=cli_env(tracking_uri), capture_output=True, text=True, timeout=1800
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def finished_run_started(request, run_config, tmp_path_factory):
+    """The session's finished run, started before the first test when any selected test reads
+    it, so that the tests which do not need it run meanwhile (the run leaves much of this
+    machine idle): (out dir, the process, its output file), or None."""
+    if not any("finished_run_printed" in item.fixturenames for item in request.session.items):
+        yield None
+        return
+    raw, _ = request.getfixturevalue("small_extract")
+    out = tmp_path_factory.mktemp("out")
+    printed = tmp_path_factory.mktemp("out_printed") / "printed.txt"
+    with printed.open("w") as handle:
+        proc = subprocess.Popen(
+            cli_command(raw, out),
+            cwd=REPO,
+            env=cli_env(run_config.mlflow.tracking_uri),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    yield out, proc, printed
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
-def finished_run_printed(run_config, small_extract, tmp_path_factory):
+def finished_run_printed(finished_run_started, small_extract):
     """`ld-spark run` once on the small extract, in a process of its own so that everything it
     prints is kept (Spark's log goes to OUT/logs/): (out dir, rows per table, what it printed).
     Every test that reads a finished run reads this one."""
-    raw, counts = small_extract
-    out = tmp_path_factory.mktemp("out")
-    done = cli_run(raw, out, run_config.mlflow.tracking_uri)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return out, counts, done.stdout + done.stderr
+    out, proc, printed = finished_run_started
+    _, counts = small_extract
+    code = proc.wait(timeout=1800)
+    text = printed.read_text()
+    assert code == 0, text[-6000:]
+    return out, counts, text
 
 
 @pytest.fixture(scope="session")
