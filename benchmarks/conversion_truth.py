@@ -49,7 +49,11 @@ def _truth(tables: dict[str, pd.DataFrame], source: str) -> pd.Series:
 
 
 def events(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Panel column -> (person_id, day) of each event, from the raw tables and the truth table."""
+    """Panel column -> (person_id, day) of each event, from the raw tables and the truth table.
+
+    Written here again on purpose, in pandas and without the job's events module, linkage or
+    cleaning: an independent oracle, so that where the job and this agree, neither is hiding
+    the other's mistake."""
     episodes = tables["ndtms/episodes"].drop_duplicates("EPISODID")
     modalities = tables["ndtms/modalities"].drop_duplicates("MODID")
     episode_person = episodes["EPISODID"].map(_truth(tables, "ndtms.episodes"))

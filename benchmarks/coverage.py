@@ -159,6 +159,8 @@ RATIO_SUFFIXES = ("_rr", "_or", "_ratio")
 
 def z_spread(name: str, rows: list[dict]) -> float | None:
     """SD over seeds of (estimate - planted) / SE (log scale for ratios); None under 3 intervals."""
+    from ld_spark import estimators
+
     log = name.endswith(RATIO_SUFFIXES)
     zs = []
     for r in rows:
@@ -168,7 +170,7 @@ def z_spread(name: str, rows: list[dict]) -> float | None:
         if log:
             value, low, high, planted = (math.log(v) for v in (value, low, high, planted))
         if high > low:
-            zs.append((value - planted) / ((high - low) / 3.92))
+            zs.append((value - planted) / ((high - low) / (2 * estimators.Z)))  # SE from a 95% interval
     if len(zs) < 3:
         return None
     mean = sum(zs) / len(zs)
