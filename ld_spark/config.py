@@ -131,6 +131,7 @@ class DirtConf(_Strict):
     postcode_nospace: float
     postcode_nfa: float
     postcode_zz99: float
+    sex_miscoded: float = 0.0
     bad_date: float
     bad_code: float
     moved_share: float
@@ -190,6 +191,7 @@ class LinkageConf(_Strict):
     backend: Literal["auto", "duckdb", "spark"] = "auto"
     duckdb_max_tuples: int = 1_000_000
     max_comparisons_per_rule: int = 1_000_000_000
+    m_floor: float = 1e-4  # no level's m below this: no single disagreement vetoes a match
     u_max_pairs: int
     u_seed: int
     u_num_chunks: int

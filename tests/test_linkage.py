@@ -317,6 +317,37 @@ def test_a_model_trained_on_spark_predicts_on_duckdb_with_its_learnt_values_and_
     assert link.model.for_dialect(json.dumps(spark_model), "spark") == spark_model  # same dialect: as saved
 
 
+def test_m_floor_raises_a_vetoing_disagreement_and_renormalises_the_comparison():
+    import math
+
+    trained = {
+        "comparisons": [
+            {
+                "output_column_name": "sex",
+                "comparison_levels": [
+                    {"is_null_level": True},
+                    {"m_probability": 1.0, "u_probability": 0.5},
+                    {"m_probability": 2e-26, "u_probability": 0.5},
+                ],
+            },
+            {  # not trained yet: left as it is
+                "output_column_name": "nhs",
+                "comparison_levels": [{"is_null_level": True}, {"u_probability": 0.1}, {"u_probability": 0.9}],
+            },
+        ]
+    }
+    floored = link.model.floor_m(trained, 1e-4)
+
+    agree, disagree = floored["comparisons"][0]["comparison_levels"][1:]
+    # (1, 1e-4) over their sum 1.0001
+    assert agree["m_probability"] == pytest.approx(0.9999000099990001, rel=1e-12)
+    assert disagree["m_probability"] == pytest.approx(9.999000099990002e-05, rel=1e-12)
+    # The disagreement's weight: -84.3 bits before, -12.3 after.
+    assert math.log2(disagree["m_probability"] / 0.5) == pytest.approx(-12.288, abs=1e-3)
+    assert floored["comparisons"][1] == trained["comparisons"][1]
+    assert trained["comparisons"][0]["comparison_levels"][2]["m_probability"] == 2e-26  # a copy
+
+
 def test_a_saved_model_with_other_comparisons_is_refused():
     import json
 

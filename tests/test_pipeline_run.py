@@ -227,7 +227,8 @@ def test_every_identity_record_gets_one_pseudonymous_person_key(spark, finished_
 
 @pytest.mark.parametrize("backend", ["duckdb", "spark"])
 def test_saved_model_links_a_hand_made_case_without_retraining(spark, finished_run, run_config, tmp_path, backend):
-    """Aliases, a swapped forename/surname, a missing NHS number, and a twin with the same DOB.
+    """Aliases, a swapped forename/surname, a missing NHS number, a miscoded sex, and a twin with
+    the same DOB. The sex disagreement no longer vetoes the match (linkage.m_floor).
 
     The twin lives elsewhere: a twin at the same address is, to a Fellegi-Sunter model, only a
     forename disagreement against DOB and postcode agreement, and a record without an NHS number
@@ -242,6 +243,7 @@ def test_saved_model_links_a_hand_made_case_without_retraining(spark, finished_r
         ("a_ld", "JOHN", "SMITH", "JS", "1980-05-06", "M", "LS6 2AB", "9434765919", None, None),
         ("a_alias", "JON", "SMITH", "JS", "1980-05-06", "M", "LS6 2AB", None, "2004/7273074A", None),
         ("a_swapped", "SMITH", "JOHN", "SJ", "1980-06-05", "M", "LS6 2AB", None, "2004/7273074A", None),
+        ("a_sex_miscoded", "JOHN", "SMITH", "JS", "1980-05-06", "F", "LS6 2AB", None, None, None),
         ("twin", "JAMES", "SMITH", "JS", "1980-05-06", "M", "M14 5RT", "4010232137", None, None),
     ]
     schema = T.StructType(
@@ -258,7 +260,7 @@ def test_saved_model_links_a_hand_made_case_without_retraining(spark, finished_r
         r[link.identity.UNIQUE_ID]: r["component"]
         for r in link.components.connected_components(tuples.select(link.identity.UNIQUE_ID), edges).collect()
     }
-    assert people["a_ld"] == people["a_alias"] == people["a_swapped"]
+    assert people["a_ld"] == people["a_alias"] == people["a_swapped"] == people["a_sex_miscoded"]
     assert people["twin"] != people["a_ld"]
 
 

@@ -67,3 +67,33 @@ def test_record_keys_are_unique_and_do_not_repeat_across_blocks():
     all_keys = np.concatenate([keys("AE", b, np.arange(5000), 21, 12) for b in range(20)])
     assert len(set(all_keys)) == len(all_keys)
     assert all(len(k) == 12 and k.startswith("AE") for k in all_keys[:100])
+
+
+def test_miscoded_sex_flips_only_the_sex_columns_on_a_stream_of_its_own():
+    """Every identity table's sex is flipped at dirt.sex_miscoded, in its own coding, and no
+    other value of the extract moves (the miscoding draws from a stream of its own)."""
+    from ld_spark import config
+    from ld_spark.synth.generate import SEX_COLUMNS, generate_block
+    from ld_spark.synth.persons import site_onward_rates
+
+    cfg = config.load("test").generator
+    clean_cfg = cfg.model_copy(update={"dirt": cfg.dirt.model_copy(update={"sex_miscoded": 0.0})})
+    dirty_cfg = cfg.model_copy(update={"dirt": cfg.dirt.model_copy(update={"sex_miscoded": 0.2})})
+    rates = site_onward_rates(cfg, 3)
+    clean, dirty = (generate_block(c, 3, 0.05, 0, rates) for c in (clean_cfg, dirty_cfg))
+
+    assert clean.keys() == dirty.keys()
+    flipped = total = 0
+    for table in clean:
+        column = SEX_COLUMNS.get(table)
+        others = [c for c in clean[table].columns if c != column]
+        pd.testing.assert_frame_equal(clean[table][others], dirty[table][others])
+        if column is None:
+            continue
+        before, after = clean[table][column].to_numpy(), dirty[table][column].to_numpy()
+        changed = before != after
+        pairs = set(zip(before[changed], after[changed]))
+        assert pairs <= {("M", "F"), ("F", "M"), ("1", "2"), ("2", "1")}, (table, pairs)
+        flipped, total = flipped + changed.sum(), total + np.isin(before, ["M", "F", "1", "2"]).sum()
+    # 20% of the ~3,300 records with a known sex: 17-23% is more than 4 SDs either side.
+    assert total > 3000 and 0.17 < flipped / total < 0.23, (flipped, total)

@@ -87,6 +87,26 @@ def train(linker, conf: LinkageConf) -> None:
         linker.training.estimate_parameters_using_expectation_maximisation(rule, estimate_without_term_frequencies=True)
 
 
+def floor_m(model: dict, floor: float) -> dict:
+    """The model with every level's m raised to at least `floor`, each comparison's m then
+    renormalised to sum to 1.
+
+    EM learns m from the pairs it takes for matches: a disagreement that never happens among
+    them gets an m near 0. On our extracts sex is never miscoded, so its disagreement level came
+    out at m 2e-26, a match weight of -84 that no agreement elsewhere can outweigh: one miscoded
+    sex on a real extract would split a person. With the floor at 1e-4 that weight is about
+    -12, still strong evidence against, but no longer a veto."""
+    floored = json.loads(json.dumps(model))
+    for comparison in floored["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        if any(not isinstance(lv.get("m_probability"), float | int) for lv in levels):
+            continue  # not trained (or a level never observed): nothing to floor yet
+        raised = [max(float(lv["m_probability"]), floor) for lv in levels]
+        for level, m in zip(levels, raised):
+            level["m_probability"] = m / sum(raised)
+    return floored
+
+
 def backend(conf: LinkageConf, master: str, tuples: int) -> str:
     """Where Splink scores: `duckdb` (embedded, in the driver) or `spark`.
 
@@ -119,8 +139,10 @@ def train_and_predict(
     linker = _linker(spark, tuples, settings, work_dir / "checkpoints")
     if model_in is None:
         train(linker, conf)
+    model = floor_m(linker.misc.save_model_to_json(), conf.m_floor)
+    linker = _linker(spark, tuples, model, work_dir / "checkpoints")
     model_path = work_dir / "model.json"
-    linker.misc.save_model_to_json(str(model_path), overwrite=True)
+    model_path.write_text(json.dumps(model, indent=2))
     predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
     pairs = predictions.as_spark_dataframe().select(
         F.col(f"{UNIQUE_ID}_l").alias("id_l"), F.col(f"{UNIQUE_ID}_r").alias("id_r"), "match_weight"
@@ -185,7 +207,9 @@ def _on_duckdb(
         linker = Linker(DuckDBAPI(con).register("identity_tuples"), settings, log_level=logging.WARNING)
         if fit:
             train(linker, conf)
-        model = json.dumps(linker.misc.save_model_to_json(), indent=2)
+        floored = floor_m(linker.misc.save_model_to_json(), conf.m_floor)
+        linker = Linker(DuckDBAPI(con).register("identity_tuples"), floored, log_level=logging.WARNING)
+        model = json.dumps(floored, indent=2)
         predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
         pairs = con.execute(
             f"SELECT {UNIQUE_ID}_l AS id_l, {UNIQUE_ID}_r AS id_r, match_weight FROM {predictions.physical_name}"

@@ -21,7 +21,7 @@ from pyspark.sql import types as T
 from ld_spark.config import GeneratorConf
 from ld_spark.contract import RECORD_PERSON_COLUMNS, TABLES
 from ld_spark.synth import calendar as cal
-from ld_spark.synth import tables_health, tables_justice, tables_ld
+from ld_spark.synth import recorded, tables_health, tables_justice, tables_ld
 from ld_spark.synth.events import expected_counts, planted_rate_ratio
 from ld_spark.synth.persons import COHORT, HEALTH_PROCESSES, block_rng, make_persons, n_blocks, site_onward_rates
 from ld_spark.synth.tables_health import IAPT_ATTENDED_SHARE
@@ -45,7 +45,17 @@ IDENTITY_COLUMNS = [
 ]
 SUMMARY_COLUMNS = ["n_evaluation", "n_historic", "p_no_prior_contact", "expected_sums"]
 # Random streams per table family (0 is the persons' own stream).
-FAMILIES = {"ld": 1, "hes": 2, "mhsds": 3, "iapt": 4, "ndtms": 5, "justice": 6}
+FAMILIES = {"ld": 1, "hes": 2, "mhsds": 3, "iapt": 4, "ndtms": 5, "justice": 6, "sex_miscoded": 7}
+# Each identity table's sex column, miscoded on its own random stream (the other draws unchanged).
+SEX_COLUMNS = {
+    "ld_referrals": "sex",
+    "hes_ae": "SEX",
+    "mhsds/mhs001_mpi": "Gender",
+    "iapt/ids001_mpi": "Gender",
+    "ndtms/episodes": "SEX",
+    "pnc/offences": "sex",
+    "hmcts/cases": "defendant_sex",
+}
 ALL_TABLES = {
     **TABLES,
     TRUTH_TABLE: RECORD_PERSON_COLUMNS,
@@ -126,6 +136,9 @@ def generate_block(
         built, truth = builder(persons, cfg, block_rng(seed, block, FAMILIES[family]), block)
         tables.update(built)
         truths.append(truth)
+    miscoding = block_rng(seed, block, FAMILIES["sex_miscoded"])
+    for table, column in SEX_COLUMNS.items():
+        tables[table][column] = recorded.miscode_sex(miscoding, tables[table][column].to_numpy(), cfg.dirt.sex_miscoded)
     # One row per record: MPI records recur in monthly submissions but are one record each.
     truth = pd.concat(truths, ignore_index=True).drop_duplicates(["source_table", "record_key"])
     truth["person_id"] = person_key_text(truth["person_id"].to_numpy())

@@ -81,6 +81,16 @@ def bad_codes(rng: np.random.Generator, values: np.ndarray, rate: float) -> np.n
     return _apply(hit, values, BAD_CODES[rng.integers(0, len(BAD_CODES), size=len(values))])
 
 
+SEX_FLIP = {"M": "F", "F": "M", "1": "2", "2": "1"}
+
+
+def miscode_sex(rng: np.random.Generator, values: np.ndarray, rate: float) -> np.ndarray:
+    """Recorded sex flipped to the other sex at `rate` (a keying slip), in either coding;
+    unknown codes stay as they are."""
+    flip = rng.random(len(values)) < rate
+    return np.array([SEX_FLIP.get(v, v) if f else v for v, f in zip(values, flip)], dtype=object)
+
+
 def sex_code(sex: np.ndarray, coding: str) -> np.ndarray:
     """M/F in a source's own coding: 'MF' keeps letters, '129' is the NHS 1 male / 2 female."""
     if coding == "129":
