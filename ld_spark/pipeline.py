@@ -446,8 +446,8 @@ class Job:
         return len(rows)
 
     def release(self, run_id: str) -> int:
-        """The SDC report and the HTML report of the released files, then results/ replaced whole; MLflow gets exactly the files its manifest
-        lists. Returns how many files were released."""
+        """The SDC report and the HTML page of the released files, then results/ replaced whole;
+        MLflow gets exactly the files its manifest lists. Returns how many files were released."""
         import mlflow
 
         self.publisher.write_report()

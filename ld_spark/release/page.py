@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
+import functools
 from collections import Counter
 from html import escape
 from pathlib import Path
@@ -151,7 +152,7 @@ def sdc_summary(sdc_rows: list[dict], rules: Rules) -> str:
 
 def build(folder: Path, run_id: str, rules: Rules) -> str:
     """The page's HTML from the released files in `folder`."""
-    rows = lambda name: read_rows(folder, name)  # noqa: E731
+    rows = functools.partial(read_rows, folder)
     estimates, sdc_rows = rows("estimates.csv") or [], rows("sdc_report.csv") or []
     reasons = withheld_reasons(sdc_rows, "estimates.csv")
     sensitivity = rows("sensitivity.csv")
