@@ -183,6 +183,7 @@ class GeneratorConf(_Strict):
     hearings_rr: float
     adjourn_rate: float
     two_pnc_ids_share: float
+    twins_share: float = 0.0  # people who are the same-sex twin, at one address, of another
     dirt: DirtConf
 
 

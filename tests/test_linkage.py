@@ -92,6 +92,79 @@ def test_connected_components_label_each_vertex_with_its_smallest_member(spark):
     assert got == {"a": "a", "b": "a", "c": "a", "d": "a", "e": "e", "f": "e", "g": "g"}
 
 
+TWINS = [
+    ("hes_a", {"dob": "1980-05-06", "sex": "M", "postcode": "LS6 2AB", "nhs": "9434765919"}),
+    ("hes_b", {"dob": "1980-05-06", "sex": "M", "postcode": "LS6 2AB", "nhs": "4010232137"}),
+    ("pnc_a", {"forename": "JOHN", "surname": "SMITH", "dob": "1980-05-06", "postcode": "LS6 2AB", "pnc": "P1"}),
+    ("pnc_a2", {"forename": "JOHN", "surname": "SMITH", "dob": "1980-05-06", "pnc": "P1"}),
+    ("ld_b", {"forename": "JAMES", "surname": "SMITH", "dob": "1980-05-06", "nhs": "4010232137", "pnc": "P2"}),
+    ("pnc_b", {"forename": "JAMES", "surname": "SMITH", "dob": "1980-05-06", "postcode": "LS6 2AB", "pnc": "P2"}),
+    # a stranger's component, with one NHS number under two dates of birth (a shared number): kept
+    ("s1", {"dob": "1990-01-01", "nhs": "5555555555"}),
+    ("s2", {"dob": "1991-01-01", "nhs": "5555555555"}),
+]
+
+
+def _twin_edges(spark):
+    """Same-sex twins at one address: each twin's PNC records also match the other's HES record
+    (no names there), the bridge that made them one person."""
+    inf = float("inf")
+    return spark.createDataFrame(
+        [
+            ("pnc_a", "hes_a", 14.0),
+            ("pnc_a", "hes_b", 12.5),  # the bridge: a little weaker than pnc_a's own twin
+            ("pnc_b", "hes_b", 14.0),
+            ("pnc_b", "hes_a", 14.0),  # a tie: pnc_b's deterministic edge to ld_b decides
+            ("pnc_a2", "pnc_a", inf),
+            ("ld_b", "pnc_b", inf),
+            ("s1", "s2", 20.0),
+        ],
+        "id_l string, id_r string, match_weight double",
+    )
+
+
+def test_a_component_holding_two_nhs_numbers_with_one_date_of_birth_is_split(spark):
+    t = tuples(spark, TWINS)
+    edges = _twin_edges(spark)
+    labels = link.components.connected_components(t.select(link.identity.UNIQUE_ID), edges)
+    assert {r["component"] for r in labels.collect()} == {"hes_a", "s1"}  # twins bridged into one
+    assert [r["component"] for r in link.components.conflicted(labels, t).collect()] == ["hes_a"]
+    got = link.components.split_conflicts(labels, t, edges)
+    expected = spark.createDataFrame(
+        [
+            ("hes_a", "hes_a"),
+            ("pnc_a", "hes_a"),
+            ("pnc_a2", "hes_a"),
+            ("hes_b", "hes_b"),
+            ("ld_b", "hes_b"),
+            ("pnc_b", "hes_b"),
+            ("s1", "s1"),
+            ("s2", "s1"),
+        ],
+        link.components.SPLIT_SCHEMA,
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_linked_at_splits_the_twins_and_without_a_second_number_keeps_one_person(spark):
+    edges = _twin_edges(spark)
+    strong = edges.filter("match_weight = double('inf')").select("id_l", "id_r")
+    pairs = edges.filter("match_weight < double('inf')")
+
+    def people(rows) -> list[list[str]]:
+        t = tuples(spark, rows)
+        records = t.selectExpr("'t' AS source_table", "unique_id AS record_key", "unique_id")
+        by_person: dict[str, list[str]] = {}
+        for r in link.linked_at(records, t, strong, pairs, 0.95, b"k" * 32).collect():
+            by_person.setdefault(r["person_key"], []).append(r["record_key"])
+        return sorted(sorted(v) for v in by_person.values())
+
+    assert people(TWINS) == [["hes_a", "pnc_a", "pnc_a2"], ["hes_b", "ld_b", "pnc_b"], ["s1", "s2"]]
+    # Without NHS numbers nothing tells the twins apart: one person, as before the split.
+    unnumbered = [(u, {k: v for k, v in ident.items() if k != "nhs"}) for u, ident in TWINS]
+    assert people(unnumbered) == [["hes_a", "hes_b", "ld_b", "pnc_a", "pnc_a2", "pnc_b"], ["s1", "s2"]]
+
+
 def test_pairwise_quality_counts_pairs_with_at_least_one_record_in_the_table(spark):
     # Person X: r1, r2 (T1) and r3 (T2); person Y: r4 (T2). Predicted: {r1, r2} and {r3, r4}.
     linked = spark.createDataFrame(
@@ -456,12 +529,12 @@ def test_links_are_re_decided_at_each_threshold_from_the_same_scored_pairs(spark
     records = spark.createDataFrame(
         [("t", f"r{x}", x) for x in "abcd"], f"source_table string, record_key string, {link.identity.UNIQUE_ID} string"
     )
-    tuples = records.select(link.identity.UNIQUE_ID)
+    ids = tuples(spark, [(x, {}) for x in "abcd"])
     strong = spark.createDataFrame([("c", "d")], "id_l string, id_r string")
     pairs = spark.createDataFrame([("a", "b", 3.0), ("b", "c", 8.0)], "id_l string, id_r string, match_weight double")
 
     def groups(threshold: float) -> list[list[str]]:
-        linked = link.linked_at(records, tuples, strong, pairs, threshold, b"k" * 32).collect()
+        linked = link.linked_at(records, ids, strong, pairs, threshold, b"k" * 32).collect()
         by_person: dict[str, list[str]] = {}
         for r in linked:
             by_person.setdefault(r["person_key"], []).append(r["record_key"])

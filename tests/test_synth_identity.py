@@ -97,3 +97,46 @@ def test_miscoded_sex_flips_only_the_sex_columns_on_a_stream_of_its_own():
         flipped, total = flipped + changed.sum(), total + np.isin(before, ["M", "F", "1", "2"]).sum()
     # 20% of the ~3,300 records with a known sex: 17-23% is more than 4 SDs either side.
     assert total > 3000 and 0.17 < flipped / total < 0.23, (flipped, total)
+
+
+def test_twins_share_the_previous_persons_identity_but_their_forename_and_numbers():
+    from ld_spark.synth.persons import twins
+
+    referred = np.array([False, False, False, True, True, False])
+    sex = np.array(["M", "F", "M", "F", "M", "F"])
+    dob = np.array([100, 200, 300, 400, 500, 600])
+    forename = np.array(["James", "Mary", "John", "Emma", "Liam", "Ann"], dtype=object)
+    surname = np.array(["Smith", "Jones", "Brown", "Khan", "Patel", "Lee"], dtype=object)
+    postcode = np.array(["LS6 2AB", "M1 1AA", "B2 2BB", "L3 3CC", "S4 4DD", "N5 5EE"], dtype=object)
+    postcode2 = np.array([None, "M2 2AA", None, None, None, None], dtype=object)
+    move_day = np.array([np.nan, 900.0, np.nan, np.nan, np.nan, np.nan])
+    got = twins(1.0, np.random.default_rng(1), referred, sex, dob, forename, surname, postcode, postcode2, move_day)
+    sex2, dob2, forename2, surname2, postcode_2, postcode2_2, move_day2 = got
+    # 1 twins 0; 2's older twin is a twin already; 3 differs from 2 in being referred; 4 twins 3;
+    # 5 differs from 4 in being referred.
+    assert list(dob2) == [100, 100, 300, 400, 400, 600]
+    assert list(sex2) == ["M", "M", "M", "F", "F", "F"]
+    assert list(surname2) == ["Smith", "Smith", "Brown", "Khan", "Khan", "Lee"]
+    assert list(postcode_2) == ["LS6 2AB", "LS6 2AB", "B2 2BB", "L3 3CC", "L3 3CC", "N5 5EE"]
+    assert list(postcode2_2) == [None, None, None, None, None, None] and np.isnan(move_day2[1])
+    assert forename2[1] in ident.MALE_FORENAMES and forename2[1] != "James"
+    assert forename2[4] in ident.FEMALE_FORENAMES and forename2[4] != "Emma"
+    assert [forename2[i] for i in (0, 2, 3, 5)] == ["James", "John", "Emma", "Ann"]
+    assert list(dob) == [100, 200, 300, 400, 500, 600]  # the inputs are not changed
+
+
+def test_generated_twins_keep_their_own_nhs_numbers_and_change_no_other_draw():
+    from ld_spark import config
+    from ld_spark.synth.persons import make_persons
+
+    cfg = config.load("test").generator
+    without = make_persons(cfg.model_copy(update={"twins_share": 0.0}), 3, 0.05, 0)
+    made = make_persons(cfg.model_copy(update={"twins_share": 0.05}), 3, 0.05, 0)
+    identity = ["sex", "dob", "forename", "surname", "postcode", "postcode2", "move_day"]
+    others = [c for c in made.columns if c not in identity]
+    pd.testing.assert_frame_equal(without[others], made[others])
+    changed = (without["dob"] != made["dob"]).to_numpy()
+    assert 25 < changed.sum() < 75  # 5% of 1,000 people, less those not eligible
+    twin = np.flatnonzero(changed)
+    assert (made["dob"].to_numpy()[twin] == made["dob"].to_numpy()[twin - 1]).all()
+    assert (made["nhs_number"].to_numpy()[twin] != made["nhs_number"].to_numpy()[twin - 1]).all()

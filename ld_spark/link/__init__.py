@@ -4,7 +4,8 @@
 2. deterministic: matches on strong identifiers where that is safe.
 3. blocking: the comparisons each prediction rule makes, held to a budget.
    model: probabilistic (Fellegi-Sunter) matches for the rest, with Splink.
-4. components: people are the connected components of both kinds of match.
+4. components: people are the connected components of both kinds of match, split where one
+   would hold two NHS numbers with one date of birth (twins).
 5. key: each person's person_key, a keyed HMAC of the component id (the key is passed in).
 6. events: event tables reach their person through their parent record.
 7. quality: pairwise precision, recall and F1 against the generator's truth.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,8 +87,12 @@ def linked_at(
     records: DataFrame, tuples: DataFrame, strong: DataFrame, pairs: DataFrame, threshold: float, person_key: bytes
 ) -> DataFrame:
     """(source_table, record_key, person_key) with people as the connected components of the
-    deterministic edges and the Splink pairs at or above the match probability `threshold`."""
-    kept = pairs.filter(F.col("match_weight") >= model.match_weight(threshold)).select("id_l", "id_r")
-    found = components.connected_components(tuples.select(identity.UNIQUE_ID), strong.unionByName(kept))
+    deterministic edges and the Splink pairs at or above the match probability `threshold`, each
+    component that holds two different NHS numbers with one date of birth split in two
+    (components.split_conflicts)."""
+    kept = pairs.filter(F.col("match_weight") >= model.match_weight(threshold)).select("id_l", "id_r", "match_weight")
+    edges = strong.withColumn("match_weight", F.lit(math.inf)).unionByName(kept)
+    found = components.connected_components(tuples.select(identity.UNIQUE_ID), edges)
+    found = components.split_conflicts(found, tuples, edges)
     keyed = found.transform(key.with_person_key(person_key))
     return records.join(keyed, on=[identity.UNIQUE_ID], how="inner").select("source_table", "record_key", "person_key")

@@ -1,7 +1,11 @@
-"""People as the connected components of the match graph (deterministic and probabilistic edges)."""
+"""People as the connected components of the match graph (deterministic and probabilistic edges),
+then split where a component would hold two people that the NHS number tells apart."""
 
 from __future__ import annotations
 
+import math
+
+import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -39,3 +43,101 @@ def connected_components(vertices: DataFrame, edges: DataFrame, max_iterations: 
             return labels
     both.unpersist()
     raise RuntimeError(f"connected components did not converge in {max_iterations} rounds")
+
+
+def conflicted(labels: DataFrame, tuples: DataFrame) -> DataFrame:
+    """(component) of every component holding two different valid NHS numbers with one date of
+    birth: two people, such as same-sex twins at one address, whose records without an NHS number
+    (PNC, courts, NDTMS) matched both. Bronze keeps only NHS numbers that pass the mod-11 check,
+    and a mistyped digit never does, so two such numbers are two people."""
+    numbered = tuples.filter(F.col("nhs").isNotNull() & F.col("dob").isNotNull()).select(UNIQUE_ID, "nhs", "dob")
+    return (
+        labels.join(numbered, on=[UNIQUE_ID], how="inner")
+        .groupBy("component", "dob")
+        .agg(F.countDistinct("nhs").alias("numbers"))
+        .filter(F.col("numbers") > 1)
+        .select("component")
+        .distinct()
+    )
+
+
+SPLIT_SCHEMA = f"{UNIQUE_ID} string, component string"
+
+
+def split_component(members: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
+    """One conflicted component's (unique_id, component), re-clustered by merging along its edges
+    from the strongest down (deterministic edges first, then Splink pairs by match weight; ties by
+    the ids), skipping any merge that would put two different NHS numbers with one date of birth
+    in one person. Each part is labelled with its smallest id.
+
+    members: unique_id, nhs, dob (nulls allowed); edges: id_l, id_r, match_weight (inf for a
+    deterministic edge). A record matching both twins equally goes with the twin it meets first
+    in that order: the model cannot tell them apart either."""
+    parent = {u: u for u in members[UNIQUE_ID]}
+    numbers: dict[str, dict[str, str]] = {
+        u: ({d: n} if isinstance(n, str) and isinstance(d, str) else {})
+        for u, n, d in zip(members[UNIQUE_ID], members["nhs"], members["dob"])
+    }
+
+    def root(u: str) -> str:
+        while parent[u] != u:
+            parent[u] = parent[parent[u]]
+            u = parent[u]
+        return u
+
+    ordered = edges.assign(_w=-edges["match_weight"].fillna(-math.inf)).sort_values(["_w", "id_l", "id_r"])
+    for a, b in zip(ordered["id_l"], ordered["id_r"]):
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            continue
+        na, nb = numbers[ra], numbers[rb]
+        if any(na[d] != n for d, n in nb.items() if d in na):
+            continue  # would hold two NHS numbers with one date of birth: two people
+        keep, gone = min(ra, rb), max(ra, rb)
+        parent[gone] = keep
+        numbers[keep] = {**na, **nb}
+    labels = {u: root(u) for u in parent}
+    smallest: dict[str, str] = {}
+    for u, r in labels.items():
+        smallest[r] = min(smallest.get(r, u), u)
+    return pd.DataFrame({UNIQUE_ID: list(labels), "component": [smallest[r] for r in labels.values()]})
+
+
+def split_conflicts(labels: DataFrame, tuples: DataFrame, edges: DataFrame) -> DataFrame:
+    """labels (unique_id, component) with every conflicted component (conflicted()) re-clustered
+    by split_component; the rest unchanged. edges: id_l, id_r, match_weight (inf: deterministic).
+
+    Conflicted components are few and small (a few per thousand people), so each is re-clustered
+    in one pandas task (applyInPandas by component) on the executors."""
+    bad = conflicted(labels, tuples).withColumn("_bad", F.lit(True))
+    flagged = labels.join(F.broadcast(bad), on=["component"], how="left")
+    members = flagged.filter("_bad").join(tuples.select(UNIQUE_ID, "nhs", "dob"), on=[UNIQUE_ID], how="inner")
+    inside = edges.join(members.select(F.col(UNIQUE_ID).alias("id_l"), "component"), on=["id_l"], how="inner").select(
+        "component", "id_l", "id_r", "match_weight"
+    )
+
+    def split(key: tuple, parts: pd.DataFrame) -> pd.DataFrame:
+        return split_component(parts[parts["_kind"] == "member"], parts[parts["_kind"] == "edge"])
+
+    both = members.select(
+        "component",
+        F.lit("member").alias("_kind"),
+        UNIQUE_ID,
+        "nhs",
+        "dob",
+        *[
+            F.lit(None).cast(t).alias(c)
+            for c, t in (("id_l", "string"), ("id_r", "string"), ("match_weight", "double"))
+        ],
+    ).unionByName(
+        inside.select(
+            "component",
+            F.lit("edge").alias("_kind"),
+            *[F.lit(None).cast("string").alias(c) for c in (UNIQUE_ID, "nhs", "dob")],
+            "id_l",
+            "id_r",
+            "match_weight",
+        )
+    )
+    resplit = both.groupBy("component").applyInPandas(split, SPLIT_SCHEMA)
+    return flagged.filter(F.col("_bad").isNull()).select(UNIQUE_ID, "component").unionByName(resplit)

@@ -44,7 +44,7 @@ IDENTITY_COLUMNS = [
     "postcode2",
 ]
 SUMMARY_COLUMNS = ["n_evaluation", "n_historic", "p_no_prior_contact", "expected_sums"]
-# Random streams per table family (0 is the persons' own stream).
+# Random streams per table family (0 is the persons' own stream, 8 their twins': persons.TWINS_STREAM).
 FAMILIES = {"ld": 1, "hes": 2, "mhsds": 3, "iapt": 4, "ndtms": 5, "justice": 6, "sex_miscoded": 7}
 # Each identity table's sex column, miscoded on its own random stream (the other draws unchanged).
 SEX_COLUMNS = {

@@ -110,6 +110,44 @@ def _window_days(rng: np.random.Generator, n: int, start: str | int, end: str | 
     return rng.integers(start, end + 1, size=n)
 
 
+# The twins' own random stream, so that making twins changes no other draw (generate.FAMILIES).
+TWINS_STREAM = 8
+
+
+def twins(
+    share: float,
+    rng: np.random.Generator,
+    referred: np.ndarray,
+    sex,
+    dob,
+    forename,
+    surname,
+    postcode,
+    postcode2,
+    move_day,
+):
+    """Same-sex twins at one address: a share of people become the twin of the person before them
+    in the block (when both are referred or both are not): the same sex, date of birth, surname
+    and addresses, a forename of their own. Their NHS numbers, PNC IDs and lives stay their own.
+    To a Fellegi-Sunter model they differ only by forename, so a record without an NHS number can
+    match both (link.components.split_conflicts). Returns the identity arrays, changed."""
+    n = len(sex)
+    drawn = rng.random(n) < share
+    pick = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(drawn):
+        # the older twin is nobody's twin itself
+        pick[i] = i > 0 and not pick[i - 1] and referred[i] == referred[i - 1]
+    out = [a.copy() for a in (sex, dob, forename, surname, postcode, postcode2, move_day)]
+    sex, dob, forename, surname, postcode, postcode2, move_day = out
+    for i in np.flatnonzero(pick):
+        for column in (sex, dob, surname, postcode, postcode2, move_day):
+            column[i] = column[i - 1]
+        names = ident.MALE_FORENAMES if sex[i] == "M" else ident.FEMALE_FORENAMES
+        others = [name for name in names if name != forename[i - 1]]
+        forename[i] = others[rng.integers(0, len(others))]
+    return out
+
+
 def make_persons(cfg: GeneratorConf, seed: int, scale: float, block: int) -> pd.DataFrame:
     """One block of people with identity, L&D role, cohort index dates and event propensities."""
     rng = block_rng(seed, block, 0)
@@ -189,6 +227,19 @@ def make_persons(cfg: GeneratorConf, seed: int, scale: float, block: int) -> pd.
     substance = vulns["substance_misuse"]
     declined = referred & (rng.random(n) < np.where(substance, cfg.decline_rate_substance, cfg.decline_rate))
     health_naive = referred & (rng.random(n) < cfg.health_naive_share)
+
+    sex, dob, forename, surname, postcode, postcode2, move_day = twins(
+        cfg.twins_share,
+        block_rng(seed, block, TWINS_STREAM),
+        referred,
+        sex,
+        dob,
+        forename,
+        surname,
+        postcode,
+        postcode2,
+        move_day,
+    )
 
     frame = {
         "person_id": person_id,
