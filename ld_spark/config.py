@@ -207,6 +207,8 @@ class SensitivityConf(_Strict):
     # The linkage re-decided at these match probabilities (contract: 0.80 and 0.99; main is
     # linkage.match_threshold); an empty list leaves the linkage analyses out.
     match_thresholds: tuple[float, ...] = (0.80, 0.99)
+    # Analyses estimated side by side (threads on the driver: Spark jobs and statsmodels fits overlap).
+    workers: int = 2
 
 
 class CheckConf(_Strict):

@@ -419,7 +419,7 @@ class Job:
         with contextlib.ExitStack() as stack:
             # Each analysis reads the three tables again: from memory, not Delta.
             main = sensitivity.Tables(*(stack.enter_context(cached(self.read(t))) for t in tables))
-            rows = sensitivity.suite(main, a, costs)
+            rows = sensitivity.suite(main, a, costs, self.config.sensitivity.workers)
         for threshold in self.config.sensitivity.match_thresholds:
             analysis = sensitivity.threshold_analysis(threshold)
             _, _, panel = self.analysis_tables(

@@ -21,6 +21,7 @@ cohorts onward (pipeline.Job.sensitivity); this module only estimates on what it
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import pandas as pd
@@ -104,13 +105,10 @@ def rows(analysis: str, fitted: list[Estimate]) -> list[dict]:
     return [{"analysis": analysis, **e.row()} for e in fitted]
 
 
-def estimates(tables: Tables, a: AnalysisConf, costs: EconomicsConf) -> list[dict]:
-    """Every effect estimand (and the economics resting on custody_or) under each specification."""
-    out = []
-    for analysis, specify in specifications(a).items():
-        t = specify(tables)
-        out += rows(analysis, effects.estimate(t.panel, t.offences, t.cases, a, costs))
-    return out
+def estimated(tables: Tables, a: AnalysisConf, costs: EconomicsConf, analysis: str) -> list[dict]:
+    """Every effect estimand (and the economics resting on custody_or) under one specification."""
+    t = specifications(a)[analysis](tables)
+    return rows(analysis, effects.estimate(t.panel, t.offences, t.cases, a, costs))
 
 
 # Pre-trend tests: which frame, outcome and model family each estimand is tested with.
@@ -183,9 +181,20 @@ def pre_trends(frames: dict[str, pd.DataFrame], a: AnalysisConf) -> list[Estimat
     return tests
 
 
-def suite(tables: Tables, a: AnalysisConf, costs: EconomicsConf) -> list[dict]:
-    """Every analysis that needs no re-linkage, and the pre-trend rows."""
-    return estimates(tables, a, costs) + rows(PRE_TREND, pre_trends(pre_trend_frames(tables, a), a))
+def suite(tables: Tables, a: AnalysisConf, costs: EconomicsConf, workers: int = 1) -> list[dict]:
+    """Every analysis that needs no re-linkage (in specifications' order), and the pre-trend rows.
+
+    Each analysis is a few Spark jobs that collect its frames, then numpy and statsmodels fits
+    on the driver: `workers` analyses run side by side in threads, so that one's fits overlap
+    another's Spark jobs and a second core fits too. The rows are the same in any case."""
+
+    def one(analysis: str) -> list[dict]:
+        if analysis == PRE_TREND:
+            return rows(PRE_TREND, pre_trends(pre_trend_frames(tables, a), a))
+        return estimated(tables, a, costs, analysis)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return [row for part in pool.map(one, [*specifications(a), PRE_TREND]) for row in part]
 
 
 def in_order(rows: list[dict]) -> list[dict]:

@@ -109,7 +109,9 @@ def split_conflicts(labels: DataFrame, tuples: DataFrame, edges: DataFrame) -> D
 
     Conflicted components are few and small (a few per thousand people), so each is re-clustered
     in one pandas task (applyInPandas by component) on the executors."""
-    bad = conflicted(labels, tuples).withColumn("_bad", F.lit(True))
+    bad = conflicted(labels, tuples).withColumn("_bad", F.lit(True)).localCheckpoint()
+    if bad.isEmpty():
+        return labels  # the usual case on a small extract: no Python task to start
     flagged = labels.join(F.broadcast(bad), on=["component"], how="left")
     members = flagged.filter("_bad").join(tuples.select(UNIQUE_ID, "nhs", "dob"), on=[UNIQUE_ID], how="inner")
     inside = edges.join(members.select(F.col(UNIQUE_ID).alias("id_l"), "component"), on=["id_l"], how="inner").select(
