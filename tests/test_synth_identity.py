@@ -110,8 +110,11 @@ def test_twins_share_the_previous_persons_identity_but_their_forename_and_number
     postcode = np.array(["LS6 2AB", "M1 1AA", "B2 2BB", "L3 3CC", "S4 4DD", "N5 5EE"], dtype=object)
     postcode2 = np.array([None, "M2 2AA", None, None, None, None], dtype=object)
     move_day = np.array([np.nan, 900.0, np.nan, np.nan, np.nan, np.nan])
-    got = twins(1.0, np.random.default_rng(1), referred, sex, dob, forename, surname, postcode, postcode2, move_day)
-    sex2, dob2, forename2, surname2, postcode_2, postcode2_2, move_day2 = got
+    identity = {"sex": sex, "dob": dob, "forename": forename, "surname": surname}
+    identity |= {"postcode": postcode, "postcode2": postcode2, "move_day": move_day}
+    got = twins(1.0, np.random.default_rng(1), referred, identity)
+    sex2, dob2, forename2, surname2 = got["sex"], got["dob"], got["forename"], got["surname"]
+    postcode_2, postcode2_2, move_day2 = got["postcode"], got["postcode2"], got["move_day"]
     # 1 twins 0; 2's older twin is a twin already; 3 differs from 2 in being referred; 4 twins 3;
     # 5 differs from 4 in being referred.
     assert list(dob2) == [100, 100, 300, 400, 400, 600]

@@ -112,39 +112,31 @@ def _window_days(rng: np.random.Generator, n: int, start: str | int, end: str | 
 
 # The twins' own random stream, so that making twins changes no other draw (generate.FAMILIES).
 TWINS_STREAM = 8
+# What a twin shares with the other, and what they do not (a forename of their own, same sex).
+TWIN_SHARED = ("sex", "dob", "surname", "postcode", "postcode2", "move_day")
+TWIN_COLUMNS = (*TWIN_SHARED, "forename")
 
 
-def twins(
-    share: float,
-    rng: np.random.Generator,
-    referred: np.ndarray,
-    sex,
-    dob,
-    forename,
-    surname,
-    postcode,
-    postcode2,
-    move_day,
-):
+def twins(share: float, rng: np.random.Generator, referred: np.ndarray, identity: dict[str, np.ndarray]) -> dict:
     """Same-sex twins at one address: a share of people become the twin of the person before them
     in the block (when both are referred or both are not): the same sex, date of birth, surname
     and addresses, a forename of their own. Their NHS numbers, PNC IDs and lives stay their own.
     To a Fellegi-Sunter model they differ only by forename, so a record without an NHS number can
-    match both (link.components.split_conflicts). Returns the identity arrays, changed."""
-    n = len(sex)
+    match both (link.components.split_conflicts). identity: TWIN_COLUMNS -> their arrays; returns
+    them changed (copies)."""
+    n = len(referred)
     drawn = rng.random(n) < share
     pick = np.zeros(n, dtype=bool)
     for i in np.flatnonzero(drawn):
         # the older twin is nobody's twin itself
         pick[i] = i > 0 and not pick[i - 1] and referred[i] == referred[i - 1]
-    out = [a.copy() for a in (sex, dob, forename, surname, postcode, postcode2, move_day)]
-    sex, dob, forename, surname, postcode, postcode2, move_day = out
+    out = {column: values.copy() for column, values in identity.items()}
     for i in np.flatnonzero(pick):
-        for column in (sex, dob, surname, postcode, postcode2, move_day):
-            column[i] = column[i - 1]
-        names = ident.MALE_FORENAMES if sex[i] == "M" else ident.FEMALE_FORENAMES
-        others = [name for name in names if name != forename[i - 1]]
-        forename[i] = others[rng.integers(0, len(others))]
+        for column in TWIN_SHARED:
+            out[column][i] = out[column][i - 1]
+        names = ident.MALE_FORENAMES if out["sex"][i] == "M" else ident.FEMALE_FORENAMES
+        others = [name for name in names if name != out["forename"][i - 1]]
+        out["forename"][i] = others[rng.integers(0, len(others))]
     return out
 
 
@@ -228,19 +220,6 @@ def make_persons(cfg: GeneratorConf, seed: int, scale: float, block: int) -> pd.
     declined = referred & (rng.random(n) < np.where(substance, cfg.decline_rate_substance, cfg.decline_rate))
     health_naive = referred & (rng.random(n) < cfg.health_naive_share)
 
-    sex, dob, forename, surname, postcode, postcode2, move_day = twins(
-        cfg.twins_share,
-        block_rng(seed, block, TWINS_STREAM),
-        referred,
-        sex,
-        dob,
-        forename,
-        surname,
-        postcode,
-        postcode2,
-        move_day,
-    )
-
     frame = {
         "person_id": person_id,
         "sex": sex,
@@ -265,6 +244,8 @@ def make_persons(cfg: GeneratorConf, seed: int, scale: float, block: int) -> pd.
         "health_naive": health_naive,
         **{f"vuln_{k}" if k != "mh_needs" else k: v for k, v in vulns.items()},
     }
+    twin_rng = block_rng(seed, block, TWINS_STREAM)
+    frame.update(twins(cfg.twins_share, twin_rng, referred, {c: frame[c] for c in TWIN_COLUMNS}))
 
     # Monthly event propensities. Each source has users (people who ever appear in it) and a
     # person-level gamma frailty shared by the source's processes; rate = user x frailty x mean.
