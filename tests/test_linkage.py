@@ -146,25 +146,6 @@ def test_a_component_holding_two_nhs_numbers_with_one_date_of_birth_is_split(spa
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_linked_at_splits_the_twins_and_without_a_second_number_keeps_one_person(spark):
-    edges = _twin_edges(spark)
-    strong = edges.filter("match_weight = double('inf')").select("id_l", "id_r")
-    pairs = edges.filter("match_weight < double('inf')")
-
-    def people(rows) -> list[list[str]]:
-        t = tuples(spark, rows)
-        records = t.selectExpr("'t' AS source_table", "unique_id AS record_key", "unique_id")
-        by_person: dict[str, list[str]] = {}
-        for r in link.linked_at(records, t, strong, pairs, 0.95, b"k" * 32).collect():
-            by_person.setdefault(r["person_key"], []).append(r["record_key"])
-        return sorted(sorted(v) for v in by_person.values())
-
-    assert people(TWINS) == [["hes_a", "pnc_a", "pnc_a2"], ["hes_b", "ld_b", "pnc_b"], ["s1", "s2"]]
-    # Without NHS numbers nothing tells the twins apart: one person, as before the split.
-    unnumbered = [(u, {k: v for k, v in ident.items() if k != "nhs"}) for u, ident in TWINS]
-    assert people(unnumbered) == [["hes_a", "hes_b", "ld_b", "pnc_a", "pnc_a2", "pnc_b"], ["s1", "s2"]]
-
-
 def test_pairwise_quality_counts_pairs_with_at_least_one_record_in_the_table(spark):
     # Person X: r1, r2 (T1) and r3 (T2); person Y: r4 (T2). Predicted: {r1, r2} and {r3, r4}.
     linked = spark.createDataFrame(

@@ -109,10 +109,16 @@ def split_conflicts(labels: DataFrame, tuples: DataFrame, edges: DataFrame) -> D
 
     Conflicted components are few and small (a few per thousand people), so each is re-clustered
     in one pandas task (applyInPandas by component) on the executors."""
-    bad = conflicted(labels, tuples).withColumn("_bad", F.lit(True)).localCheckpoint()
-    if bad.isEmpty():
+    # One small job: the conflicted components' ids (a few per thousand people) to the driver.
+    bad = [r["component"] for r in conflicted(labels, tuples).collect()]
+    if not bad:
         return labels  # the usual case on a small extract: no Python task to start
-    flagged = labels.join(F.broadcast(bad), on=["component"], how="left")
+    spark = labels.sparkSession
+    flagged = labels.join(
+        F.broadcast(spark.createDataFrame([(c, True) for c in bad], "component string, _bad boolean")),
+        on=["component"],
+        how="left",
+    )
     members = flagged.filter("_bad").join(tuples.select(UNIQUE_ID, "nhs", "dob"), on=[UNIQUE_ID], how="inner")
     inside = edges.join(members.select(F.col(UNIQUE_ID).alias("id_l"), "component"), on=["id_l"], how="inner").select(
         "component", "id_l", "id_r", "match_weight"
