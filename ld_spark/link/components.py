@@ -3,8 +3,6 @@ then split where a component would hold two people that the NHS number tells apa
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -85,7 +83,7 @@ def split_component(members: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
             u = parent[u]
         return u
 
-    ordered = edges.assign(_w=-edges["match_weight"].fillna(-math.inf)).sort_values(["_w", "id_l", "id_r"])
+    ordered = edges.sort_values(["match_weight", "id_l", "id_r"], ascending=[False, True, True])
     for a, b in zip(ordered["id_l"], ordered["id_r"]):
         ra, rb = root(a), root(b)
         if ra == rb:
@@ -120,32 +118,18 @@ def split_conflicts(labels: DataFrame, tuples: DataFrame, edges: DataFrame) -> D
         how="left",
     )
     members = flagged.filter("_bad").join(tuples.select(UNIQUE_ID, "nhs", "dob"), on=[UNIQUE_ID], how="inner")
-    inside = edges.join(members.select(F.col(UNIQUE_ID).alias("id_l"), "component"), on=["id_l"], how="inner").select(
-        "component", "id_l", "id_r", "match_weight"
+    # Its own component column (a new alias), so that the cogroup below does not meet the
+    # members' column twice.
+    ends = members.select(F.col(UNIQUE_ID).alias("id_l"), F.col("component").alias("_component"))
+    inside = edges.join(ends, on=["id_l"], how="inner").select(
+        F.col("_component").alias("component"), "id_l", "id_r", "match_weight"
     )
 
-    def split(key: tuple, parts: pd.DataFrame) -> pd.DataFrame:
-        return split_component(parts[parts["_kind"] == "member"], parts[parts["_kind"] == "edge"])
-
-    both = members.select(
-        "component",
-        F.lit("member").alias("_kind"),
-        UNIQUE_ID,
-        "nhs",
-        "dob",
-        *[
-            F.lit(None).cast(t).alias(c)
-            for c, t in (("id_l", "string"), ("id_r", "string"), ("match_weight", "double"))
-        ],
-    ).unionByName(
-        inside.select(
-            "component",
-            F.lit("edge").alias("_kind"),
-            *[F.lit(None).cast("string").alias(c) for c in (UNIQUE_ID, "nhs", "dob")],
-            "id_l",
-            "id_r",
-            "match_weight",
-        )
+    # Each conflicted component's members and edges meet in one pandas call (a cogroup).
+    resplit = (
+        members.select("component", UNIQUE_ID, "nhs", "dob")
+        .groupBy("component")
+        .cogroup(inside.groupBy("component"))
+        .applyInPandas(split_component, SPLIT_SCHEMA)
     )
-    resplit = both.groupBy("component").applyInPandas(split, SPLIT_SCHEMA)
     return flagged.filter(F.col("_bad").isNull()).select(UNIQUE_ID, "component").unionByName(resplit)

@@ -136,18 +136,17 @@ def train_and_predict(
     threshold = conf.match_threshold if keep_from is None else keep_from
     if on == "duckdb":
         return _on_duckdb(spark, tuples, settings, conf, fit=model_in is None, threshold=threshold)
-    linker = _linker(spark, tuples, settings, work_dir / "checkpoints")
     if model_in is None:
-        train(linker, conf)
-    model = floor_m(linker.misc.save_model_to_json(), conf.m_floor)
-    linker = _linker(spark, tuples, model, work_dir / "checkpoints")
-    model_path = work_dir / "model.json"
-    model_path.write_text(json.dumps(model, indent=2))
+        trainer = _linker(spark, tuples, settings, work_dir / "checkpoints")
+        train(trainer, conf)
+        settings = trainer.misc.save_model_to_json()
+    linker = _linker(spark, tuples, floor_m(settings, conf.m_floor), work_dir / "checkpoints")
+    model = linker.misc.save_model_to_json()  # Splink's own whole serialisation, as a saved model
     predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
     pairs = predictions.as_spark_dataframe().select(
         F.col(f"{UNIQUE_ID}_l").alias("id_l"), F.col(f"{UNIQUE_ID}_r").alias("id_r"), "match_weight"
     )
-    return pairs, model_path.read_text()
+    return pairs, json.dumps(model, indent=2)
 
 
 PAIRS_SCHEMA = "id_l string, id_r string, match_weight double"
@@ -204,12 +203,13 @@ def _on_duckdb(
     try:
         arrow = tuples.toArrow()  # noqa: F841 (read by name in the SQL below)
         con.execute("CREATE TABLE identity_tuples AS SELECT * FROM arrow")
-        linker = Linker(DuckDBAPI(con).register("identity_tuples"), settings, log_level=logging.WARNING)
         if fit:
-            train(linker, conf)
-        floored = floor_m(linker.misc.save_model_to_json(), conf.m_floor)
+            trainer = Linker(DuckDBAPI(con).register("identity_tuples"), settings, log_level=logging.WARNING)
+            train(trainer, conf)
+            settings = trainer.misc.save_model_to_json()
+        floored = floor_m(settings, conf.m_floor)
         linker = Linker(DuckDBAPI(con).register("identity_tuples"), floored, log_level=logging.WARNING)
-        model = json.dumps(floored, indent=2)
+        model = json.dumps(linker.misc.save_model_to_json(), indent=2)
         predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
         pairs = con.execute(
             f"SELECT {UNIQUE_ID}_l AS id_l, {UNIQUE_ID}_r AS id_r, match_weight FROM {predictions.physical_name}"
