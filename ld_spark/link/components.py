@@ -125,11 +125,27 @@ def split_conflicts(labels: DataFrame, tuples: DataFrame, edges: DataFrame) -> D
         F.col("_component").alias("component"), "id_l", "id_r", "match_weight"
     )
 
-    # Each conflicted component's members and edges meet in one pandas call (a cogroup).
-    resplit = (
-        members.select("component", UNIQUE_ID, "nhs", "dob")
-        .groupBy("component")
-        .cogroup(inside.groupBy("component"))
-        .applyInPandas(split_component, SPLIT_SCHEMA)
+    def split(key: tuple, parts: pd.DataFrame) -> pd.DataFrame:
+        return split_component(parts[parts["_kind"] == "member"], parts[parts["_kind"] == "edge"])
+
+    # Members and edges as rows of one frame (each padded with the other's columns), so that one
+    # grouped pandas call sees both: a cogroup does the same with two shuffles, and took the
+    # tests' hand-made cases 12.8/18.4 s -> 21.1/28.5 s.
+    edge_columns = (("id_l", "string"), ("id_r", "string"), ("match_weight", "double"))
+    both = members.select(
+        "component",
+        F.lit("member").alias("_kind"),
+        UNIQUE_ID,
+        "nhs",
+        "dob",
+        *[F.lit(None).cast(t).alias(c) for c, t in edge_columns],
+    ).unionByName(
+        inside.select(
+            "component",
+            F.lit("edge").alias("_kind"),
+            *[F.lit(None).cast("string").alias(c) for c in (UNIQUE_ID, "nhs", "dob")],
+            *[c for c, _ in edge_columns],
+        )
     )
+    resplit = both.groupBy("component").applyInPandas(split, SPLIT_SCHEMA)
     return flagged.filter(F.col("_bad").isNull()).select(UNIQUE_ID, "component").unionByName(resplit)
