@@ -272,6 +272,13 @@ def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.Da
     e = df["evaluation"].to_numpy(float)
     dummies = np.column_stack([(df["level"] == lvl).to_numpy(float) for lvl in levels])
     X = np.column_stack([np.ones(len(df)), e, dummies, dummies * e[:, None]])
+    smallest = [_smallest_count(df, outcome, [lvl, reference]) for lvl in levels]
+    if len(df) == 0 or np.linalg.matrix_rank(X) < X.shape[1]:
+        # A cohort without a month (or without the reference window): that month's ratio, or every
+        # one, is not identified. No ratio then, rather than a fit that cannot invert its Hessian.
+        nothing = {"rr": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+        people = int(df["person"].nunique())
+        return pd.DataFrame({"level": levels, **nothing}).assign(people=people, df_resid=0, smallest_cell=smallest)
     model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df["months"].to_numpy(float))
     result = model.fit(
         start_params=_saturated_optimum(df, outcome, levels, reference),
@@ -292,11 +299,7 @@ def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.Da
         )
     out.loc[empty, ["rr", "ci_low", "ci_high"]] = np.nan
     sizes = _sizes(df, result)
-    return out.assign(
-        people=sizes["people"],
-        df_resid=sizes["df_resid"],
-        smallest_cell=[_smallest_count(df, outcome, [lvl, reference]) for lvl in levels],
-    )
+    return out.assign(people=sizes["people"], df_resid=sizes["df_resid"], smallest_cell=smallest)
 
 
 def _smallest_count(df: pd.DataFrame, outcome: str, levels: list) -> int:

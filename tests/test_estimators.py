@@ -140,6 +140,15 @@ def test_event_study_finds_the_effect_in_the_months_it_was_planted():
     )
 
 
+def test_event_study_without_a_control_cohort_gives_no_ratios_rather_than_an_error():
+    # A tiny extract: only evaluation-cohort people, so no month's DiD ratio is identified.
+    rows = [(person, 1, level, 12 if level == "ref" else 1) for person in range(5) for level in ("ref", "-1", "0")]
+    df = pd.DataFrame(rows, columns=["person", "evaluation", "level", "months"]).assign(events=1)
+    got = event_study(df, "events")
+    assert list(got["level"]) == ["-1", "0"] and got[["rr", "ci_low", "ci_high"]].isna().all().all()
+    assert list(got["people"]) == [5, 5] and list(got["df_resid"]) == [0, 0]
+
+
 def test_event_study_started_at_the_closed_form_optimum_gives_the_plain_fit(monkeypatch):
     rng = np.random.default_rng(5)
     rows = [
