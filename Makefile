@@ -22,7 +22,7 @@ $(STAMP): requirements.lock requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Resolve the Delta jars from Maven Central once; sessions then load them from disk.
-$(JARS): $(STAMP) conf/base.yaml
+$(JARS): $(STAMP) conf/base.yaml ld_spark/config.py
 	$(PY) -m ld_spark.setup_jars
 	touch $(JARS)
 

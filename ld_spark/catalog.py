@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from ld_spark import io
+from ld_spark import fs, io
 from ld_spark.contract import TABLES
 
 LINKAGE = "linkage"
@@ -82,12 +82,12 @@ TRUTH_RECORD_PERSON = ("_truth", "record_person.csv")
 GENERATOR_INFO = ("_truth", "generator.json")
 
 
-def path(out: str | Path, table: Table) -> Path:
-    return Path(out) / table.layer / table.name
+def path(out: str | Path, table: Table) -> fs.Location:
+    return fs.join(out, table.layer, table.name)
 
 
-def file(out: str | Path, where: tuple[str, ...]) -> Path:
-    return Path(out).joinpath(*where)
+def file(out: str | Path, where: tuple[str, ...]) -> fs.Location:
+    return fs.join(out, *where)
 
 
 def read(spark: SparkSession, out: str | Path, table: Table) -> DataFrame:
@@ -128,6 +128,7 @@ def tables() -> list[Table]:
         COURT_CASES,
         EVENTS,
         PANEL,
+        SELF_RATED_HEALTH,
         REFERRED,
         ESTIMATES,
         SENSITIVITY,
@@ -140,10 +141,12 @@ def versions(out: str | Path) -> dict[str, int]:
     found = {
         f"{t.layer}/{t.name}": io.delta_version(path(out, t))
         for t in tables()
-        if (path(out, t) / "_delta_log").is_dir()
+        if fs.is_dir(fs.join(path(out, t), "_delta_log"))
     }
     # The sensitivity analyses' own tables (variant()), whichever analyses this run made.
     for layer in (LINKAGE, ANALYSIS):
-        for log in sorted((Path(out) / layer / "sensitivity").glob("*/*/_delta_log")):
-            found[str(log.parent.relative_to(out))] = io.delta_version(log.parent)
-    return found
+        for analysis in fs.listing(fs.join(out, layer, "sensitivity")):
+            for table in fs.listing(analysis.location):
+                if fs.is_dir(fs.join(table.location, "_delta_log")):
+                    found[f"{layer}/sensitivity/{analysis.name}/{table.name}"] = io.delta_version(table.location)
+    return dict(sorted(found.items()))

@@ -88,11 +88,16 @@ def _session(cfg: config_module.Config, log: Path | None, command: str):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ld_spark import catalog, console, pipeline
+    import tempfile
+
+    from ld_spark import catalog, console, fs, pipeline
 
     cfg = _load_config(args.conf)
     out = args.out or cfg.paths.out
-    log = None if args.verbose else catalog.file(out, catalog.LOG_FILE)
+    # The JVM writes its log to a local file: under OUT_DIR when that is a folder, else the
+    # temporary folder (an object store has no file to append to).
+    beside = Path(tempfile.gettempdir()) if fs.is_url(out) else out
+    log = None if args.verbose else catalog.file(beside, catalog.LOG_FILE)
     spark = _session(cfg, log, "ld-spark run")
     done = pipeline.run(
         spark, cfg, raw=args.raw or cfg.paths.raw, out=out, stages=console.Stages(console.spark_progress(spark))

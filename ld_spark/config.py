@@ -35,11 +35,18 @@ class SparkConf(_Strict):
     console_progress: bool
     concurrent_tables: int = 1
     extra: dict[str, str] = {}
+    # s3a:// support (Hadoop's S3A filesystem and the AWS SDK it needs), fetched by `make setup`
+    # into its own folder and put on the driver's class path when present (ld_spark/session.py).
+    object_store_package: str = "org.apache.hadoop:hadoop-aws:3.4.1"
+    object_store_jars_dir: str = ".cache/jars-s3a"
 
 
 class PathsConf(_Strict):
     raw: str
     out: str
+    # On an object store the run lock is a lease (ld_spark/lock.py): renewed every third of this,
+    # and taken over by the next run this long after a killed run's last renewal.
+    lock_lease_seconds: float = 120.0
 
 
 class MlflowConf(_Strict):
@@ -47,6 +54,9 @@ class MlflowConf(_Strict):
     experiment: str
     # CPU, memory, disk and network sampled during the run (MLflow's system metrics, psutil).
     system_metrics: bool = True
+    # Where a new experiment keeps its artifacts (e.g. s3://bucket/mlflow); None: MLflow's default
+    # (./mlruns beside a local store). An existing experiment keeps the location it was made with.
+    artifact_location: str | None = None
 
 
 class AnalysisConf(_Strict):

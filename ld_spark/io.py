@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import datetime as dt
-import fcntl
 import functools
 import json
-import os
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
+from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ld_spark import fs
 from ld_spark.contract import DATE, INT, TABLES, TYPES, YN
-from ld_spark.errors import InputError, OutputBusy
+from ld_spark.errors import InputError
 
 SOURCE_FILE = "_source_file"
 COMMIT_FILE = re.compile(r"\d{20}\.json")
@@ -27,36 +26,38 @@ COMMIT_FILE = re.compile(r"\d{20}\.json")
 SPARK_MARKERS = re.compile(r"_SUCCESS|\..+\.crc")
 
 
-def raw_files(raw_root: str | Path, table: str) -> tuple[str, list[Path]]:
+def raw_files(raw_root: str | Path, table: str) -> tuple[str, list[fs.Location]]:
     """("csv" | "parquet", the table's files), or InputError naming what is wrong.
 
     A sub-folder, or a file whose name starts with `.` or `_` (hidden from Spark's and Hadoop's
     readers), is an error rather than skipped: rows in it would be lost without a word. Only
     the markers Spark writes beside its output (`_SUCCESS` and `.<name>.crc`) are tolerated.
     """
-    folder = Path(raw_root) / table
-    if not folder.is_dir():
+    folder = fs.join(raw_root, table)
+    if not fs.is_dir(folder):
         raise InputError(f"table {table}: directory {folder} is missing")
-    entries = sorted(folder.iterdir())
-    stray = [
-        p for p in entries if p.is_dir() or (p.name.startswith((".", "_")) and not SPARK_MARKERS.fullmatch(p.name))
-    ]
+    entries = fs.listing(folder)
+    stray = [e for e in entries if e.is_dir or (e.name.startswith((".", "_")) and not SPARK_MARKERS.fullmatch(e.name))]
     if stray:
-        what = "is a sub-folder" if stray[0].is_dir() else "is hidden (its name starts with . or _)"
+        what = "is a sub-folder" if stray[0].is_dir else "is hidden (its name starts with . or _)"
         raise InputError(
-            f"table {table}: {stray[0]} {what}; a table's folder holds only its CSV or parquet files"
+            f"table {table}: {stray[0].location} {what}; a table's folder holds only its CSV or parquet files"
             + (f" (and {len(stray) - 1} more)" if len(stray) > 1 else "")
         )
-    files = [p for p in entries if not SPARK_MARKERS.fullmatch(p.name)]
+    files = [e for e in entries if not SPARK_MARKERS.fullmatch(e.name)]
     if not files:
         raise InputError(f"table {table}: directory {folder} holds no files")
-    kinds = {p.suffix.lower() for p in files}
+    kinds = {_suffix(e.name) for e in files}
     if kinds == {".csv"}:
-        return "csv", files
+        return "csv", [e.location for e in files]
     if kinds == {".parquet"}:
-        return "parquet", files
-    odd = next(p for p in files if p.suffix.lower() not in (".csv", ".parquet"))
-    raise InputError(f"table {table}: file {odd} is not CSV or parquet (all files must be one or the other)")
+        return "parquet", [e.location for e in files]
+    odd = next(e for e in files if _suffix(e.name) not in (".csv", ".parquet"))
+    raise InputError(f"table {table}: file {odd.location} is not CSV or parquet (all files must be one or the other)")
+
+
+def _suffix(name: str) -> str:
+    return Path(name).suffix.lower()
 
 
 def _header_fields(first_line: bytes) -> list[str]:
@@ -64,12 +65,11 @@ def _header_fields(first_line: bytes) -> list[str]:
     return next(csv.reader([first_line.decode("utf-8-sig")]), [])
 
 
-def csv_header(table: str, path: Path) -> list[str]:
+def csv_header(table: str, path: fs.Location) -> list[str]:
     """The header row: its first line, checked to be UTF-8 and to name each column once."""
-    if path.stat().st_size == 0:
+    if fs.size(path) == 0:
         raise InputError(f"table {table}: file {path} is empty (not even a header row)")
-    with path.open("rb") as handle:
-        first = handle.readline()  # the header line alone: a bad byte further down is a row's fault
+    first = fs.first_line(path)  # the header line alone: a bad byte further down is a row's fault
     try:
         header = _header_fields(first)
     except UnicodeDecodeError as err:
@@ -121,7 +121,7 @@ def check_tables(spark: SparkSession, raw_root: str | Path) -> tuple[dict, list[
 
 def check_columns(
     spark: SparkSession, raw_root: str | Path, table: str
-) -> tuple[str, dict[tuple[str, ...], list[Path]]]:
+) -> tuple[str, dict[tuple[str, ...], list[fs.Location]]]:
     """Fail before anything is written if a file lacks a contract column, names one twice (CSV)
     or holds one in a type it cannot be read as (parquet: the schema only is read, no rows).
 
@@ -130,7 +130,7 @@ def check_columns(
     """
     kind, files = raw_files(raw_root, table)
     expected = TABLES[table]
-    groups: dict[tuple[str, ...], list[Path]] = {}
+    groups: dict[tuple[str, ...], list[fs.Location]] = {}
     for path in files:
         schema = spark.read.parquet(str(path)).schema if kind == "parquet" else None  # footers only
         columns = schema.fieldNames() if schema is not None else csv_header(table, path)
@@ -224,11 +224,11 @@ def csv_records(lines: Iterable[bytes], first_line: int = 2) -> Iterator[tuple[i
             line += len(record)
 
 
-def count_records(path: str | Path) -> int:
-    """Data records in one CSV file, counted from its bytes (header line excluded)."""
-    with open(path, "rb") as handle:
-        handle.readline()
-        return sum(1 for _ in csv_records(handle))
+def count_records(handle: BinaryIO) -> int:
+    """Data records in one CSV file (an open binary handle at its start), counted from its
+    bytes (header line excluded)."""
+    handle.readline()
+    return sum(1 for _ in csv_records(handle))
 
 
 def _parsed(record: bytes, positions: list[int], width: int, split_fault: str | None) -> tuple[list, str | None]:
@@ -252,20 +252,59 @@ def _parsed(record: bytes, positions: list[int], width: int, split_fault: str | 
     return values, "; ".join(faults) or None
 
 
-def _csv_rows(path: str, columns: list[str]):
-    """Rows of one CSV file as contract-ordered string tuples with their line and any fault.
+def _csv_rows(handle: BinaryIO, columns: list[str]):
+    """Rows of one CSV file (an open binary handle at its start) as contract-ordered string
+    tuples with their line and any fault.
 
     Our own split into records (`csv_records`) and Python's csv module on each record (not
     Spark's reader) so that every record keeps its line number, a malformed one (wrong field
     count, bytes that are not UTF-8, a quote left open, a field over the csv module's size
     limit) is reported rather than silently nulled, and none costs the records after it.
     """
-    with open(path, "rb") as handle:
-        header = _header_fields(handle.readline())
-        positions = [header.index(c) for c in columns]
-        for line, record, split_fault in csv_records(handle):
-            values, fault = _parsed(record, positions, len(header), split_fault)
-            yield values, line, fault
+    header = _header_fields(handle.readline())
+    positions = [header.index(c) for c in columns]
+    for line, record, split_fault in csv_records(handle):
+        values, fault = _parsed(record, positions, len(header), split_fault)
+        yield values, line, fault
+
+
+def csv_handles(spark: SparkSession, files: list[tuple[str, str]], parse, schema) -> DataFrame:
+    """`parse(table, path, handle)` (an iterator of pandas frames of `schema`) over every CSV
+    file, (table, path) pairs, in one Spark job. A local file (the same path on every node) is
+    opened and streamed where its task runs; a file under a URL (s3a://, hdfs://, ...) is read
+    whole through Hadoop by Spark's binaryFile source on the executor, so one such file must
+    fit in a task's memory (and binaryFile's 2 GiB limit): split a larger extract into files."""
+    local = [(t, p) for t, p in files if not fs.is_url(p)]
+    remote = [(t, p) for t, p in files if fs.is_url(p)]
+    parts = []
+    width = spark.sparkContext.defaultParallelism * 2
+    if local or not remote:
+
+        def opened(batches):
+            for batch in batches:
+                for table, path in zip(batch["table"], batch["path"]):
+                    with open(path, "rb") as handle:
+                        yield from parse(table, path, handle)
+
+        paths = spark.createDataFrame(local, "table string, path string")
+        parts.append(paths.repartition(max(1, min(len(local), width)), "path").mapInPandas(opened, schema))
+    if remote:
+
+        def fetched(batches):
+            for batch in batches:
+                for table, path, content in zip(batch["table"], batch["path"], batch["content"]):
+                    yield from parse(table, path, BytesIO(content))
+
+        tables = sorted({t for t, _ in remote})
+        read = [
+            spark.read.format("binaryFile")
+            .load([p for t, p in remote if t == table])
+            .select(F.lit(table).alias("table"), "path", "content")
+            for table in tables
+        ]
+        contents = functools.reduce(DataFrame.unionByName, read)
+        parts.append(contents.repartition(max(1, min(len(remote), width)), "path").mapInPandas(fetched, schema))
+    return functools.reduce(DataFrame.unionByName, parts)
 
 
 # The landing table holds every raw table's rows together: the table each row came from, its
@@ -284,7 +323,9 @@ LANDING_SCHEMA = T.StructType(
 )
 
 
-def read_landing(spark: SparkSession, layouts: dict[str, tuple[str, dict[tuple[str, ...], list[Path]]]]) -> DataFrame:
+def read_landing(
+    spark: SparkSession, layouts: dict[str, tuple[str, dict[tuple[str, ...], list[fs.Location]]]]
+) -> DataFrame:
     """Every row of the tables' raw files in the landing table's columns (layouts: table ->
     check_columns' result). Every CSV file of every table is parsed in one Spark job: a job per
     table is mostly scheduling at the sizes of most tables. Parquet rows carry no line."""
@@ -308,27 +349,23 @@ def read_landing(spark: SparkSession, layouts: dict[str, tuple[str, dict[tuple[s
             for group in groups.values()
         ]
 
-    def parse(batches):
+    def parse(table, path, handle):
         import pandas as pd
 
         def frame(rows):
             return pd.DataFrame(rows, columns=LANDING_SCHEMA.fieldNames())
 
-        for batch in batches:
-            for table, path in zip(batch["table"], batch["path"]):
-                columns, buffer = TABLES[table], []
-                for values, line, fault in _csv_rows(path, columns):
-                    buffer.append((table, dict(zip(columns, values)), path, line, fault))
-                    if len(buffer) >= BATCH_ROWS:
-                        yield frame(buffer)
-                        buffer = []
-                if buffer:
-                    yield frame(buffer)
+        columns, buffer = TABLES[table], []
+        for values, line, fault in _csv_rows(handle, columns):
+            buffer.append((table, dict(zip(columns, values)), path, line, fault))
+            if len(buffer) >= BATCH_ROWS:
+                yield frame(buffer)
+                buffer = []
+        if buffer:
+            yield frame(buffer)
 
     if csv_files or not parts:
-        paths = spark.createDataFrame(csv_files, "table string, path string")
-        paths = paths.repartition(max(1, min(len(csv_files), spark.sparkContext.defaultParallelism * 2)), "path")
-        parts.append(paths.mapInPandas(parse, LANDING_SCHEMA))
+        parts.append(csv_handles(spark, csv_files, parse, LANDING_SCHEMA))
     return functools.reduce(DataFrame.unionByName, parts)
 
 
@@ -340,7 +377,7 @@ def landed(landing: DataFrame, table: str) -> DataFrame:
     )
 
 
-def read_raw(spark: SparkSession, table: str, kind: str, groups: dict[tuple[str, ...], list[Path]]) -> DataFrame:
+def read_raw(spark: SparkSession, table: str, kind: str, groups: dict[tuple[str, ...], list[fs.Location]]) -> DataFrame:
     """One table's rows (`landed`) straight from its raw files."""
     return landed(read_landing(spark, {table: (kind, groups)}), table)
 
@@ -357,22 +394,21 @@ def raw_record_counts(spark: SparkSession, layouts: dict[str, tuple[str, dict]])
     csv_files = []
     for table, (kind, groups) in layouts.items():
         files = [str(p) for group in groups.values() for p in group]
-        if kind == "parquet":
-            counts[table] = sum(pq.read_metadata(f).num_rows for f in files)
-        else:
+        if kind == "csv":
             csv_files += [(table, f) for f in files]
+        elif any(fs.is_url(f) for f in files):
+            counts[table] = spark.read.parquet(*files).count()  # from the footers too
+        else:
+            counts[table] = sum(pq.read_metadata(f).num_rows for f in files)
     if not csv_files:
         return counts
 
-    def count(batches):
+    def count(table, path, handle):
         import pandas as pd
 
-        for batch in batches:
-            yield pd.DataFrame({"table": batch["table"], "records": [count_records(p) for p in batch["path"]]})
+        yield pd.DataFrame({"table": [table], "records": [count_records(handle)]})
 
-    paths = spark.createDataFrame(csv_files, "table string, path string")
-    paths = paths.repartition(min(len(csv_files), spark.sparkContext.defaultParallelism * 2), "path")
-    counted = paths.mapInPandas(count, "table string, records long").groupBy("table").agg(F.sum("records"))
+    counted = csv_handles(spark, csv_files, count, "table string, records long").groupBy("table").agg(F.sum("records"))
     for table, records in counted.collect():
         counts[table] += int(records or 0)
     return counts
@@ -393,7 +429,7 @@ def read_delta(spark: SparkSession, path: str | Path) -> DataFrame:
 def delta_version(path: str | Path) -> int:
     """The table's latest committed version: the highest commit file in its transaction log
     (a commit file exists only once its commit succeeded). No Spark job, unlike a history query."""
-    commits = [int(p.name[:20]) for p in (Path(path) / "_delta_log").iterdir() if COMMIT_FILE.fullmatch(p.name)]
+    commits = [int(e.name[:20]) for e in fs.listing(fs.join(path, "_delta_log")) if COMMIT_FILE.fullmatch(e.name)]
     if not commits:
         raise FileNotFoundError(f"{path} is not a Delta table (no commit in its _delta_log)")
     return max(commits)
@@ -402,41 +438,8 @@ def delta_version(path: str | Path) -> int:
 def rows_written(path: str | Path) -> int | None:
     """Rows the table's latest commit wrote (Delta's own operation metrics; None if it kept none)."""
     version = delta_version(path)
-    log = Path(path) / "_delta_log" / f"{version:020d}.json"
-    for line in log.read_text().splitlines():
+    for line in fs.read_text(fs.join(path, "_delta_log", f"{version:020d}.json")).splitlines():
         metrics = json.loads(line).get("commitInfo", {}).get("operationMetrics", {})
         if "numOutputRows" in metrics:
             return int(metrics["numOutputRows"])
     return None
-
-
-LOCK_FILE = "_run.lock"
-
-
-@contextlib.contextmanager
-def exclusive(out: str | Path) -> Iterator[None]:
-    """Hold OUT_DIR/_run.lock (an flock) for the whole run, or raise OutputBusy at once.
-
-    The kernel drops the lock when the holder exits, however it exits (SIGKILL included), so a
-    crashed run never blocks the next. Local and POSIX shared filesystems only: on object stores
-    Delta's own optimistic concurrency is the guard (a conflicting commit fails, none is torn).
-    """
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = (folder / LOCK_FILE).open("a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise OutputBusy(
-                f"output {folder} is in use by {holder}; wait for it to finish or choose another --out"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"run pid {os.getpid()} started {dt.datetime.now().isoformat(timespec='seconds')}")
-        handle.flush()
-        yield
-    finally:
-        handle.close()

@@ -23,7 +23,6 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
 from pyspark import StorageLevel
@@ -38,9 +37,11 @@ from ld_spark import (
     effects,
     events,
     findings,
+    fs,
     io,
     justice,
     link,
+    lock,
     sensitivity,
     series,
     uptake,
@@ -83,14 +84,14 @@ def run(spark: SparkSession, config: Config, raw: str, out: str, stages: console
         raise faults[0]
     person_key = link.key.load_key(config.linkage, link.key.key_path(config.linkage), spark.sparkContext.master)
     # One run at a time per output directory; a second one stops here with a one-line reason.
-    with io.exclusive(out):
-        return Job(spark, config, Path(raw), Path(out), stages or console.Stages()).run(layouts, person_key)
+    with lock.exclusive(out, config.paths.lock_lease_seconds):
+        return Job(spark, config, fs.resolve(raw), fs.resolve(out), stages or console.Stages()).run(layouts, person_key)
 
 
 class Job:
     """One run: the session, config and folders every stage shares, and the stages in order."""
 
-    def __init__(self, spark: SparkSession, config: Config, raw: Path, out: Path, stages: console.Stages):
+    def __init__(self, spark: SparkSession, config: Config, raw: fs.Location, out: fs.Location, stages: console.Stages):
         self.spark, self.config, self.raw, self.out, self.stages = spark, config, raw, out, stages
         self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
 
@@ -146,8 +147,8 @@ class Job:
         import mlflow
 
         info = catalog.file(self.raw, catalog.GENERATOR_INFO)
-        if info.exists():
-            generated = json.loads(info.read_text())
+        if fs.exists(info):
+            generated = json.loads(fs.read_text(info))
             mlflow.log_params({"synthetic.scale": generated["scale"], "synthetic.seed": generated["seed"]})
 
     def landing(self, layouts: dict) -> None:
@@ -155,7 +156,9 @@ class Job:
         a param of the run."""
         import mlflow
 
-        tracking.log_raw_inputs({t: [p for group in g.values() for p in group] for t, (_, g) in layouts.items()})
+        tracking.log_raw_inputs(
+            {t: fs.listing(fs.join(self.raw, t)) for t in layouts}, {t: fs.join(self.raw, t) for t in layouts}
+        )
         rows = io.read_landing(self.spark, layouts)
         mlflow.log_param("delta_version.landing", catalog.write(rows, self.out, catalog.LANDING))
 
@@ -204,7 +207,7 @@ class Job:
 
         conf = self.config.linkage
         identity = {table: self.bronze(table) for table, _, _ in link.identity.SOURCES.values()}
-        model_in = Path(conf.model_in) if conf.model_in else None
+        model_in = fs.resolve(conf.model_in) if conf.model_in else None
         s = self.config.sensitivity
         thresholds = tuple(s.match_thresholds) if s.enabled else ()
         work = catalog.file(self.out, catalog.SPLINK_WORK)
@@ -229,9 +232,7 @@ class Job:
                 catalog.variant(catalog.RECORD_PERSON, analysis),
             )
 
-        model_file = catalog.file(self.out, catalog.MODEL_FILE)
-        model_file.parent.mkdir(parents=True, exist_ok=True)
-        write_text(model_file, model)
+        write_text(catalog.file(self.out, catalog.MODEL_FILE), model)
         # Each blocking rule's comparisons: exact inside, released to results/ and MLflow.
         write_csv(catalog.file(self.out, catalog.BLOCKING_FILE), link.blocking.COLUMNS, people.blocking)
         blocking = self.publisher.table("linkage_blocking.csv", link.blocking.COLUMNS, people.blocking)
@@ -249,7 +250,7 @@ class Job:
     def truth(self) -> DataFrame | None:
         """A synthetic extract's record -> true person map (contract `_truth/`), else None."""
         truth_file = catalog.file(self.raw, catalog.TRUTH_RECORD_PERSON)
-        return self.spark.read.csv(str(truth_file), header=True) if truth_file.exists() else None
+        return self.spark.read.csv(str(truth_file), header=True) if fs.exists(truth_file) else None
 
     def series(self, notes: list[str]) -> tuple[list[dict], dt.date]:
         """Linked bronze tables -> cohorts, offences, court cases, events and the person-month
@@ -460,12 +461,14 @@ class Job:
         manifest = self.publisher.commit(run_id, catalog.versions(self.out))
         for name in [*manifest["files"], MANIFEST]:
             if name != "match_weights.png":  # logged with the model, under linkage/
-                mlflow.log_artifact(str(self.publisher.results / name), artifact_path="results")
+                mlflow.log_artifact(str(self.publisher.local(name)), artifact_path="results")
         return len(manifest["files"])
 
     def summary(self, run_id: str) -> None:
         """Where things are (the stage lines above gave the counts)."""
-        print(f"Delta tables (landing, bronze, quarantined rows with their reasons): {self.out / catalog.LINKAGE}")
+        print(
+            f"Delta tables (landing, bronze, quarantined rows with their reasons): {fs.join(self.out, catalog.LINKAGE)}"
+        )
         print(f"results (after disclosure control, see sdc_report.csv; report.html to read): {self.publisher.results}")
         tracking_uri = tracking.redact_uri(self.config.mlflow.tracking_uri)  # may hold a database password
         print(f"MLflow run {run_id} in {tracking_uri} (browse: .venv/bin/mlflow ui --backend-store-uri {tracking_uri})")

@@ -24,6 +24,12 @@ def cached_jars(conf: SparkConf) -> list[Path]:
     return sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
 
 
+def object_store_jars(conf: SparkConf) -> list[Path]:
+    """hadoop-aws and the AWS SDK bundle it needs (s3a://), if `make setup` fetched them."""
+    jars_dir = _project_path(conf.object_store_jars_dir)
+    return sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
+
+
 def splink_jar() -> Path:
     """Splink's string-similarity UDFs (jaro_winkler, ...), shipped in its wheel, built for Spark 4."""
     from splink.backends.spark import similarity_jar_location
@@ -36,7 +42,7 @@ def submitted_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
+def _builder(conf: SparkConf, jars: list[Path] | None, delta: bool = True) -> SparkSession.Builder:
     builder = SparkSession.builder.appName(conf.app_name)
     submitted = submitted_by_spark_submit()
     if not submitted:
@@ -51,17 +57,23 @@ def _builder(conf: SparkConf, jars: list[Path] | None) -> SparkSession.Builder:
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.ui.showConsoleProgress", str(conf.console_progress).lower())
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
+    if delta:
+        builder = builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension").config(
+            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
     if conf.master.startswith("local") and not submitted:
         builder = (
             builder.config("spark.ui.enabled", "false")
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
         )
+    # s3a:// on the class path of the local JVM (not shipped with spark.jars: the AWS SDK bundle
+    # is half a gigabyte, and every local session would copy it). A cluster's image carries them.
+    if not submitted and conf.master.startswith("local") and object_store_jars(conf):
+        builder = builder.config("spark.driver.extraClassPath", ":".join(map(str, object_store_jars(conf))))
     # Under spark-submit, its --jars / --packages have already given the session its jars.
     if not submitted and jars:
         builder = builder.config("spark.jars", ",".join(str(j) for j in [*jars, splink_jar()]))
@@ -89,21 +101,36 @@ def build(config: Config) -> SparkSession:
 
 
 def fetch_jars(config: Config) -> list[Path]:
-    """Resolve the Delta jars from Maven Central once and copy them into jars_dir.
+    """Resolve the Delta jars, and the s3a ones, from Maven Central once and copy them into
+    their folders (jars_dir, object_store_jars_dir).
 
     Run by `make setup`; afterwards sessions load the jars from disk and need no network.
     """
+    import subprocess
+
     conf = config.spark
-    jars_dir = _project_path(conf.jars_dir)
-    if cached_jars(conf):
-        return cached_jars(conf)
-    spark = _builder(conf.model_copy(update={"master": "local[1]"}), jars=None).getOrCreate()
+    for package, into, found in (
+        (conf.delta_package, conf.jars_dir, cached_jars),
+        (conf.object_store_package, conf.object_store_jars_dir, object_store_jars),
+    ):
+        if not found(conf):
+            # A process each: Ivy resolves when the JVM starts, and one process starts one JVM.
+            subprocess.run([sys.executable, "-m", "ld_spark.setup_jars", "--resolve", package, into], check=True)
+    return cached_jars(conf)
+
+
+def resolve(conf: SparkConf, package: str, into: str) -> None:
+    """Ivy resolves `package` (and what it depends on) in a throwaway local session; its jars are
+    copied into `into`. Each package has its own Ivy folder, so each folder holds its own jars."""
+    ivy = _project_path(conf.ivy_dir) / package.split(":")[1]
+    resolving = conf.model_copy(update={"master": "local[1]", "delta_package": package, "ivy_dir": str(ivy)})
+    spark = _builder(resolving, jars=None, delta=package == conf.delta_package).getOrCreate()
     spark.range(1).count()
     spark.stop()
-    resolved = sorted((_project_path(conf.ivy_dir) / "jars").glob("*.jar"))
+    resolved = sorted((ivy / "jars").glob("*.jar"))
     if not resolved:
-        raise RuntimeError(f"Ivy resolved no jars for {conf.delta_package} into {conf.ivy_dir}/jars")
+        raise RuntimeError(f"Ivy resolved no jars for {package} into {ivy}/jars")
+    jars_dir = _project_path(into)
     jars_dir.mkdir(parents=True, exist_ok=True)
     for jar in resolved:
         shutil.copy2(jar, jars_dir / jar.name)
-    return cached_jars(conf)

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from conftest import delta_tables
 
-from ld_spark import io, pipeline
+from ld_spark import io, lock, pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,8 +78,8 @@ def uncommitted(out: Path, before: set[Path]) -> list[Path]:
 
 def holder(out: Path) -> str:
     """What the output's lock file says (who holds it, or held it last)."""
-    lock = out / io.LOCK_FILE
-    return lock.read_text() if lock.exists() else ""
+    lock_file = out / lock.LOCK_FILE
+    return lock_file.read_text() if lock_file.exists() else ""
 
 
 def start_run(raw: Path, out: Path, env: dict, log: Path) -> subprocess.Popen:

@@ -9,7 +9,7 @@ import math
 import pytest
 from pyspark.sql import functions as F
 
-from ld_spark import catalog, io, pipeline
+from ld_spark import catalog, io, lock, pipeline
 from ld_spark.contract import ESTIMANDS, TABLES
 from ld_spark.errors import InputError
 
@@ -655,7 +655,7 @@ def test_a_second_run_on_the_same_output_stops_with_one_line_while_the_first_hol
     raw, _ = small_extract
     out, _ = finished_run
     before = io.delta_version(catalog.path(out, catalog.PANEL))
-    with io.exclusive(out):  # as a first run holds it
+    with lock.exclusive(out):  # as a first run holds it
         with pytest.raises(OutputBusy, match=r"output .* is in use by run pid \d+ started .*; wait for it"):
             pipeline.run(spark, run_config, raw=str(raw), out=str(out))
     assert io.delta_version(catalog.path(out, catalog.PANEL)) == before

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import NamedTuple
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ld_spark import fs
 from ld_spark.config import LinkageConf
 from ld_spark.link import blocking, components, deterministic, events, identity, key, model, quality  # noqa: F401 (the package API)
 
@@ -44,8 +43,8 @@ def people(
     bronze: dict[str, DataFrame],
     conf: LinkageConf,
     person_key: bytes,
-    work_dir: Path,
-    model_in: Path | None = None,
+    work_dir: fs.Location,
+    model_in: fs.Location | None = None,
     thresholds: tuple[float, ...] = (),
 ) -> Iterator[Linked]:
     """The identity records' person_keys, the Splink model, and where it scored.
@@ -59,7 +58,7 @@ def people(
     pairs = None
     records = identity.records(bronze).persist(StorageLevel.MEMORY_AND_DISK)
     tuples = identity.identity_tuples(records).persist(StorageLevel.MEMORY_AND_DISK)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    fs.make_dirs(work_dir)
     try:
         counted = blocking.comparisons(tuples)
         blocking.check_budget(counted, conf.max_comparisons_per_rule)
@@ -80,7 +79,7 @@ def people(
         for df in (records, tuples, pairs):
             if df is not None:
                 df.unpersist()
-        shutil.rmtree(work_dir, ignore_errors=True)
+        fs.delete(work_dir)
 
 
 def linked_at(

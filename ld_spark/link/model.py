@@ -7,11 +7,11 @@ import json
 import logging
 import math
 import secrets
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ld_spark import fs
 from ld_spark.config import LinkageConf
 from ld_spark.errors import InputError
 from ld_spark.link.blocking import PREDICTION_RULES
@@ -55,7 +55,7 @@ def splink_settings():
     )
 
 
-def _linker(spark: SparkSession, tuples: DataFrame, settings, checkpoint_dir: Path):
+def _linker(spark: SparkSession, tuples: DataFrame, settings, checkpoint_dir: fs.Location):
     from splink import Linker
     from splink.backends.spark import SparkAPI
 
@@ -124,23 +124,23 @@ def train_and_predict(
     spark: SparkSession,
     tuples: DataFrame,
     conf: LinkageConf,
-    work_dir: Path,
-    model_in: Path | None = None,
+    work_dir: fs.Location,
+    model_in: fs.Location | None = None,
     on: str = "spark",
     keep_from: float | None = None,
 ) -> tuple[DataFrame, str]:
     """Splink pairs (id_l, id_r, match_weight) at or above the match probability `keep_from`
     (default the match threshold; lower keeps the pairs other thresholds need), and the model
     as JSON text; `on` is the backend ("spark" or "duckdb", see backend())."""
-    settings = for_dialect(model_in.read_text(), on) if model_in else splink_settings()
+    settings = for_dialect(fs.read_text(model_in), on) if model_in else splink_settings()
     threshold = conf.match_threshold if keep_from is None else keep_from
     if on == "duckdb":
         return _on_duckdb(spark, tuples, settings, conf, fit=model_in is None, threshold=threshold)
     if model_in is None:
-        trainer = _linker(spark, tuples, settings, work_dir / "checkpoints")
+        trainer = _linker(spark, tuples, settings, fs.join(work_dir, "checkpoints"))
         train(trainer, conf)
         settings = trainer.misc.save_model_to_json()
-    linker = _linker(spark, tuples, floor_m(settings, conf.m_floor), work_dir / "checkpoints")
+    linker = _linker(spark, tuples, floor_m(settings, conf.m_floor), fs.join(work_dir, "checkpoints"))
     model = linker.misc.save_model_to_json()  # Splink's own whole serialisation, as a saved model
     predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
     pairs = predictions.as_spark_dataframe().select(

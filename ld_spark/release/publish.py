@@ -11,16 +11,17 @@ internal and stay unrounded.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
 import math
 import os
 import shutil
-from collections.abc import Iterator
+import tempfile
+from io import StringIO
 from pathlib import Path
 
+from ld_spark import fs
 from ld_spark.contract import ONWARD_REFERRALS, RESULT_COLUMNS
 from ld_spark.release import sdc
 
@@ -87,34 +88,18 @@ def standardised_difference(pct_a: float | None, pct_b: float | None) -> float |
     return round((a - b) / spread, 3) if spread > 0 else 0.0
 
 
-@contextlib.contextmanager
-def atomic(path: Path, mode: str = "w", **kwargs) -> Iterator:
-    """Open a sibling temporary file for writing and move it onto `path` only once it is whole:
-    a run killed mid-write leaves the old file (or none), never a truncated one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open(mode, **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def write_csv(path: fs.Location, columns: list[str], rows: list[dict]) -> fs.Location:
+    """The rows as a CSV file, replaced whole (fs.write_bytes: never a truncated file)."""
+    text = StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+    return fs.write_text(path, text.getvalue())
 
 
-def write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
-    with atomic(path, newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
-    return path
-
-
-def write_text(path: Path, text: str) -> Path:
-    with atomic(path, encoding="utf-8") as handle:
-        handle.write(text)
-    return path
+def write_text(path: fs.Location, text: str) -> fs.Location:
+    return fs.write_text(path, text)
 
 
 def sha256(path: Path) -> str:
@@ -129,12 +114,22 @@ MANIFEST = "manifest.json"
 
 
 class Publisher:
-    """Writes released files into a staging folder beside results/; `commit` adds the manifest
-    and swaps the folder into place. A run that dies before it leaves the previous results/
-    whole; a file placed in results/ by hand, or left by an older run, is never published."""
+    """Writes released files into a staging folder; `commit` adds the manifest and puts the folder
+    in place as results/. A file placed in results/ by hand, or left by an older run, is never
+    published.
 
-    def __init__(self, results: Path, rules: sdc.Rules):
+    Local results/: the staging folder sits beside it and is swapped in by two renames, so a run
+    that dies leaves the previous results/ whole. Under a URL (an object store has no rename of
+    a folder): the staging folder is local to the driver, and commit first deletes the old
+    manifest, then replaces the files and writes the new manifest last, so a results/ without a
+    manifest is one a run did not finish publishing."""
+
+    def __init__(self, results: fs.Location, rules: sdc.Rules):
         self.results, self.rules, self.report = results, rules, sdc.Report()
+        if fs.is_url(results):
+            self._local = tempfile.TemporaryDirectory(prefix="ld-spark-results-")
+            self.staging = Path(self._local.name)
+            return
         self.staging = results.with_name(f".{results.name}.staging")
         self.previous = results.with_name(f".{results.name}.previous")
         if self.previous.exists() and not results.exists():
@@ -145,12 +140,24 @@ class Publisher:
     def path(self, name: str) -> Path:
         return self.staging / name
 
+    def local(self, name: str) -> Path:
+        """A committed file, on the driver's disk (for MLflow to upload)."""
+        return self.staging / name if fs.is_url(self.results) else self.results / name
+
     def commit(self, run_id: str, delta_versions: dict[str, int]) -> dict:
         """Write results/manifest.json (the run, every released file's SHA-256, the Delta table
-        versions it was computed from) and move the staging folder into place as results/."""
+        versions it was computed from) and put the staging folder in place as results/."""
         files = {p.name: sha256(p) for p in sorted(self.staging.iterdir()) if p.is_file()}
         manifest = {"run_id": run_id, "files": files, "delta_versions": dict(sorted(delta_versions.items()))}
         write_text(self.path(MANIFEST), json.dumps(manifest, indent=2) + "\n")
+        if fs.is_url(self.results):
+            fs.delete(fs.join(self.results, MANIFEST))
+            for entry in fs.listing(self.results):
+                if entry.name not in files:
+                    fs.delete(entry.location)
+            for name in [*files, MANIFEST]:
+                fs.write_bytes(fs.join(self.results, name), self.path(name).read_bytes())
+            return manifest
         shutil.rmtree(self.previous, ignore_errors=True)
         if self.results.exists():
             os.replace(self.results, self.previous)

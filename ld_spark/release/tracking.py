@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ld_spark.config import Config
+from ld_spark import fs
+from ld_spark.config import Config, MlflowConf
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -105,9 +106,10 @@ def run(config: Config, out_dir: str | Path, run_name: str | None = None) -> Ite
     """An MLflow run for one `ld-spark run` on out_dir; call it under io.exclusive(out_dir)."""
     import mlflow
 
-    out_dir = str(Path(out_dir).resolve())
+    where = fs.resolve(out_dir)
+    out_dir = str(where.resolve()) if isinstance(where, Path) else where
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    experiment = mlflow.set_experiment(config.mlflow.experiment)
+    experiment = _experiment(config.mlflow)
     end_abandoned_runs(mlflow.tracking.MlflowClient(), experiment.experiment_id, out_dir)
     tags = {
         OUT_DIR_TAG: out_dir,
@@ -121,6 +123,18 @@ def run(config: Config, out_dir: str | Path, run_name: str | None = None) -> Ite
         yield active
 
 
+def _experiment(conf: MlflowConf) -> Any:
+    """The run's experiment, made with conf.artifact_location when it does not exist yet."""
+    import mlflow
+
+    if conf.artifact_location and mlflow.get_experiment_by_name(conf.experiment) is None:
+        try:
+            mlflow.create_experiment(conf.experiment, artifact_location=conf.artifact_location)
+        except mlflow.exceptions.MlflowException:
+            pass  # a run started beside this one made it first
+    return mlflow.set_experiment(conf.experiment)
+
+
 @contextmanager
 def stage(name: str) -> Iterator[None]:
     """Time a stage of the active run: its seconds are the metric stage_seconds.<name>."""
@@ -131,23 +145,29 @@ def stage(name: str) -> Iterator[None]:
     mlflow.log_metric(f"stage_seconds.{name}", time.time() - started)
 
 
-def log_raw_inputs(files: dict[str, list[Path]]) -> None:
+def log_raw_inputs(files: dict[str, list[fs.Entry]], folders: dict[str, fs.Location]) -> None:
     """The raw extract's tables as the run's input datasets (context "raw extract"): each table's
     folder as its source, a digest of its files' names and sizes (contents stay unread here)."""
     import hashlib
 
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
 
-    for table, paths in files.items():
-        listing = "\n".join(f"{p.name}:{p.stat().st_size}" for p in sorted(paths))
+    for table, entries in files.items():
+        listing = "\n".join(f"{e.name}:{e.size}" for e in sorted(entries, key=lambda e: e.name))
         digest = hashlib.sha256(listing.encode()).hexdigest()[:16]
-        with warnings.catch_warnings():
-            # MLflow registers its local artifact source under two schemes and says so on every
-            # local path; either reads the same folder.
-            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple")
-            source = resolve_dataset_source(str(paths[0].parent))
+        folder = str(folders[table])
+        if fs.is_url(folder) and not folder.startswith(("s3://", "gs://", "hdfs://", "http")):
+            # MLflow knows no s3a:// or abfss://: the URL is recorded as it is.
+            source = HTTPDatasetSource(url=folder)
+        else:
+            with warnings.catch_warnings():
+                # MLflow registers its local artifact source under two schemes and says so on every
+                # local path; either reads the same folder.
+                warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple")
+                source = resolve_dataset_source(folder)
         mlflow.log_input(MetaDataset(source, name=f"raw/{table}", digest=digest), context="raw extract")
 
 
