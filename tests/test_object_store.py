@@ -162,7 +162,17 @@ def test_a_damaged_file_on_s3_is_named_by_its_url(spark, tiny, s3, tmp_path):
     raw = upload(s3, tiny, "damaged")
     s3.put_object(Bucket=BUCKET, Key="damaged/hes_ae/part-1.csv", Body=b"not,the,header\n1,2,3\n")
     s3.put_object(Bucket=BUCKET, Key="damaged/iapt/ids001_mpi/notes.txt", Body=b"sent by the data team")
+    # One table as parquet (a database export): its rows are counted from the footers on S3 too.
+    import pandas as pd
+
+    hearings = pd.read_csv(tiny / "hmcts/hearings/part-0.csv", dtype=str)
+    parquet = tmp_path / "part-0.parquet"
+    hearings.to_parquet(parquet, index=False)
+    s3.delete_object(Bucket=BUCKET, Key="damaged/hmcts/hearings/part-0.csv")
+    s3.upload_file(str(parquet), BUCKET, "damaged/hmcts/hearings/part-0.parquet")
     layouts, faults = io.check_tables(spark, raw)
+    counted = io.raw_record_counts(spark, {t: layouts[t] for t in ("hmcts/hearings", "hmcts/cases")})
+    assert layouts["hmcts/hearings"][0] == "parquet" and counted == {"hmcts/hearings": len(hearings), "hmcts/cases": 60}
     messages = [str(f) for f in faults]
     assert any(f"file {raw}/hes_ae/part-1.csv lacks column" in m for m in messages), messages
     assert any(f"file {raw}/iapt/ids001_mpi/notes.txt is not CSV or parquet" in m for m in messages), messages

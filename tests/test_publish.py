@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from ld_spark.release import sdc
-from ld_spark.release.publish import MANIFEST, Publisher, atomic, sha256, write_csv
+from ld_spark.release.publish import MANIFEST, Publisher, sha256, write_csv
 
 SITES = ["site_code", "referrals", "iapt"]
 
@@ -57,12 +58,15 @@ def test_a_run_that_dies_before_its_commit_leaves_the_previous_results_and_the_n
     assert list(nxt.staging.iterdir()) == []
 
 
-def test_a_write_that_fails_part_way_leaves_the_old_file_whole(tmp_path):
+def test_a_write_that_fails_part_way_leaves_the_old_file_whole(tmp_path, monkeypatch):
     path = tmp_path / "reconciliation.csv"
     write_csv(path, ["source_table", "read"], [{"source_table": "ae", "read": 10}])
     before = path.read_text()
+
+    def killed(descriptor):  # the new bytes are in the temporary file; the rename has not happened
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(os, "fsync", killed)
     with pytest.raises(RuntimeError):
-        with atomic(path) as handle:
-            handle.write("source_table,re")
-            raise RuntimeError("killed")
+        write_csv(path, ["source_table", "read"], [{"source_table": "ae", "read": 11}])
     assert path.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["reconciliation.csv"]
