@@ -38,13 +38,11 @@ print(f"job: {len(files)} files uploaded to s3://ld-spark/raw")
 PY
 zip_dir=$(mktemp -d)
 python -c "import shutil, sys; shutil.make_archive(sys.argv[1] + '/ld_spark', 'zip', base_dir='ld_spark')" "$zip_dir"
-# The s3a jars are in the image at the same path on every node: on the class path, not shipped.
-s3a_jars=/opt/ld-spark/.cache/jars-s3a/*
+# The s3a jars are in the image on every node (SPARK_DIST_CLASSPATH, compose.yaml): not shipped.
 spark-submit --master spark://master:7077 --deploy-mode client \
   --jars "$(python -m ld_spark.setup_jars --list)" --py-files "$zip_dir/ld_spark.zip" \
   --conf spark.driver.host=job --conf spark.pyspark.python=/opt/venv/bin/python \
   --conf spark.ui.showConsoleProgress=false \
-  --conf "spark.driver.extraClassPath=$s3a_jars" --conf "spark.executor.extraClassPath=$s3a_jars" \
   --conf spark.hadoop.fs.s3a.endpoint=$S3 --conf spark.hadoop.fs.s3a.path.style.access=true \
   --conf spark.hadoop.fs.s3a.connection.ssl.enabled=false \
   --driver-memory 2g --executor-memory 2g \

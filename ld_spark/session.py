@@ -30,6 +30,17 @@ def object_store_jars(conf: SparkConf) -> list[Path]:
     return sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
 
 
+def with_object_store_jars(conf: SparkConf) -> None:
+    """s3a:// for the local JVM this process starts: the s3a jars at the END of its class path
+    (SPARK_DIST_CLASSPATH; spark.driver.extraClassPath would put them first). The AWS SDK bundle
+    carries its own copy of SLF4J 1.x, which ahead of Spark's would silence Spark's logging.
+    Not shipped with spark.jars: the bundle is half a gigabyte, and every session would copy it."""
+    jars = object_store_jars(conf)
+    present = os.environ.get("SPARK_DIST_CLASSPATH", "")
+    if jars and str(jars[0]) not in present:
+        os.environ["SPARK_DIST_CLASSPATH"] = ":".join([p for p in [present] if p] + [str(j) for j in jars])
+
+
 def splink_jar() -> Path:
     """Splink's string-similarity UDFs (jaro_winkler, ...), shipped in its wheel, built for Spark 4."""
     from splink.backends.spark import similarity_jar_location
@@ -70,10 +81,6 @@ def _builder(conf: SparkConf, jars: list[Path] | None, delta: bool = True) -> Sp
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
         )
-    # s3a:// on the class path of the local JVM (not shipped with spark.jars: the AWS SDK bundle
-    # is half a gigabyte, and every local session would copy it). A cluster's image carries them.
-    if not submitted and conf.master.startswith("local") and object_store_jars(conf):
-        builder = builder.config("spark.driver.extraClassPath", ":".join(map(str, object_store_jars(conf))))
     # Under spark-submit, its --jars / --packages have already given the session its jars.
     if not submitted and jars:
         builder = builder.config("spark.jars", ",".join(str(j) for j in [*jars, splink_jar()]))
@@ -95,6 +102,8 @@ def build(config: Config) -> SparkSession:
         # Python workers run the same interpreter (and venv) as the driver.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if config.spark.master.startswith("local") and not submitted_by_spark_submit():
+        with_object_store_jars(config.spark)
     spark = _builder(config.spark, cached_jars(config.spark)).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -91,9 +91,13 @@ def upload(client, folder: Path, prefix: str) -> str:
 
 
 def test_a_run_with_raw_and_out_on_s3_equals_the_same_run_on_local_folders(spark, run_config, tiny, s3, tmp_path):
-    # The sensitivity analyses rebuild the same tables again: left out of both runs for time.
+    # The sensitivity analyses rebuild the same tables again: left out of both runs for time. An
+    # MLflow store of their own: the session's store is for the tests that compare its runs.
     run_config = run_config.model_copy(
-        update={"sensitivity": run_config.sensitivity.model_copy(update={"enabled": False})}
+        update={
+            "sensitivity": run_config.sensitivity.model_copy(update={"enabled": False}),
+            "mlflow": run_config.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}),
+        }
     )
     local_out = tmp_path / "out"
     started = time.time()
