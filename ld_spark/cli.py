@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -96,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or cfg.paths.out
     # The JVM writes its log to a local file: under OUT_DIR when that is a folder, else the
     # temporary folder (an object store has no file to append to).
-    beside = Path(tempfile.gettempdir()) if fs.is_url(out) else out
+    beside = Path(tempfile.gettempdir()) / f"ld-spark-{os.getpid()}" if fs.is_url(out) else out
     log = None if args.verbose else catalog.file(beside, catalog.LOG_FILE)
     spark = _session(cfg, log, "ld-spark run")
     done = pipeline.run(

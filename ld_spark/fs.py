@@ -24,11 +24,14 @@ Location = Path | str
 
 
 def resolve(location: str | Path) -> Location:
-    """A local path as a Path (`file://` stripped), any other URL as its text."""
+    """A local path as a Path (a `file:` URL, `file:///x` or Hadoop's `file:/x`, as its path),
+    any other URL as its text."""
     if isinstance(location, Path):
         return location
-    if location.startswith("file://"):
-        return Path(location[len("file://") :])
+    if location.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(location).path))
     if "://" in location:
         return location
     return Path(location)
@@ -43,20 +46,6 @@ def join(base: str | Path, *parts: str) -> Location:
     if isinstance(where, Path):
         return where.joinpath(*parts)
     return "/".join([where.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-def name(location: Location) -> str:
-    return location.name if isinstance(location, Path) else location.rstrip("/").rsplit("/", 1)[-1]
-
-
-def parent(location: Location) -> Location:
-    return location.parent if isinstance(location, Path) else location.rstrip("/").rsplit("/", 1)[0]
-
-
-def relative(location: Location, base: Location) -> str:
-    if isinstance(location, Path):
-        return str(location.relative_to(base))
-    return location[len(str(base).rstrip("/")) + 1 :]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -302,8 +302,10 @@ def csv_handles(spark: SparkSession, files: list[tuple[str, str]], parse, schema
             .select(F.lit(table).alias("table"), "path", "content")
             for table in tables
         ]
-        contents = functools.reduce(DataFrame.unionByName, read)
-        parts.append(contents.repartition(max(1, min(len(remote), width)), "path").mapInPandas(fetched, schema))
+        # No repartition: it would shuffle the files' bytes. binaryFile's own partitions (small
+        # files packed up to spark.sql.files.maxPartitionBytes, a larger one alone) bound what a
+        # task, and so an Arrow batch, holds.
+        parts.append(functools.reduce(DataFrame.unionByName, read).mapInPandas(fetched, schema))
     return functools.reduce(DataFrame.unionByName, parts)
 
 

@@ -20,6 +20,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import secrets
 import socket
 import threading
 import time
@@ -32,15 +33,9 @@ from ld_spark.errors import OutputBusy
 LOCK_FILE = "_run.lock"
 
 
-def _holder(lease_seconds: float | None = None) -> dict:
-    now = time.time()
-    holder = {
-        "holder": f"run pid {os.getpid()} on {socket.gethostname()}",
-        "started": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="seconds"),
-    }
-    if lease_seconds is not None:
-        holder["expires"] = now + lease_seconds
-    return holder
+def _holder() -> dict:
+    started = dt.datetime.fromtimestamp(time.time(), dt.UTC).isoformat(timespec="seconds")
+    return {"holder": f"run pid {os.getpid()} on {socket.gethostname()}", "started": started}
 
 
 def _busy(out, holder: str) -> OutputBusy:
@@ -54,7 +49,7 @@ def exclusive(out: str | Path, lease_seconds: float = 120.0) -> Iterator[None]:
     if isinstance(where, Path):
         with _flocked(where):
             yield
-    elif where.startswith("s3a://"):
+    elif where.startswith(("s3a://", "s3://")):
         with S3Lease(fs.join(where, LOCK_FILE), lease_seconds).held():
             yield
     else:
@@ -74,8 +69,7 @@ def _flocked(folder: Path) -> Iterator[None]:
             raise _busy(folder, handle.read().strip() or "another process") from None
         handle.seek(0)
         handle.truncate()
-        holder = _holder()
-        handle.write(f"run pid {os.getpid()} started {holder['started']}")
+        handle.write(f"run pid {os.getpid()} started {dt.datetime.now().isoformat(timespec='seconds')}")
         handle.flush()
         yield
     finally:
@@ -94,9 +88,13 @@ def _created(out: str) -> Iterator[None]:
         text = fs.read_text(lock).strip() or "another process"
         raise _busy(out, f"{text} (a run that died leaves {lock}: remove it once you know that)") from None
     try:
-        stream.write(bytearray(json.dumps(_holder()).encode()))
-    finally:
-        stream.close()
+        try:
+            stream.write(bytearray(json.dumps(_holder()).encode()))
+        finally:
+            stream.close()
+    except BaseException:
+        filesystem.delete(path, False)  # a lock nobody holds would stay for good
+        raise
     try:
         yield
     finally:
@@ -122,81 +120,130 @@ def s3_client():
         region_name=hadoop.get("fs.s3a.endpoint.region") or os.environ.get("AWS_REGION") or "us-east-1",
         aws_access_key_id=hadoop.get("fs.s3a.access.key") or None,
         aws_secret_access_key=hadoop.get("fs.s3a.secret.key") or None,
+        aws_session_token=hadoop.get("fs.s3a.session.token") or None,
         config=BotoConfig(s3={"addressing_style": "path" if path_style else "auto"}),
     )
 
 
+def _code(err: Exception) -> str | None:
+    return getattr(err, "response", {}).get("Error", {}).get("Code")
+
+
 def _failed_precondition(err: Exception) -> bool:
-    code = getattr(err, "response", {}).get("Error", {}).get("Code")
-    return code in ("PreconditionFailed", "ConditionalRequestConflict", "412")
+    return _code(err) in ("PreconditionFailed", "ConditionalRequestConflict", "412")
+
+
+def _missing(err: Exception) -> bool:
+    return _code(err) in ("NoSuchKey", "404")
 
 
 class S3Lease:
-    """The S3 lock object of one run (module docstring): acquire, renew, release."""
+    """The S3 lock object of one run (module docstring): acquire, renew, release.
+
+    The body carries a random token, so that a conditional PUT botocore retried after its first
+    attempt had in fact succeeded (a 412 on our own write) is recognised as ours. A run whose
+    lease lapses (another run took it over, or renewals failed until it expired) is stopped:
+    its Spark jobs are cancelled and the main thread interrupted, and the block raises OutputBusy.
+    """
 
     def __init__(self, url: str, lease_seconds: float, client=None):
         bucket_and_key = url.split("://", 1)[1]
         self.url, self.lease = url, lease_seconds
         self.bucket, self.key = bucket_and_key.split("/", 1)
         self.client = client or s3_client()
+        self.token = secrets.token_hex(16)
         self.etag: str | None = None
+        self.expires = 0.0
         self.lost: str | None = None
         self._stop = threading.Event()
 
-    def _body(self) -> bytes:
-        return json.dumps(_holder(self.lease)).encode()
+    @property
+    def out(self) -> str:
+        return self.url.rsplit("/", 1)[0]
 
-    def acquire(self) -> None:
+    def _put(self, **condition) -> None:
+        """One conditional PUT of a fresh lease; on a 412 the object is read back, and the write
+        counts as ours if it holds our token (a retried request whose first attempt succeeded)."""
+        expires = time.time() + self.lease
+        body = json.dumps({**_holder(), "expires": expires, "token": self.token}).encode()
         try:
-            self.etag = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._body(), IfNoneMatch="*")[
-                "ETag"
-            ]
-            return
+            self.etag = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition)["ETag"]
         except Exception as err:
             if not _failed_precondition(err):
                 raise
+            held, etag = self._read()
+            if held.get("token") != self.token:
+                raise
+            self.etag = etag
+        self.expires = expires
+
+    def _read(self) -> tuple[dict, str]:
         held = self.client.get_object(Bucket=self.bucket, Key=self.key)
-        holder = json.loads(held["Body"].read() or b"{}")
-        if holder.get("expires", 0) > time.time():
-            raise _busy(self.url.rsplit("/", 1)[0], f"{holder.get('holder')} started {holder.get('started')}")
-        try:  # the holder stopped renewing: take the lock over, unless another run just did
-            self.etag = self.client.put_object(
-                Bucket=self.bucket, Key=self.key, Body=self._body(), IfMatch=held["ETag"]
-            )["ETag"]
-        except Exception as err:
-            if not _failed_precondition(err):
+        return json.loads(held["Body"].read() or b"{}"), held["ETag"]
+
+    def acquire(self, attempts: int = 3) -> None:
+        for _ in range(attempts):
+            try:
+                self._put(IfNoneMatch="*")
+                return
+            except Exception as err:
+                if not _failed_precondition(err):
+                    raise
+            try:
+                holder, etag = self._read()
+            except Exception as err:
+                if _missing(err):
+                    continue  # released between our PUT and the read: try again
                 raise
-            raise _busy(self.url.rsplit("/", 1)[0], "another run (it took over an expired lock)") from None
-        print(
-            f"lock {self.url} of {holder.get('holder')} (started {holder.get('started')}) had expired: taken over",
-            flush=True,
-        )
+            if holder.get("expires", 0) > time.time():
+                raise _busy(self.out, f"{holder.get('holder')} started {holder.get('started')}")
+            try:  # the holder stopped renewing: take the lock over, unless another run just did
+                self._put(IfMatch=etag)
+            except Exception as err:
+                if _failed_precondition(err) or _missing(err):
+                    continue
+                raise
+            print(
+                f"lock {self.url} of {holder.get('holder')} (started {holder.get('started')}) had expired: taken over",
+                flush=True,
+            )
+            return
+        raise _busy(self.out, "another run (the lock changed hands while this run tried to take it)")
 
     def renew(self) -> bool:
         """Extend the lease; False (and `lost` says why) if another run holds it now."""
         try:
-            self.etag = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._body(), IfMatch=self.etag)[
-                "ETag"
-            ]
+            self._put(IfMatch=self.etag)
             return True
         except Exception as err:
-            if not _failed_precondition(err):
+            if not (_failed_precondition(err) or _missing(err)):
                 raise
-            self.lost = f"lock {self.url} was taken over by another run (this run's lease lapsed)"
+            self.lost = f"lock {self.url} was taken over or removed by another run (this run's lease lapsed)"
             return False
 
     def release(self) -> None:
-        head = self.client.head_object(Bucket=self.bucket, Key=self.key)
-        if head["ETag"] == self.etag:
-            self.client.delete_object(Bucket=self.bucket, Key=self.key)
+        """Delete the lock object if it is still ours; a failure is reported, not raised (the
+        lease then lapses on its own)."""
+        try:
+            holder, _ = self._read()
+            if holder.get("token") == self.token:
+                self.client.delete_object(Bucket=self.bucket, Key=self.key)
+        except Exception as err:
+            print(f"lock {self.url}: not removed ({err}); it lapses {self.lease:.0f} s after its last renewal")
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.lease / 3):
             try:
                 if not self.renew():
-                    return
-            except Exception as err:  # a network blip: the next beat tries again, the lease allows two
-                print(f"lock {self.url}: renewal failed ({err}); trying again", flush=True)
+                    break
+            except Exception as err:  # a network blip: the next beat tries again while the lease lasts
+                if time.time() < self.expires:
+                    print(f"lock {self.url}: renewal failed ({err}); trying again", flush=True)
+                    continue
+                self.lost = f"lock {self.url}: renewals failed until the lease lapsed ({err})"
+                break
+        if self.lost is not None and not self._stop.is_set():
+            _stop_the_run()
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -205,6 +252,10 @@ class S3Lease:
         beat.start()
         try:
             yield
+        except BaseException:
+            if self.lost is None:
+                raise
+            raise OutputBusy(self.lost) from None
         finally:
             self._stop.set()
             beat.join()
@@ -212,3 +263,16 @@ class S3Lease:
                 self.release()
         if self.lost is not None:
             raise OutputBusy(self.lost)
+
+
+def _stop_the_run() -> None:
+    """Cancel the session's Spark jobs and interrupt the main thread (where the run is) with a
+    real SIGINT sent to it, which also wakes it from a blocking call (a sleep, a socket read)."""
+    import signal
+
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is not None:
+        context.cancelAllJobs()
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)

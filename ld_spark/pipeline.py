@@ -157,7 +157,11 @@ class Job:
         import mlflow
 
         tracking.log_raw_inputs(
-            {t: fs.listing(fs.join(self.raw, t)) for t in layouts}, {t: fs.join(self.raw, t) for t in layouts}
+            {
+                t: [e for e in fs.listing(fs.join(self.raw, t)) if not io.SPARK_MARKERS.fullmatch(e.name)]
+                for t in layouts
+            },
+            {t: fs.join(self.raw, t) for t in layouts},
         )
         rows = io.read_landing(self.spark, layouts)
         mlflow.log_param("delta_version.landing", catalog.write(rows, self.out, catalog.LANDING))

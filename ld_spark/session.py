@@ -109,7 +109,7 @@ def build(config: Config) -> SparkSession:
     return spark
 
 
-def fetch_jars(config: Config) -> list[Path]:
+def fetch_jars(config: Config, object_store: bool = True) -> list[Path]:
     """Resolve the Delta jars, and the s3a ones, from Maven Central once and copy them into
     their folders (jars_dir, object_store_jars_dir).
 
@@ -118,10 +118,10 @@ def fetch_jars(config: Config) -> list[Path]:
     import subprocess
 
     conf = config.spark
-    for package, into, found in (
-        (conf.delta_package, conf.jars_dir, cached_jars),
-        (conf.object_store_package, conf.object_store_jars_dir, object_store_jars),
-    ):
+    wanted = [(conf.delta_package, conf.jars_dir, cached_jars)]
+    if object_store:
+        wanted.append((conf.object_store_package, conf.object_store_jars_dir, object_store_jars))
+    for package, into, found in wanted:
         if not found(conf):
             # A process each: Ivy resolves when the JVM starts, and one process starts one JVM.
             subprocess.run([sys.executable, "-m", "ld_spark.setup_jars", "--resolve", package, into], check=True)

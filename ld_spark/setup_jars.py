@@ -16,8 +16,9 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["--resolve"]:
         session.resolve(cfg.spark, argv[1], argv[2])
         return
-    jars = session.fetch_jars(cfg)
-    if "--list" in argv:
+    listing = "--list" in argv
+    jars = session.fetch_jars(cfg, object_store=not listing or "--s3a" in argv)
+    if listing:
         # --s3a: hadoop-aws and the AWS SDK too, for a cluster whose image lacks them.
         s3a = session.object_store_jars(cfg.spark) if "--s3a" in argv else []
         print(",".join(str(j) for j in [*jars, *s3a, session.splink_jar()]))

@@ -205,10 +205,21 @@ def test_the_s3_lock_admits_one_run_and_takes_over_only_an_expired_lease(spark, 
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="locked/")
 
     # The context manager: held for the block, renewed in the background, gone afterwards.
+    key = f"locked/{lock.LOCK_FILE}"
     with lock.exclusive(f"s3a://{BUCKET}/locked", lease_seconds=0.6):
-        time.sleep(0.5)  # past one renewal
-        held = json.loads(s3.get_object(Bucket=BUCKET, Key=f"locked/{lock.LOCK_FILE}")["Body"].read())
-        assert held["expires"] > time.time()
+        first_etag = s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+        time.sleep(0.5)  # past two renewals (every 0.2 s)
+        held = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        assert s3.head_object(Bucket=BUCKET, Key=key)["ETag"] != first_etag and held["expires"] > time.time()
         with pytest.raises(OutputBusy):
             lock.exclusive(f"s3a://{BUCKET}/locked").__enter__()
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="locked/")
+
+    # A run whose lock another run took is stopped at once, not at its end.
+    started = time.time()
+    with pytest.raises(OutputBusy, match="taken over or removed by another run"):
+        with lock.exclusive(f"s3a://{BUCKET}/locked", lease_seconds=0.6):
+            s3.put_object(Bucket=BUCKET, Key=key, Body=b'{"holder": "someone else"}')
+            time.sleep(30)  # the heartbeat interrupts this
+    assert time.time() - started < 5
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()) == {"holder": "someone else"}

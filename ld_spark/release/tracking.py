@@ -107,7 +107,7 @@ def run(config: Config, out_dir: str | Path, run_name: str | None = None) -> Ite
     import mlflow
 
     where = fs.resolve(out_dir)
-    out_dir = str(where.resolve()) if isinstance(where, Path) else where
+    out_dir = str(where.resolve()) if isinstance(where, Path) else where.rstrip("/")
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     experiment = _experiment(config.mlflow)
     end_abandoned_runs(mlflow.tracking.MlflowClient(), experiment.experiment_id, out_dir)
@@ -131,7 +131,9 @@ def _experiment(conf: MlflowConf) -> Any:
         try:
             mlflow.create_experiment(conf.experiment, artifact_location=conf.artifact_location)
         except mlflow.exceptions.MlflowException:
-            pass  # a run started beside this one made it first
+            if mlflow.get_experiment_by_name(conf.experiment) is None:
+                raise  # not a run started beside this one making it first
+
     return mlflow.set_experiment(conf.experiment)
 
 
