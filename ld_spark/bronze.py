@@ -145,6 +145,12 @@ def typed(table: str) -> Transform:
     return _
 
 
+def constraints(table: str) -> dict[str, str]:
+    """The bronze table's CHECK constraints: every loaded row has its key (a row without one is
+    quarantined, so a null here is a bug). Dates are typed DATE by the schema itself."""
+    return {f"{c.lower()}_present": f"`{c}` IS NOT NULL" for c in KEYS[table]}
+
+
 def quarantined(table: str, run_id: str) -> Transform:
     """Quarantined rows with their first rule, all rules, where they came from and the raw row."""
 

@@ -47,6 +47,10 @@ RECORD_PERSON_IDENTITY = Table(LINKAGE, "record_person_identity")  # identity re
 RECORD_PERSON = Table(LINKAGE, "record_person")  # every record -> person_key
 REFERRALS = Table(LINKAGE, "referrals")  # L&D referrals with exact dates
 COHORT_INDEX = Table(LINKAGE, "cohort_index")  # cohort members with exact index dates
+# The national data opt-out (ld_spark.erase): keyed hashes of opted-out NHS numbers, never the
+# numbers; and one row per erasure request (counts and a keyed hash of the request).
+OPT_OUT = Table(LINKAGE, "opt_out")
+ERASURE_AUDIT = Table(LINKAGE, "erasure_audit")
 
 PERSONS = Table(ANALYSIS, "persons")
 COHORTS = Table(ANALYSIS, "cohorts")
@@ -56,6 +60,8 @@ EVENTS = Table(ANALYSIS, "events")
 PANEL = Table(ANALYSIS, "panel")
 SELF_RATED_HEALTH = Table(ANALYSIS, "self_rated_health")  # NDTMS TOP reviews by month from index
 REFERRED = Table(ANALYSIS, "referred")
+# Person keys that did not carry over from one run to the next (link.stable), every run's.
+PERSON_KEY_CHANGES = Table(ANALYSIS, "person_key_changes")
 ESTIMATES = Table(ANALYSIS, "estimates")
 SENSITIVITY = Table(ANALYSIS, "sensitivity")  # every estimand under each sensitivity analysis
 
@@ -99,11 +105,53 @@ def rows(out: str | Path, table: Table) -> int | None:
     return io.rows_written(path(out, table))
 
 
-def write(df: DataFrame, out: str | Path, table: Table) -> int:
-    """Replace the table's content in one Delta commit; returns the version written."""
+# Table properties, set when a table is made (Delta takes a writer's properties only then):
+# - every version stays readable for 13 months: the log's entries and the files a later version
+#   replaced are kept 400 days (Delta's defaults: 30 days of log, 7 days of files), so last
+#   month's run can be read as it was (time travel) until VACUUM runs with a shorter retention;
+# - Delta keeps each file's minimum and maximum of its first columns in the table's log, and log
+#   files outlive VACUUM: a surname or NHS number would stay there after an erasure
+#   (ld_spark.erase). So the linkage layer's tables keep no column statistics (only row counts);
+#   nothing reads them by a filter that statistics would speed up.
+RETENTION = {
+    "delta.logRetentionDuration": "interval 400 days",
+    "delta.deletedFileRetentionDuration": "interval 400 days",
+}
+NO_COLUMN_STATISTICS = {"delta.dataSkippingNumIndexedCols": "0"}
+
+
+def properties(table: Table) -> dict[str, str]:
+    return RETENTION | (NO_COLUMN_STATISTICS if table.layer == LINKAGE else {})
+
+
+def write(df: DataFrame, out: str | Path, table: Table, checks: dict[str, str] | None = None) -> int:
+    """Replace the table's content in one Delta commit; returns the version written.
+    checks: CHECK constraints (name -> SQL condition) added when the table is made; every later
+    write that breaks one fails (a guard against a bug, not a rule for input: bronze quarantines)."""
     target = path(out, table)
-    io.write_delta(df, target, partition_by=list(table.partition_by) or None)
+    io.write_delta(df, target, partition_by=list(table.partition_by) or None, properties=properties(table))
+    version = io.delta_version(target)
+    if version == 0 and checks:
+        for name, condition in checks.items():
+            df.sparkSession.sql(f"ALTER TABLE delta.`{target}` ADD CONSTRAINT {name} CHECK ({condition})")
+        version = io.delta_version(target)
+    return version
+
+
+def append(df: DataFrame, out: str | Path, table: Table) -> int:
+    """Add the rows to the table (made if absent) in one Delta commit; returns the version written."""
+    target = path(out, table)
+    io.append_delta(df, target, properties=properties(table))
     return io.delta_version(target)
+
+
+def read_latest(spark: SparkSession, out: str | Path, table: Table) -> DataFrame | None:
+    """The table as its latest version holds it, pinned to that version (a later write to the
+    table does not change what this frame reads), or None if there is no such table yet."""
+    target = path(out, table)
+    if not fs.is_dir(fs.join(target, "_delta_log")):
+        return None
+    return io.read_delta(spark, target, version=io.delta_version(target))
 
 
 def written(spark: SparkSession, df: DataFrame, out: str | Path, table: Table) -> DataFrame:
@@ -113,7 +161,8 @@ def written(spark: SparkSession, df: DataFrame, out: str | Path, table: Table) -
 
 
 def tables() -> list[Table]:
-    """Every table a run writes, in the order the stages write them."""
+    """Every table a run writes, in the order the stages write them (not OPT_OUT and
+    ERASURE_AUDIT, which `ld-spark forget` writes)."""
     return [
         LANDING,
         *map(bronze, TABLES),
@@ -121,6 +170,7 @@ def tables() -> list[Table]:
         RECORD_PERSON_IDENTITY,
         RECORD_PERSON,
         PERSONS,
+        PERSON_KEY_CHANGES,
         REFERRALS,
         COHORT_INDEX,
         COHORTS,

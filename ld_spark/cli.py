@@ -44,6 +44,15 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "check", parents=[reads, common], help="an extract folder against the contract, without running the job"
     )
+    forget = sub.add_parser(
+        "forget",
+        parents=[common],
+        help="national data opt-out: erase the people these NHS numbers identify from every layer of OUT_DIR",
+    )
+    forget.add_argument(
+        "--nhs-numbers", required=True, help="a file of NHS numbers, one per line (a first line nhs_number is skipped)"
+    )
+    forget.add_argument("--out", help="output root (default: the config's paths.out)")
     return p
 
 
@@ -126,9 +135,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 2 if found.problems else 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ld_spark import catalog, erase, fs, link, lock
+    from ld_spark.errors import InputError
+
+    cfg = _load_config(args.conf)
+    out = args.out or cfg.paths.out
+    linked = catalog.path(out, catalog.RECORD_PERSON_IDENTITY)
+    if not fs.exists(linked):
+        raise InputError(f"{out}: no run to erase from ({linked} is missing)")
+    if not fs.exists(args.nhs_numbers):
+        raise InputError(f"{args.nhs_numbers}: no such file of NHS numbers")
+    numbers = erase.request_numbers(fs.read_text(args.nhs_numbers), args.nhs_numbers)
+    log = None if args.verbose else Path(tempfile.gettempdir()) / f"ld-spark-forget-{os.getpid()}.log"
+    spark = _session(cfg, log, "ld-spark forget")
+    key = link.key.load_key(cfg.linkage, link.key.key_path(cfg.linkage), spark.sparkContext.master)
+    with lock.exclusive(out, cfg.paths.lock_lease_seconds):
+        erased, new = erase.forget(spark, fs.resolve(out), numbers, key, cfg.spark.concurrent_tables)
+    print(
+        f"forgot {len(numbers)} NHS number(s) ({new} new to the opt-out register): {erased.people} people, "
+        f"{erased.records} linked records, {sum(erased.rows.values())} rows in {len(erased.rows)} tables, "
+        f"vacuumed; the next run excludes them" + (f" (log: {log})" if log else "")
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    handler = {"generate": cmd_generate, "run": cmd_run, "check": cmd_check}[args.command]
+    handler = {"generate": cmd_generate, "run": cmd_run, "check": cmd_check, "forget": cmd_forget}[args.command]
     try:
         return handler(args)
     except pipeline_errors() as err:  # a clear one-line reason, no traceback

@@ -47,6 +47,9 @@ class PathsConf(_Strict):
     # On an object store the run lock is a lease (ld_spark/lock.py): renewed every third of this,
     # and taken over by the next run this long after a killed run's last renewal.
     lock_lease_seconds: float = 120.0
+    # A rerun on the raw files, settings and code of the last finished run in OUT_DIR, whose
+    # tables are as it left them, stops after hashing the files (ld_spark/refresh.py).
+    skip_unchanged: bool = True
 
 
 class MlflowConf(_Strict):

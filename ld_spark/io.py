@@ -416,16 +416,33 @@ def raw_record_counts(spark: SparkSession, layouts: dict[str, tuple[str, dict]])
     return counts
 
 
-def write_delta(df: DataFrame, path: str | Path, partition_by: list[str] | None = None) -> None:
-    """Replace a Delta table's content in one transaction (a rerun leaves the same content)."""
+def write_delta(
+    df: DataFrame, path: str | Path, partition_by: list[str] | None = None, properties: dict[str, str] | None = None
+) -> None:
+    """Replace a Delta table's content in one transaction (a rerun leaves the same content);
+    `properties`: Delta table properties to set with it."""
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    for name, value in (properties or {}).items():
+        writer = writer.option(name, value)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.save(str(path))
 
 
-def read_delta(spark: SparkSession, path: str | Path) -> DataFrame:
-    return spark.read.format("delta").load(str(path))
+def append_delta(df: DataFrame, path: str | Path, properties: dict[str, str] | None = None) -> None:
+    """Add rows to a Delta table in one transaction (the table is made if absent, with the Delta
+    table `properties`)."""
+    writer = df.write.format("delta").mode("append")
+    for name, value in (properties or {}).items():
+        writer = writer.option(name, value)
+    writer.save(str(path))
+
+
+def read_delta(spark: SparkSession, path: str | Path, version: int | None = None) -> DataFrame:
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(str(path))
 
 
 def delta_version(path: str | Path) -> int:

@@ -35,6 +35,7 @@ from ld_spark import (
     console,
     descriptives,
     effects,
+    erase,
     events,
     findings,
     fs,
@@ -42,6 +43,7 @@ from ld_spark import (
     justice,
     link,
     lock,
+    refresh,
     sensitivity,
     series,
     uptake,
@@ -85,7 +87,18 @@ def run(spark: SparkSession, config: Config, raw: str, out: str, stages: console
     person_key = link.key.load_key(config.linkage, link.key.key_path(config.linkage), spark.sparkContext.master)
     # One run at a time per output directory; a second one stops here with a one-line reason.
     with lock.exclusive(out, config.paths.lock_lease_seconds):
-        return Job(spark, config, fs.resolve(raw), fs.resolve(out), stages or console.Stages()).run(layouts, person_key)
+        made_from = refresh.made_from(fs.resolve(raw), layouts, config, person_key)
+        last = refresh.unchanged_since(fs.resolve(out), made_from) if config.paths.skip_unchanged else None
+        if last is not None:
+            print(
+                f"nothing new: {raw}, the settings and the code are as run {last} found them, and its tables "
+                f"are unchanged: results/ are that run's (paths.skip_unchanged: false runs anyway)"
+            )
+            return 0
+        job = Job(spark, config, fs.resolve(raw), fs.resolve(out), stages or console.Stages())
+        done = job.run(layouts, person_key)
+        refresh.record(fs.resolve(out), made_from, job.run_id)
+        return done
 
 
 class Job:
@@ -93,6 +106,7 @@ class Job:
 
     def __init__(self, spark: SparkSession, config: Config, raw: fs.Location, out: fs.Location, stages: console.Stages):
         self.spark, self.config, self.raw, self.out, self.stages = spark, config, raw, out, stages
+        self.run_id: str | None = None  # the MLflow run's, once it has started
         self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
 
     def read(self, table: catalog.Table) -> DataFrame:
@@ -106,6 +120,7 @@ class Job:
 
     def run(self, layouts: dict, person_key: bytes) -> int:
         with tracking.run(self.config, self.out, run_name="ld-spark run") as active:
+            self.run_id = active.info.run_id
             self.log_generator()
             with self.stage("landing") as notes:
                 self.landing(layouts)
@@ -117,11 +132,12 @@ class Job:
                     f"{sum(r[bronze.QUARANTINED] for r in reconciled.values()):,d} quarantined"
                 )
             with self.stage("linkage") as notes:
-                backend = self.linkage(person_key)
+                backend = self.linkage(person_key, active.info.run_id)
                 notes.append(
                     f"{catalog.rows(self.out, catalog.RECORD_PERSON_IDENTITY):,d} identity records, "
                     f"{catalog.rows(self.out, catalog.PERSONS):,d} people ({backend})"
                 )
+                notes.extend(self.opt_out(person_key))
             with self.stage("series") as notes:
                 described, end = self.series(notes)
             with self.stage("effects") as notes:
@@ -179,7 +195,12 @@ class Job:
             classified[table] = (
                 io.landed(landing, table).transform(bronze.classify(table)).persist(StorageLevel.MEMORY_AND_DISK)
             )
-            catalog.write(classified[table].transform(bronze.typed(table)), self.out, catalog.bronze(table))
+            catalog.write(
+                classified[table].transform(bronze.typed(table)),
+                self.out,
+                catalog.bronze(table),
+                checks=bronze.constraints(table),
+            )
 
         try:
             per_table(load, list(TABLES), threads)
@@ -203,10 +224,11 @@ class Job:
         )
         return reconciled
 
-    def linkage(self, person_key: bytes) -> str:
+    def linkage(self, person_key: bytes, run_id: str) -> str:
         """Bronze identity tables -> record_person (every record's person_key) and the analysis
         layer's persons; the model JSON, its match weights and the linkage quality released.
-        Returns the linkage backend used."""
+        People keep the person_keys the last run in OUT_DIR gave them (link.stable), and the keys
+        that did not carry over are added to person_key_changes. Returns the linkage backend used."""
         import mlflow
 
         conf = self.config.linkage
@@ -215,8 +237,13 @@ class Job:
         s = self.config.sensitivity
         thresholds = tuple(s.match_thresholds) if s.enabled else ()
         work = catalog.file(self.out, catalog.SPLINK_WORK)
+        previous = catalog.read_latest(self.spark, self.out, catalog.RECORD_PERSON_IDENTITY)
         with link.people(self.spark, identity, conf, person_key, work, model_in, thresholds) as people:
-            linked = self.save(people.record_person, catalog.RECORD_PERSON_IDENTITY)
+            carried = link.stable.carried(people.record_person, previous, person_key, run_id)
+            # The changes first: a run stopped between the two writes records them again, with
+            # its own run id, rather than not at all.
+            catalog.append(carried.changes, self.out, catalog.PERSON_KEY_CHANGES)
+            linked = self.save(carried.record_person, catalog.RECORD_PERSON_IDENTITY)
             # From the cached identity records, before the block releases them.
             self.save(link.identity.person_attributes(people.records, linked), catalog.PERSONS)
             # The same records linked at the sensitivity analyses' thresholds.
@@ -250,6 +277,19 @@ class Job:
         )
         tracking.log_rows("linkage.", quality, "source_table", link.quality.QUALITY_COLUMNS[1:])
         return people.backend
+
+    def opt_out(self, person_key: bytes) -> list[str]:
+        """The people on OUT_DIR's opt-out register (`ld-spark forget`), erased again from what
+        this run has written so far, before any analysis table is made from it: RAW_DIR still holds
+        them until the supplier resends it without them."""
+        import mlflow
+
+        hashes = erase.registered(self.spark, self.out)
+        if hashes is None:
+            return []
+        erased = erase.erase(self.spark, self.out, hashes, person_key, self.config.spark.concurrent_tables)
+        mlflow.log_metrics({"opt_out.people_erased": erased.people, "opt_out.records_erased": erased.records})
+        return [f"{erased.people} opted-out people erased ({erased.records} records)"] if erased.people else []
 
     def truth(self) -> DataFrame | None:
         """A synthetic extract's record -> true person map (contract `_truth/`), else None."""
@@ -462,7 +502,10 @@ class Job:
         mlflow.log_metric(
             "sdc.cells_suppressed_or_withheld", sum(r["action"] in ("suppressed", "withheld") for r in report_rows)
         )
-        manifest = self.publisher.commit(run_id, catalog.versions(self.out))
+        versions = catalog.versions(self.out)
+        manifest = self.publisher.commit(run_id, versions)
+        # The version of every table the run leaves, searchable in MLflow (the manifest has them too).
+        mlflow.set_tags({f"delta_version.{name}": str(v) for name, v in versions.items()})
         for name in [*manifest["files"], MANIFEST]:
             if name != "match_weights.png":  # logged with the model, under linkage/
                 mlflow.log_artifact(str(self.publisher.local(name)), artifact_path="results")

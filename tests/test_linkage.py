@@ -524,3 +524,42 @@ def test_links_are_re_decided_at_each_threshold_from_the_same_scored_pairs(spark
     assert groups(0.80) == [["ra", "rb", "rc", "rd"]]
     assert groups(0.95) == [["ra"], ["rb", "rc", "rd"]]
     assert groups(0.999) == [["ra"], ["rb"], ["rc", "rd"]]
+
+
+RECORD_PERSON_SCHEMA = "source_table string, record_key string, person_key string"
+
+
+def test_people_keep_their_earlier_key_and_every_merge_split_and_removal_is_recorded(spark):
+    earlier = {"P1": ["a1", "a2", "a3"], "P2": ["b1", "b2"], "P3": ["c1"], "P4": ["d1", "d2"]}
+    earlier |= {"P5": ["e1", "e2", "e3", "e4"], "P6": ["g1"], "P7": ["h1"]}
+    # This run's own keys: P1 gains a record; P3 joins P2; P4 splits evenly; P5 loses e4 to a
+    # person whose own key happens to be P6's earlier key; n1 is someone new; h1 is gone.
+    fresh = {"nA": ["a1", "a2", "a3", "a4"], "nB": ["b1", "b2", "c1"], "nD1": ["d1"], "nD2": ["d2"]}
+    fresh |= {"nE": ["e1", "e2", "e3"], "P6": ["e4"], "nG": ["g1"], "nN": ["n1"]}
+
+    def frame(people):
+        rows = [("hes_ae", r, k) for k, records in people.items() for r in records]
+        return spark.createDataFrame(rows, RECORD_PERSON_SCHEMA)
+
+    carried = link.stable.carried(frame(fresh), frame(earlier), b"k1", "run-2")
+    salted = hmac.new(b"k1", "P6\u001frun-2".encode(), hashlib.sha256).hexdigest()
+    expected = {"P1": ["a1", "a2", "a3", "a4"], "P2": ["b1", "b2", "c1"], "P4": ["d1"], "nD2": ["d2"]}
+    expected |= {"P5": ["e1", "e2", "e3"], salted: ["e4"], "P6": ["g1"], "nN": ["n1"]}
+    assert_df_equality(carried.record_person, frame(expected), ignore_row_order=True)
+    changes = spark.createDataFrame(
+        [
+            ("P3", "P2", "merged", 1, "run-2"),
+            ("P4", "nD2", "split", 1, "run-2"),
+            ("P5", salted, "split", 1, "run-2"),
+            ("P7", None, "removed", 0, "run-2"),
+        ],
+        "old_person_key string, person_key string, change string, records long, run_id string",
+    )
+    assert_df_equality(carried.changes, changes, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_first_run_keeps_its_own_keys_and_records_no_change(spark):
+    fresh = spark.createDataFrame([("hes_ae", "a1", "k1"), ("pnc.offences", "o1", "k1")], RECORD_PERSON_SCHEMA)
+    carried = link.stable.carried(fresh, None, b"k1", "run-1")
+    assert_df_equality(carried.record_person, fresh, ignore_row_order=True)
+    assert carried.changes.count() == 0

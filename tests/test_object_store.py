@@ -121,7 +121,7 @@ def test_a_run_with_raw_and_out_on_s3_equals_the_same_run_on_local_folders(spark
     written = {root: set(catalog.versions(root)) for root in (out, local_out)}
     assert written[out] == written[local_out]
     analysis = [t for t in catalog.tables() if f"{t.layer}/{t.name}" in written[out] and t.layer == catalog.ANALYSIS]
-    assert len(analysis) == 9
+    assert len(analysis) == 10
     for table in analysis:
         ours, theirs = (io.read_delta(spark, catalog.path(root, table)) for root in (out, local_out))
         assert_df_equality(ours, theirs, ignore_row_order=True, ignore_nullable=True)

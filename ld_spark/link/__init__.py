@@ -7,6 +7,7 @@
 4. components: people are the connected components of both kinds of match, split where one
    would hold two NHS numbers with one date of birth (twins).
 5. key: each person's person_key, a keyed HMAC of the component id (the key is passed in).
+   stable: a person keeps the key an earlier run gave them; merges and splits on record.
 6. events: event tables reach their person through their parent record.
 7. quality: pairwise precision, recall and F1 against the generator's truth.
 """
@@ -24,7 +25,7 @@ from pyspark.sql import functions as F
 
 from ld_spark import fs
 from ld_spark.config import LinkageConf
-from ld_spark.link import blocking, components, deterministic, events, identity, key, model, quality  # noqa: F401 (the package API)
+from ld_spark.link import blocking, components, deterministic, events, identity, key, model, quality, stable  # noqa: F401 (the package API)
 
 
 class Linked(NamedTuple):

@@ -85,14 +85,25 @@ def _long_enough(key: bytes, where: str) -> bytes:
     return key
 
 
+def keyed(key: bytes):
+    """A column function: its string argument -> HMAC-SHA256 under `key`, in hex (null stays null)."""
+
+    @F.pandas_udf("string")
+    def _(values: pd.Series) -> pd.Series:
+        return values.map(lambda v: None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest())
+
+    return _
+
+
+def hmac_hex(key: bytes, value: str) -> str:
+    """The same HMAC as `keyed`, on the driver."""
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
 def with_person_key(key: bytes) -> Transform:
     """component -> person_key, HMAC-SHA256 under the run's key."""
 
-    @F.pandas_udf("string")
-    def keyed(components: pd.Series) -> pd.Series:
-        return components.map(lambda c: hmac.new(key, c.encode(), hashlib.sha256).hexdigest())
-
     def _(components: DataFrame) -> DataFrame:
-        return components.withColumn("person_key", keyed(F.col("component")))
+        return components.withColumn("person_key", keyed(key)(F.col("component")))
 
     return _

@@ -1,0 +1,314 @@
+"""Opt-out erasure: the people a list of NHS numbers identifies, gone from every layer of OUT_DIR.
+
+The national data opt-out names people by NHS number. Through linkage those numbers reach all of
+a person's records, their police and court records included, which carry no NHS number:
+
+1. the request's numbers are checked (10 digits passing the mod-11 check) and kept only as
+   keyed hashes (HMAC under the pseudonymisation key) in `linkage/opt_out`: the numbers
+   themselves are never written, logged or shown;
+2. the people: every linked person with an identity record whose NHS number hashes into the
+   request (record_person_identity), and, in each sensitivity analysis's own linkage, the people
+   holding those records;
+3. their rows, deleted (Delta MERGE, which rewrites only the files that hold them):
+   - landing, bronze and quarantine: every raw row of theirs, found in landing by its record key
+     or its own NHS number, in every state (loaded, quarantined, duplicate, superseded);
+   - every other table of the linkage and analysis layers with a person_key column;
+4. each table changed is vacuumed with no retention, so the files of its earlier versions (which
+   still hold the rows) are gone, and with them those versions; the linkage layer's tables keep no
+   column statistics in their logs (catalog.NO_COLUMN_STATISTICS), so no value survives there;
+5. one row in `linkage/erasure_audit`: when, a keyed hash of the request, and counts.
+
+Estimates and results/ are aggregates: they hold no one's rows and change at the next run,
+which drops the registered people again (they are still in RAW_DIR until the supplier resends
+it without them) right after linkage, before any analysis table is made.
+
+Not reached: a quarantined row with no record key and no valid NHS number of theirs (nothing ties
+it to them), and rows of a person whose records carry no NHS number in the request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ld_spark import catalog, fs, io, normalise
+from ld_spark.contract import IDENTITY_COLUMNS, TABLES, source_name
+from ld_spark.errors import InputError
+from ld_spark.frames import Transform, union_all
+from ld_spark.link import events as link_events
+from ld_spark.link import identity
+from ld_spark.link.key import hmac_hex, keyed
+
+HASH = "nhs_hash"
+AUDIT_SCHEMA = (
+    "erased_at timestamp, request_hmac string, numbers long, people long, records long, tables long, rows long"
+)
+NOT_AN_NHS_NUMBER = "not an NHS number (10 digits passing the mod-11 check)"
+
+
+def valid_nhs_number(text: str) -> str | None:
+    """normalise.nhs_number on the driver: the ten digits, or None."""
+    digits = re.sub(r"[\s-]", "", text)
+    if not re.fullmatch(r"[0-9]{10}", digits):
+        return None
+    check = 11 - sum(int(d) * (10 - i) for i, d in enumerate(digits[:9])) % 11
+    check = 0 if check == 11 else check
+    return digits if check != 10 and check == int(digits[9]) else None
+
+
+def request_numbers(text: str, source: str) -> list[str]:
+    """The request file's NHS numbers, one per line (a first line `nhs_number` is a header; blank
+    lines are skipped). A line that is not an NHS number stops the request, naming its line only."""
+    numbers = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        value = line.strip().strip('"')
+        if not value or (number == 1 and value.lower() == "nhs_number"):
+            continue
+        valid = valid_nhs_number(value)
+        if valid is None:
+            raise InputError(f"{source}: line {number}: {NOT_AN_NHS_NUMBER}")
+        numbers.append(valid)
+    if not numbers:
+        raise InputError(f"{source}: no NHS number in the file")
+    return sorted(set(numbers))
+
+
+def record_key_sql(table: str) -> str:
+    """The SQL of a contract table's record key, over its contract columns."""
+    for contract_table, key, _ in identity.SOURCES.values():
+        if contract_table == table:
+            return key
+    return link_events.EVENT_PARENTS[table][0]
+
+
+def over(sql: str, table: str, column) -> str:
+    """`sql` with each of the table's column names replaced by column(name)."""
+    names = sorted(TABLES[table], key=len, reverse=True)
+    return re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: column(m.group(1)), sql)
+
+
+def nhs_column(table: str) -> str | None:
+    return next((c for c, kind in IDENTITY_COLUMNS.get(table, {}).items() if kind == "nhs"), None)
+
+
+def identified_people(records: DataFrame, record_person: DataFrame, hashes: DataFrame, key: bytes) -> DataFrame:
+    """(person_key) of every person with an identity record whose NHS number hashes into `hashes`.
+    records: identity.records' layout; record_person: (source_table, record_key, person_key)."""
+    hashed = records.filter(F.col("nhs").isNotNull()).withColumn(HASH, keyed(key)(F.col("nhs")))
+    named = hashed.join(F.broadcast(hashes), on=HASH, how="inner").select("source_table", "record_key")
+    return named.join(record_person, on=["source_table", "record_key"], how="inner").select("person_key").distinct()
+
+
+def doomed_rows(table: str, erased_keys: DataFrame, hashes: DataFrame, key: bytes) -> Transform:
+    """landing -> (file, line, record_key) of every landed row of `table` that is one of the
+    erased records (by record key) or carries a registered NHS number, whatever its state."""
+
+    def _(landing: DataFrame) -> DataFrame:
+        rows = io.landed(landing, table).withColumn("record_key", F.expr(record_key_sql(table)).cast("string"))
+        by_key = rows.join(F.broadcast(erased_keys), on="record_key", how="left_semi")
+        found = by_key
+        nhs = nhs_column(table)
+        if nhs is not None:
+            numbered = rows.withColumn(HASH, keyed(key)(normalise.nhs_number(F.col(nhs))))
+            by_number = numbered.join(F.broadcast(hashes), on=HASH, how="left_semi").drop(HASH)
+            found = found.unionByName(by_number)
+        return found.select(
+            F.col(io.SOURCE_FILE).alias("file"), F.col(io.LINE).alias("line"), "record_key"
+        ).dropDuplicates()
+
+    return _
+
+
+class Erased(NamedTuple):
+    people: int
+    records: int
+    rows: dict[str, int]  # table (its path under OUT_DIR) -> rows deleted
+
+
+def _raw_row_match(file: str, line: str, key: str) -> str:
+    """A MERGE condition for a raw row: its file and line; a parquet row (no line) by its key."""
+    return f"{file} = s.file AND ({line} = s.line OR ({line} IS NULL AND s.line IS NULL AND {key} = s.record_key))"
+
+
+def _merge_delete(spark: SparkSession, target: fs.Location, source: DataFrame, condition: str) -> int:
+    """Delete the target's rows that match a source row; returns how many."""
+    from delta.tables import DeltaTable
+
+    result = DeltaTable.forPath(spark, str(target)).alias("t").merge(source.alias("s"), condition)
+    return int(result.whenMatchedDelete().execute().first()["num_deleted_rows"])
+
+
+def _vacuumed(spark: SparkSession, target: fs.Location) -> None:
+    """The table's files that no current row needs, deleted now: its earlier versions go with them."""
+    from delta.tables import DeltaTable
+
+    table = DeltaTable.forPath(spark, str(target))
+    properties = table.detail().first()["properties"] or {}
+    if properties.get("delta.enableDeletionVectors") == "true":
+        spark.sql(f"REORG TABLE delta.`{target}` APPLY (PURGE)")
+    table.vacuum(0)
+
+
+@contextlib.contextmanager
+def _vacuum_settings(spark: SparkSession) -> Iterator[None]:
+    """Retention 0 allowed (Delta refuses it by default), and the table's folder listed with as
+    many tasks as a shuffle has: VACUUM's default, 10,000, took 17 s a table here."""
+    settings = {
+        "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": spark.conf.get("spark.sql.shuffle.partitions"),
+    }
+    before = {name: spark.conf.get(name, None) for name in settings}
+    for name, value in settings.items():
+        spark.conf.set(name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                spark.conf.unset(name)
+            else:
+                spark.conf.set(name, value)
+
+
+def _delta_tables(out: fs.Location) -> list[fs.Location]:
+    """Every Delta table under OUT_DIR's linkage and analysis layers (sensitivity variants too)."""
+    found, folders = [], [fs.join(out, catalog.LINKAGE), fs.join(out, catalog.ANALYSIS)]
+    while folders:
+        folder = folders.pop()
+        entries = fs.listing(folder)
+        if any(e.name == "_delta_log" for e in entries):
+            found.append(folder)
+            continue
+        folders += [e.location for e in entries if e.is_dir and not e.name.startswith(("_", "."))]
+    return sorted(found, key=str)
+
+
+def erase(spark: SparkSession, out: fs.Location, hashes: DataFrame, key: bytes, threads: int = 1) -> Erased:
+    """Every row of the people whose NHS numbers hash into `hashes` (HASH), deleted from OUT_DIR,
+    and the changed tables vacuumed (see the module's docstring); `threads` tables at a time."""
+    records = catalog.read(spark, out, catalog.RECORD_PERSON)
+    bronze = {t: catalog.read(spark, out, catalog.bronze(t)) for t, _, _ in identity.SOURCES.values()}
+    people = identified_people(
+        identity.records(bronze), catalog.read(spark, out, catalog.RECORD_PERSON_IDENTITY), hashes, key
+    )
+    theirs = records.join(people, on="person_key", how="inner").select("source_table", "record_key").cache()
+    try:
+        doomed_keys = {r["person_key"] for r in people.collect()}
+        n_people, n_records = len(doomed_keys), theirs.count()
+        # The same records' people in each sensitivity analysis's own linkage (other keys).
+        for variant in fs.listing(fs.join(out, catalog.LINKAGE, "sensitivity")):
+            linked = fs.join(variant.location, catalog.RECORD_PERSON.name)
+            if fs.is_dir(fs.join(linked, "_delta_log")):
+                keys = io.read_delta(spark, linked).join(theirs, on=["source_table", "record_key"], how="inner")
+                doomed_keys |= {r["person_key"] for r in keys.select("person_key").distinct().collect()}
+        # Their raw rows in every table, in one job.
+        landing = catalog.read(spark, out, catalog.LANDING)
+        found = union_all(
+            landing.transform(
+                doomed_rows(table, theirs.filter(F.col("source_table") == source_name(table)), hashes, key)
+            ).withColumn("table", F.lit(table))
+            for table in TABLES
+        ).collect()
+    finally:
+        theirs.unpersist()
+    raw_rows: dict[str, list] = {}
+    for row in found:
+        raw_rows.setdefault(row["table"], []).append((row["file"], row["line"], row["record_key"]))
+
+    deletes = []  # (table, source rows, MERGE condition)
+    schema = "file string, line long, record_key string"
+    quarantine = catalog.path(out, catalog.QUARANTINE)
+    for table, rows in raw_rows.items():
+        source = spark.createDataFrame(rows, schema)
+        key_sql = record_key_sql(table)
+        landed_key = over(key_sql, table, lambda c: f"t.{io.VALUES}['{c}']")
+        bronze_key = over(key_sql, table, lambda c: f"t.`{c}`")
+        quarantined_key = over(key_sql, table, lambda c: f"get_json_object(t.record, '$.{c}')")
+        deletes += [
+            (
+                catalog.path(out, catalog.LANDING),
+                source,
+                f"t.{io.SOURCE_TABLE} = '{table}' AND "
+                + _raw_row_match(f"t.{io.SOURCE_FILE}", f"t.{io.LINE}", f"CAST({landed_key} AS STRING)"),
+            ),
+            (
+                catalog.path(out, catalog.bronze(table)),
+                source,
+                _raw_row_match(f"t.{io.SOURCE_FILE}", f"t.{io.LINE}", f"CAST({bronze_key} AS STRING)"),
+            ),
+        ]
+        if fs.is_dir(fs.join(quarantine, "_delta_log")):
+            condition = _raw_row_match("t.source_file", "t.line", quarantined_key)
+            deletes.append((quarantine, source, f"t.source_table = '{table}' AND {condition}"))
+
+    if doomed_keys:
+        keys = spark.createDataFrame([(k,) for k in sorted(doomed_keys)], "person_key string")
+        raw_layer = {str(catalog.path(out, t)) for t in (catalog.LANDING, catalog.QUARANTINE)}
+        raw_layer |= {str(catalog.path(out, catalog.bronze(t))) for t in TABLES}
+        raw_layer |= {str(catalog.path(out, t)) for t in (catalog.OPT_OUT, catalog.ERASURE_AUDIT)}
+        for target in _delta_tables(out):
+            if str(target) in raw_layer:
+                continue
+            columns = [c for c in io.read_delta(spark, target).columns if c in ("person_key", "old_person_key")]
+            if columns:
+                deletes.append((target, keys, " OR ".join(f"t.{c} = s.person_key" for c in columns)))
+
+    deleted: dict[str, int] = {}
+
+    def delete(target: fs.Location, sources: list[tuple[DataFrame, str]]) -> None:
+        n = sum(_merge_delete(spark, target, source, condition) for source, condition in sources)
+        if n:
+            deleted[str(target)[len(str(out)) :].lstrip("/")] = n
+            _vacuumed(spark, target)
+
+    by_table: dict[str, list] = {}
+    for target, source, condition in deletes:
+        by_table.setdefault(str(target), []).append((source, condition))
+    with _vacuum_settings(spark), ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(lambda item: delete(fs.resolve(item[0]), item[1]), by_table.items()))
+    return Erased(n_people, n_records, dict(sorted(deleted.items())))
+
+
+def registered(spark: SparkSession, out: fs.Location) -> DataFrame | None:
+    """The opt-out register's hashes (HASH), or None when nobody has opted out."""
+    register = catalog.read_latest(spark, out, catalog.OPT_OUT)
+    return None if register is None else register.select(HASH).distinct()
+
+
+def forget(
+    spark: SparkSession, out: fs.Location, numbers: list[str], key: bytes, threads: int = 1
+) -> tuple[Erased, int]:
+    """`ld-spark forget`: the numbers registered (as keyed hashes), their people erased from
+    OUT_DIR, and the request audited. Returns what was erased and how many numbers were new to
+    the register."""
+    hashes = sorted({hmac_hex(key, n) for n in numbers})
+    request = spark.createDataFrame([(h,) for h in hashes], f"{HASH} string")
+    known = registered(spark, out)
+    new = request if known is None else request.join(known, on=HASH, how="left_anti")
+    new_numbers = new.count()
+    if new_numbers:
+        catalog.append(new.withColumn("registered_at", F.current_timestamp()), out, catalog.OPT_OUT)
+    erased = erase(spark, out, request, key, threads)
+    audit = spark.createDataFrame(
+        [
+            (
+                dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                hmac_hex(key, "\n".join(numbers)),
+                len(numbers),
+                erased.people,
+                erased.records,
+                len(erased.rows),
+                sum(erased.rows.values()),
+            )
+        ],
+        AUDIT_SCHEMA,
+    )
+    catalog.append(audit, out, catalog.ERASURE_AUDIT)
+    return erased, new_numbers

@@ -1,0 +1,274 @@
+"""Monthly refresh on one OUT_DIR: people keep their person_keys from one month's run to the
+next, and `ld-spark forget` erases an opted-out person from every layer, for good.
+
+One story, three runs of the tiny extract in this process and one `ld-spark forget` command:
+1. month 1: the tiny extract with the last rows of two tables held back, and a person of our
+   own (Q: a referral and a HES attendance, names no other record has);
+2. month 2: the held-back rows and Q's police record arrive as a new file of each table;
+3. `ld-spark forget` with Q's NHS number: no byte of it, or of Q's names, remains under OUT_DIR;
+4. month 2 run again (the supplier has not yet removed Q): Q is erased again, before analysis.
+
+Parquet is written uncompressed here, so that a byte scan of OUT_DIR sees every value stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, cli_env
+
+from ld_spark import catalog, io, pipeline
+from ld_spark.errors import InputError
+
+NHS = "9434765919"  # passes the mod-11 check
+Q = {"forename": "Quenburga", "surname": "Zwackelmann", "dob": "1971-03-14", "pnc": "1990/0123457Q"}
+# How Q's identity may be stored: as written in the raw files, and as bronze normalises it.
+Q_BYTES = [NHS, "943 476 5919", "Quenburga", "QUENBURGA", "Zwackelmann", "ZWACKELMANN", Q["pnc"]]
+HELD_BACK = {"hes_ae": 10, "pnc/offences": 10}
+
+
+def note(text: str) -> None:
+    """A timing on the console, past pytest's capture (capsys reads what the run prints)."""
+    print(text, file=sys.__stderr__)
+
+
+def rows_of(path):
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_rows(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def q_rows(tiny):
+    """Q's referral, HES attendance and police record, each a copy of the table's first row
+    with Q's identity and a key of its own."""
+    referral = rows_of(tiny / "ld_referrals/part-0.csv")[0] | {
+        "referral_id": "LDQQQQQQQQ",
+        "forename": Q["forename"],
+        "surname": Q["surname"],
+        "date_of_birth": Q["dob"],
+        "sex": "F",
+        "nhs_number": "943 476 5919",
+        "pnc_id": Q["pnc"],
+        "postcode": "ZE2 9QQ",
+        "consent": "Y",
+    }
+    attendance = rows_of(tiny / "hes_ae/part-0.csv")[0] | {
+        "AEKEY": "AEQQQQQQQQ",
+        "NEWNHSNO": NHS,
+        "DOB": Q["dob"],
+        "SEX": "2",
+        "HOMEADD": "ZE2 9QQ",
+    }
+    offence = rows_of(tiny / "pnc/offences/part-0.csv")[0] | {
+        "offence_id": "OFQQQQQQQQ",
+        "pnc_id": Q["pnc"],
+        "forename": Q["forename"],
+        "surname": Q["surname"],
+        "date_of_birth": Q["dob"],
+        "sex": "F",
+        "postcode": "ZE2 9QQ",
+    }
+    return referral, attendance, offence
+
+
+def months(tiny, root):
+    """(month 1's raw folder, month 2's raw folder)."""
+    referral, attendance, offence = q_rows(tiny)
+    one, two = root / "month1", root / "month2"
+    shutil.copytree(tiny, one)
+    for table, n in HELD_BACK.items():
+        rows = rows_of(tiny / table / "part-0.csv")
+        write_rows(one / table / "part-0.csv", rows[:-n])
+    write_rows(one / "ld_referrals/part-0.csv", [*rows_of(one / "ld_referrals/part-0.csv"), referral])
+    write_rows(one / "hes_ae/part-0.csv", [*rows_of(one / "hes_ae/part-0.csv"), attendance])
+    shutil.copytree(one, two)
+    for table, n in HELD_BACK.items():
+        later = rows_of(tiny / table / "part-0.csv")[-n:]
+        write_rows(two / table / "part-1.csv", later + ([offence] if table == "pnc/offences" else []))
+    return one, two
+
+
+def people(spark, out) -> dict[tuple[str, str], str]:
+    """(source_table, record_key) -> person_key, as the run in `out` linked the identity records."""
+    table = catalog.read(spark, out, catalog.RECORD_PERSON_IDENTITY)
+    return {(r["source_table"], r["record_key"]): r["person_key"] for r in table.collect()}
+
+
+def files_holding(root, needles: list[str]) -> dict[str, list[str]]:
+    """Every file under root whose bytes contain one of the needles -> the needles found."""
+    found = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        hits = [n for n in needles if n.encode() in data]
+        if hits:
+            found[str(path.relative_to(root))] = hits
+    return found
+
+
+@pytest.fixture
+def uncompressed_parquet(spark):
+    conf = "spark.sql.parquet.compression.codec"
+    before = spark.conf.get(conf)
+    spark.conf.set(conf, "uncompressed")
+    yield
+    spark.conf.set(conf, before)
+
+
+def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_byte(
+    spark, run_config, tiny, tmp_path, uncompressed_parquet, capsys
+):
+    run_config = run_config.model_copy(
+        update={
+            "sensitivity": run_config.sensitivity.model_copy(update={"enabled": False}),
+            "mlflow": run_config.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}),
+        }
+    )
+    one, two = months(tiny, tmp_path)
+    out = tmp_path / "out"
+
+    started = time.time()
+    assert pipeline.run(spark, run_config, raw=str(one), out=str(out)) == 0
+    note(f"month 1: {time.time() - started:.1f} s")
+    before = people(spark, out)
+    q_key = before[("ld_referrals", "LDQQQQQQQQ")]
+    assert before[("hes_ae", "AEQQQQQQQQ")] == q_key
+
+    started = time.time()
+    assert pipeline.run(spark, run_config, raw=str(two), out=str(out)) == 0
+    note(f"month 2: {time.time() - started:.1f} s")
+    after = people(spark, out)
+    assert set(after) > set(before)
+    # Q gained a police record (a new identity tuple) and keeps the key.
+    assert after[("pnc.offences", "OFQQQQQQQQ")] == after[("ld_referrals", "LDQQQQQQQQ")] == q_key
+    # Every person whose earlier records stay together, with no one else's earlier records,
+    # keeps the key: month 2 adds people and records, it does not rename anyone.
+    earlier_people: dict[str, set] = {}
+    for record, key in before.items():
+        earlier_people.setdefault(key, set()).add(record)
+    now_holding: dict[str, set] = {}
+    for record, key in after.items():
+        if record in before:
+            now_holding.setdefault(key, set()).add(record)
+    unchanged = [k for k, records in earlier_people.items() if any(records == r for r in now_holding.values())]
+    assert len(unchanged) > 100
+    for key in unchanged:
+        assert {after[r] for r in earlier_people[key]} == {key}
+    # Every earlier key is still someone's, or person_key_changes says where its records went.
+    changes = catalog.read(spark, out, catalog.PERSON_KEY_CHANGES).collect()
+    moved = {r["old_person_key"] for r in changes}
+    assert not moved & set(unchanged)
+    assert set(earlier_people) <= set(after.values()) | moved
+    assert {r["change"] for r in changes} <= {"merged", "split", "removed"}
+
+    # The same month again, with the default of skipping what is unchanged: hashes, no run.
+    skipping = run_config.model_copy(update={"paths": run_config.paths.model_copy(update={"skip_unchanged": True})})
+    versions = catalog.versions(out)
+    capsys.readouterr()
+    started = time.time()
+    assert pipeline.run(spark, skipping, raw=str(two), out=str(out)) == 0
+    note(f"month 2, nothing new: {time.time() - started:.1f} s")
+    assert "nothing new: " in capsys.readouterr().out
+    assert catalog.versions(out) == versions
+
+    # The byte scan can see Q (a scan that finds nothing proves nothing).
+    held = files_holding(out, Q_BYTES)
+    assert any(f.startswith("linkage/landing/") for f in held) and any(f.startswith("linkage/bronze/") for f in held)
+
+    request = tmp_path / "opt_out.csv"
+    request.write_text("nhs_number\n943 476 5919\n")
+    overlay = tmp_path / "uncompressed.yaml"
+    overlay.write_text("spark:\n  extra:\n    spark.sql.parquet.compression.codec: uncompressed\n")
+    forget = [sys.executable, "-m", "ld_spark.cli", "forget", "--nhs-numbers", str(request), "--out", str(out)]
+    started = time.time()
+    done = subprocess.run(
+        [*forget, "--conf", "test", "--conf", str(overlay)],
+        cwd=REPO,
+        env=cli_env(run_config.mlflow.tracking_uri),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    note(f"forget: {time.time() - started:.1f} s")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 new to the opt-out register): 1 people, 3 linked records" in done.stdout
+    assert NHS not in done.stdout + done.stderr
+    assert files_holding(out, Q_BYTES) == {}
+    linked = people(spark, out)
+    assert not {k for k in linked.values() if k == q_key}
+    assert set(linked) == set(after) - {k for k, v in after.items() if v == q_key}
+    for name in catalog.versions(out):
+        table = io.read_delta(spark, out / name)
+        if "person_key" in table.columns:
+            assert table.filter(f"person_key = '{q_key}'").count() == 0, name
+    audit = catalog.read(spark, out, catalog.ERASURE_AUDIT).collect()
+    assert [(a["numbers"], a["people"], a["records"]) for a in audit] == [(1, 1, 3)]
+
+    # Month 2 again, Q still in the raw files: forget changed the tables, so the run runs, and
+    # erases Q again before any analysis.
+    started = time.time()
+    assert pipeline.run(spark, skipping, raw=str(two), out=str(out)) == 0
+    assert "nothing new" not in capsys.readouterr().out
+    note(f"month 2 again: {time.time() - started:.1f} s")
+    assert files_holding(out, Q_BYTES) == {}
+    assert set(people(spark, out)) == set(linked)
+    referrals = catalog.read(spark, out, catalog.REFERRALS).select("person_key").distinct().collect()
+    assert {r["person_key"] for r in referrals} <= set(people(spark, out).values())
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("nhs_number\n9434765919\n943476591\n", "line 3: not an NHS number"),
+        ("9434765918\n", "line 1: not an NHS number"),
+        ("nhs_number\n\n", "no NHS number in the file"),
+    ],
+)
+def test_a_request_with_a_line_that_is_not_an_nhs_number_is_refused_without_showing_it(text, message):
+    from ld_spark import erase
+
+    with pytest.raises(InputError, match=message) as raised:
+        erase.request_numbers(text, "request.csv")
+    assert "943476591" not in str(raised.value) and str(raised.value).startswith("request.csv: ")
+
+
+def test_numbers_are_normalised_as_bronze_normalises_them():
+    from ld_spark import erase
+
+    assert erase.request_numbers('nhs_number\n"943 476 5919"\n943-476-5919\n9434765919\n', "r") == [NHS]
+
+
+def test_a_raw_row_is_found_by_its_file_and_line_or_by_its_key_in_a_parquet_file(spark):
+    from ld_spark import erase
+
+    landing = spark.createDataFrame(
+        [
+            ("hes_ae", {"AEKEY": "A1", "NEWNHSNO": "943 476 5919"}, "f.csv", 2, None),
+            ("hes_ae", {"AEKEY": "A2", "NEWNHSNO": None}, "f.csv", 3, None),
+            ("hes_ae", {"AEKEY": "A3", "NEWNHSNO": "1111111111"}, "f.csv", 4, None),
+            ("hes_ae", {"AEKEY": "A4", "NEWNHSNO": None}, "g.parquet", None, None),
+            ("pnc/offences", {"offence_id": "A2"}, "p.csv", 2, None),
+        ],
+        io.LANDING_SCHEMA,
+    )
+    from ld_spark.link.key import hmac_hex
+
+    hashes = spark.createDataFrame([(hmac_hex(b"k", NHS),)], "nhs_hash string")
+    erased_keys = spark.createDataFrame([("A2",), ("A4",)], "record_key string")
+    found = landing.transform(erase.doomed_rows("hes_ae", erased_keys, hashes, b"k"))
+    assert sorted(found.collect(), key=lambda r: r["record_key"]) == [
+        ("f.csv", 2, "A1"),
+        ("f.csv", 3, "A2"),
+        ("g.parquet", None, "A4"),
+    ]
