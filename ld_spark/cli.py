@@ -151,7 +151,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
     numbers = erase.request_numbers(fs.read_text(args.nhs_numbers), args.nhs_numbers)
     log = None if args.verbose else Path(tempfile.gettempdir()) / f"ld-spark-forget-{os.getpid()}.log"
     spark = _session(cfg, log, "ld-spark forget")
-    key = link.key.load_key(cfg.linkage, link.key.key_path(cfg.linkage), spark.sparkContext.master)
+    # Never a new key here: hashes under a new key would match no one the runs linked.
+    linkage = cfg.linkage.model_copy(update={"create_key_if_missing": False})
+    key = link.key.load_key(linkage, link.key.key_path(linkage), spark.sparkContext.master)
     with lock.exclusive(out, cfg.paths.lock_lease_seconds):
         erased, new = erase.forget(spark, fs.resolve(out), numbers, key, cfg.spark.concurrent_tables)
     print(

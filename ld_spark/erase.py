@@ -8,22 +8,25 @@ a person's records, their police and court records included, which carry no NHS 
    themselves are never written, logged or shown;
 2. the people: every linked person with an identity record whose NHS number hashes into the
    request (record_person_identity), and, in each sensitivity analysis's own linkage, the people
-   holding those records;
+   holding those records (under that linkage's own keys);
 3. their rows, deleted (Delta MERGE, which rewrites only the files that hold them):
-   - landing, bronze and quarantine: every raw row of theirs, found in landing by its record key
-     or its own NHS number, in every state (loaded, quarantined, duplicate, superseded);
-   - every other table of the linkage and analysis layers with a person_key column;
-4. each table changed is vacuumed with no retention, so the files of its earlier versions (which
-   still hold the rows) are gone, and with them those versions; the linkage layer's tables keep no
-   column statistics in their logs (catalog.NO_COLUMN_STATISTICS), so no value survives there;
+   - landing, bronze and quarantine: every raw row of theirs in every state (loaded,
+     quarantined, duplicate, superseded), found in landing by the record key of one of their
+     records, by an event row's parent record, or by an NHS number or PNC ID of theirs;
+   - every other table with a person_key column, each linkage's keys in its own tables only;
+4. each table changed (and, for `forget`, every linkage-layer table) is vacuumed with no
+   retention, so the files of its earlier versions (which may still hold the rows) are gone, and
+   with them those versions; the linkage layer's tables keep no column statistics in their logs
+   (catalog.NO_COLUMN_STATISTICS), so no value survives there;
 5. one row in `linkage/erasure_audit`: when, a keyed hash of the request, and counts.
 
 Estimates and results/ are aggregates: they hold no one's rows and change at the next run,
-which drops the registered people again (they are still in RAW_DIR until the supplier resends
-it without them) right after linkage, before any analysis table is made.
+which erases the registered people again (they are still in RAW_DIR until the supplier resends
+it without them) right after linkage, before the cohorts onward are made.
 
-Not reached: a quarantined row with no record key and no valid NHS number of theirs (nothing ties
-it to them), and rows of a person whose records carry no NHS number in the request.
+Not reached: a quarantined row with no record key, parent, NHS number or PNC ID of theirs (a
+court case known by name and date of birth only), and rows of a person none of whose records
+carries a number in the request.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ld_spark import catalog, fs, io, normalise
@@ -47,6 +50,11 @@ from ld_spark.link import identity
 from ld_spark.link.key import hmac_hex, keyed
 
 HASH = "nhs_hash"
+# Keyed hashes made with the pseudonymisation key, each with its own prefix, so that no hash
+# here equals a person_key or another kind of hash.
+OPT_OUT_PREFIX = "opt-out nhs\u001f"
+REQUEST_PREFIX = "erasure request\u001f"
+KEY_CHECK = "opt-out register key check"
 AUDIT_SCHEMA = (
     "erased_at timestamp, request_hmac string, numbers long, people long, records long, tables long, rows long"
 )
@@ -94,6 +102,16 @@ def over(sql: str, table: str, column) -> str:
     return re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: column(m.group(1)), sql)
 
 
+def nhs_hash(key: bytes, number: str) -> str:
+    """A registered NHS number's keyed hash (on the driver)."""
+    return hmac_hex(key, OPT_OUT_PREFIX + number)
+
+
+def hashed_nhs(key: bytes, number: Column) -> Column:
+    """The same hash of a column of normalised NHS numbers (null stays null)."""
+    return keyed(key)(F.concat(F.lit(OPT_OUT_PREFIX), number))
+
+
 def nhs_column(table: str) -> str | None:
     return next((c for c, kind in IDENTITY_COLUMNS.get(table, {}).items() if kind == "nhs"), None)
 
@@ -101,24 +119,38 @@ def nhs_column(table: str) -> str | None:
 def identified_people(records: DataFrame, record_person: DataFrame, hashes: DataFrame, key: bytes) -> DataFrame:
     """(person_key) of every person with an identity record whose NHS number hashes into `hashes`.
     records: identity.records' layout; record_person: (source_table, record_key, person_key)."""
-    hashed = records.filter(F.col("nhs").isNotNull()).withColumn(HASH, keyed(key)(F.col("nhs")))
+    hashed = records.filter(F.col("nhs").isNotNull()).withColumn(HASH, hashed_nhs(key, F.col("nhs")))
     named = hashed.join(F.broadcast(hashes), on=HASH, how="inner").select("source_table", "record_key")
     return named.join(record_person, on=["source_table", "record_key"], how="inner").select("person_key").distinct()
 
 
-def doomed_rows(table: str, erased_keys: DataFrame, hashes: DataFrame, key: bytes) -> Transform:
-    """landing -> (file, line, record_key) of every landed row of `table` that is one of the
-    erased records (by record key) or carries a registered NHS number, whatever its state."""
+def doomed_rows(table: str, theirs: DataFrame, pnc_ids: DataFrame, hashes: DataFrame, key: bytes) -> Transform:
+    """landing -> (file, line, record_key) of every landed row of `table` that belongs to the
+    erased people, whatever its state (loaded, quarantined, duplicate, superseded): one of their
+    records (by record key), a row of one of their records' children (an event table's parent key),
+    a row carrying a registered NHS number, or one carrying one of their PNC IDs.
+    theirs: their (source_table, record_key); pnc_ids: their normalised PNC IDs (pnc)."""
 
     def _(landing: DataFrame) -> DataFrame:
         rows = io.landed(landing, table).withColumn("record_key", F.expr(record_key_sql(table)).cast("string"))
-        by_key = rows.join(F.broadcast(erased_keys), on="record_key", how="left_semi")
-        found = by_key
+
+        def records_of(source_table: str) -> DataFrame:
+            return F.broadcast(theirs.filter(F.col("source_table") == source_table).select("record_key"))
+
+        found = rows.join(records_of(source_name(table)), on="record_key", how="left_semi")
+        if table in link_events.EVENT_PARENTS:
+            _, parent_key, parent_table = link_events.EVENT_PARENTS[table]
+            parents = records_of(parent_table).withColumnRenamed("record_key", "_parent")
+            children = rows.withColumn("_parent", F.expr(parent_key).cast("string"))
+            found = found.unionByName(children.join(parents, on="_parent", how="left_semi").drop("_parent"))
         nhs = nhs_column(table)
         if nhs is not None:
-            numbered = rows.withColumn(HASH, keyed(key)(normalise.nhs_number(F.col(nhs))))
-            by_number = numbered.join(F.broadcast(hashes), on=HASH, how="left_semi").drop(HASH)
-            found = found.unionByName(by_number)
+            numbered = rows.withColumn(HASH, hashed_nhs(key, normalise.nhs_number(F.col(nhs))))
+            found = found.unionByName(numbered.join(F.broadcast(hashes), on=HASH, how="left_semi").drop(HASH))
+        pnc = next((c for c, kind in IDENTITY_COLUMNS.get(table, {}).items() if kind == "pnc"), None)
+        if pnc is not None:
+            with_pnc = rows.withColumn("pnc", normalise.pnc_id(F.col(pnc)))
+            found = found.unionByName(with_pnc.join(F.broadcast(pnc_ids), on="pnc", how="left_semi").drop("pnc"))
         return found.select(
             F.col(io.SOURCE_FILE).alias("file"), F.col(io.LINE).alias("line"), "record_key"
         ).dropDuplicates()
@@ -178,46 +210,67 @@ def _vacuum_settings(spark: SparkSession) -> Iterator[None]:
 
 
 def _delta_tables(out: fs.Location) -> list[fs.Location]:
-    """Every Delta table under OUT_DIR's linkage and analysis layers (sensitivity variants too)."""
+    """Every Delta table under OUT_DIR's linkage and analysis layers, the sensitivity analyses'
+    own tables too (`analysis/sensitivity` is a table and holds their folders: a table's folder
+    is searched as well, all but its log and its partitions)."""
     found, folders = [], [fs.join(out, catalog.LINKAGE), fs.join(out, catalog.ANALYSIS)]
     while folders:
         folder = folders.pop()
         entries = fs.listing(folder)
         if any(e.name == "_delta_log" for e in entries):
             found.append(folder)
-            continue
-        folders += [e.location for e in entries if e.is_dir and not e.name.startswith(("_", "."))]
+        folders += [e.location for e in entries if e.is_dir and not e.name.startswith(("_", ".")) and "=" not in e.name]
     return sorted(found, key=str)
 
 
-def erase(spark: SparkSession, out: fs.Location, hashes: DataFrame, key: bytes, threads: int = 1) -> Erased:
+def _linkage_of(out: fs.Location, target: fs.Location) -> str | None:
+    """Which linkage a table belongs to: None for the main one, else the sensitivity analysis
+    whose own tables (under linkage/ or analysis/sensitivity/<analysis>/) it is one of."""
+    parts = str(target)[len(str(out)) :].strip("/").split("/")
+    return parts[2] if len(parts) > 3 and parts[1] == "sensitivity" else None
+
+
+def erase(
+    spark: SparkSession, out: fs.Location, hashes: DataFrame, key: bytes, threads: int = 1, vacuum_linkage: bool = False
+) -> Erased:
     """Every row of the people whose NHS numbers hash into `hashes` (HASH), deleted from OUT_DIR,
-    and the changed tables vacuumed (see the module's docstring); `threads` tables at a time."""
+    and the changed tables vacuumed (see the module's docstring); `threads` tables at a time.
+    vacuum_linkage: vacuum every table of the linkage layer too, changed or not (an earlier version
+    of an unchanged table may hold them: `ld-spark forget`)."""
     records = catalog.read(spark, out, catalog.RECORD_PERSON)
     bronze = {t: catalog.read(spark, out, catalog.bronze(t)) for t, _, _ in identity.SOURCES.values()}
+    identity_records = identity.records(bronze)
     people = identified_people(
-        identity.records(bronze), catalog.read(spark, out, catalog.RECORD_PERSON_IDENTITY), hashes, key
-    )
+        identity_records, catalog.read(spark, out, catalog.RECORD_PERSON_IDENTITY), hashes, key
+    ).cache()
     theirs = records.join(people, on="person_key", how="inner").select("source_table", "record_key").cache()
     try:
-        doomed_keys = {r["person_key"] for r in people.collect()}
-        n_people, n_records = len(doomed_keys), theirs.count()
-        # The same records' people in each sensitivity analysis's own linkage (other keys).
+        # Each linkage's own keys for them: the main one's, and each sensitivity analysis's (its
+        # people are other clusters, under other keys, kept to that analysis's own tables).
+        keys_in: dict[str | None, set[str]] = {None: {r["person_key"] for r in people.collect()}}
+        n_people, n_records = len(keys_in[None]), theirs.count()
         for variant in fs.listing(fs.join(out, catalog.LINKAGE, "sensitivity")):
             linked = fs.join(variant.location, catalog.RECORD_PERSON.name)
             if fs.is_dir(fs.join(linked, "_delta_log")):
                 keys = io.read_delta(spark, linked).join(theirs, on=["source_table", "record_key"], how="inner")
-                doomed_keys |= {r["person_key"] for r in keys.select("person_key").distinct().collect()}
+                keys_in[variant.name] = {r["person_key"] for r in keys.select("person_key").distinct().collect()}
+        pnc_ids = (
+            identity_records.join(theirs, on=["source_table", "record_key"], how="left_semi")
+            .filter(F.col("pnc").isNotNull())
+            .select("pnc")
+            .distinct()
+            .cache()
+        )
         # Their raw rows in every table, in one job.
         landing = catalog.read(spark, out, catalog.LANDING)
         found = union_all(
-            landing.transform(
-                doomed_rows(table, theirs.filter(F.col("source_table") == source_name(table)), hashes, key)
-            ).withColumn("table", F.lit(table))
+            landing.transform(doomed_rows(table, theirs, pnc_ids, hashes, key)).withColumn("table", F.lit(table))
             for table in TABLES
         ).collect()
+        pnc_ids.unpersist()
     finally:
         theirs.unpersist()
+        people.unpersist()
     raw_rows: dict[str, list] = {}
     for row in found:
         raw_rows.setdefault(row["table"], []).append((row["file"], row["line"], row["record_key"]))
@@ -248,59 +301,79 @@ def erase(spark: SparkSession, out: fs.Location, hashes: DataFrame, key: bytes, 
             condition = _raw_row_match("t.source_file", "t.line", quarantined_key)
             deletes.append((quarantine, source, f"t.source_table = '{table}' AND {condition}"))
 
-    if doomed_keys:
-        keys = spark.createDataFrame([(k,) for k in sorted(doomed_keys)], "person_key string")
-        raw_layer = {str(catalog.path(out, t)) for t in (catalog.LANDING, catalog.QUARANTINE)}
-        raw_layer |= {str(catalog.path(out, catalog.bronze(t))) for t in TABLES}
-        raw_layer |= {str(catalog.path(out, t)) for t in (catalog.OPT_OUT, catalog.ERASURE_AUDIT)}
-        for target in _delta_tables(out):
-            if str(target) in raw_layer:
-                continue
-            columns = [c for c in io.read_delta(spark, target).columns if c in ("person_key", "old_person_key")]
-            if columns:
-                deletes.append((target, keys, " OR ".join(f"t.{c} = s.person_key" for c in columns)))
+    raw_layer = {str(catalog.path(out, t)) for t in (catalog.LANDING, catalog.QUARANTINE)}
+    raw_layer |= {str(catalog.path(out, catalog.bronze(t))) for t in TABLES}
+    raw_layer |= {str(catalog.path(out, t)) for t in (catalog.OPT_OUT, catalog.ERASURE_AUDIT)}
+    every_table = _delta_tables(out)
+    for target in every_table:
+        doomed_keys = keys_in.get(_linkage_of(out, target), set())
+        if str(target) in raw_layer or not doomed_keys:
+            continue
+        columns = [c for c in io.read_delta(spark, target).columns if c in ("person_key", "old_person_key")]
+        if columns:
+            keys = spark.createDataFrame([(k,) for k in sorted(doomed_keys)], "person_key string")
+            deletes.append((target, keys, " OR ".join(f"t.{c} = s.person_key" for c in columns)))
 
     deleted: dict[str, int] = {}
+    by_table: dict[str, list] = {}
+    for target, source, condition in deletes:
+        by_table.setdefault(str(target), []).append((source, condition))
+    if vacuum_linkage:
+        linkage_layer = str(fs.join(out, catalog.LINKAGE))
+        by_table |= {str(t): by_table.get(str(t), []) for t in every_table if str(t).startswith(linkage_layer)}
 
     def delete(target: fs.Location, sources: list[tuple[DataFrame, str]]) -> None:
         n = sum(_merge_delete(spark, target, source, condition) for source, condition in sources)
         if n:
             deleted[str(target)[len(str(out)) :].lstrip("/")] = n
+        if n or vacuum_linkage:
             _vacuumed(spark, target)
 
-    by_table: dict[str, list] = {}
-    for target, source, condition in deletes:
-        by_table.setdefault(str(target), []).append((source, condition))
     with _vacuum_settings(spark), ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(lambda item: delete(fs.resolve(item[0]), item[1]), by_table.items()))
     return Erased(n_people, n_records, dict(sorted(deleted.items())))
 
 
-def registered(spark: SparkSession, out: fs.Location) -> DataFrame | None:
-    """The opt-out register's hashes (HASH), or None when nobody has opted out."""
+def registered(spark: SparkSession, out: fs.Location, key: bytes) -> DataFrame | None:
+    """The opt-out register's hashes (HASH), or None when nobody has opted out. A register made
+    under another pseudonymisation key matches no one now: that stops the run, rather than let
+    the people on it back in unannounced."""
     register = catalog.read_latest(spark, out, catalog.OPT_OUT)
-    return None if register is None else register.select(HASH).distinct()
+    if register is None:
+        return None
+    checks = {r["key_check"] for r in register.select("key_check").distinct().collect()}
+    if checks != {hmac_hex(key, KEY_CHECK)}:
+        raise InputError(
+            f"{catalog.path(out, catalog.OPT_OUT)}: the opt-out register was made under another "
+            "pseudonymisation key, so it would match no one: use that key, or run ld-spark forget again "
+            "with the opted-out NHS numbers under this one"
+        )
+    return register.select(HASH).distinct()
 
 
 def forget(
     spark: SparkSession, out: fs.Location, numbers: list[str], key: bytes, threads: int = 1
 ) -> tuple[Erased, int]:
     """`ld-spark forget`: the numbers registered (as keyed hashes), their people erased from
-    OUT_DIR, and the request audited. Returns what was erased and how many numbers were new to
-    the register."""
-    hashes = sorted({hmac_hex(key, n) for n in numbers})
+    OUT_DIR, every linkage table vacuumed, and the request audited. Returns what was erased and
+    how many numbers were new to the register.
+
+    The register is written first: if the erasure stops part-way, the next run (which reads the
+    register) erases them, and the changed register makes that run run (ld_spark.refresh)."""
+    hashes = sorted({nhs_hash(key, n) for n in numbers})
     request = spark.createDataFrame([(h,) for h in hashes], f"{HASH} string")
-    known = registered(spark, out)
+    known = registered(spark, out, key)
     new = request if known is None else request.join(known, on=HASH, how="left_anti")
     new_numbers = new.count()
     if new_numbers:
-        catalog.append(new.withColumn("registered_at", F.current_timestamp()), out, catalog.OPT_OUT)
-    erased = erase(spark, out, request, key, threads)
+        entries = new.withColumn("key_check", F.lit(hmac_hex(key, KEY_CHECK)))
+        catalog.append(entries.withColumn("registered_at", F.current_timestamp()), out, catalog.OPT_OUT)
+    erased = erase(spark, out, request, key, threads, vacuum_linkage=True)
     audit = spark.createDataFrame(
         [
             (
                 dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                hmac_hex(key, "\n".join(numbers)),
+                hmac_hex(key, REQUEST_PREFIX + "\n".join(numbers)),
                 len(numbers),
                 erased.people,
                 erased.records,

@@ -5,7 +5,8 @@ outputs to the catalog and releases what it must through the publisher:
 
     landing    io.read_landing            raw CSV/parquet -> every row as text, with table, file and line
     bronze     bronze.classify / typed    typed rows, each loaded, quarantined, duplicate or superseded
-    linkage    link.people                identity records -> person_key (Splink + deterministic rules)
+    linkage    link.people, link.stable,  identity records -> person_key (Splink + deterministic rules),
+               erase                      keys kept from the last run; opted-out people erased again
     series     cohorts, justice, events,  cohorts, PNC records under the proven-reoffending rules,
                series, descriptives,      court cases, monthly events, the person-month panel,
                uptake                     Figure 1 and the descriptive results
@@ -14,6 +15,8 @@ outputs to the catalog and releases what it must through the publisher:
     sensitivity sensitivity.suite         the estimands under each sensitivity analysis (switchable)
     release    release.publish,           results/ after disclosure control, with its manifest;
                release.page               report.html, the run on one page, from the released files
+
+A rerun on what the last finished run was made from stops before the first stage (refresh).
 """
 
 from __future__ import annotations
@@ -280,15 +283,14 @@ class Job:
 
     def opt_out(self, person_key: bytes) -> list[str]:
         """The people on OUT_DIR's opt-out register (`ld-spark forget`), erased again from what
-        this run has written so far, before any analysis table is made from it: RAW_DIR still holds
-        them until the supplier resends it without them."""
-        import mlflow
-
-        hashes = erase.registered(self.spark, self.out)
+        this run has written so far (landing, bronze, linkage, persons), before the cohorts onward
+        are made from it: RAW_DIR still holds them until the supplier resends it without them.
+        Their records did take part in training and scoring the linkage model and in its quality
+        figures (aggregates). The counts stay on the console (exact and small: not for MLflow)."""
+        hashes = erase.registered(self.spark, self.out, person_key)
         if hashes is None:
             return []
         erased = erase.erase(self.spark, self.out, hashes, person_key, self.config.spark.concurrent_tables)
-        mlflow.log_metrics({"opt_out.people_erased": erased.people, "opt_out.records_erased": erased.records})
         return [f"{erased.people} opted-out people erased ({erased.records} records)"] if erased.people else []
 
     def truth(self) -> DataFrame | None:

@@ -13,11 +13,12 @@ runs on them always run.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
 
-from ld_spark import catalog, fs
+from ld_spark import catalog, fs, io
 from ld_spark.config import Config
 from ld_spark.link.key import hmac_hex
 from ld_spark.release.publish import MANIFEST
@@ -37,9 +38,20 @@ def settings_json(config: Config) -> str:
     return config.model_dump_json(exclude={"paths": True, "overlays": True})
 
 
+LIBRARIES = ("pyspark", "delta-spark", "splink", "duckdb", "statsmodels", "numpy", "pandas", "scipy", "mlflow")
+
+
 def made_from(raw: fs.Location, layouts: dict, config: Config, key: bytes) -> dict | None:
     """What a run on `raw` is made from (layouts: io.check_tables' tables), or None for a raw
-    folder under a URL."""
+    folder under a URL.
+
+    Raw: every table file, and `_truth/` (the linkage quality is scored against it). Settings:
+    the config, the code of ld_spark/, the versions of the libraries that compute, the saved model
+    a run predicts with (linkage.model_in, by content), the key (keyed hash), and today's date when
+    `analysis.follow_up_end` is not set (the follow-up then ends at the extract's latest date, but
+    never after today)."""
+    from importlib import metadata
+
     if fs.is_url(raw):
         return None
     files = {
@@ -48,23 +60,38 @@ def made_from(raw: fs.Location, layouts: dict, config: Config, key: bytes) -> di
         for group in groups.values()
         for f in group
     }
+    truth = Path(str(fs.join(raw, "_truth")))
+    if truth.is_dir():
+        files |= {f"_truth/{p.name}": file_digest(p) for p in sorted(truth.iterdir()) if p.is_file()}
     code = hashlib.sha256()
     for source in sorted(PACKAGE.rglob("*.py")):
         code.update(str(source.relative_to(PACKAGE)).encode() + b"\0" + source.read_bytes())
-    settings = hashlib.sha256(
-        "\n".join([settings_json(config), code.hexdigest(), hmac_hex(key, "ld-spark refresh")]).encode()
-    ).hexdigest()
+    parts = [settings_json(config), code.hexdigest(), hmac_hex(key, "ld-spark refresh")]
+    parts += [f"{name}=={metadata.version(name)}" for name in LIBRARIES]
+    if config.linkage.model_in:
+        parts.append(hashlib.sha256(fs.read_bytes(fs.resolve(config.linkage.model_in))).hexdigest())
+    if config.analysis.follow_up_end is None:
+        parts.append(dt.date.today().isoformat())
+    settings = hashlib.sha256("\n".join(parts).encode()).hexdigest()
     return {"raw": dict(sorted(files.items())), "settings": settings}
 
 
+def _register_version(out: fs.Location) -> int | None:
+    """The opt-out register's version: a run after a change to it must run."""
+    register = catalog.path(out, catalog.OPT_OUT)
+    return io.delta_version(register) if fs.is_dir(fs.join(register, "_delta_log")) else None
+
+
 def unchanged_since(out: fs.Location, now: dict | None) -> str | None:
-    """The run id of the last finished run in OUT_DIR if it was made from `now` and its tables are
-    as it left them, else None."""
+    """The run id of the last finished run in OUT_DIR if it was made from `now`, and its tables
+    and the opt-out register are as it left them, else None."""
     state = catalog.file(out, STATE_FILE)
     if now is None or not fs.exists(state):
         return None
     last = json.loads(fs.read_text(state))
     if {k: last.get(k) for k in now} != now or last.get("delta_versions") != catalog.versions(out):
+        return None
+    if last.get("opt_out_version") != _register_version(out):
         return None
     if not fs.exists(catalog.file(out, (*catalog.RESULTS, MANIFEST))):
         return None
@@ -76,5 +103,10 @@ def record(out: fs.Location, now: dict | None, run_id: str) -> None:
     if now is None:
         fs.delete(catalog.file(out, STATE_FILE))
         return
-    state = {**now, "run_id": run_id, "delta_versions": catalog.versions(out)}
+    state = {
+        **now,
+        "run_id": run_id,
+        "delta_versions": catalog.versions(out),
+        "opt_out_version": _register_version(out),
+    }
     fs.write_text(catalog.file(out, STATE_FILE), json.dumps(state, indent=1, sort_keys=True))

@@ -21,14 +21,17 @@ import time
 
 import pytest
 from conftest import REPO, cli_env
+from pyspark.sql import functions as F
 
 from ld_spark import catalog, io, pipeline
 from ld_spark.errors import InputError
 
 NHS = "9434765919"  # passes the mod-11 check
-Q = {"forename": "Quenburga", "surname": "Zwackelmann", "dob": "1971-03-14", "pnc": "1990/0123457Q"}
-# How Q's identity may be stored: as written in the raw files, and as bronze normalises it.
-Q_BYTES = [NHS, "943 476 5919", "Quenburga", "QUENBURGA", "Zwackelmann", "ZWACKELMANN", Q["pnc"]]
+Q = {"forename": "Quenburga", "surname": "Zwackelmann", "dob": "1933-11-29", "pnc": "1990/0123457Q"}
+# How Q's identity may be stored: as written in the raw files, and as bronze normalises it (a
+# date of birth is stored as a date in bronze, as text in landing; the postcode is Shetland's).
+Q_BYTES = [NHS, "943 476 5919", "Quenburga", "QUENBURGA", "Zwackelmann", "ZWACKELMANN", Q["pnc"], Q["dob"]]
+Q_BYTES += ["ZE2 9QQ", "ZE29QQ"]
 HELD_BACK = {"hes_ae": 10, "pnc/offences": 10}
 
 
@@ -51,8 +54,8 @@ def write_rows(path, rows):
 
 
 def q_rows(tiny):
-    """Q's referral, HES attendance and police record, each a copy of the table's first row
-    with Q's identity and a key of its own."""
+    """Q's referral, HES attendance and police records (one with a code outside its list, so
+    quarantined), each a copy of the table's first row with Q's identity and a key of its own."""
     referral = rows_of(tiny / "ld_referrals/part-0.csv")[0] | {
         "referral_id": "LDQQQQQQQQ",
         "forename": Q["forename"],
@@ -80,12 +83,13 @@ def q_rows(tiny):
         "sex": "F",
         "postcode": "ZE2 9QQ",
     }
-    return referral, attendance, offence
+    quarantined = offence | {"offence_id": "OFQQQQQQQR", "offence_category": "ZZ"}
+    return referral, attendance, [offence, quarantined]
 
 
 def months(tiny, root):
     """(month 1's raw folder, month 2's raw folder)."""
-    referral, attendance, offence = q_rows(tiny)
+    referral, attendance, offences = q_rows(tiny)
     one, two = root / "month1", root / "month2"
     shutil.copytree(tiny, one)
     for table, n in HELD_BACK.items():
@@ -96,7 +100,7 @@ def months(tiny, root):
     shutil.copytree(one, two)
     for table, n in HELD_BACK.items():
         later = rows_of(tiny / table / "part-0.csv")[-n:]
-        write_rows(two / table / "part-1.csv", later + ([offence] if table == "pnc/offences" else []))
+        write_rows(two / table / "part-1.csv", later + (offences if table == "pnc/offences" else []))
     return one, two
 
 
@@ -115,6 +119,36 @@ def files_holding(root, needles: list[str]) -> dict[str, list[str]]:
         if hits:
             found[str(path.relative_to(root))] = hits
     return found
+
+
+def linkage_keys_of(spark, out, records) -> dict[str | None, set[str]]:
+    """The person keys holding these (source_table, record_key) records in each linkage: the
+    main one (None) and each sensitivity analysis's own."""
+    wanted = spark.createDataFrame(records, "source_table string, record_key string")
+    found = {None: catalog.path(out, catalog.RECORD_PERSON)}
+    for variant in sorted((out / "linkage" / "sensitivity").glob("*/record_person")):
+        found[variant.parent.name] = variant
+    return {
+        linkage: {
+            r["person_key"] for r in io.read_delta(spark, path).join(wanted, ["source_table", "record_key"]).collect()
+        }
+        for linkage, path in found.items()
+    }
+
+
+def rows_of_others(spark, out, keys: dict[str | None, set[str]], of_q: bool = False) -> dict[str, int]:
+    """Every table with a person_key -> its rows of people other than Q (of Q's, with of_q), Q
+    being keys[linkage] in each linkage's own tables."""
+    counted = {}
+    for name in catalog.versions(out):
+        table = io.read_delta(spark, out / name)
+        if "person_key" not in table.columns:
+            continue
+        parts = name.split("/")
+        theirs = keys.get(parts[2] if parts[1] == "sensitivity" else None, set())
+        q = F.col("person_key").isin(*theirs) if theirs else F.lit(False)
+        counted[name] = table.filter(q if of_q else ~q | F.col("person_key").isNull()).count()
+    return counted
 
 
 @pytest.fixture
@@ -145,8 +179,12 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     q_key = before[("ld_referrals", "LDQQQQQQQQ")]
     assert before[("hes_ae", "AEQQQQQQQQ")] == q_key
 
+    # Month 2 with the sensitivity analyses, whose own linkages hold Q under other keys.
+    with_sensitivity = run_config.model_copy(
+        update={"sensitivity": run_config.sensitivity.model_copy(update={"enabled": True})}
+    )
     started = time.time()
-    assert pipeline.run(spark, run_config, raw=str(two), out=str(out)) == 0
+    assert pipeline.run(spark, with_sensitivity, raw=str(two), out=str(out)) == 0
     note(f"month 2: {time.time() - started:.1f} s")
     after = people(spark, out)
     assert set(after) > set(before)
@@ -173,7 +211,9 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     assert {r["change"] for r in changes} <= {"merged", "split", "removed"}
 
     # The same month again, with the default of skipping what is unchanged: hashes, no run.
-    skipping = run_config.model_copy(update={"paths": run_config.paths.model_copy(update={"skip_unchanged": True})})
+    skipping = with_sensitivity.model_copy(
+        update={"paths": run_config.paths.model_copy(update={"skip_unchanged": True})}
+    )
     versions = catalog.versions(out)
     capsys.readouterr()
     started = time.time()
@@ -182,9 +222,13 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     assert "nothing new: " in capsys.readouterr().out
     assert catalog.versions(out) == versions
 
-    # The byte scan can see Q (a scan that finds nothing proves nothing).
+    # The byte scan can see Q (a scan that finds nothing proves nothing), the quarantined offence too.
     held = files_holding(out, Q_BYTES)
-    assert any(f.startswith("linkage/landing/") for f in held) and any(f.startswith("linkage/bronze/") for f in held)
+    assert {f.split("/")[1] for f in held if f.startswith("linkage/")} >= {"landing", "bronze", "quarantine"}
+    # Everyone else's rows, in each linkage's tables, to check that forget takes Q's only.
+    q_keys = linkage_keys_of(spark, out, [r for r, k in after.items() if k == q_key])
+    assert q_keys[None] == {q_key} and len(q_keys) == 3  # the main linkage and two thresholds
+    others_before = rows_of_others(spark, out, q_keys)
 
     request = tmp_path / "opt_out.csv"
     request.write_text("nhs_number\n943 476 5919\n")
@@ -208,15 +252,14 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     linked = people(spark, out)
     assert not {k for k in linked.values() if k == q_key}
     assert set(linked) == set(after) - {k for k, v in after.items() if v == q_key}
-    for name in catalog.versions(out):
-        table = io.read_delta(spark, out / name)
-        if "person_key" in table.columns:
-            assert table.filter(f"person_key = '{q_key}'").count() == 0, name
+    assert rows_of_others(spark, out, q_keys) == others_before
+    for name, count in rows_of_others(spark, out, q_keys, of_q=True).items():
+        assert count == 0, name
     audit = catalog.read(spark, out, catalog.ERASURE_AUDIT).collect()
     assert [(a["numbers"], a["people"], a["records"]) for a in audit] == [(1, 1, 3)]
 
     # Month 2 again, Q still in the raw files: forget changed the tables, so the run runs, and
-    # erases Q again before any analysis.
+    # erases Q again before the cohorts onward.
     started = time.time()
     assert pipeline.run(spark, skipping, raw=str(two), out=str(out)) == 0
     assert "nothing new" not in capsys.readouterr().out
@@ -249,26 +292,81 @@ def test_numbers_are_normalised_as_bronze_normalises_them():
     assert erase.request_numbers('nhs_number\n"943 476 5919"\n943-476-5919\n9434765919\n', "r") == [NHS]
 
 
-def test_a_raw_row_is_found_by_its_file_and_line_or_by_its_key_in_a_parquet_file(spark):
+def test_their_raw_rows_are_found_by_record_key_nhs_number_parent_record_and_pnc_id(spark):
     from ld_spark import erase
 
     landing = spark.createDataFrame(
         [
-            ("hes_ae", {"AEKEY": "A1", "NEWNHSNO": "943 476 5919"}, "f.csv", 2, None),
-            ("hes_ae", {"AEKEY": "A2", "NEWNHSNO": None}, "f.csv", 3, None),
-            ("hes_ae", {"AEKEY": "A3", "NEWNHSNO": "1111111111"}, "f.csv", 4, None),
-            ("hes_ae", {"AEKEY": "A4", "NEWNHSNO": None}, "g.parquet", None, None),
-            ("pnc/offences", {"offence_id": "A2"}, "p.csv", 2, None),
+            ("hes_ae", {"AEKEY": "A1", "NEWNHSNO": "943 476 5919"}, "f.csv", 2, None),  # their number
+            ("hes_ae", {"AEKEY": "A2", "NEWNHSNO": None}, "f.csv", 3, None),  # their record
+            ("hes_ae", {"AEKEY": "A3", "NEWNHSNO": "4010232137"}, "f.csv", 4, None),  # someone else
+            ("hes_ae", {"AEKEY": "A4", "NEWNHSNO": None}, "g.parquet", None, None),  # theirs, no line
+            ("hmcts/hearings", {"hearing_id": "H1", "case_id": "C1"}, "h.csv", 2, None),  # their case's
+            ("hmcts/hearings", {"hearing_id": "H2", "case_id": "C2"}, "h.csv", 3, None),
+            ("pnc/offences", {"offence_id": "O1", "pnc_id": " 1990/0123457q"}, "p.csv", 2, None),  # their PNC ID
+            ("pnc/offences", {"offence_id": "O2", "pnc_id": "1990/0123458R"}, "p.csv", 3, None),
         ],
         io.LANDING_SCHEMA,
     )
-    from ld_spark.link.key import hmac_hex
+    hashes = spark.createDataFrame([(erase.nhs_hash(b"k", NHS),)], "nhs_hash string")
+    theirs = spark.createDataFrame(
+        [("hes_ae", "A2"), ("hes_ae", "A4"), ("hmcts.cases", "C1"), ("pnc.offences", "A2")],
+        "source_table string, record_key string",
+    )
+    pnc_ids = spark.createDataFrame([("1990/0123457Q",)], "pnc string")
 
-    hashes = spark.createDataFrame([(hmac_hex(b"k", NHS),)], "nhs_hash string")
-    erased_keys = spark.createDataFrame([("A2",), ("A4",)], "record_key string")
-    found = landing.transform(erase.doomed_rows("hes_ae", erased_keys, hashes, b"k"))
-    assert sorted(found.collect(), key=lambda r: r["record_key"]) == [
-        ("f.csv", 2, "A1"),
-        ("f.csv", 3, "A2"),
-        ("g.parquet", None, "A4"),
-    ]
+    def found(table):
+        rows = landing.transform(erase.doomed_rows(table, theirs, pnc_ids, hashes, b"k")).collect()
+        return sorted(rows, key=lambda r: r["record_key"])
+
+    assert found("hes_ae") == [("f.csv", 2, "A1"), ("f.csv", 3, "A2"), ("g.parquet", None, "A4")]
+    assert found("hmcts/hearings") == [("h.csv", 2, "H1")]
+    assert found("pnc/offences") == [("p.csv", 2, "O1")]
+
+
+def test_nothing_new_only_when_files_settings_code_and_tables_are_as_the_last_run_left_them(config, tmp_path):
+    from ld_spark import refresh
+
+    raw, out, key = tmp_path / "raw", tmp_path / "out", b"k" * 32
+    first = raw / "hes_ae" / "part-0.csv"
+    first.parent.mkdir(parents=True)
+    first.write_text("AEKEY\nA1\n")
+    layouts = {"hes_ae": ("csv", {("AEKEY",): [first]})}
+    (out / "results").mkdir(parents=True)
+    (out / "results" / "manifest.json").write_text("{}")
+    refresh.record(out, refresh.made_from(raw, layouts, config, key), "run-1")
+
+    def last_run(layouts=layouts, config=config, key=key):
+        return refresh.unchanged_since(out, refresh.made_from(raw, layouts, config, key))
+
+    assert last_run() == "run-1"
+    # Where the raw files are, and whether to skip, are not what a run is made from.
+    elsewhere = config.paths.model_copy(update={"raw": "elsewhere", "skip_unchanged": False})
+    assert last_run(config=config.model_copy(update={"paths": elsewhere})) == "run-1"
+
+    first.write_text("AEKEY\nA2\n")  # the same file name, other content
+    assert last_run() is None
+    first.write_text("AEKEY\nA1\n")
+    second = raw / "hes_ae" / "part-1.csv"
+    second.write_text("AEKEY\nA3\n")
+    assert last_run(layouts={"hes_ae": ("csv", {("AEKEY",): [first, second]})}) is None
+    (raw / "_truth").mkdir()
+    (raw / "_truth" / "record_person.csv").write_text("source_table,record_key,person_id\n")
+    assert last_run() is None
+    (raw / "_truth" / "record_person.csv").unlink()
+    assert last_run() == "run-1"
+
+    other = config.analysis.model_copy(update={"pre_months": (config.analysis.pre_months[0] + 1, -1)})
+    assert last_run(config=config.model_copy(update={"analysis": other})) is None
+    assert last_run(key=b"j" * 32) is None
+
+    # A table written since (ld-spark forget, another tool), or the opt-out register changed.
+    for table in (catalog.PANEL, catalog.OPT_OUT):
+        log = catalog.path(out, table) / "_delta_log"
+        log.mkdir(parents=True)
+        (log / f"{0:020d}.json").write_text("{}")
+        assert last_run() is None
+        refresh.record(out, refresh.made_from(raw, layouts, config, key), "run-2")
+        assert last_run() == "run-2"
+    (out / "results" / "manifest.json").unlink()  # results/ not whole
+    assert last_run() is None
