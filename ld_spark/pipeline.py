@@ -241,8 +241,14 @@ class Job:
         thresholds = tuple(s.match_thresholds) if s.enabled else ()
         work = catalog.file(self.out, catalog.SPLINK_WORK)
         previous = catalog.read_latest(self.spark, self.out, catalog.RECORD_PERSON_IDENTITY)
-        with link.people(self.spark, identity, conf, person_key, work, model_in, thresholds) as people:
-            carried = link.stable.carried(people.record_person, previous, person_key, run_id)
+        with (
+            link.people(self.spark, identity, conf, person_key, work, model_in, thresholds) as people,
+            # Kept while the block reads it: carrying keys over reads this run's linkage three
+            # times (the changes twice, the keyed records once), and each read would otherwise
+            # redo the connected components and the conflict split.
+            cached(people.record_person) as fresh,
+        ):
+            carried = link.stable.carried(fresh, previous, person_key, run_id)
             # The changes first: a run stopped between the two writes records them again, with
             # its own run id, rather than not at all.
             catalog.append(carried.changes, self.out, catalog.PERSON_KEY_CHANGES)
