@@ -145,6 +145,28 @@ def typed(table: str) -> Transform:
     return _
 
 
+def key_values(table: str) -> Transform:
+    """Landed rows -> the distinct keys they hold (a null part included: a row without a key is
+    classified with the others that lack it)."""
+    return lambda landed: landed.select(*KEYS[table]).distinct()
+
+
+def holding(table: str, keys: DataFrame) -> Transform:
+    """Landed rows whose key is one of `keys` (null-safe: a missing key part matches a missing one).
+
+    A row's state depends only on the rows that share its key (copies share every column, and
+    supersession and key conflicts are decided within a key), so classifying these rows gives
+    them the states a classification of the whole table would: this is what lets an incremental
+    run reclassify only the keys new rows touch."""
+    on = [F.col(f"_l.{k}").eqNullSafe(F.col(f"_k.{k}")) for k in KEYS[table]]
+    return lambda landed: landed.alias("_l").join(keys.alias("_k"), on, "left_semi")
+
+
+def changed_states(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """How the states of some keys' rows moved (state_counts after new rows came, less before)."""
+    return {state: after.get(state, 0) - before.get(state, 0) for state in STATES}
+
+
 def constraints(table: str) -> dict[str, str]:
     """The bronze table's CHECK constraints: every loaded row has its key (a row without one is
     quarantined, so a null here is a bug). Dates are typed DATE by the schema itself."""
@@ -199,6 +221,16 @@ def every_state_count(classified: dict[str, DataFrame]) -> dict[str, dict[str, i
     counts = {(r["table"], r[STATUS]): r["count"] for r in rows.groupBy("table", STATUS).count().collect()}
     states = {table: {state: int(counts.get((table, state), 0)) for state in STATES} for table in classified}
     return {table: {"read": sum(out.values()), **out} for table, out in states.items()}
+
+
+def quarantine_key(table: str) -> Column:
+    """A quarantine row's key as held in its `record` (JSON of its text): a JSON array of the key's
+    values, null where a part is missing; key_signature gives the same for landed rows."""
+    return F.to_json(F.array(*[F.get_json_object("record", f"$.{k}") for k in KEYS[table]]))
+
+
+def key_signature(table: str) -> Column:
+    return F.to_json(F.array(*[F.col(k) for k in KEYS[table]]))
 
 
 def quarantine(classified: dict[str, DataFrame], run_id: str) -> DataFrame:

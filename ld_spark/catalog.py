@@ -118,10 +118,23 @@ RETENTION = {
     "delta.deletedFileRetentionDuration": "interval 400 days",
 }
 NO_COLUMN_STATISTICS = {"delta.dataSkippingNumIndexedCols": "0"}
+# Landing and bronze keep Delta's Change Data Feed: an incremental run (ld_spark/refresh.py)
+# reads the rows its landing commit added, and each bronze MERGE's inserts and deletes, from
+# it. An append's changes are its own data files; a MERGE writes its deleted rows to
+# `_change_data/`, which VACUUM removes with the files they came from.
+CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
+
+
+def keeps_changes(table: Table) -> bool:
+    return table == LANDING or table.name.startswith("bronze/")
 
 
 def properties(table: Table) -> dict[str, str]:
-    return RETENTION | (NO_COLUMN_STATISTICS if table.layer == LINKAGE else {})
+    return (
+        RETENTION
+        | (NO_COLUMN_STATISTICS if table.layer == LINKAGE else {})
+        | (CHANGE_FEED if keeps_changes(table) else {})
+    )
 
 
 def write(df: DataFrame, out: str | Path, table: Table, checks: dict[str, str] | None = None) -> int:
@@ -142,6 +155,29 @@ def append(df: DataFrame, out: str | Path, table: Table) -> int:
     """Add the rows to the table (made if absent) in one Delta commit; returns the version written."""
     target = path(out, table)
     io.append_delta(df, target, properties=properties(table))
+    return io.delta_version(target)
+
+
+def keep_changes(spark: SparkSession, out: str | Path, table: Table) -> None:
+    """Turn the Change Data Feed on for a table made before it was one of its properties."""
+    target = path(out, table)
+    if io.table_properties(spark, target).get("delta.enableChangeDataFeed") != "true":
+        spark.sql(f"ALTER TABLE delta.`{target}` SET TBLPROPERTIES (delta.enableChangeDataFeed = true)")
+
+
+def changes(spark: SparkSession, out: str | Path, table: Table, version: int) -> DataFrame:
+    """The rows one commit of the table inserted or deleted (Change Data Feed), with
+    `_change_type`: insert, delete, update_preimage or update_postimage."""
+    return io.read_changes(spark, path(out, table), version)
+
+
+def replace_keys(
+    spark: SparkSession, rows: DataFrame, keys: DataFrame, out: str | Path, table: Table, key: list[str]
+) -> int:
+    """In one Delta MERGE: every row of the table whose key is one of `keys` is deleted, and
+    `rows` (whose keys are all among them) are inserted. Returns the version written."""
+    target = path(out, table)
+    io.merge_replace(spark, target, rows, keys, key)
     return io.delta_version(target)
 
 

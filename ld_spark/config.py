@@ -50,6 +50,9 @@ class PathsConf(_Strict):
     # A rerun on the raw files, settings and code of the last finished run in OUT_DIR, whose
     # tables are as it left them, stops after hashing the files (ld_spark/refresh.py).
     skip_unchanged: bool = True
+    # A rerun on a raw folder that has only grown lands the new files alone, and MERGEs into
+    # bronze only the keys their rows hold (ld_spark/refresh.py); false: every run lands everything.
+    incremental: bool = True
 
 
 class MlflowConf(_Strict):

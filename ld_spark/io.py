@@ -445,6 +445,42 @@ def read_delta(spark: SparkSession, path: str | Path, version: int | None = None
     return reader.load(str(path))
 
 
+def read_changes(spark: SparkSession, path: str | Path, version: int) -> DataFrame:
+    """One commit's changes to the table (Delta's Change Data Feed, which must be on)."""
+    reader = spark.read.format("delta").option("readChangeFeed", "true")
+    return reader.option("startingVersion", version).option("endingVersion", version).load(str(path))
+
+
+def table_properties(spark: SparkSession, path: str | Path) -> dict[str, str]:
+    from delta.tables import DeltaTable
+
+    return dict(DeltaTable.forPath(spark, str(path)).detail().select("properties").first()["properties"] or {})
+
+
+def merge_replace(spark: SparkSession, path: str | Path, rows: DataFrame, keys: DataFrame, key: list[str]) -> None:
+    """One MERGE: the table's rows with a key in `keys` go, `rows` come in (their keys among
+    `keys`). The source is `keys` marked to delete and `rows` marked to insert; only a delete
+    mark matches a target row (each key once, so a row matches at most one), and only an
+    insert mark is inserted."""
+    from delta.tables import DeltaTable
+
+    op = "_merge_op"
+    marked = keys.select(*key).withColumn(op, F.lit("delete"))
+    for column in rows.columns:
+        if column not in key:
+            marked = marked.withColumn(column, F.lit(None).cast(rows.schema[column].dataType))
+    source = marked.unionByName(rows.withColumn(op, F.lit("insert")))
+    on = " AND ".join([*(f"t.`{k}` = s.`{k}`" for k in key), f"s.{op} = 'delete'"])
+    (
+        DeltaTable.forPath(spark, str(path))
+        .alias("t")
+        .merge(source.alias("s"), on)
+        .whenMatchedDelete()
+        .whenNotMatchedInsert(condition=f"s.{op} = 'insert'", values={c: f"s.`{c}`" for c in rows.columns})
+        .execute()
+    )
+
+
 def delta_version(path: str | Path) -> int:
     """The table's latest committed version: the highest commit file in its transaction log
     (a commit file exists only once its commit succeeded). No Spark job, unlike a history query."""

@@ -26,10 +26,12 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from ld_spark import (
     bronze,
@@ -52,7 +54,8 @@ from ld_spark import (
     uptake,
 )
 from ld_spark.config import Config
-from ld_spark.contract import ESTIMANDS, ONWARD_REFERRALS, RESULT_SCHEMA, TABLES, source_name
+from ld_spark.contract import ESTIMANDS, KEYS, ONWARD_REFERRALS, RESULT_SCHEMA, TABLES, source_name
+from ld_spark.frames import union_all
 from ld_spark.release import page, report, tracking
 from ld_spark.release.publish import MANIFEST, Publisher, write_csv, write_text
 
@@ -70,6 +73,35 @@ def per_table(work: Callable[[str], T], tables: list[str], threads: int) -> dict
     """
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         return dict(zip(tables, pool.map(work, tables)))
+
+
+def new_layouts(layouts: dict, new_files: dict[str, list[str]]) -> dict:
+    """The layouts (io.check_tables') of only the new files, by table: what an incremental run lands."""
+    chosen = {}
+    for table, names in new_files.items():
+        kind, groups = layouts[table]
+        kept = {h: [f for f in files if Path(str(f)).name in names] for h, files in groups.items()}
+        kept = {h: files for h, files in kept.items() if files}
+        if kept:
+            chosen[table] = (kind, kept)
+    return chosen
+
+
+def quarantine_without(touched: dict[str, DataFrame]) -> Callable[[DataFrame], DataFrame]:
+    """The quarantine table without the rows of the keys reclassified (touched: contract table ->
+    its keys, bronze.key_values), which come back in their new states."""
+
+    def _(quarantined: DataFrame) -> DataFrame:
+        signatures = union_all(
+            keys.select(F.lit(t).alias("source_table"), bronze.key_signature(t).alias("_key"))
+            for t, keys in touched.items()
+        )
+        key = F.lit(None).cast("string")
+        for table in touched:
+            key = F.when(F.col("source_table") == table, bronze.quarantine_key(table)).otherwise(key)
+        return quarantined.withColumn("_key", key).join(signatures, ["source_table", "_key"], "left_anti").drop("_key")
+
+    return _
 
 
 @contextlib.contextmanager
@@ -98,9 +130,11 @@ def run(spark: SparkSession, config: Config, raw: str, out: str, stages: console
                 f"are unchanged: results/ are that run's (paths.skip_unchanged: false runs anyway)"
             )
             return 0
+        # A raw folder that has only grown since the last finished run: land and classify what is new.
+        increment = refresh.increment(fs.resolve(out), made_from) if config.paths.incremental else None
         job = Job(spark, config, fs.resolve(raw), fs.resolve(out), stages or console.Stages())
-        done = job.run(layouts, person_key)
-        refresh.record(fs.resolve(out), made_from, job.run_id)
+        done = job.run(layouts, person_key, increment)
+        refresh.record(fs.resolve(out), made_from, job.run_id, job.reconciled)
         return done
 
 
@@ -110,6 +144,7 @@ class Job:
     def __init__(self, spark: SparkSession, config: Config, raw: fs.Location, out: fs.Location, stages: console.Stages):
         self.spark, self.config, self.raw, self.out, self.stages = spark, config, raw, out, stages
         self.run_id: str | None = None  # the MLflow run's, once it has started
+        self.reconciled: dict[str, dict[str, int]] | None = None  # the bronze stage's reconciliation
         self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
 
     def read(self, table: catalog.Table) -> DataFrame:
@@ -121,18 +156,35 @@ class Job:
     def bronze(self, table: str) -> DataFrame:
         return self.read(catalog.bronze(table))
 
-    def run(self, layouts: dict, person_key: bytes) -> int:
+    def run(self, layouts: dict, person_key: bytes, increment: refresh.Increment | None = None) -> int:
+        import mlflow
+
         with tracking.run(self.config, self.out, run_name="ld-spark run") as active:
             self.run_id = active.info.run_id
             self.log_generator()
+            mlflow.log_param("refresh.incremental_since", increment.since if increment else "none (a full run)")
             with self.stage("landing") as notes:
-                self.landing(layouts)
-                notes.append(f"{catalog.rows(self.out, catalog.LANDING):,d} raw rows from {len(layouts)} tables")
+                self.log_raw_inputs(layouts)
+                if increment is None:
+                    self.landing(layouts)
+                    notes.append(f"{catalog.rows(self.out, catalog.LANDING):,d} raw rows from {len(layouts)} tables")
+                else:
+                    added = self.landing_increment(layouts, increment)
+                    new_files = sum(len(f) for f in increment.new_files.values())
+                    notes.append(
+                        f"incremental since run {increment.since}: {new_files} new files in "
+                        f"{len(increment.new_files)} tables, {added:,d} raw rows"
+                    )
             with self.stage("bronze") as notes:
-                reconciled = self.bronze_stage(layouts, active.info.run_id)
+                if increment is None:
+                    self.reconciled = self.bronze_stage(layouts, active.info.run_id)
+                else:
+                    self.reconciled, changed = self.bronze_increment(layouts, increment, active.info.run_id)
+                    notes.append(f"{changed['insert']:,d} bronze rows in, {changed['delete']:,d} out")
+                self.release_reconciliation(self.reconciled)
                 notes.append(
-                    f"{sum(r[bronze.LOADED] for r in reconciled.values()):,d} rows loaded, "
-                    f"{sum(r[bronze.QUARANTINED] for r in reconciled.values()):,d} quarantined"
+                    f"{sum(r[bronze.LOADED] for r in self.reconciled.values()):,d} rows loaded, "
+                    f"{sum(r[bronze.QUARANTINED] for r in self.reconciled.values()):,d} quarantined"
                 )
             with self.stage("linkage") as notes:
                 backend = self.linkage(person_key, active.info.run_id)
@@ -170,11 +222,8 @@ class Job:
             generated = json.loads(fs.read_text(info))
             mlflow.log_params({"synthetic.scale": generated["scale"], "synthetic.seed": generated["seed"]})
 
-    def landing(self, layouts: dict) -> None:
-        """Raw extracts -> the landing table (every table's rows, one commit); its Delta version is
-        a param of the run."""
-        import mlflow
-
+    def log_raw_inputs(self, layouts: dict) -> None:
+        """Every raw table's folder as an input dataset of the run (its files' names and sizes)."""
         tracking.log_raw_inputs(
             {
                 t: [e for e in fs.listing(fs.join(self.raw, t)) if not io.SPARK_MARKERS.fullmatch(e.name)]
@@ -182,6 +231,12 @@ class Job:
             },
             {t: fs.join(self.raw, t) for t in layouts},
         )
+
+    def landing(self, layouts: dict) -> None:
+        """Raw extracts -> the landing table (every table's rows, one commit); its Delta version is
+        a param of the run."""
+        import mlflow
+
         rows = io.read_landing(self.spark, layouts)
         mlflow.log_param("delta_version.landing", catalog.write(rows, self.out, catalog.LANDING))
 
@@ -213,8 +268,76 @@ class Job:
             for df in classified.values():
                 df.unpersist()
         read = io.raw_record_counts(self.spark, layouts)
-        reconciled = {table: bronze.reconciled(table, read[table], states[table]) for table in TABLES}
-        # The exact reconciliation stays inside (linkage/); results/ and MLflow get it released.
+        return {table: bronze.reconciled(table, read[table], states[table]) for table in TABLES}
+
+    def landing_increment(self, layouts: dict, increment: refresh.Increment) -> int:
+        """The new raw files' rows added to the landing table (one commit); returns their count."""
+        import mlflow
+
+        new = new_layouts(layouts, increment.new_files)
+        if not new:
+            return 0
+        catalog.keep_changes(self.spark, self.out, catalog.LANDING)
+        version = catalog.append(io.read_landing(self.spark, new), self.out, catalog.LANDING)
+        mlflow.log_param("delta_version.landing", version)
+        return catalog.rows(self.out, catalog.LANDING) or 0
+
+    def bronze_increment(
+        self, layouts: dict, increment: refresh.Increment, run_id: str
+    ) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+        """The new landing rows into bronze: for each table with new rows, every landed row whose
+        key they hold is classified again (a row's state depends only on its key's rows), the
+        table's rows of those keys are replaced by one MERGE, and so are their quarantined rows.
+        The reconciliation is the last run's, moved by the states those rows left and took, and
+        the new files' records counted from their bytes. Returns it, and the bronze rows the
+        MERGEs inserted and deleted (from the tables' Change Data Feed)."""
+        new = new_layouts(layouts, increment.new_files)
+        reconciled = {t: dict(increment.reconciliation[t]) for t in TABLES}
+        changed = {"insert": 0, "delete": 0}
+        if not new:
+            return reconciled, changed
+        landing_version = io.delta_version(catalog.path(self.out, catalog.LANDING))
+        added = catalog.changes(self.spark, self.out, catalog.LANDING, landing_version)
+        landing = self.read(catalog.LANDING)
+        before = io.read_delta(self.spark, catalog.path(self.out, catalog.LANDING), version=landing_version - 1)
+        persisted: list[DataFrame] = []
+        classified: dict[str, DataFrame] = {}
+        touched: dict[str, DataFrame] = {}
+        moved: dict[str, dict[str, int]] = {}
+
+        def load(table: str) -> None:
+            keys = io.landed(added, table).transform(bronze.key_values(table)).persist(StorageLevel.MEMORY_AND_DISK)
+            after = io.landed(landing, table).transform(bronze.holding(table, keys))
+            after = after.transform(bronze.classify(table)).persist(StorageLevel.MEMORY_AND_DISK)
+            persisted.extend([keys, after])
+            earlier = io.landed(before, table).transform(bronze.holding(table, keys)).transform(bronze.classify(table))
+            moved[table] = bronze.changed_states(bronze.state_counts(after), bronze.state_counts(earlier))
+            target = catalog.bronze(table)
+            catalog.keep_changes(self.spark, self.out, target)
+            version = catalog.replace_keys(
+                self.spark, after.transform(bronze.typed(table)), keys, self.out, target, KEYS[table]
+            )
+            for row in catalog.changes(self.spark, self.out, target, version).groupBy("_change_type").count().collect():
+                if row["_change_type"] in changed:
+                    changed[row["_change_type"]] += row["count"]
+            classified[table], touched[table] = after, keys
+
+        try:
+            per_table(load, list(new), self.config.spark.concurrent_tables)
+            kept = self.read(catalog.QUARANTINE).transform(quarantine_without(touched))
+            fresh = bronze.quarantine(classified, run_id)
+            catalog.write(kept.unionByName(fresh), self.out, catalog.QUARANTINE)
+        finally:
+            for df in persisted:
+                df.unpersist()
+        read = io.raw_record_counts(self.spark, new)
+        for table in new:
+            states = {s: reconciled[table][s] + moved[table][s] for s in bronze.STATES}
+            reconciled[table] = bronze.reconciled(table, reconciled[table]["read"] + read[table], states)
+        return reconciled, changed
+
+    def release_reconciliation(self, reconciled: dict[str, dict[str, int]]) -> None:
+        """The reconciliation: exact inside (linkage/), released to results/ and MLflow."""
         rows = [{"source_table": table, **counts} for table, counts in reconciled.items()]
         columns = ["source_table", "read", *bronze.STATES]
         write_csv(catalog.file(self.out, catalog.RECONCILIATION_FILE), columns, rows)
@@ -225,7 +348,6 @@ class Job:
             "source_table",
             columns[1:],
         )
-        return reconciled
 
     def linkage(self, person_key: bytes, run_id: str) -> str:
         """Bronze identity tables -> record_person (every record's person_key) and the analysis

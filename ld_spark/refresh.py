@@ -8,7 +8,13 @@ The next run compares. Anything different (a file added, changed or gone; anothe
 version of the code; a table written since, by `ld-spark forget` for instance) and it runs whole.
 
 Raw folders under a URL are not hashed (it would mean reading every byte through the driver):
-runs on them always run.
+runs on them always run, and run whole.
+
+A run whose raw folder has only grown since the last finished run is incremental (`increment`):
+it lands only the new files and reclassifies only the keys their rows hold, MERGEd into bronze
+(ld_spark.pipeline). That needs the same code and libraries as the last run (what landing and
+bronze are made by), every file it read still there unchanged, and its landing, bronze and
+quarantine tables as it left them, or changed since only by `ld-spark forget`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import datetime as dt
 import hashlib
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from ld_spark import catalog, fs, io
 from ld_spark.config import Config
@@ -66,14 +73,19 @@ def made_from(raw: fs.Location, layouts: dict, config: Config, key: bytes) -> di
     code = hashlib.sha256()
     for source in sorted(PACKAGE.rglob("*.py")):
         code.update(str(source.relative_to(PACKAGE)).encode() + b"\0" + source.read_bytes())
-    parts = [settings_json(config), code.hexdigest(), hmac_hex(key, "ld-spark refresh")]
-    parts += [f"{name}=={metadata.version(name)}" for name in LIBRARIES]
+    # What landing and bronze are made by: the code and the libraries (no setting changes them).
+    ingest = [code.hexdigest(), *(f"{name}=={metadata.version(name)}" for name in LIBRARIES)]
+    parts = [settings_json(config), *ingest, hmac_hex(key, "ld-spark refresh")]
     if config.linkage.model_in:
         parts.append(hashlib.sha256(fs.read_bytes(fs.resolve(config.linkage.model_in))).hexdigest())
     if config.analysis.follow_up_end is None:
         parts.append(dt.date.today().isoformat())
     settings = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-    return {"raw": dict(sorted(files.items())), "settings": settings}
+    return {
+        "raw": dict(sorted(files.items())),
+        "settings": settings,
+        "ingest": hashlib.sha256("\n".join(ingest).encode()).hexdigest(),
+    }
 
 
 def _register_version(out: fs.Location) -> int | None:
@@ -98,8 +110,51 @@ def unchanged_since(out: fs.Location, now: dict | None) -> str | None:
     return last["run_id"]
 
 
-def record(out: fs.Location, now: dict | None, run_id: str) -> None:
-    """After a finished run: what it was made from, and the versions of the tables it left."""
+class Increment(NamedTuple):
+    """What an incremental run adds to the last finished run's landing and bronze."""
+
+    since: str  # the last finished run's id
+    new_files: dict[str, list[str]]  # contract table -> its files that run did not read (names)
+    reconciliation: dict[str, dict[str, int]]  # that run's reconciliation (bronze.reconciled)
+
+
+RAW_LAYERS = ("linkage/landing", "linkage/bronze/", "linkage/quarantine")
+
+
+def increment(out: fs.Location, now: dict | None) -> Increment | None:
+    """The files to add to the last finished run's landing and bronze, or None when this run
+    must land everything: no earlier run; another code or library version; a file it read gone
+    or changed; its landing, bronze or quarantine changed since by anything but `ld-spark
+    forget`; or nothing new, unless a forget has run since (the tables it erased are kept)."""
+    state = catalog.file(out, STATE_FILE)
+    if now is None or not fs.exists(state):
+        return None
+    last = json.loads(fs.read_text(state))
+    if last.get("ingest") != now["ingest"] or "reconciliation" not in last:
+        return None
+    earlier = {name: digest for name, digest in last["raw"].items() if not name.startswith("_truth/")}
+    if any(now["raw"].get(name) != digest for name, digest in earlier.items()):
+        return None
+    forgotten = last.get("opt_out_version") != _register_version(out)
+    current = {k: v for k, v in catalog.versions(out).items() if k.startswith(RAW_LAYERS)}
+    recorded = {k: v for k, v in last["delta_versions"].items() if k.startswith(RAW_LAYERS)}
+    if set(current) != set(recorded) or (current != recorded and not forgotten):
+        return None
+    new: dict[str, list[str]] = {}
+    for name in now["raw"]:
+        if name not in earlier and not name.startswith("_truth/"):
+            table, file_name = name.rsplit("/", 1)
+            new.setdefault(table, []).append(file_name)
+    if not new and not forgotten:
+        return None
+    return Increment(last["run_id"], new, last["reconciliation"])
+
+
+def record(
+    out: fs.Location, now: dict | None, run_id: str, reconciliation: dict[str, dict[str, int]] | None = None
+) -> None:
+    """After a finished run: what it was made from, the versions of the tables it left, and its
+    reconciliation (the next incremental run adds to it)."""
     if now is None:
         fs.delete(catalog.file(out, STATE_FILE))
         return
@@ -108,5 +163,6 @@ def record(out: fs.Location, now: dict | None, run_id: str) -> None:
         "run_id": run_id,
         "delta_versions": catalog.versions(out),
         "opt_out_version": _register_version(out),
+        **({"reconciliation": reconciliation} if reconciliation is not None else {}),
     }
     fs.write_text(catalog.file(out, STATE_FILE), json.dumps(state, indent=1, sort_keys=True))

@@ -211,3 +211,50 @@ def test_malformed_rows_with_equal_values_are_each_quarantined_not_duplicates(sp
         (6, "quarantined"),
     ]
     assert out.transform(bronze.quarantined("hmcts/hearings", "r")).count() == 4
+
+
+def test_new_rows_reclassify_only_the_keys_they_hold_as_the_whole_table_would(spark):
+    table = "hmcts/hearings"
+    no_key = {**HEARING, "hearing_id": None}
+    earlier = [HEARING, {**HEARING, "hearing_id": "H2"}, {**HEARING, "hearing_id": "H3"}, no_key]
+    new = [
+        {**HEARING, "file": "g.csv"},  # H1 sent again: a copy
+        {**HEARING, "hearing_id": "H2", "adjourned": "N", "file": "g.csv"},  # H2 reused: a conflict
+        {**HEARING, "hearing_id": "H4", "file": "g.csv"},  # a new hearing
+        {**no_key, "file": "g.csv"},  # a copy of the row without a key
+    ]
+    landing = landed(spark, table, earlier + new)
+    keys = landed(spark, table, new).transform(bronze.key_values(table))
+    assert sorted(r["hearing_id"] or "" for r in keys.collect()) == ["", "H1", "H2", "H4"]
+
+    after = landing.transform(bronze.holding(table, keys)).transform(bronze.classify(table))
+    before = landed(spark, table, earlier).transform(bronze.holding(table, keys)).transform(bronze.classify(table))
+    got = sorted((r["hearing_id"] or "", r[SOURCE_FILE], r[bronze.STATUS]) for r in after.collect())
+    assert got == [
+        ("", "f.csv", "quarantined"),
+        ("", "g.csv", "duplicate"),
+        ("H1", "f.csv", "loaded"),
+        ("H1", "g.csv", "duplicate"),
+        ("H2", "f.csv", "quarantined"),
+        ("H2", "g.csv", "quarantined"),
+        ("H4", "g.csv", "loaded"),
+    ]  # H3 is not read again
+    moved = bronze.changed_states(state_counts(after), state_counts(before))
+    assert moved == {"loaded": 0, "quarantined": 2, "duplicate": 2, "superseded": 0}
+    # The whole table classified at once gives every touched row the same state.
+    whole = landing.transform(bronze.classify(table)).join(keys, "hearing_id", "left_semi")
+    assert sorted((r["hearing_id"], r[SOURCE_FILE], r[bronze.STATUS]) for r in whole.collect()) == [
+        (h or "", f, s) for h, f, s in got if h
+    ]
+
+
+def test_a_quarantined_row_is_found_by_its_key_in_its_record(spark):
+    table = "pnc/offences"
+    rows = landed(
+        spark, table, [{"offence_id": "O1", "offence_category": "ZZ"}, {"offence_id": None, "pnc_id": "1990/1Q"}]
+    )
+    classified = rows.transform(bronze.classify(table))
+    record_keys = classified.transform(bronze.quarantined(table, "r")).select(bronze.quarantine_key(table))
+    landed_keys = rows.select(bronze.key_signature(table))
+    assert sorted(r[0] for r in record_keys.collect()) == sorted(r[0] for r in landed_keys.collect())
+    assert sorted(r[0] for r in landed_keys.collect()) == ['["O1"]', "[null]"]

@@ -4,9 +4,11 @@ next, and `ld-spark forget` erases an opted-out person from every layer, for goo
 One story, three runs of the tiny extract in this process and one `ld-spark forget` command:
 1. month 1: the tiny extract with the last rows of two tables held back, and a person of our
    own (Q: a referral and a HES attendance, names no other record has);
-2. month 2: the held-back rows and Q's police record arrive as a new file of each table;
+2. month 2: the held-back rows and Q's police record arrive as a new file of each table; the run
+   is incremental, and its bronze is what landing everything at once gives;
 3. `ld-spark forget` with Q's NHS number: no byte of it, or of Q's names, remains under OUT_DIR;
-4. month 2 run again (the supplier has not yet removed Q): Q is erased again, before analysis.
+4. month 3 (the supplier has not yet removed Q): a new HES file holds Q again; the incremental
+   run lands it and erases Q again, before analysis.
 
 Parquet is written uncompressed here, so that a byte scan of OUT_DIR sees every value stored.
 """
@@ -23,7 +25,8 @@ import pytest
 from conftest import REPO, cli_env
 from pyspark.sql import functions as F
 
-from ld_spark import catalog, io, pipeline
+from ld_spark import bronze, catalog, io, pipeline
+from ld_spark.contract import TABLES
 from ld_spark.errors import InputError
 
 NHS = "9434765919"  # passes the mod-11 check
@@ -151,6 +154,38 @@ def rows_of_others(spark, out, keys: dict[str | None, set[str]], of_q: bool = Fa
     return counted
 
 
+def _rows(df) -> list[tuple]:
+    """A frame's rows, sorted, with each file named by its base name (months live in two folders)."""
+    named = [c for c in df.columns if c in (io.SOURCE_FILE, "source_file")]
+    for column in named:
+        df = df.withColumn(column, F.element_at(F.split(column, "/"), -1))
+    return sorted(tuple(r) for r in df.drop("run_id").collect())
+
+
+def bronze_as_stored(spark, out) -> dict:
+    """Every bronze table's rows, the quarantined rows and the reconciliation, as the run left them."""
+    tables = {t: _rows(catalog.read(spark, out, catalog.bronze(t))) for t in TABLES}
+    quarantined = _rows(catalog.read(spark, out, catalog.QUARANTINE))
+    return {"bronze": tables, "quarantine": quarantined, "reconciliation": rows_of(out / "linkage/reconciliation.csv")}
+
+
+def bronze_in_full(spark, raw) -> dict:
+    """The same, from every raw file landed and classified at once (bronze's transforms, no run)."""
+    layouts, faults = io.check_tables(spark, str(raw))
+    assert not faults
+    landing = io.read_landing(spark, layouts).cache()
+    classified = {t: io.landed(landing, t).transform(bronze.classify(t)) for t in TABLES}
+    tables = {t: _rows(df.transform(bronze.typed(t))) for t, df in classified.items()}
+    read = io.raw_record_counts(spark, layouts)
+    states = bronze.every_state_count(classified)
+    reconciliation = [
+        {"source_table": t, **{k: str(v) for k, v in bronze.reconciled(t, read[t], states[t]).items()}} for t in TABLES
+    ]
+    quarantined = _rows(bronze.quarantine(classified, "full"))
+    landing.unpersist()
+    return {"bronze": tables, "quarantine": quarantined, "reconciliation": reconciliation}
+
+
 @pytest.fixture
 def uncompressed_parquet(spark):
     conf = "spark.sql.parquet.compression.codec"
@@ -183,9 +218,14 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     with_sensitivity = run_config.model_copy(
         update={"sensitivity": run_config.sensitivity.model_copy(update={"enabled": True})}
     )
+    capsys.readouterr()
     started = time.time()
     assert pipeline.run(spark, with_sensitivity, raw=str(two), out=str(out)) == 0
     note(f"month 2: {time.time() - started:.1f} s")
+    # Month 2 only added files: they alone are landed, and bronze takes their keys by MERGE.
+    # Bronze, quarantine and the reconciliation are what landing all of month 2 at once gives.
+    assert "incremental since run " in capsys.readouterr().out
+    assert bronze_as_stored(spark, out) == bronze_in_full(spark, two)
     after = people(spark, out)
     assert set(after) > set(before)
     # Q gained a police record (a new identity tuple) and keeps the key.
@@ -258,14 +298,21 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     audit = catalog.read(spark, out, catalog.ERASURE_AUDIT).collect()
     assert [(a["numbers"], a["people"], a["records"]) for a in audit] == [(1, 1, 3)]
 
-    # Month 2 again, Q still in the raw files: forget changed the tables, so the run runs, and
-    # erases Q again before the cohorts onward.
+    # Month 3 adds a file of HES attendances: someone else's, and Q's again (the supplier has not
+    # applied the opt-out yet). Forget changed the tables, so the run runs; it is incremental
+    # (landing and bronze are kept as forget left them), and erases Q's new record again.
+    three = tmp_path / "month3"
+    shutil.copytree(two, three)
+    attendance = q_rows(tiny)[1] | {"AEKEY": "AEQQQQQQQS"}
+    stranger = rows_of(tiny / "hes_ae/part-0.csv")[1] | {"AEKEY": "AENEWNEWNE"}
+    write_rows(three / "hes_ae/part-2.csv", [stranger, attendance])
     started = time.time()
-    assert pipeline.run(spark, skipping, raw=str(two), out=str(out)) == 0
-    assert "nothing new" not in capsys.readouterr().out
-    note(f"month 2 again: {time.time() - started:.1f} s")
+    assert pipeline.run(spark, skipping, raw=str(three), out=str(out)) == 0
+    printed = capsys.readouterr().out
+    note(f"month 3: {time.time() - started:.1f} s")
+    assert "incremental since run " in printed and "1 opted-out people erased (1 records)" in printed
     assert files_holding(out, Q_BYTES) == {}
-    assert set(people(spark, out)) == set(linked)
+    assert set(people(spark, out)) == set(linked) | {("hes_ae", "AENEWNEWNE")}
     referrals = catalog.read(spark, out, catalog.REFERRALS).select("person_key").distinct().collect()
     assert {r["person_key"] for r in referrals} <= set(people(spark, out).values())
 
@@ -370,3 +417,43 @@ def test_nothing_new_only_when_files_settings_code_and_tables_are_as_the_last_ru
         assert last_run() == "run-2"
     (out / "results" / "manifest.json").unlink()  # results/ not whole
     assert last_run() is None
+
+
+def test_an_incremental_bronze_merge_replaces_the_rows_of_the_keys_it_names(spark, tmp_path):
+    out = tmp_path / "out"
+    table = catalog.bronze("hmcts/hearings")
+    schema = "hearing_id string, adjourned boolean"
+    catalog.write(spark.createDataFrame([("H1", True), ("H2", True), ("H3", False)], schema), out, table)
+    keys = spark.createDataFrame([("H1",), ("H2",), ("H4",)], "hearing_id string")
+    rows = spark.createDataFrame([("H1", False), ("H4", True)], schema)
+    version = catalog.replace_keys(spark, rows, keys, out, table, ["hearing_id"])
+    assert sorted(tuple(r) for r in catalog.read(spark, out, table).collect()) == [
+        ("H1", False),
+        ("H3", False),
+        ("H4", True),
+    ]
+    changed = catalog.changes(spark, out, table, version)
+    assert sorted((r["hearing_id"], r["_change_type"]) for r in changed.collect()) == [
+        ("H1", "delete"),
+        ("H1", "insert"),
+        ("H2", "delete"),
+        ("H4", "insert"),
+    ]
+
+
+def test_quarantined_rows_of_reclassified_keys_make_way_for_their_new_states(spark):
+    quarantined = spark.createDataFrame(
+        [
+            ("pnc/offences", '{"offence_id":"O1"}'),
+            ("pnc/offences", '{"pnc_id":"x"}'),  # no key
+            ("pnc/offences", '{"offence_id":"O2"}'),
+            ("hmcts/cases", '{"case_id":"O1"}'),  # the same text as a key of another table
+        ],
+        "source_table string, record string",
+    )
+    touched = {"pnc/offences": spark.createDataFrame([("O1",), (None,)], "offence_id string")}
+    kept = quarantined.transform(pipeline.quarantine_without(touched))
+    assert sorted(tuple(r) for r in kept.collect()) == [
+        ("hmcts/cases", '{"case_id":"O1"}'),
+        ("pnc/offences", '{"offence_id":"O2"}'),
+    ]
