@@ -1,7 +1,8 @@
 """Bronze: landed rows to typed, validated, deduplicated contract tables.
 
 Every landed row ends in exactly one state, so the counts reconcile to the row:
-    read = loaded + quarantined + exact duplicates removed + superseded submissions
+    read = loaded + quarantined + exact duplicates removed + superseded submissions (+ erased:
+    rows of opted-out people deleted since, ld_spark.erase)
 - duplicate:   an exact copy (every contract column equal) of an earlier row, a resubmission;
 - quarantined: it breaks a rule (malformed row, missing key, unparseable date or number,
                code outside its list, a key reused with different content); the rule is kept;
@@ -10,6 +11,8 @@ Every landed row ends in exactly one state, so the counts reconcile to the row:
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -35,6 +38,13 @@ STATUS = "_status"
 FAILURES = "_failures"
 LOADED, QUARANTINED, DUPLICATE, SUPERSEDED = "loaded", "quarantined", "duplicate", "superseded"
 STATES = (LOADED, QUARANTINED, DUPLICATE, SUPERSEDED)
+# Rows of opted-out people deleted from landing (ld_spark.erase): counted, in no state.
+ERASED = "erased"
+RECONCILIATION_COLUMNS = ["source_table", "read", *STATES, ERASED]
+# A date outside these years is a slip of a digit (2107 for 2017), not an event: quarantined
+# (rule implausible_date), so that it is seen rather than falling silently outside every window.
+# Dates of birth are identity values, normalised instead (normalise.dob).
+DATE_RANGE = (dt.date(1900, 1, 1), dt.date(2099, 12, 31))
 
 
 def _rule(failed: Column, rule: str, column: str) -> Column:
@@ -51,7 +61,10 @@ def row_rules(table: str) -> list[Column]:
             continue  # identity values are normalised, never a reason to lose the row
         value = F.col(column)
         if kind == DATE:
-            rules.append(_rule(value.isNotNull() & normalise.iso_date(value).isNull(), "unparseable_date", column))
+            parsed = normalise.iso_date(value)
+            rules.append(_rule(value.isNotNull() & parsed.isNull(), "unparseable_date", column))
+            implausible = parsed.isNotNull() & ~parsed.between(F.lit(DATE_RANGE[0]), F.lit(DATE_RANGE[1]))
+            rules.append(_rule(implausible, "implausible_date", column))
         elif kind == INT:
             rules.append(_rule(value.isNotNull() & value.try_cast("int").isNull(), "not_an_integer", column))
         elif kind == YN:
@@ -73,9 +86,13 @@ def classify(table: str) -> Transform:
     """Give every landed row its state (and, if quarantined, the rules it broke)."""
     columns = TABLES[table]
     well_formed = F.col(ROW_FAULT).isNull()
+    # Files in the order of their names (a table's folder is flat, so a name is unique in it),
+    # not of their paths: a raw folder that moves between runs (a month's delivery in a folder of
+    # its own) keeps the order its earlier rows were classified in.
+    file_name = F.element_at(F.split(F.col(SOURCE_FILE), "/"), -1)
     first_seen = (
         Window.partitionBy(*columns, well_formed)
-        .orderBy(SOURCE_FILE, LINE)
+        .orderBy(file_name, LINE)
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
     # A malformed row's values are not all the row held (a csv.Error leaves none of them), so
@@ -92,7 +109,7 @@ def classify(table: str) -> Transform:
             # The latest UniqMonthID of a record is its truth; earlier submissions are superseded.
             df = df.withColumn("_valid", (F.col("_copy") == 1) & (F.size(FAILURES) == 0))
             latest = Window.partitionBy(*key, "_valid").orderBy(
-                F.col("UniqMonthID").try_cast("int").desc_nulls_last(), F.col(SOURCE_FILE).desc(), F.col(LINE).desc()
+                F.col("UniqMonthID").try_cast("int").desc_nulls_last(), file_name.desc(), F.col(LINE).desc()
             )
             df = df.withColumn("_rank", F.when(F.col("_valid"), F.row_number().over(latest))).drop("_valid")
             conflict = F.lit(False)
@@ -168,9 +185,18 @@ def changed_states(after: dict[str, int], before: dict[str, int]) -> dict[str, i
 
 
 def constraints(table: str) -> dict[str, str]:
-    """The bronze table's CHECK constraints: every loaded row has its key (a row without one is
-    quarantined, so a null here is a bug). Dates are typed DATE by the schema itself."""
-    return {f"{c.lower()}_present": f"`{c}` IS NOT NULL" for c in KEYS[table]}
+    """The bronze table's CHECK constraints: every loaded row has its key, and each date that is
+    not a date of birth lies in DATE_RANGE (a row breaking either is quarantined, so a write that
+    breaks one is a bug, and fails rather than commits)."""
+    identity = IDENTITY_COLUMNS.get(table, {})
+    checks = {f"{c.lower()}_present": f"`{c}` IS NOT NULL" for c in KEYS[table]}
+    low, high = DATE_RANGE
+    for column, kind in TYPES[table].items():
+        if kind == DATE and column not in identity:
+            checks[f"{column.lower()}_plausible"] = (
+                f"`{column}` IS NULL OR `{column}` BETWEEN DATE'{low.isoformat()}' AND DATE'{high.isoformat()}'"
+            )
+    return checks
 
 
 def quarantined(table: str, run_id: str) -> Transform:
@@ -193,21 +219,36 @@ def quarantined(table: str, run_id: str) -> Transform:
     return _
 
 
-def reconciled(table: str, read: int, states: dict[str, int]) -> dict[str, int]:
+def reconciled(table: str, read: int, states: dict[str, int], erased: int = 0) -> dict[str, int]:
     """The table's reconciliation row, or InputError if it does not balance.
 
     `read` is counted from the raw files apart from the parser (io.raw_record_counts), so a row
     lost or invented anywhere between the raw bytes and the bronze states stops the run here.
+    `erased`: rows of opted-out people deleted from landing (ld_spark.erase), in no state since.
     """
     counts = {state: int(states.get(state, 0)) for state in STATES}
-    if read != sum(counts.values()):
+    if read != sum(counts.values()) + erased:
         raise InputError(
-            f"table {table}: {read} records in the raw files but {sum(counts.values())} rows "
+            f"table {table}: {read} records in the raw files but {sum(counts.values()) + erased} rows "
             f"accounted for ("
-            + ", ".join(f"{s} {n}" for s, n in counts.items())
+            + ", ".join(f"{s} {n}" for s, n in {**counts, ERASED: erased}.items())
             + "): rows were lost or invented on the way to bronze"
         )
-    return {"read": read, **counts}
+    return {"read": read, **counts, ERASED: erased}
+
+
+def less_erased(
+    reconciliation: dict[str, dict[str, int]], raw: dict[str, tuple[int, dict[str, int]]]
+) -> dict[str, dict[str, int]]:
+    """The reconciliation after an erasure (erase.Erased.raw: contract table -> rows deleted from
+    landing, and how the states of the rows of their keys moved): the rows counted as erased, in
+    no state any more, and the states of the rest as they are now."""
+    out = {table: dict(counts) for table, counts in reconciliation.items()}
+    for table, (rows, states) in raw.items():
+        counts = {ERASED: 0, **out[table]}
+        moved = {s: counts[s] + states.get(s, 0) for s in STATES}
+        out[table] = reconciled(table, counts["read"], moved, counts[ERASED] + rows)
+    return out
 
 
 def state_counts(classified: DataFrame) -> dict[str, int]:

@@ -41,8 +41,8 @@ from typing import NamedTuple
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ld_spark import catalog, fs, io, normalise
-from ld_spark.contract import IDENTITY_COLUMNS, TABLES, source_name
+from ld_spark import bronze, catalog, fs, io, normalise, refresh, rekey
+from ld_spark.contract import IDENTITY_COLUMNS, KEYS, TABLES, source_name
 from ld_spark.errors import InputError
 from ld_spark.frames import Transform, union_all
 from ld_spark.link import events as link_events
@@ -162,6 +162,9 @@ class Erased(NamedTuple):
     people: int
     records: int
     rows: dict[str, int]  # table (its path under OUT_DIR) -> rows deleted
+    # contract table -> its raw rows deleted from landing, and how the states of the rows left
+    # with their keys moved (rekey): what the reconciliation loses to the erasure
+    raw: dict[str, tuple[int, dict[str, int]]] = {}
 
 
 def _raw_row_match(file: str, line: str, key: str) -> str:
@@ -231,15 +234,22 @@ def _linkage_of(out: fs.Location, target: fs.Location) -> str | None:
 
 
 def erase(
-    spark: SparkSession, out: fs.Location, hashes: DataFrame, key: bytes, threads: int = 1, vacuum_linkage: bool = False
+    spark: SparkSession,
+    out: fs.Location,
+    hashes: DataFrame,
+    key: bytes,
+    threads: int = 1,
+    vacuum_linkage: bool = False,
+    run_id: str = "ld-spark forget",
 ) -> Erased:
     """Every row of the people whose NHS numbers hash into `hashes` (HASH), deleted from OUT_DIR,
     and the changed tables vacuumed (see the module's docstring); `threads` tables at a time.
     vacuum_linkage: vacuum every table of the linkage layer too, changed or not (an earlier version
-    of an unchanged table may hold them: `ld-spark forget`)."""
+    of an unchanged table may hold them: `ld-spark forget`). run_id: the quarantine's rows made
+    again carry it."""
     records = catalog.read(spark, out, catalog.RECORD_PERSON)
-    bronze = {t: catalog.read(spark, out, catalog.bronze(t)) for t, _, _ in identity.SOURCES.values()}
-    identity_records = identity.records(bronze)
+    bronze_tables = {t: catalog.read(spark, out, catalog.bronze(t)) for t, _, _ in identity.SOURCES.values()}
+    identity_records = identity.records(bronze_tables)
     people = identified_people(
         identity_records, catalog.read(spark, out, catalog.RECORD_PERSON_IDENTITY), hashes, key
     ).cache()
@@ -261,10 +271,10 @@ def erase(
             .distinct()
             .cache()
         )
-        # Their raw rows in every table, in one job.
-        landing = catalog.read(spark, out, catalog.LANDING)
+        # Their raw rows in every table, in one job (landing pinned: the states are made from it).
+        landing_before = catalog.read_latest(spark, out, catalog.LANDING)
         found = union_all(
-            landing.transform(doomed_rows(table, theirs, pnc_ids, hashes, key)).withColumn("table", F.lit(table))
+            landing_before.transform(doomed_rows(table, theirs, pnc_ids, hashes, key)).withColumn("table", F.lit(table))
             for table in TABLES
         ).collect()
         pnc_ids.unpersist()
@@ -275,32 +285,44 @@ def erase(
     for row in found:
         raw_rows.setdefault(row["table"], []).append((row["file"], row["line"], row["record_key"]))
 
-    deletes = []  # (table, source rows, MERGE condition)
-    schema = "file string, line long, record_key string"
-    quarantine = catalog.path(out, catalog.QUARANTINE)
+    # Landing first: their raw rows go. Bronze and the quarantine are then made again for every
+    # key those rows held, from what landing holds now (rekey): a key an erased row shared with
+    # someone else's row is classified as if the erased row had never been sent, as it will be
+    # when the supplier's extract leaves them out.
+    landing_path = catalog.path(out, catalog.LANDING)
+    touched: dict[str, DataFrame] = {}
+    raw_deleted: dict[str, int] = {}
     for table, rows in raw_rows.items():
-        source = spark.createDataFrame(rows, schema)
-        key_sql = record_key_sql(table)
-        landed_key = over(key_sql, table, lambda c: f"t.{io.VALUES}['{c}']")
-        bronze_key = over(key_sql, table, lambda c: f"t.`{c}`")
-        quarantined_key = over(key_sql, table, lambda c: f"get_json_object(t.record, '$.{c}')")
-        deletes += [
-            (
-                catalog.path(out, catalog.LANDING),
-                source,
-                f"t.{io.SOURCE_TABLE} = '{table}' AND "
-                + _raw_row_match(f"t.{io.SOURCE_FILE}", f"t.{io.LINE}", f"CAST({landed_key} AS STRING)"),
-            ),
-            (
-                catalog.path(out, catalog.bronze(table)),
-                source,
-                _raw_row_match(f"t.{io.SOURCE_FILE}", f"t.{io.LINE}", f"CAST({bronze_key} AS STRING)"),
-            ),
-        ]
-        if fs.is_dir(fs.join(quarantine, "_delta_log")):
-            condition = _raw_row_match("t.source_file", "t.line", quarantined_key)
-            deletes.append((quarantine, source, f"t.source_table = '{table}' AND {condition}"))
+        source = spark.createDataFrame(rows, "file string, line long, record_key string")
+        landed_key = over(record_key_sql(table), table, lambda c: f"t.{io.VALUES}['{c}']")
+        raw_deleted[table] = _merge_delete(
+            spark,
+            landing_path,
+            source,
+            f"t.{io.SOURCE_TABLE} = '{table}' AND "
+            + _raw_row_match(f"t.{io.SOURCE_FILE}", f"t.{io.LINE}", f"CAST({landed_key} AS STRING)"),
+        )
+        landed = io.landed(landing_before, table).withColumn("record_key", F.expr(record_key_sql(table)).cast("string"))
+        match = F.expr(_raw_row_match(f"t.{io.SOURCE_FILE}", f"t.{io.LINE}", "t.record_key"))
+        touched[table] = landed.alias("t").join(source.alias("s"), match, "left_semi").select(*KEYS[table]).distinct()
+    after = catalog.read_latest(spark, out, catalog.LANDING)
+    moved = rekey.reclassified(spark, out, landing_before, after, touched, run_id, threads) if touched else {}
+    deleted: dict[str, int] = {}
+    changed = set()
+    if raw_deleted:
+        deleted[f"{catalog.LINKAGE}/{catalog.LANDING.name}"] = sum(raw_deleted.values())
+        changed |= {str(landing_path), str(catalog.path(out, catalog.QUARANTINE))}
+    for table, m in moved.items():
+        changed.add(str(catalog.path(out, catalog.bronze(table))))
+        if m.deleted > m.inserted:
+            deleted[f"{catalog.LINKAGE}/{catalog.bronze(table).name}"] = m.deleted - m.inserted
+    if moved and sum(-m.states[bronze.QUARANTINED] for m in moved.values()) > 0:
+        deleted[f"{catalog.LINKAGE}/{catalog.QUARANTINE.name}"] = sum(
+            -m.states[bronze.QUARANTINED] for m in moved.values()
+        )
+    raw = {t: (n, moved[t].states if t in moved else {}) for t, n in raw_deleted.items()}
 
+    deletes = []  # (table, source rows, MERGE condition)
     raw_layer = {str(catalog.path(out, t)) for t in (catalog.LANDING, catalog.QUARANTINE)}
     raw_layer |= {str(catalog.path(out, catalog.bronze(t))) for t in TABLES}
     raw_layer |= {str(catalog.path(out, t)) for t in (catalog.OPT_OUT, catalog.ERASURE_AUDIT)}
@@ -314,8 +336,7 @@ def erase(
             keys = spark.createDataFrame([(k,) for k in sorted(doomed_keys)], "person_key string")
             deletes.append((target, keys, " OR ".join(f"t.{c} = s.person_key" for c in columns)))
 
-    deleted: dict[str, int] = {}
-    by_table: dict[str, list] = {}
+    by_table: dict[str, list] = {str(t): [] for t in changed}
     for target, source, condition in deletes:
         by_table.setdefault(str(target), []).append((source, condition))
     if vacuum_linkage:
@@ -326,12 +347,12 @@ def erase(
         n = sum(_merge_delete(spark, target, source, condition) for source, condition in sources)
         if n:
             deleted[str(target)[len(str(out)) :].lstrip("/")] = n
-        if n or vacuum_linkage:
+        if n or vacuum_linkage or str(target) in changed:
             _vacuumed(spark, target)
 
     with _vacuum_settings(spark), ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(lambda item: delete(fs.resolve(item[0]), item[1]), by_table.items()))
-    return Erased(n_people, n_records, dict(sorted(deleted.items())))
+    return Erased(n_people, n_records, dict(sorted(deleted.items())), raw)
 
 
 def registered(spark: SparkSession, out: fs.Location, key: bytes) -> DataFrame | None:
@@ -369,6 +390,7 @@ def forget(
         entries = new.withColumn("key_check", F.lit(hmac_hex(key, KEY_CHECK)))
         catalog.append(entries.withColumn("registered_at", F.current_timestamp()), out, catalog.OPT_OUT)
     erased = erase(spark, out, request, key, threads, vacuum_linkage=True)
+    refresh.erased(out, erased.raw)
     audit = spark.createDataFrame(
         [
             (

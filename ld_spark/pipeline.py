@@ -31,7 +31,6 @@ from typing import TypeVar
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from ld_spark import (
     bronze,
@@ -49,13 +48,13 @@ from ld_spark import (
     link,
     lock,
     refresh,
+    rekey,
     sensitivity,
     series,
     uptake,
 )
 from ld_spark.config import Config
-from ld_spark.contract import ESTIMANDS, KEYS, ONWARD_REFERRALS, RESULT_SCHEMA, TABLES, source_name
-from ld_spark.frames import union_all
+from ld_spark.contract import ESTIMANDS, ONWARD_REFERRALS, RESULT_SCHEMA, TABLES, source_name
 from ld_spark.release import page, report, tracking
 from ld_spark.release.publish import MANIFEST, Publisher, write_csv, write_text
 
@@ -87,23 +86,6 @@ def new_layouts(layouts: dict, new_files: dict[str, list[str]]) -> dict:
     return chosen
 
 
-def quarantine_without(touched: dict[str, DataFrame]) -> Callable[[DataFrame], DataFrame]:
-    """The quarantine table without the rows of the keys reclassified (touched: contract table ->
-    its keys, bronze.key_values), which come back in their new states."""
-
-    def _(quarantined: DataFrame) -> DataFrame:
-        signatures = union_all(
-            keys.select(F.lit(t).alias("source_table"), bronze.key_signature(t).alias("_key"))
-            for t, keys in touched.items()
-        )
-        key = F.lit(None).cast("string")
-        for table in touched:
-            key = F.when(F.col("source_table") == table, bronze.quarantine_key(table)).otherwise(key)
-        return quarantined.withColumn("_key", key).join(signatures, ["source_table", "_key"], "left_anti").drop("_key")
-
-    return _
-
-
 @contextlib.contextmanager
 def cached(df: DataFrame) -> Iterator[DataFrame]:
     """df kept in memory (spilling to disk) while the block reuses it."""
@@ -133,6 +115,7 @@ def run(spark: SparkSession, config: Config, raw: str, out: str, stages: console
         # A raw folder that has only grown since the last finished run: land and classify what is new.
         increment = refresh.increment(fs.resolve(out), made_from) if config.paths.incremental else None
         job = Job(spark, config, fs.resolve(raw), fs.resolve(out), stages or console.Stages())
+        refresh.started(fs.resolve(out))
         done = job.run(layouts, person_key, increment)
         refresh.record(fs.resolve(out), made_from, job.run_id, job.reconciled)
         return done
@@ -169,19 +152,19 @@ class Job:
                     self.landing(layouts)
                     notes.append(f"{catalog.rows(self.out, catalog.LANDING):,d} raw rows from {len(layouts)} tables")
                 else:
-                    added = self.landing_increment(layouts, increment)
+                    landed = self.landing_increment(layouts, increment)
+                    rows = catalog.rows(self.out, catalog.LANDING) if landed is not None else 0
                     new_files = sum(len(f) for f in increment.new_files.values())
                     notes.append(
                         f"incremental since run {increment.since}: {new_files} new files in "
-                        f"{len(increment.new_files)} tables, {added:,d} raw rows"
+                        f"{len(increment.new_files)} tables, {rows or 0:,d} raw rows"
                     )
             with self.stage("bronze") as notes:
                 if increment is None:
                     self.reconciled = self.bronze_stage(layouts, active.info.run_id)
                 else:
-                    self.reconciled, changed = self.bronze_increment(layouts, increment, active.info.run_id)
-                    notes.append(f"{changed['insert']:,d} bronze rows in, {changed['delete']:,d} out")
-                self.release_reconciliation(self.reconciled)
+                    self.reconciled, moved = self.bronze_increment(layouts, increment, landed, active.info.run_id)
+                    notes.append(f"{moved.inserted:,d} bronze rows in, {moved.deleted:,d} out")
                 notes.append(
                     f"{sum(r[bronze.LOADED] for r in self.reconciled.values()):,d} rows loaded, "
                     f"{sum(r[bronze.QUARANTINED] for r in self.reconciled.values()):,d} quarantined"
@@ -193,6 +176,7 @@ class Job:
                     f"{catalog.rows(self.out, catalog.PERSONS):,d} people ({backend})"
                 )
                 notes.extend(self.opt_out(person_key))
+                self.release_reconciliation(self.reconciled)
             with self.stage("series") as notes:
                 described, end = self.series(notes)
             with self.stage("effects") as notes:
@@ -270,76 +254,55 @@ class Job:
         read = io.raw_record_counts(self.spark, layouts)
         return {table: bronze.reconciled(table, read[table], states[table]) for table in TABLES}
 
-    def landing_increment(self, layouts: dict, increment: refresh.Increment) -> int:
-        """The new raw files' rows added to the landing table (one commit); returns their count."""
+    def landing_increment(self, layouts: dict, increment: refresh.Increment) -> int | None:
+        """The new raw files' rows added to the landing table in one commit; returns its version
+        (None: no new file)."""
         import mlflow
 
         new = new_layouts(layouts, increment.new_files)
         if not new:
-            return 0
+            return None
         catalog.keep_changes(self.spark, self.out, catalog.LANDING)
         version = catalog.append(io.read_landing(self.spark, new), self.out, catalog.LANDING)
         mlflow.log_param("delta_version.landing", version)
-        return catalog.rows(self.out, catalog.LANDING) or 0
+        return version
 
     def bronze_increment(
-        self, layouts: dict, increment: refresh.Increment, run_id: str
-    ) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-        """The new landing rows into bronze: for each table with new rows, every landed row whose
-        key they hold is classified again (a row's state depends only on its key's rows), the
-        table's rows of those keys are replaced by one MERGE, and so are their quarantined rows.
-        The reconciliation is the last run's, moved by the states those rows left and took, and
-        the new files' records counted from their bytes. Returns it, and the bronze rows the
-        MERGEs inserted and deleted (from the tables' Change Data Feed)."""
+        self, layouts: dict, increment: refresh.Increment, landed: int | None, run_id: str
+    ) -> tuple[dict[str, dict[str, int]], rekey.Moved]:
+        """The new landing rows into bronze (`landed`: the landing commit that added them): every
+        landed row of each key they hold is classified again and replaces what bronze and the
+        quarantine held for that key (ld_spark.rekey). The reconciliation is the last run's,
+        moved by the states those rows left and took, with the new files' records counted from
+        their bytes. Returns it, and the bronze rows the MERGEs inserted and deleted."""
         new = new_layouts(layouts, increment.new_files)
-        reconciled = {t: dict(increment.reconciliation[t]) for t in TABLES}
-        changed = {"insert": 0, "delete": 0}
-        if not new:
-            return reconciled, changed
-        landing_version = io.delta_version(catalog.path(self.out, catalog.LANDING))
-        added = catalog.changes(self.spark, self.out, catalog.LANDING, landing_version)
-        landing = self.read(catalog.LANDING)
-        before = io.read_delta(self.spark, catalog.path(self.out, catalog.LANDING), version=landing_version - 1)
-        persisted: list[DataFrame] = []
-        classified: dict[str, DataFrame] = {}
-        touched: dict[str, DataFrame] = {}
-        moved: dict[str, dict[str, int]] = {}
-
-        def load(table: str) -> None:
-            keys = io.landed(added, table).transform(bronze.key_values(table)).persist(StorageLevel.MEMORY_AND_DISK)
-            after = io.landed(landing, table).transform(bronze.holding(table, keys))
-            after = after.transform(bronze.classify(table)).persist(StorageLevel.MEMORY_AND_DISK)
-            persisted.extend([keys, after])
-            earlier = io.landed(before, table).transform(bronze.holding(table, keys)).transform(bronze.classify(table))
-            moved[table] = bronze.changed_states(bronze.state_counts(after), bronze.state_counts(earlier))
-            target = catalog.bronze(table)
-            catalog.keep_changes(self.spark, self.out, target)
-            version = catalog.replace_keys(
-                self.spark, after.transform(bronze.typed(table)), keys, self.out, target, KEYS[table]
-            )
-            for row in catalog.changes(self.spark, self.out, target, version).groupBy("_change_type").count().collect():
-                if row["_change_type"] in changed:
-                    changed[row["_change_type"]] += row["count"]
-            classified[table], touched[table] = after, keys
-
-        try:
-            per_table(load, list(new), self.config.spark.concurrent_tables)
-            kept = self.read(catalog.QUARANTINE).transform(quarantine_without(touched))
-            fresh = bronze.quarantine(classified, run_id)
-            catalog.write(kept.unionByName(fresh), self.out, catalog.QUARANTINE)
-        finally:
-            for df in persisted:
-                df.unpersist()
+        reconciled = {t: {bronze.ERASED: 0, **increment.reconciliation[t]} for t in TABLES}
+        if landed is None:
+            return reconciled, rekey.Moved({}, 0, 0)
+        landing = catalog.path(self.out, catalog.LANDING)
+        added = catalog.changes(self.spark, self.out, catalog.LANDING, landed)
+        touched = {t: io.landed(added, t).transform(bronze.key_values(t)) for t in new}
+        moved = rekey.reclassified(
+            self.spark,
+            self.out,
+            io.read_delta(self.spark, landing, version=landed - 1),
+            io.read_delta(self.spark, landing, version=landed),
+            touched,
+            run_id,
+            self.config.spark.concurrent_tables,
+        )
         read = io.raw_record_counts(self.spark, new)
-        for table in new:
-            states = {s: reconciled[table][s] + moved[table][s] for s in bronze.STATES}
-            reconciled[table] = bronze.reconciled(table, reconciled[table]["read"] + read[table], states)
-        return reconciled, changed
+        for table, m in moved.items():
+            counts = reconciled[table]
+            states = {s: counts[s] + m.states[s] for s in bronze.STATES}
+            reconciled[table] = bronze.reconciled(table, counts["read"] + read[table], states, counts[bronze.ERASED])
+        total = rekey.Moved({}, sum(m.inserted for m in moved.values()), sum(m.deleted for m in moved.values()))
+        return reconciled, total
 
     def release_reconciliation(self, reconciled: dict[str, dict[str, int]]) -> None:
         """The reconciliation: exact inside (linkage/), released to results/ and MLflow."""
         rows = [{"source_table": table, **counts} for table, counts in reconciled.items()]
-        columns = ["source_table", "read", *bronze.STATES]
+        columns = bronze.RECONCILIATION_COLUMNS
         write_csv(catalog.file(self.out, catalog.RECONCILIATION_FILE), columns, rows)
         released = self.publisher.table("reconciliation.csv", columns, rows)
         tracking.log_rows(
@@ -412,13 +375,17 @@ class Job:
     def opt_out(self, person_key: bytes) -> list[str]:
         """The people on OUT_DIR's opt-out register (`ld-spark forget`), erased again from what
         this run has written so far (landing, bronze, linkage, persons), before the cohorts onward
-        are made from it: RAW_DIR still holds them until the supplier resends it without them.
+        are made from it: RAW_DIR may still hold them until the supplier resends it without them
+        (a full run lands every file again; an incremental one only the new files). The
+        reconciliation counts their raw rows as erased.
         Their records did take part in training and scoring the linkage model and in its quality
         figures (aggregates). The counts stay on the console (exact and small: not for MLflow)."""
         hashes = erase.registered(self.spark, self.out, person_key)
         if hashes is None:
             return []
-        erased = erase.erase(self.spark, self.out, hashes, person_key, self.config.spark.concurrent_tables)
+        threads = self.config.spark.concurrent_tables
+        erased = erase.erase(self.spark, self.out, hashes, person_key, threads, run_id=self.run_id or "")
+        self.reconciled = bronze.less_erased(self.reconciled or {}, erased.raw)
         return [f"{erased.people} opted-out people erased ({erased.records} records)"] if erased.people else []
 
     def truth(self) -> DataFrame | None:

@@ -101,7 +101,9 @@ def unchanged_since(out: fs.Location, now: dict | None) -> str | None:
     if now is None or not fs.exists(state):
         return None
     last = json.loads(fs.read_text(state))
-    if {k: last.get(k) for k in now} != now or last.get("delta_versions") != catalog.versions(out):
+    if last.get("running") or {k: last.get(k) for k in now} != now:
+        return None
+    if last.get("delta_versions") != catalog.versions(out):
         return None
     if last.get("opt_out_version") != _register_version(out):
         return None
@@ -123,14 +125,16 @@ RAW_LAYERS = ("linkage/landing", "linkage/bronze/", "linkage/quarantine")
 
 def increment(out: fs.Location, now: dict | None) -> Increment | None:
     """The files to add to the last finished run's landing and bronze, or None when this run
-    must land everything: no earlier run; another code or library version; a file it read gone
-    or changed; its landing, bronze or quarantine changed since by anything but `ld-spark
-    forget`; or nothing new, unless a forget has run since (the tables it erased are kept)."""
+    must land everything: no earlier run; a run started since that did not finish; another code
+    or library version; a file it read gone or changed; its landing, bronze or quarantine
+    changed since, unless the opt-out register changed too (`ld-spark forget` changes both; a
+    hand edit made beside a forget is not told apart); or nothing new, unless a forget has run
+    since (the tables it erased are kept)."""
     state = catalog.file(out, STATE_FILE)
     if now is None or not fs.exists(state):
         return None
     last = json.loads(fs.read_text(state))
-    if last.get("ingest") != now["ingest"] or "reconciliation" not in last:
+    if last.get("running") or last.get("ingest") != now["ingest"] or "reconciliation" not in last:
         return None
     earlier = {name: digest for name, digest in last["raw"].items() if not name.startswith("_truth/")}
     if any(now["raw"].get(name) != digest for name, digest in earlier.items()):
@@ -148,6 +152,41 @@ def increment(out: fs.Location, now: dict | None) -> Increment | None:
     if not new and not forgotten:
         return None
     return Increment(last["run_id"], new, last["reconciliation"])
+
+
+def started(out: fs.Location) -> None:
+    """A run has started writing into OUT_DIR: until it finishes (record), the tables may be half
+    made, so the next run may be neither "nothing new" nor incremental."""
+    state = catalog.file(out, STATE_FILE)
+    if fs.exists(state):
+        last = json.loads(fs.read_text(state))
+        fs.write_text(state, json.dumps({**last, "running": True}, indent=1, sort_keys=True))
+
+
+def erased(out: fs.Location, raw: dict[str, tuple[int, dict[str, int]]]) -> None:
+    """After `ld-spark forget` deleted raw rows (erase.Erased.raw): the last run's reconciliation,
+    in `linkage/reconciliation.csv` and in the state an incremental run starts from, with them
+    counted as erased (bronze.less_erased)."""
+    from ld_spark import bronze
+    from ld_spark.release.publish import write_csv
+
+    if not raw:
+        return
+    state = catalog.file(out, STATE_FILE)
+    if fs.exists(state):
+        last = json.loads(fs.read_text(state))
+        if "reconciliation" in last:
+            last["reconciliation"] = bronze.less_erased(last["reconciliation"], raw)
+            fs.write_text(state, json.dumps(last, indent=1, sort_keys=True))
+    exact = catalog.file(out, catalog.RECONCILIATION_FILE)
+    if fs.exists(exact):
+        import csv
+        import io as text_io
+
+        rows = list(csv.DictReader(text_io.StringIO(fs.read_text(exact))))
+        counts = {r["source_table"]: {k: int(v) for k, v in r.items() if k != "source_table"} for r in rows}
+        counts = bronze.less_erased(counts, {t: v for t, v in raw.items() if t in counts})
+        write_csv(exact, bronze.RECONCILIATION_COLUMNS, [{"source_table": t, **c} for t, c in counts.items()])
 
 
 def record(

@@ -117,6 +117,7 @@ def _row_damages(table: str, header: list[str]) -> list[tuple[str, str, str, obj
         damages += [
             ("impossible_date", "unparseable_date", dates[0], setter(dates[0], "2017-02-30")),
             ("date_in_another_format", "unparseable_date", dates[-1], setter(dates[-1], "03/01/2017")),
+            ("year_slip", "implausible_date", dates[0], setter(dates[0], "2107-03-01")),
         ]
     if ints:
         damages.append(("text_in_integer_column", "not_an_integer", ints[0], setter(ints[0], "twelve")))

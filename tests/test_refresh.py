@@ -7,8 +7,9 @@ One story, three runs of the tiny extract in this process and one `ld-spark forg
 2. month 2: the held-back rows and Q's police record arrive as a new file of each table; the run
    is incremental, and its bronze is what landing everything at once gives;
 3. `ld-spark forget` with Q's NHS number: no byte of it, or of Q's names, remains under OUT_DIR;
-4. month 3 (the supplier has not yet removed Q): a new HES file holds Q again; the incremental
-   run lands it and erases Q again, before analysis.
+4. month 3 (the supplier has not yet removed Q): a new HES file sends Q's attendance again; the
+   incremental run lands it and erases Q again, before analysis, and its bronze is what a
+   month 3 without Q gives, with Q's raw rows counted as erased.
 
 Parquet is written uncompressed here, so that a byte scan of OUT_DIR sees every value stored.
 """
@@ -25,7 +26,7 @@ import pytest
 from conftest import REPO, cli_env
 from pyspark.sql import functions as F
 
-from ld_spark import bronze, catalog, io, pipeline
+from ld_spark import bronze, catalog, io, pipeline, refresh, rekey
 from ld_spark.contract import TABLES
 from ld_spark.errors import InputError
 
@@ -104,7 +105,31 @@ def months(tiny, root):
     for table, n in HELD_BACK.items():
         later = rows_of(tiny / table / "part-0.csv")[-n:]
         write_rows(two / table / "part-1.csv", later + (offences if table == "pnc/offences" else []))
+    # Rows that change the state of month 1's: a hearing sent again (a copy), a hearing's key
+    # reused with other content (both versions quarantined, so one leaves bronze), and an MHSDS
+    # referral in a later submission (it supersedes month 1's).
+    hearings = rows_of(one / "hmcts/hearings/part-0.csv")
+    reused = hearings[1] | {"adjourned": "N" if hearings[1]["adjourned"] == "Y" else "Y"}
+    write_rows(two / "hmcts/hearings/part-1.csv", [hearings[0], reused])
+    referral = rows_of(one / "mhsds/mhs101_referral/part-0.csv")[0]
+    later = referral | {"UniqMonthID": str(int(referral["UniqMonthID"]) + 1)}
+    write_rows(two / "mhsds/mhs101_referral/part-1.csv", [later])
     return one, two
+
+
+def without_q(raw, root):
+    """A copy of a raw folder with every row of Q's left out (by key), as a supplier that has
+    applied the opt-out would send it, and how many rows of each table were left out."""
+    keys = {"LDQQQQQQQQ", "AEQQQQQQQQ", "OFQQQQQQQQ", "OFQQQQQQQR"}
+    shutil.copytree(raw, root)
+    left_out = {}
+    for table, column in (("ld_referrals", "referral_id"), ("hes_ae", "AEKEY"), ("pnc/offences", "offence_id")):
+        for path in sorted((root / table).glob("*.csv")):
+            rows = rows_of(path)
+            kept = [r for r in rows if r[column] not in keys]
+            left_out[table] = left_out.get(table, 0) + len(rows) - len(kept)
+            write_rows(path, kept)
+    return root, left_out
 
 
 def people(spark, out) -> dict[tuple[str, str], str]:
@@ -303,9 +328,8 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     # (landing and bronze are kept as forget left them), and erases Q's new record again.
     three = tmp_path / "month3"
     shutil.copytree(two, three)
-    attendance = q_rows(tiny)[1] | {"AEKEY": "AEQQQQQQQS"}
     stranger = rows_of(tiny / "hes_ae/part-0.csv")[1] | {"AEKEY": "AENEWNEWNE"}
-    write_rows(three / "hes_ae/part-2.csv", [stranger, attendance])
+    write_rows(three / "hes_ae/part-2.csv", [stranger, q_rows(tiny)[1]])  # Q's attendance, sent again
     started = time.time()
     assert pipeline.run(spark, skipping, raw=str(three), out=str(out)) == 0
     printed = capsys.readouterr().out
@@ -313,6 +337,15 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     assert "incremental since run " in printed and "1 opted-out people erased (1 records)" in printed
     assert files_holding(out, Q_BYTES) == {}
     assert set(people(spark, out)) == set(linked) | {("hes_ae", "AENEWNEWNE")}
+    # Bronze, the quarantine and every other row's state are those of a supplier's month 3
+    # without Q; the reconciliation counts Q's five raw rows as read, and erased.
+    expected, left_out = without_q(three, tmp_path / "month3_without_q")
+    assert left_out == {"ld_referrals": 1, "hes_ae": 2, "pnc/offences": 2}
+    full = bronze_in_full(spark, expected)
+    for row in full["reconciliation"]:
+        n = left_out.get(row["source_table"], 0)
+        row |= {"read": str(int(row["read"]) + n), "erased": str(n)}
+    assert bronze_as_stored(spark, out) == full
     referrals = catalog.read(spark, out, catalog.REFERRALS).select("person_key").distinct().collect()
     assert {r["person_key"] for r in referrals} <= set(people(spark, out).values())
 
@@ -419,6 +452,64 @@ def test_nothing_new_only_when_files_settings_code_and_tables_are_as_the_last_ru
     assert last_run() is None
 
 
+def test_incremental_only_when_the_raw_folder_has_only_grown_and_the_tables_are_as_left(config, tmp_path, monkeypatch):
+    raw, out, key = tmp_path / "raw", tmp_path / "out", b"k" * 32
+    first, second = raw / "hes_ae" / "part-0.csv", raw / "hes_ae" / "part-1.csv"
+    first.parent.mkdir(parents=True)
+    first.write_text("AEKEY\nA1\n")
+    second.write_text("AEKEY\nA3\n")
+    month1 = {"hes_ae": ("csv", {("AEKEY",): [first]})}
+    month2 = {"hes_ae": ("csv", {("AEKEY",): [first, second]})}
+    counts = {"hes_ae": {"read": 1, "loaded": 1, "quarantined": 0, "duplicate": 0, "superseded": 0, "erased": 0}}
+
+    def commit(table, version):
+        log = catalog.path(out, table) / "_delta_log"
+        log.mkdir(parents=True, exist_ok=True)
+        (log / f"{version:020d}.json").write_text("{}")
+
+    def last_run(run_id="run-1", reconciliation=counts):
+        refresh.record(out, refresh.made_from(raw, month1, config, key), run_id, reconciliation)
+
+    def increment(layouts=month2, config=config, key=key):
+        return refresh.increment(out, refresh.made_from(raw, layouts, config, key))
+
+    commit(catalog.LANDING, 0)
+    last_run()
+    assert increment() == refresh.Increment("run-1", {"hes_ae": ["part-1.csv"]}, counts)
+    assert increment(layouts=month1) is None  # nothing new: a rerun runs whole
+    # Neither settings, the key nor _truth/ change what landing and bronze are made of.
+    other = config.analysis.model_copy(update={"pre_months": (config.analysis.pre_months[0] + 1, -1)})
+    assert increment(config=config.model_copy(update={"analysis": other})) is not None
+    assert increment(key=b"j" * 32) is not None
+    (raw / "_truth").mkdir()
+    (raw / "_truth" / "record_person.csv").write_text("source_table,record_key,person_id\n")
+    assert increment() is not None
+    # Another library version (or code) makes them again.
+    monkeypatch.setattr(refresh, "LIBRARIES", (*refresh.LIBRARIES, "pytest"))
+    assert increment() is None
+    monkeypatch.undo()
+    # A file that run read, changed or gone.
+    first.write_text("AEKEY\nA2\n")
+    assert increment() is None
+    first.write_text("AEKEY\nA1\n")
+    assert increment(layouts={"hes_ae": ("csv", {("AEKEY",): [second]})}) is None
+    # A run started since that did not finish.
+    refresh.started(out)
+    assert increment() is None
+    last_run()
+    # Landing written since: only a forget (the register written too) may have done it.
+    commit(catalog.LANDING, 1)
+    assert increment() is None
+    commit(catalog.OPT_OUT, 0)
+    assert increment() is not None
+    assert increment(layouts=month1) == refresh.Increment("run-1", {}, counts)  # kept as forget left it
+    commit(catalog.bronze("hes_ae"), 0)  # a table the last run did not leave
+    assert increment() is None
+    last_run("run-2", reconciliation=None)  # a run of an earlier version kept no reconciliation
+    assert increment() is None
+    assert refresh.increment(out, None) is None  # a raw folder under a URL is not hashed
+
+
 def test_an_incremental_bronze_merge_replaces_the_rows_of_the_keys_it_names(spark, tmp_path):
     out = tmp_path / "out"
     table = catalog.bronze("hmcts/hearings")
@@ -452,7 +543,7 @@ def test_quarantined_rows_of_reclassified_keys_make_way_for_their_new_states(spa
         "source_table string, record string",
     )
     touched = {"pnc/offences": spark.createDataFrame([("O1",), (None,)], "offence_id string")}
-    kept = quarantined.transform(pipeline.quarantine_without(touched))
+    kept = quarantined.transform(rekey.quarantine_without(touched))
     assert sorted(tuple(r) for r in kept.collect()) == [
         ("hmcts/cases", '{"case_id":"O1"}'),
         ("pnc/offences", '{"offence_id":"O2"}'),

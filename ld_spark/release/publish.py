@@ -59,7 +59,7 @@ SPECS = {
     ),
     "linkage_blocking.csv": sdc.Spec(key=["rule"], counts=["comparisons", "blocks", "largest_block"]),
     "reconciliation.csv": sdc.Spec(
-        key=["source_table"], counts=["read", "loaded", "quarantined", "duplicate", "superseded"]
+        key=["source_table"], counts=["read", "loaded", "quarantined", "duplicate", "superseded", "erased"]
     ),
 }
 REPORT_COLUMNS = ["output", "row", "column", "action", "reason"]
