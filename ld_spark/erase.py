@@ -96,12 +96,6 @@ def record_key_sql(table: str) -> str:
     return link_events.EVENT_PARENTS[table][0]
 
 
-def over(sql: str, table: str, column) -> str:
-    """`sql` with each of the table's column names replaced by column(name)."""
-    names = sorted(TABLES[table], key=len, reverse=True)
-    return re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: column(m.group(1)), sql)
-
-
 def nhs_hash(key: bytes, number: str) -> str:
     """A registered NHS number's keyed hash (on the driver)."""
     return hmac_hex(key, OPT_OUT_PREFIX + number)
@@ -125,14 +119,20 @@ def identified_people(records: DataFrame, record_person: DataFrame, hashes: Data
 
 
 def doomed_rows(table: str, theirs: DataFrame, pnc_ids: DataFrame, hashes: DataFrame, key: bytes) -> Transform:
-    """landing -> (file, line, record_key) of every landed row of `table` that belongs to the
-    erased people, whatever its state (loaded, quarantined, duplicate, superseded): one of their
+    """landing -> (file, line, record_key, row, key) of every landed row of `table` that belongs to
+    the erased people (row: the JSON of a parquet row's values, which has no line; key: its key's
+    values, KEYS), whatever its state (loaded, quarantined, duplicate, superseded): one of their
     records (by record key), a row of one of their records' children (an event table's parent key),
     a row carrying a registered NHS number, or one carrying one of their PNC IDs.
     theirs: their (source_table, record_key); pnc_ids: their normalised PNC IDs (pnc)."""
 
     def _(landing: DataFrame) -> DataFrame:
-        rows = io.landed(landing, table).withColumn("record_key", F.expr(record_key_sql(table)).cast("string"))
+        # A parquet row has no line: it is told apart in its file by all its values.
+        row = F.when(F.col(io.LINE).isNull(), F.to_json(io.VALUES))
+        of_table = landing.filter(F.col(io.SOURCE_TABLE) == table).withColumn("row", row)
+        rows = of_table.select(
+            *[F.col(io.VALUES)[c].alias(c) for c in TABLES[table]], io.SOURCE_FILE, io.LINE, io.ROW_FAULT, "row"
+        ).withColumn("record_key", F.expr(record_key_sql(table)).cast("string"))
 
         def records_of(source_table: str) -> DataFrame:
             return F.broadcast(theirs.filter(F.col("source_table") == source_table).select("record_key"))
@@ -152,7 +152,11 @@ def doomed_rows(table: str, theirs: DataFrame, pnc_ids: DataFrame, hashes: DataF
             with_pnc = rows.withColumn("pnc", normalise.pnc_id(F.col(pnc)))
             found = found.unionByName(with_pnc.join(F.broadcast(pnc_ids), on="pnc", how="left_semi").drop("pnc"))
         return found.select(
-            F.col(io.SOURCE_FILE).alias("file"), F.col(io.LINE).alias("line"), "record_key"
+            F.col(io.SOURCE_FILE).alias("file"),
+            F.col(io.LINE).alias("line"),
+            "record_key",
+            "row",
+            F.array(*[F.col(k) for k in KEYS[table]]).alias("key"),
         ).dropDuplicates()
 
     return _
@@ -165,11 +169,19 @@ class Erased(NamedTuple):
     # contract table -> its raw rows deleted from landing, and how the states of the rows left
     # with their keys moved (rekey): what the reconciliation loses to the erasure
     raw: dict[str, tuple[int, dict[str, int]]] = {}
+    # bronze rows loaded now that were not before: someone else's row that shared a key with theirs
+    promoted: int = 0
 
 
-def _raw_row_match(file: str, line: str, key: str) -> str:
-    """A MERGE condition for a raw row: its file and line; a parquet row (no line) by its key."""
-    return f"{file} = s.file AND ({line} = s.line OR ({line} IS NULL AND s.line IS NULL AND {key} = s.record_key))"
+def _landed_row_match(table: str) -> str:
+    """A MERGE condition on landing for the raw rows doomed_rows found: its file and line, or a
+    parquet row (no line) by all its values. An equality on (file, line) first, so the MERGE
+    joins by hash, not by comparing every row of a file with every doomed row."""
+    return (
+        f"t.{io.SOURCE_TABLE} = '{table}' AND t.{io.SOURCE_FILE} = s.file "
+        f"AND coalesce(t.{io.LINE}, -1) = coalesce(s.line, -1) "
+        f"AND (t.{io.LINE} IS NOT NULL OR to_json(t.{io.VALUES}) = s.row)"
+    )
 
 
 def _merge_delete(spark: SparkSession, target: fs.Location, source: DataFrame, condition: str) -> int:
@@ -283,7 +295,7 @@ def erase(
         people.unpersist()
     raw_rows: dict[str, list] = {}
     for row in found:
-        raw_rows.setdefault(row["table"], []).append((row["file"], row["line"], row["record_key"]))
+        raw_rows.setdefault(row["table"], []).append((row["file"], row["line"], row["row"], tuple(row["key"])))
 
     # Landing first: their raw rows go. Bronze and the quarantine are then made again for every
     # key those rows held, from what landing holds now (rekey): a key an erased row shared with
@@ -293,18 +305,10 @@ def erase(
     touched: dict[str, DataFrame] = {}
     raw_deleted: dict[str, int] = {}
     for table, rows in raw_rows.items():
-        source = spark.createDataFrame(rows, "file string, line long, record_key string")
-        landed_key = over(record_key_sql(table), table, lambda c: f"t.{io.VALUES}['{c}']")
-        raw_deleted[table] = _merge_delete(
-            spark,
-            landing_path,
-            source,
-            f"t.{io.SOURCE_TABLE} = '{table}' AND "
-            + _raw_row_match(f"t.{io.SOURCE_FILE}", f"t.{io.LINE}", f"CAST({landed_key} AS STRING)"),
-        )
-        landed = io.landed(landing_before, table).withColumn("record_key", F.expr(record_key_sql(table)).cast("string"))
-        match = F.expr(_raw_row_match(f"t.{io.SOURCE_FILE}", f"t.{io.LINE}", "t.record_key"))
-        touched[table] = landed.alias("t").join(source.alias("s"), match, "left_semi").select(*KEYS[table]).distinct()
+        source = spark.createDataFrame([r[:3] for r in rows], "file string, line long, row string")
+        raw_deleted[table] = _merge_delete(spark, landing_path, source, _landed_row_match(table))
+        keys = sorted(set(r[3] for r in rows), key=str)
+        touched[table] = spark.createDataFrame(keys, ", ".join(f"`{k}` string" for k in KEYS[table]))
     after = catalog.read_latest(spark, out, catalog.LANDING)
     moved = rekey.reclassified(spark, out, landing_before, after, touched, run_id, threads) if touched else {}
     deleted: dict[str, int] = {}
@@ -352,7 +356,8 @@ def erase(
 
     with _vacuum_settings(spark), ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(lambda item: delete(fs.resolve(item[0]), item[1]), by_table.items()))
-    return Erased(n_people, n_records, dict(sorted(deleted.items())), raw)
+    promoted = sum(m.newly_loaded for m in moved.values())
+    return Erased(n_people, n_records, dict(sorted(deleted.items())), raw, promoted)
 
 
 def registered(spark: SparkSession, out: fs.Location, key: bytes) -> DataFrame | None:
@@ -380,7 +385,9 @@ def forget(
     how many numbers were new to the register.
 
     The register is written first: if the erasure stops part-way, the next run (which reads the
-    register) erases them, and the changed register makes that run run (ld_spark.refresh)."""
+    register) erases them. refresh.json is marked while the erasure runs, so that such a run is
+    a whole one: landing would no longer hold the rows that bronze still has of them."""
+    refresh.mark(out, refresh.FORGETTING)
     hashes = sorted({nhs_hash(key, n) for n in numbers})
     request = spark.createDataFrame([(h,) for h in hashes], f"{HASH} string")
     known = registered(spark, out, key)

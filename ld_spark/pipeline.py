@@ -117,7 +117,7 @@ def run(spark: SparkSession, config: Config, raw: str, out: str, stages: console
         job = Job(spark, config, fs.resolve(raw), fs.resolve(out), stages or console.Stages())
         refresh.started(fs.resolve(out))
         done = job.run(layouts, person_key, increment)
-        refresh.record(fs.resolve(out), made_from, job.run_id, job.reconciled)
+        refresh.record(fs.resolve(out), made_from, job.run_id, job.reconciled, stale=job.stale)
         return done
 
 
@@ -128,6 +128,7 @@ class Job:
         self.spark, self.config, self.raw, self.out, self.stages = spark, config, raw, out, stages
         self.run_id: str | None = None  # the MLflow run's, once it has started
         self.reconciled: dict[str, dict[str, int]] | None = None  # the bronze stage's reconciliation
+        self.stale = False  # bronze gained rows after linkage (opt_out): the next run runs whole
         self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
 
     def read(self, table: catalog.Table) -> DataFrame:
@@ -278,7 +279,7 @@ class Job:
         new = new_layouts(layouts, increment.new_files)
         reconciled = {t: {bronze.ERASED: 0, **increment.reconciliation[t]} for t in TABLES}
         if landed is None:
-            return reconciled, rekey.Moved({}, 0, 0)
+            return reconciled, rekey.Moved({}, 0, 0, 0)
         landing = catalog.path(self.out, catalog.LANDING)
         added = catalog.changes(self.spark, self.out, catalog.LANDING, landed)
         touched = {t: io.landed(added, t).transform(bronze.key_values(t)) for t in new}
@@ -296,7 +297,9 @@ class Job:
             counts = reconciled[table]
             states = {s: counts[s] + m.states[s] for s in bronze.STATES}
             reconciled[table] = bronze.reconciled(table, counts["read"] + read[table], states, counts[bronze.ERASED])
-        total = rekey.Moved({}, sum(m.inserted for m in moved.values()), sum(m.deleted for m in moved.values()))
+        total = rekey.Moved(
+            {}, *(sum(getattr(m, f) for m in moved.values()) for f in ("inserted", "deleted", "newly_loaded"))
+        )
         return reconciled, total
 
     def release_reconciliation(self, reconciled: dict[str, dict[str, int]]) -> None:
@@ -386,7 +389,13 @@ class Job:
         threads = self.config.spark.concurrent_tables
         erased = erase.erase(self.spark, self.out, hashes, person_key, threads, run_id=self.run_id or "")
         self.reconciled = bronze.less_erased(self.reconciled or {}, erased.raw)
-        return [f"{erased.people} opted-out people erased ({erased.records} records)"] if erased.people else []
+        notes = [f"{erased.people} opted-out people erased ({erased.records} records)"] if erased.people else []
+        if erased.promoted:
+            # A row that shared a key with an erased one is loaded now, after linkage: this run
+            # leaves it out of the analysis; the next run (never "nothing new") links it.
+            self.stale = True
+            notes.append("rows that shared a key with theirs are linked at the next run")
+        return notes
 
     def truth(self) -> DataFrame | None:
         """A synthetic extract's record -> true person map (contract `_truth/`), else None."""

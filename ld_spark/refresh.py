@@ -101,7 +101,7 @@ def unchanged_since(out: fs.Location, now: dict | None) -> str | None:
     if now is None or not fs.exists(state):
         return None
     last = json.loads(fs.read_text(state))
-    if last.get("running") or {k: last.get(k) for k in now} != now:
+    if any(last.get(m) for m in MARKS) or {k: last.get(k) for k in now} != now:
         return None
     if last.get("delta_versions") != catalog.versions(out):
         return None
@@ -134,7 +134,7 @@ def increment(out: fs.Location, now: dict | None) -> Increment | None:
     if now is None or not fs.exists(state):
         return None
     last = json.loads(fs.read_text(state))
-    if last.get("running") or last.get("ingest") != now["ingest"] or "reconciliation" not in last:
+    if any(last.get(m) for m in MARKS) or last.get("ingest") != now["ingest"] or "reconciliation" not in last:
         return None
     earlier = {name: digest for name, digest in last["raw"].items() if not name.startswith("_truth/")}
     if any(now["raw"].get(name) != digest for name, digest in earlier.items()):
@@ -154,32 +154,44 @@ def increment(out: fs.Location, now: dict | None) -> Increment | None:
     return Increment(last["run_id"], new, last["reconciliation"])
 
 
+# Marks in refresh.json that make the next run a whole one (neither "nothing new" nor incremental):
+RUNNING = "running"  # a run started writing, and has not finished (record() clears it)
+FORGETTING = "forgetting"  # `ld-spark forget` started, and has not finished (erased() clears it)
+# this run's re-erasure made another person's row loaded after linkage, so it is linked next run
+STALE = "stale"
+MARKS = (RUNNING, FORGETTING, STALE)
+
+
+def mark(out: fs.Location, name: str, on: bool = True) -> None:
+    """Set (or clear) one of MARKS in the last finished run's state, if there is one."""
+    state = catalog.file(out, STATE_FILE)
+    if fs.exists(state):
+        last = json.loads(fs.read_text(state))
+        last = {**last, name: True} if on else {k: v for k, v in last.items() if k != name}
+        fs.write_text(state, json.dumps(last, indent=1, sort_keys=True))
+
+
 def started(out: fs.Location) -> None:
     """A run has started writing into OUT_DIR: until it finishes (record), the tables may be half
     made, so the next run may be neither "nothing new" nor incremental."""
-    state = catalog.file(out, STATE_FILE)
-    if fs.exists(state):
-        last = json.loads(fs.read_text(state))
-        fs.write_text(state, json.dumps({**last, "running": True}, indent=1, sort_keys=True))
+    mark(out, RUNNING)
 
 
 def erased(out: fs.Location, raw: dict[str, tuple[int, dict[str, int]]]) -> None:
-    """After `ld-spark forget` deleted raw rows (erase.Erased.raw): the last run's reconciliation,
-    in `linkage/reconciliation.csv` and in the state an incremental run starts from, with them
-    counted as erased (bronze.less_erased)."""
+    """After `ld-spark forget` finished (erase.Erased.raw: the raw rows it deleted): the last run's
+    reconciliation, in `linkage/reconciliation.csv` and in the state an incremental run starts
+    from, with them counted as erased (bronze.less_erased); the FORGETTING mark cleared."""
     from ld_spark import bronze
     from ld_spark.release.publish import write_csv
 
-    if not raw:
-        return
     state = catalog.file(out, STATE_FILE)
     if fs.exists(state):
-        last = json.loads(fs.read_text(state))
+        last = {k: v for k, v in json.loads(fs.read_text(state)).items() if k != FORGETTING}
         if "reconciliation" in last:
             last["reconciliation"] = bronze.less_erased(last["reconciliation"], raw)
-            fs.write_text(state, json.dumps(last, indent=1, sort_keys=True))
+        fs.write_text(state, json.dumps(last, indent=1, sort_keys=True))
     exact = catalog.file(out, catalog.RECONCILIATION_FILE)
-    if fs.exists(exact):
+    if raw and fs.exists(exact):
         import csv
         import io as text_io
 
@@ -190,10 +202,14 @@ def erased(out: fs.Location, raw: dict[str, tuple[int, dict[str, int]]]) -> None
 
 
 def record(
-    out: fs.Location, now: dict | None, run_id: str, reconciliation: dict[str, dict[str, int]] | None = None
+    out: fs.Location,
+    now: dict | None,
+    run_id: str,
+    reconciliation: dict[str, dict[str, int]] | None = None,
+    stale: bool = False,
 ) -> None:
     """After a finished run: what it was made from, the versions of the tables it left, and its
-    reconciliation (the next incremental run adds to it)."""
+    reconciliation (the next incremental run adds to it); stale: the next run is a whole one."""
     if now is None:
         fs.delete(catalog.file(out, STATE_FILE))
         return
@@ -203,5 +219,6 @@ def record(
         "delta_versions": catalog.versions(out),
         "opt_out_version": _register_version(out),
         **({"reconciliation": reconciliation} if reconciliation is not None else {}),
+        **({STALE: True} if stale else {}),
     }
     fs.write_text(catalog.file(out, STATE_FILE), json.dumps(state, indent=1, sort_keys=True))

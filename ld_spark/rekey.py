@@ -28,6 +28,7 @@ class Moved(NamedTuple):
     states: dict[str, int]  # rows per state after, less before (bronze.changed_states)
     inserted: int  # bronze rows the MERGE inserted (the table's Change Data Feed)
     deleted: int  # and deleted
+    newly_loaded: int  # inserted rows (by file and line) that bronze did not hold before
 
 
 def quarantine_without(touched: dict[str, DataFrame]) -> Callable[[DataFrame], DataFrame]:
@@ -73,9 +74,16 @@ def reclassified(
         target = catalog.bronze(table)
         catalog.keep_changes(spark, out, target)
         version = catalog.replace_keys(spark, now.transform(bronze.typed(table)), keys, out, target, KEYS[table])
-        changes = dict(catalog.changes(spark, out, target, version).groupBy("_change_type").count().collect())
+        changes = catalog.changes(spark, out, target, version).select("_change_type", io.SOURCE_FILE, io.LINE)
+        changes = changes.persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.append(changes)
+        counts = dict(changes.groupBy("_change_type").count().collect())
+        inserted, deleted = (
+            changes.filter(F.col("_change_type") == k).drop("_change_type") for k in ("insert", "delete")
+        )
+        newly = inserted.exceptAll(deleted).count() if counts.get("insert") else 0
         classified[table] = now
-        return Moved(states, int(changes.get("insert", 0)), int(changes.get("delete", 0)))
+        return Moved(states, int(counts.get("insert", 0)), int(counts.get("delete", 0)), int(newly))
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:

@@ -17,6 +17,7 @@ Parquet is written uncompressed here, so that a byte scan of OUT_DIR sees every 
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -396,12 +397,17 @@ def test_their_raw_rows_are_found_by_record_key_nhs_number_parent_record_and_pnc
     pnc_ids = spark.createDataFrame([("1990/0123457Q",)], "pnc string")
 
     def found(table):
-        rows = landing.transform(erase.doomed_rows(table, theirs, pnc_ids, hashes, b"k")).collect()
-        return sorted(rows, key=lambda r: r["record_key"])
+        rows = landing.transform(erase.doomed_rows(table, theirs, pnc_ids, hashes, b"k"))
+        return sorted((tuple(r) for r in rows.select("file", "line", "record_key").collect()), key=lambda r: r[2])
 
     assert found("hes_ae") == [("f.csv", 2, "A1"), ("f.csv", 3, "A2"), ("g.parquet", None, "A4")]
     assert found("hmcts/hearings") == [("h.csv", 2, "H1")]
     assert found("pnc/offences") == [("p.csv", 2, "O1")]
+    # A parquet row is told apart by its values; every row carries its key's values.
+    parquet = landing.transform(erase.doomed_rows("hes_ae", theirs, pnc_ids, hashes, b"k")).filter("line IS NULL")
+    assert [(json.loads(r["row"]), list(r["key"])) for r in parquet.collect()] == [
+        ({"AEKEY": "A4", "NEWNHSNO": None}, ["A4"])
+    ]
 
 
 def test_nothing_new_only_when_files_settings_code_and_tables_are_as_the_last_run_left_them(config, tmp_path):
@@ -467,8 +473,8 @@ def test_incremental_only_when_the_raw_folder_has_only_grown_and_the_tables_are_
         log.mkdir(parents=True, exist_ok=True)
         (log / f"{version:020d}.json").write_text("{}")
 
-    def last_run(run_id="run-1", reconciliation=counts):
-        refresh.record(out, refresh.made_from(raw, month1, config, key), run_id, reconciliation)
+    def last_run(run_id="run-1", reconciliation=counts, stale=False):
+        refresh.record(out, refresh.made_from(raw, month1, config, key), run_id, reconciliation, stale)
 
     def increment(layouts=month2, config=config, key=key):
         return refresh.increment(out, refresh.made_from(raw, layouts, config, key))
@@ -495,6 +501,14 @@ def test_incremental_only_when_the_raw_folder_has_only_grown_and_the_tables_are_
     assert increment(layouts={"hes_ae": ("csv", {("AEKEY",): [second]})}) is None
     # A run started since that did not finish.
     refresh.started(out)
+    assert increment() is None
+    last_run()
+    # A forget started since that did not finish (landing may have lost rows bronze still has).
+    refresh.mark(out, refresh.FORGETTING)
+    assert increment() is None
+    refresh.erased(out, {})  # it finished
+    assert increment() is not None
+    last_run(stale=True)  # that run's re-erasure loaded a row after linkage: the next run links it
     assert increment() is None
     last_run()
     # Landing written since: only a forget (the register written too) may have done it.
@@ -548,3 +562,26 @@ def test_quarantined_rows_of_reclassified_keys_make_way_for_their_new_states(spa
         ("hmcts/cases", '{"case_id":"O1"}'),
         ("pnc/offences", '{"offence_id":"O2"}'),
     ]
+
+
+def test_a_key_left_with_one_version_after_an_erasure_is_loaded_and_its_quarantine_rows_go(spark, tmp_path):
+    out, table = tmp_path / "out", "hmcts/hearings"
+    hearing = {"hearing_id": "H1", "case_id": "C1", "hearing_date": "2017-01-02", "hearing_type": "FH"}
+    rows = [
+        ("hmcts/hearings", hearing | {"adjourned": "Y"}, "f.csv", 2, None),  # an erased person's
+        ("hmcts/hearings", hearing | {"adjourned": "N"}, "f.csv", 3, None),  # someone else's, same key
+        ("hmcts/hearings", hearing | {"hearing_id": "H2", "adjourned": "N"}, "f.csv", 4, None),
+    ]
+    before = spark.createDataFrame(rows, io.LANDING_SCHEMA)
+    after = spark.createDataFrame(rows[1:], io.LANDING_SCHEMA)
+    classified = io.landed(before, table).transform(bronze.classify(table))
+    catalog.write(classified.transform(bronze.typed(table)), out, catalog.bronze(table))
+    catalog.write(bronze.quarantine({table: classified}, "run-1"), out, catalog.QUARANTINE)
+    assert {r["hearing_id"] for r in catalog.read(spark, out, catalog.bronze(table)).collect()} == {"H2"}
+
+    touched = {table: spark.createDataFrame([("H1",)], "hearing_id string")}
+    moved = rekey.reclassified(spark, out, before, after, touched, "run-2")
+    assert moved[table] == rekey.Moved({"loaded": 1, "quarantined": -2, "duplicate": 0, "superseded": 0}, 1, 0, 1)
+    loaded = catalog.read(spark, out, catalog.bronze(table)).collect()
+    assert sorted((r["hearing_id"], r["adjourned"], r[io.LINE]) for r in loaded) == [("H1", False, 3), ("H2", False, 4)]
+    assert catalog.read(spark, out, catalog.QUARANTINE).count() == 0
