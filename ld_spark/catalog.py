@@ -139,16 +139,17 @@ def properties(table: Table) -> dict[str, str]:
 
 def write(df: DataFrame, out: str | Path, table: Table, checks: dict[str, str] | None = None) -> int:
     """Replace the table's content in one Delta commit; returns the version written.
-    checks: CHECK constraints (name -> SQL condition) added when the table is made; every later
-    write that breaks one fails (a guard against a bug, not a rule for input: bronze quarantines)."""
+    checks: CHECK constraints (name -> SQL condition) made with the table; every later write
+    that breaks one fails (a guard against a bug, not a rule for input: bronze quarantines).
+    They are set as the table properties Delta keeps them in (`delta.constraints.<name>`), in
+    the commit that makes the table: an ALTER TABLE ADD CONSTRAINT each, as before, was a commit
+    and a scan of the table apiece (2.2 s for two on hes_ae at scale 1; bronze has 45)."""
     target = path(out, table)
-    io.write_delta(df, target, partition_by=list(table.partition_by) or None, properties=properties(table))
-    version = io.delta_version(target)
-    if version == 0 and checks:
-        for name, condition in checks.items():
-            df.sparkSession.sql(f"ALTER TABLE delta.`{target}` ADD CONSTRAINT {name} CHECK ({condition})")
-        version = io.delta_version(target)
-    return version
+    constraints = {f"delta.constraints.{name}": condition for name, condition in (checks or {}).items()}
+    io.write_delta(
+        df, target, partition_by=list(table.partition_by) or None, properties=properties(table) | constraints
+    )
+    return io.delta_version(target)
 
 
 def append(df: DataFrame, out: str | Path, table: Table) -> int:

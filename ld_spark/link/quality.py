@@ -153,10 +153,17 @@ def cohort_quality_rows(
         .select(*keys, "period")
         .distinct()
     )
-    cells = universe.groupBy("cohort", "period", "source_table", "person_key", "true_person").agg(
-        F.count("*").alias("n_t")
+    # Kept: pairwise_quality reads the cells four times, and each read would otherwise redo the
+    # universe's joins from the truth file and five bronze tables.
+    cells = (
+        universe.groupBy("cohort", "period", "source_table", "person_key", "true_person")
+        .agg(F.count("*").alias("n_t"))
+        .persist()
     )
-    rows = pairwise_quality(cells, by=("cohort", "period")).collect()
+    try:
+        rows = pairwise_quality(cells, by=("cohort", "period")).collect()
+    finally:
+        cells.unpersist()
     order = {source: i for i, source in enumerate(SOURCES)}
     return [
         {
