@@ -524,6 +524,75 @@ def test_links_are_re_decided_at_each_threshold_from_the_same_scored_pairs(spark
     assert groups(0.80) == [["ra", "rb", "rc", "rd"]]
     assert groups(0.95) == [["ra"], ["rb", "rc", "rd"]]
     assert groups(0.999) == [["ra"], ["rb"], ["rc", "rd"]]
+    # The same from the graph in the driver (the embedded backend).
+    graph = link.components.Graph(
+        ids.select(link.identity.UNIQUE_ID, "nhs", "dob").toPandas(), strong.toPandas(), pairs.toPandas()
+    )
+
+    def local_groups(threshold: float) -> list[list[str]]:
+        linked = link.linked_at(records, ids, strong, pairs, threshold, b"k" * 32, graph).collect()
+        by_person: dict[str, list[str]] = {}
+        for r in linked:
+            by_person.setdefault(r["person_key"], []).append(r["record_key"])
+        return sorted(sorted(v) for v in by_person.values())
+
+    assert [local_groups(t) for t in (0.80, 0.95, 0.999)] == [groups(t) for t in (0.80, 0.95, 0.999)]
+
+
+def test_the_twins_are_split_alike_in_the_driver(spark):
+    t = tuples(spark, TWINS)
+    edges = _twin_edges(spark).toPandas()
+    members = t.select(link.identity.UNIQUE_ID, "nhs", "dob").toPandas()
+    labels = link.components.local_components(members[link.identity.UNIQUE_ID], edges)
+    assert set(labels["component"]) == {"hes_a", "s1"}
+    got = link.components.local_split_conflicts(labels, members, edges)
+    assert dict(zip(got[link.identity.UNIQUE_ID], got["component"])) == {
+        "hes_a": "hes_a",
+        "pnc_a": "hes_a",
+        "pnc_a2": "hes_a",
+        "hes_b": "hes_b",
+        "ld_b": "hes_b",
+        "pnc_b": "hes_b",
+        "s1": "s1",
+        "s2": "s1",
+    }
+
+
+def test_people_found_in_the_driver_are_the_people_spark_finds_on_a_random_graph(spark):
+    """600 tuples in clusters with chains, shared NHS numbers and twins: components and the
+    conflict split, in Spark and in the driver, label every tuple alike."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    ids = [f"t{i:04d}" for i in rng.permutation(600)]  # ids not in the clusters' order
+    rows, edges = [], []
+    for start in range(0, 600, 6):
+        members = ids[start : start + 6]
+        dob = f"19{rng.integers(50, 99)}-01-01"
+        for j, uid in enumerate(members):
+            nhs = str(rng.integers(2)) if j < 3 else None  # two numbers in one cluster: sometimes twins
+            rows.append((uid, {"dob": dob if rng.random() < 0.9 else None, "nhs": nhs}))
+        for j in range(1, 6):
+            other = members[rng.integers(j)]
+            edges.append((members[j], other, float(rng.choice([np.inf, *rng.uniform(5, 15, 4)]))))
+    for _ in range(40):  # stray links between clusters
+        a, b = rng.choice(600, 2, replace=False)
+        edges.append((ids[a], ids[b], float(rng.uniform(5, 15))))
+    t = tuples(spark, rows)
+    edge_frame = pd.DataFrame(edges, columns=["id_l", "id_r", "match_weight"])
+    spark_edges = spark.createDataFrame(edge_frame, "id_l string, id_r string, match_weight double")
+    in_spark = link.components.split_conflicts(
+        link.components.connected_components(t.select(link.identity.UNIQUE_ID), spark_edges), t, spark_edges
+    )
+    members = t.select(link.identity.UNIQUE_ID, "nhs", "dob").toPandas()
+    labels = link.components.local_components(members[link.identity.UNIQUE_ID], edge_frame)
+    in_driver = link.components.local_split_conflicts(labels, members, edge_frame)
+    spark_labels = {r[link.identity.UNIQUE_ID]: r["component"] for r in in_spark.collect()}
+    driver_labels = dict(zip(in_driver[link.identity.UNIQUE_ID], in_driver["component"]))
+    assert driver_labels == spark_labels
+    # Strays joined clusters (60 components of 100 clusters); the split parted many (150 people).
+    assert labels["component"].nunique() < 100 < len(set(spark_labels.values()))
 
 
 RECORD_PERSON_SCHEMA = "source_table string, record_key string, person_key string"

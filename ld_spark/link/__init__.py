@@ -70,9 +70,14 @@ def people(
         )
         pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
         strong = deterministic.deterministic_edges(tuples)
+        graph = None
+        if on == "duckdb":
+            # Splink scored in the driver, so the graph is made into people there too.
+            members = tuples.select(identity.UNIQUE_ID, "nhs", "dob").toPandas()
+            graph = components.Graph(members, strong.toPandas(), pairs.toPandas())
 
         def at(threshold: float) -> DataFrame:
-            return linked_at(records, tuples, strong, pairs, threshold, person_key)
+            return linked_at(records, tuples, strong, pairs, threshold, person_key, graph)
 
         others = {t: at(t) for t in thresholds}
         yield Linked(at(conf.match_threshold), model_json, on, counted, records, others)
@@ -84,15 +89,29 @@ def people(
 
 
 def linked_at(
-    records: DataFrame, tuples: DataFrame, strong: DataFrame, pairs: DataFrame, threshold: float, person_key: bytes
+    records: DataFrame,
+    tuples: DataFrame,
+    strong: DataFrame,
+    pairs: DataFrame,
+    threshold: float,
+    person_key: bytes,
+    graph: components.Graph | None = None,
 ) -> DataFrame:
     """(source_table, record_key, person_key) with people as the connected components of the
     deterministic edges and the Splink pairs at or above the match probability `threshold`, each
     component that holds two different NHS numbers with one date of birth split in two
-    (components.split_conflicts)."""
-    kept = pairs.filter(F.col("match_weight") >= model.match_weight(threshold)).select("id_l", "id_r", "match_weight")
-    edges = strong.withColumn("match_weight", F.lit(math.inf)).unionByName(kept)
-    found = components.connected_components(tuples.select(identity.UNIQUE_ID), edges)
-    found = components.split_conflicts(found, tuples, edges)
+    (components.split_conflicts). With `graph` (the same tuples, edges and pairs, in the driver)
+    the components are found there, with the same result."""
+    weight = model.match_weight(threshold)
+    if graph is not None:
+        edges = graph.edges(weight)
+        labels = components.local_components(graph.members[identity.UNIQUE_ID], edges)
+        labels = components.local_split_conflicts(labels, graph.members, edges)
+        found = records.sparkSession.createDataFrame(labels, components.SPLIT_SCHEMA)
+    else:
+        kept = pairs.filter(F.col("match_weight") >= weight).select("id_l", "id_r", "match_weight")
+        edges = strong.withColumn("match_weight", F.lit(math.inf)).unionByName(kept)
+        found = components.connected_components(tuples.select(identity.UNIQUE_ID), edges)
+        found = components.split_conflicts(found, tuples, edges)
     keyed = found.transform(key.with_person_key(person_key))
     return records.join(keyed, on=[identity.UNIQUE_ID], how="inner").select("source_table", "record_key", "person_key")
