@@ -107,11 +107,14 @@ def linked_at(
         edges = graph.edges(weight)
         labels = components.local_components(graph.members[identity.UNIQUE_ID], edges)
         labels = components.local_split_conflicts(labels, graph.members, edges)
-        found = records.sparkSession.createDataFrame(labels, components.SPLIT_SCHEMA)
+        keys = {c: key.hmac_hex(person_key, c) for c in labels["component"].unique()}  # key.keyed's HMAC
+        keyed = records.sparkSession.createDataFrame(
+            labels.assign(person_key=labels["component"].map(keys)), f"{components.SPLIT_SCHEMA}, person_key string"
+        )
     else:
         kept = pairs.filter(F.col("match_weight") >= weight).select("id_l", "id_r", "match_weight")
         edges = strong.withColumn("match_weight", F.lit(math.inf)).unionByName(kept)
         found = components.connected_components(tuples.select(identity.UNIQUE_ID), edges)
         found = components.split_conflicts(found, tuples, edges)
-    keyed = found.transform(key.with_person_key(person_key))
+        keyed = found.transform(key.with_person_key(person_key))
     return records.join(keyed, on=[identity.UNIQUE_ID], how="inner").select("source_table", "record_key", "person_key")
