@@ -54,7 +54,7 @@ def people(
     while the block runs (they rest on cached tuples and Splink's work files): write them there.
     thresholds: other match probabilities to re-decide the links at (sensitivity analyses).
     Splink scores once, keeping the pairs down to the lowest threshold; each threshold is only
-    its own connected components.
+    its own connected components (found in the driver when Splink scored there, on DuckDB).
     """
     pairs = None
     records = identity.records(bronze).persist(StorageLevel.MEMORY_AND_DISK)
