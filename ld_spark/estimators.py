@@ -11,6 +11,7 @@ its outcome, and returns an Estimate of the cohort x period interaction.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -125,13 +126,12 @@ def _interaction(result, exponentiate: bool) -> tuple[float, float, float, float
     return b, low, high, p
 
 
-def cells_optimum(y: np.ndarray, X: np.ndarray, exposure: np.ndarray, cells: np.ndarray) -> np.ndarray:
+def cells_optimum(y: np.ndarray, X: np.ndarray, exposure: np.ndarray, cells: np.ndarray) -> np.ndarray | None:
     """The maximum-likelihood parameters of a Poisson GLM (log link, log-exposure offset), fitted
     on the sums of y and exposure per cell: `cells` numbers the rows, rows in one cell having the
     same design row. The Poisson likelihood depends on the rows only through those sums, so this
-    is the rows' own optimum, from a few dozen rows instead of hundreds of thousands."""
-    import warnings
-
+    is the rows' own optimum, from a few dozen rows instead of hundreds of thousands. None when
+    that fit does not converge (a parameter without a finite optimum)."""
     import statsmodels.api as sm
 
     first = np.unique(cells, return_index=True)[1]
@@ -143,21 +143,26 @@ def cells_optimum(y: np.ndarray, X: np.ndarray, exposure: np.ndarray, cells: np.
             family=sm.families.Poisson(),
             exposure=np.bincount(cells, exposure),
         ).fit()
-    return np.asarray(fit.params)
+    return np.asarray(fit.params) if fit.converged else None
 
 
 def poisson_clustered(y: np.ndarray, X: np.ndarray, exposure: np.ndarray, groups: np.ndarray, start: np.ndarray | None):
     """A Poisson GLM with a log-exposure offset and the person-clustered sandwich (statsmodels),
     started at its optimum (cells_optimum or a closed form): Newton's method then confirms it in
     one step, where IRLS from zero would refit the whole design matrix six or seven times.
-    Without a start (a cell with no events, whose parameter has no finite optimum) IRLS does it."""
+    Without a start, or where Newton does not settle in a few steps or leaves a standard error
+    that is not finite (a parameter without a finite optimum), IRLS fits it, as it always did."""
     import statsmodels.api as sm
 
     model = sm.GLM(y, X, family=sm.families.Poisson(), exposure=exposure)
     clustered = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
-    if start is None:
-        return model.fit(**clustered)
-    return model.fit(start_params=start, method="newton", disp=0, **clustered)
+    if start is not None:
+        with warnings.catch_warnings():  # a Newton that does not converge is refitted below
+            warnings.simplefilter("ignore")
+            result = model.fit(start_params=start, method="newton", maxiter=10, disp=0, **clustered)
+        if result.mle_retvals.get("converged") and np.isfinite(result.bse).all():
+            return result
+    return model.fit(**clustered)
 
 
 def count_did(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "months") -> Estimate:
@@ -215,6 +220,10 @@ def count_did_months(estimand: str, df: pd.DataFrame, outcome: str, exposure: st
     e, post = df["evaluation"].to_numpy(float), df["post"].to_numpy(float)
     dummies = np.column_stack([(df["rel_month"] == m).to_numpy(float) for m in levels])
     X = np.column_stack([dummies, e, e * post])
+    if np.linalg.matrix_rank(X.T @ X) < X.shape[1]:
+        return _withheld(
+            estimand, n, method, "the cohorts share too few months to tell the effect from the month profile"
+        )
     y, offset = df[outcome].to_numpy(float), df[exposure].to_numpy(float)
     cells = df.groupby(["rel_month", "evaluation", "post"], sort=False).ngroup().to_numpy()
     result = poisson_clustered(y, X, offset, _clusters(df), cells_optimum(y, X, offset, cells))
@@ -280,7 +289,7 @@ def _saturated_optimum(df: pd.DataFrame, outcome: str, levels: list, reference: 
     The model is saturated in cohort x level, so its fitted rate in each cell is the cell's own
     events / months: intercept and cohort from the reference cells, then per level its difference
     from the reference (control) and the extra difference in the evaluation cohort. IRLS started
-    here only confirms it (and the sandwich comes from the fit), instead of iterating towards it.
+    here only confirms it (Newton, one step; the sandwich comes from the fit), instead of iterating towards it.
     """
     cells = df.groupby(["evaluation", "level"])[[outcome, "months"]].sum()
     wanted = pd.MultiIndex.from_product([[0, 1], [reference, *levels]])

@@ -329,3 +329,38 @@ def test_month_profile_rate_ratio_equals_statsmodels_own_fit_from_zero():
     expected = [np.exp(b), np.exp(b - estimators.Z * se), np.exp(b + estimators.Z * se), plain.pvalues[-1]]
     np.testing.assert_allclose([ours.estimate, ours.ci_low, ours.ci_high, ours.p_value], expected, rtol=1e-8)
     assert 1.3 < ours.estimate < 1.7
+    # The start is the optimum itself (from 48 summed cells), so Newton confirms it in one step.
+    y, exposure, groups = df["offences"].to_numpy(float), df["at_risk"].to_numpy(float), pd.factorize(df["person"])[0]
+    cells = df.groupby(["rel_month", "evaluation", "post"], sort=False).ngroup().to_numpy()
+    start = estimators.cells_optimum(y, X, exposure, cells)
+    np.testing.assert_allclose(start, plain.params, atol=1e-9)
+    assert estimators.poisson_clustered(y, X, exposure, groups, start).mle_retvals["iterations"] == 1
+
+
+def test_a_rate_ratio_without_a_finite_optimum_is_fitted_as_irls_fits_it():
+    # Every post-index event of the evaluation cohort in months the control has none in: the effect
+    # runs off to infinity, Newton does not settle, and the fit is IRLS's, as before.
+    import statsmodels.api as sm
+
+    df = _month_rows(seed=10)
+    df.loc[(df["evaluation"] == 0) & (df["rel_month"] == 3), "offences"] = 0
+    df.loc[(df["evaluation"] == 1) & (df["post"] == 1) & (df["rel_month"] != 3), "offences"] = 0
+    e, post = df["evaluation"].to_numpy(float), df["post"].to_numpy(float)
+    months = sorted(df["rel_month"].unique())
+    X = np.column_stack([*((df["rel_month"] == m).to_numpy(float) for m in months), e, e * post])
+    y, exposure, groups = df["offences"].to_numpy(float), df["at_risk"].to_numpy(float), pd.factorize(df["person"])[0]
+    plain = sm.GLM(y, X, family=sm.families.Poisson(), exposure=exposure).fit(
+        cov_type="cluster", cov_kwds={"groups": groups}
+    )
+    start = np.r_[np.zeros(len(months)), 0.0, 1.0]  # far from an optimum that is not there
+    got = estimators.poisson_clustered(y, X, exposure, groups, start)
+    np.testing.assert_allclose(got.params, plain.params, rtol=1e-12)
+
+
+def test_a_month_profile_the_cohorts_do_not_share_is_withheld():
+    # The evaluation cohort seen only in even months, the control only in odd ones: the cohort term
+    # is a sum of month effects, and no rate ratio can be told from the profile.
+    df = _month_rows(seed=11)
+    df = df[(df["rel_month"] % 2 == 0) == (df["evaluation"] == 1)]
+    got = estimators.count_did_months("offending_rr", df, "offences")
+    assert got.estimate is None and "share too few months" in got.method

@@ -113,6 +113,17 @@ def test_pre_trend_detects_a_planted_diverging_trend_and_passes_parallel_ones():
     assert "12 degrees of freedom" in parallel.method and diverging.estimate > 3 * parallel.estimate
 
 
+def test_a_poisson_pre_trend_started_at_its_cells_optimum_is_statsmodels_own_fit(monkeypatch):
+    from ld_spark import estimators
+
+    df = _monthly_counts(4, 0.3)
+    started = pre_trend("x_rr", df, "events", "poisson", exposure="months")
+    monkeypatch.setattr(estimators, "cells_optimum", lambda *args: None)  # IRLS from statsmodels' own start
+    plain = pre_trend("x_rr", df, "events", "poisson", exposure="months")
+    assert started.method == plain.method
+    np.testing.assert_allclose([started.estimate, started.p_value], [plain.estimate, plain.p_value], rtol=1e-8)
+
+
 def test_pre_trend_leaves_out_months_a_cohort_cannot_fit_and_refuses_an_empty_reference():
     df = _monthly_counts(2, 0.0)
     quiet = (df["level"] == "-5") & (df["evaluation"] == 0)
