@@ -288,8 +288,8 @@ def _saturated_optimum(df: pd.DataFrame, outcome: str, levels: list, reference: 
 
     The model is saturated in cohort x level, so its fitted rate in each cell is the cell's own
     events / months: intercept and cohort from the reference cells, then per level its difference
-    from the reference (control) and the extra difference in the evaluation cohort. IRLS started
-    here only confirms it (Newton, one step; the sandwich comes from the fit), instead of iterating towards it.
+    from the reference (control) and the extra difference in the evaluation cohort. Newton started
+    here confirms it in one step (the sandwich comes from the fit), instead of iterating towards it.
     """
     cells = df.groupby(["evaluation", "level"])[[outcome, "months"]].sum()
     wanted = pd.MultiIndex.from_product([[0, 1], [reference, *levels]])
@@ -309,7 +309,6 @@ def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.Da
     Returns level, rr, ci_low, ci_high (one row per non-reference level), and the fit's people
     and residual df (for disclosure control).
     """
-
     levels = [lvl for lvl in pd.unique(df["level"]) if lvl != reference]
     e = df["evaluation"].to_numpy(float)
     dummies = np.column_stack([(df["level"] == lvl).to_numpy(float) for lvl in levels])

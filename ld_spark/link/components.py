@@ -155,10 +155,11 @@ def split_conflicts(labels: DataFrame, tuples: DataFrame, edges: DataFrame) -> D
 
 
 # The same people in the driver, where Splink scored on the embedded DuckDB (the tuples fit in
-# its memory, and so does their graph): the Spark version above runs a few jobs per round of
-# label propagation: a threshold's people, keyed and collected, took 21-25 s at scale 1, here 6-8 s. Both label
-# each vertex with the smallest id it is connected to (Spark and Python order strings alike, by
-# code point) and split conflicted components with split_component, so they give the same people.
+# its memory, and so does their graph). The Spark version above runs a few jobs per round of
+# label propagation: a threshold's people, keyed and collected, took 21-25 s at scale 1 that way
+# and 6-8 s this way. Both label each vertex with the smallest id it is connected to (Spark and
+# Python order strings alike, by code point) and split conflicted components with
+# split_component, so they give the same people.
 
 
 class Graph(NamedTuple):
