@@ -45,6 +45,10 @@ LANDING = Table(LINKAGE, "landing", partition_by=(io.SOURCE_TABLE,))
 QUARANTINE = Table(LINKAGE, "quarantine", partition_by=("source_table",))
 RECORD_PERSON_IDENTITY = Table(LINKAGE, "record_person_identity")  # identity records -> person_key
 RECORD_PERSON = Table(LINKAGE, "record_person")  # every record -> person_key
+# What Splink scored, for the next run to carry over (link.model.Earlier): the identity tuples
+# scored (unique_id) and the pairs kept (id_l, id_r, match_weight); their model in SCORES_FILE.
+SCORED_TUPLES = Table(LINKAGE, "scores/tuples")
+SCORED_PAIRS = Table(LINKAGE, "scores/pairs")
 REFERRALS = Table(LINKAGE, "referrals")  # L&D referrals with exact dates
 COHORT_INDEX = Table(LINKAGE, "cohort_index")  # cohort members with exact index dates
 # The national data opt-out (ld_spark.erase): keyed hashes of opted-out NHS numbers, never the
@@ -80,6 +84,7 @@ RECONCILIATION_FILE = (LINKAGE, "reconciliation.csv")
 MODEL_FILE = (LINKAGE, "model/splink_model.json")
 BLOCKING_FILE = (LINKAGE, "model/blocking.csv")  # each prediction rule's comparisons, the run's last
 SPLINK_WORK = (LINKAGE, "_splink_work")
+SCORES_FILE = (LINKAGE, "scores/scope.json")  # the scores' model digest and lowest match probability
 RESULTS = ("results",)
 LOG_FILE = ("logs", "ld-spark.log")  # what the JVM and the libraries say (ld_spark/console.py)
 
@@ -205,6 +210,8 @@ def tables() -> list[Table]:
         *map(bronze, TABLES),
         QUARANTINE,
         RECORD_PERSON_IDENTITY,
+        SCORED_TUPLES,
+        SCORED_PAIRS,
         RECORD_PERSON,
         PERSONS,
         PERSON_KEY_CHANGES,

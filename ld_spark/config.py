@@ -213,6 +213,7 @@ class LinkageConf(_Strict):
     u_seed: int
     u_num_chunks: int
     model_in: str | None = None
+    reuse_scores: bool = True  # carry over the last run's scores where its model predicts again
     key_env: str
     key_file: str
     create_key_if_missing: bool

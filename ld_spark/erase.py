@@ -14,6 +14,7 @@ a person's records, their police and court records included, which carry no NHS 
      quarantined, duplicate, superseded), found in landing by the record key of one of their
      records, by an event row's parent record, or by an NHS number or PNC ID of theirs;
    - every other table with a person_key column, each linkage's keys in its own tables only;
+   - Splink's kept scores (linkage/scores): their identity tuples, and every pair with one of them;
 4. each table changed (and, for `forget`, every linkage-layer table) is vacuumed with no
    retention, so the files of its earlier versions (which may still hold the rows) are gone, and
    with them those versions; the linkage layer's tables keep no column statistics in their logs
@@ -276,6 +277,14 @@ def erase(
             if fs.is_dir(fs.join(linked, "_delta_log")):
                 keys = io.read_delta(spark, linked).join(theirs, on=["source_table", "record_key"], how="inner")
                 keys_in[variant.name] = {r["person_key"] for r in keys.select("person_key").distinct().collect()}
+        # Their identity tuples, whose scores the next run would otherwise carry over.
+        their_tuples = [
+            r[identity.UNIQUE_ID]
+            for r in identity_records.join(theirs, on=["source_table", "record_key"], how="left_semi")
+            .select(identity.UNIQUE_ID)
+            .distinct()
+            .collect()
+        ]
         pnc_ids = (
             identity_records.join(theirs, on=["source_table", "record_key"], how="left_semi")
             .filter(F.col("pnc").isNotNull())
@@ -339,6 +348,15 @@ def erase(
         if columns:
             keys = spark.createDataFrame([(k,) for k in sorted(doomed_keys)], "person_key string")
             deletes.append((target, keys, " OR ".join(f"t.{c} = s.person_key" for c in columns)))
+    # Splink's kept scores name tuples, not people: theirs go by tuple.
+    scored = {
+        catalog.SCORED_TUPLES: f"t.{identity.UNIQUE_ID} = s.id",
+        catalog.SCORED_PAIRS: "t.id_l = s.id OR t.id_r = s.id",
+    }
+    for table, condition in scored.items():
+        target = catalog.path(out, table)
+        if their_tuples and fs.is_dir(fs.join(target, "_delta_log")):
+            deletes.append((target, spark.createDataFrame([(t,) for t in their_tuples], "id string"), condition))
 
     by_table: dict[str, list] = {str(t): [] for t in changed}
     for target, source, condition in deletes:

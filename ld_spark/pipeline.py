@@ -171,11 +171,13 @@ class Job:
                     f"{sum(r[bronze.QUARANTINED] for r in self.reconciled.values()):,d} quarantined"
                 )
             with self.stage("linkage") as notes:
-                backend = self.linkage(person_key, active.info.run_id)
+                backend, reused = self.linkage(person_key, active.info.run_id)
                 notes.append(
                     f"{catalog.rows(self.out, catalog.RECORD_PERSON_IDENTITY):,d} identity records, "
                     f"{catalog.rows(self.out, catalog.PERSONS):,d} people ({backend})"
                 )
+                if reused is not None:
+                    notes.append(f"{reused:,d} scored pairs carried over from the last run (its model)")
                 notes.extend(self.opt_out(person_key))
                 self.release_reconciliation(self.reconciled)
             with self.stage("series") as notes:
@@ -315,11 +317,13 @@ class Job:
             columns[1:],
         )
 
-    def linkage(self, person_key: bytes, run_id: str) -> str:
+    def linkage(self, person_key: bytes, run_id: str) -> tuple[str, int | None]:
         """Bronze identity tables -> record_person (every record's person_key) and the analysis
         layer's persons; the model JSON, its match weights and the linkage quality released.
         People keep the person_keys the last run in OUT_DIR gave them (link.stable), and the keys
-        that did not carry over are added to person_key_changes. Returns the linkage backend used."""
+        that did not carry over are added to person_key_changes. Splink's scores are kept for the
+        next run (save_scores). Returns the linkage backend used, and how many of the last run's
+        scored pairs were carried over (None: every pair was scored)."""
         import mlflow
 
         conf = self.config.linkage
@@ -330,7 +334,9 @@ class Job:
         work = catalog.file(self.out, catalog.SPLINK_WORK)
         previous = catalog.read_latest(self.spark, self.out, catalog.RECORD_PERSON_IDENTITY)
         with (
-            link.people(self.spark, identity, conf, person_key, work, model_in, thresholds) as people,
+            link.people(
+                self.spark, identity, conf, person_key, work, model_in, thresholds, self.earlier_scores()
+            ) as people,
             # Kept while the block reads it: carrying keys over reads this run's linkage three
             # times (the changes twice, the keyed records once), and each read would otherwise
             # redo the connected components and the conflict split.
@@ -350,6 +356,7 @@ class Job:
                 )
                 for t, df in people.at_threshold.items()
             }
+            self.save_scores(people)
         model = people.model
         mlflow.log_param("linkage.backend_used", people.backend)
         event_tables = {table: self.bronze(table) for table in link.events.EVENT_PARENTS}
@@ -373,7 +380,30 @@ class Job:
             "linkage_quality.csv", link.quality.QUALITY_COLUMNS, link.quality.quality_rows(linked, self.truth())
         )
         tracking.log_rows("linkage.", quality, "source_table", link.quality.QUALITY_COLUMNS[1:])
-        return people.backend
+        mlflow.log_param("linkage.pairs_carried_over", "none" if people.scored.reused is None else people.scored.reused)
+        return people.backend, people.scored.reused
+
+    def earlier_scores(self) -> link.model.Earlier | None:
+        """What the last run in OUT_DIR scored (save_scores), unless linkage.reuse_scores is off."""
+        scope = catalog.file(self.out, catalog.SCORES_FILE)
+        if not self.config.linkage.reuse_scores or not fs.exists(scope):
+            return None
+        kept = json.loads(fs.read_text(scope))
+        tuples = catalog.read_latest(self.spark, self.out, catalog.SCORED_TUPLES)
+        pairs = catalog.read_latest(self.spark, self.out, catalog.SCORED_PAIRS)
+        if tuples is None or pairs is None:
+            return None
+        return link.model.Earlier(kept["model"], kept["keep_from"], tuples, pairs)
+
+    def save_scores(self, people: link.Linked) -> None:
+        """The tuples Splink scored and the pairs it kept, for the next run to carry over. The
+        scope file (the model's digest) goes first and comes back last: scores a run stopped
+        while writing are never taken for a model's."""
+        scope = catalog.file(self.out, catalog.SCORES_FILE)
+        fs.delete(scope)
+        catalog.write(people.tuples.select(link.identity.UNIQUE_ID), self.out, catalog.SCORED_TUPLES)
+        catalog.write(people.scored.pairs, self.out, catalog.SCORED_PAIRS)
+        fs.write_text(scope, json.dumps({"model": people.scored.digest, "keep_from": people.keep_from}))
 
     def opt_out(self, person_key: bytes) -> list[str]:
         """The people on OUT_DIR's opt-out register (`ld-spark forget`), erased again from what

@@ -393,13 +393,22 @@ def test_m_floor_raises_a_vetoing_disagreement_and_renormalises_the_comparison()
     floored = link.model.floor_m(trained, 1e-4)
 
     agree, disagree = floored["comparisons"][0]["comparison_levels"][1:]
-    # (1, 1e-4) over their sum 1.0001
-    assert agree["m_probability"] == pytest.approx(0.9999000099990001, rel=1e-12)
-    assert disagree["m_probability"] == pytest.approx(9.999000099990002e-05, rel=1e-12)
+    # The disagreement at the floor, the agreement scaled to leave the comparison summing to 1.
+    assert agree["m_probability"] == pytest.approx(0.9999, rel=1e-12)
+    assert disagree["m_probability"] == 1e-4
     # The disagreement's weight: -84.3 bits before, -12.3 after.
     assert math.log2(disagree["m_probability"] / 0.5) == pytest.approx(-12.288, abs=1e-3)
     assert floored["comparisons"][1] == trained["comparisons"][1]
     assert trained["comparisons"][0]["comparison_levels"][2]["m_probability"] == 2e-26  # a copy
+    # A saved (floored) model is floored again unchanged: it predicts with the values it was saved with.
+    assert link.model.floor_m(floored, 1e-4) == floored
+    # Levels the scaling would take below the floor are floored too.
+    close = {"comparisons": [{"comparison_levels": [{"m_probability": v} for v in (0.99989, 1.00005e-4, 1e-5)]}]}
+    assert [lv["m_probability"] for lv in link.model.floor_m(close, 1e-4)["comparisons"][0]["comparison_levels"]] == [
+        pytest.approx(0.9998, rel=1e-12),
+        1e-4,
+        1e-4,
+    ]
 
 
 def test_a_saved_model_with_other_comparisons_is_refused():

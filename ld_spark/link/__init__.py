@@ -31,6 +31,9 @@ from ld_spark.link import blocking, components, deterministic, events, identity,
 class Linked(NamedTuple):
     record_person: DataFrame  # the identity records' (source_table, record_key, person_key)
     model: str  # the Splink model as JSON
+    scored: model.Scored  # Splink's pairs, down to keep_from, and how many were carried over
+    keep_from: float  # the lowest match probability asked for (model.Earlier.keep_from)
+    tuples: DataFrame  # the identity tuples scored (identity.identity_tuples), cached while the block runs
     backend: str  # where Splink scored: duckdb or spark (model.backend)
     blocking: list[dict]  # each prediction rule's comparisons and largest block (blocking.comparisons)
     records: DataFrame  # the identity records (identity.records), cached while the block runs
@@ -47,6 +50,7 @@ def people(
     work_dir: fs.Location,
     model_in: fs.Location | None = None,
     thresholds: tuple[float, ...] = (),
+    earlier: model.Earlier | None = None,
 ) -> Iterator[Linked]:
     """The identity records' person_keys, the Splink model, and where it scored.
 
@@ -55,6 +59,8 @@ def people(
     thresholds: other match probabilities to re-decide the links at (sensitivity analyses).
     Splink scores once, keeping the pairs down to the lowest threshold; each threshold is only
     its own connected components (found in the driver when Splink scored there, on DuckDB).
+    earlier: an earlier run's scores (model.Earlier); where they are of the same model, only
+    the pairs they cannot stand for are scored (model.train_and_predict).
     """
     pairs = None
     records = identity.records(bronze).persist(StorageLevel.MEMORY_AND_DISK)
@@ -65,10 +71,10 @@ def people(
         blocking.check_budget(counted, conf.max_comparisons_per_rule)
         on = model.backend(conf, spark.sparkContext.master, tuples.count())
         lowest = min((conf.match_threshold, *thresholds))
-        pairs, model_json = model.train_and_predict(
-            spark, tuples, conf, work_dir, model_in=model_in, on=on, keep_from=lowest
+        scored = model.train_and_predict(
+            spark, tuples, conf, work_dir, model_in=model_in, on=on, keep_from=lowest, earlier=earlier
         )
-        pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
+        pairs = scored.pairs.persist(StorageLevel.MEMORY_AND_DISK)
         strong = deterministic.deterministic_edges(tuples)
         graph = None
         if on == "duckdb":
@@ -80,7 +86,17 @@ def people(
             return linked_at(records, tuples, strong, pairs, threshold, person_key, graph)
 
         others = {t: at(t) for t in thresholds}
-        yield Linked(at(conf.match_threshold), model_json, on, counted, records, others)
+        yield Linked(
+            at(conf.match_threshold),
+            scored.model,
+            scored._replace(pairs=pairs),
+            lowest,
+            tuples,
+            on,
+            counted,
+            records,
+            others,
+        )
     finally:
         for df in (records, tuples, pairs):
             if df is not None:

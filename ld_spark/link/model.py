@@ -1,12 +1,18 @@
 """Probabilistic (Fellegi-Sunter) matching with Splink: u by random sampling, m by EM, and the
-pairs the blocking rules generate scored against the match threshold."""
+pairs the blocking rules generate scored against the match threshold.
+
+A run that predicts with the model an earlier run scored with (linkage.model_in) scores only
+the pairs those scores cannot stand for, and carries the rest over (`Earlier`, `Scored`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import secrets
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -88,22 +94,30 @@ def train(linker, conf: LinkageConf) -> None:
 
 
 def floor_m(model: dict, floor: float) -> dict:
-    """The model with every level's m raised to at least `floor`, each comparison's m then
-    renormalised to sum to 1.
+    """The model with every level's m raised to at least `floor`: those below it set to `floor`,
+    the others of their comparison scaled down so that its m still sum to 1.
 
     EM learns m from the pairs it takes for matches: a disagreement that never happens among
     them gets an m near 0. On our extracts sex is never miscoded, so its disagreement level came
     out at m 2e-26, a match weight of -84 that no agreement elsewhere can outweigh: one miscoded
     sex on a real extract would split a person. With the floor at 1e-4 that weight is about
-    -12, still strong evidence against, but no longer a veto."""
+    -12, still strong evidence against, but no longer a veto. A floored model is floored again
+    unchanged, so a saved model predicts with the values it was saved with (linkage.model_in)."""
     floored = json.loads(json.dumps(model))
     for comparison in floored["comparisons"]:
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         if any(not isinstance(lv.get("m_probability"), float | int) for lv in levels):
             continue  # not trained (or a level never observed): nothing to floor yet
-        raised = [max(float(lv["m_probability"]), floor) for lv in levels]
-        for level, m in zip(levels, raised):
-            level["m_probability"] = m / sum(raised)
+        m = [float(lv["m_probability"]) for lv in levels]
+        low = {i for i, v in enumerate(m) if v < floor}
+        while low:  # the rest scaled down may fall below the floor in turn: floor those too
+            rest = [i for i in range(len(m)) if i not in low]
+            scale = (1 - floor * len(low)) / sum(m[i] for i in rest)
+            if all(m[i] * scale >= floor for i in rest):
+                for i, level in enumerate(levels):
+                    level["m_probability"] = floor if i in low else m[i] * scale
+                break
+            low |= {i for i in rest if m[i] * scale < floor}
     return floored
 
 
@@ -120,6 +134,66 @@ def backend(conf: LinkageConf, master: str, tuples: int) -> str:
     return "duckdb" if master.startswith("local") and tuples <= conf.duckdb_max_tuples else "spark"
 
 
+class Earlier(NamedTuple):
+    """What an earlier run scored: every pair its blocking rules made among `tuples`, scored with
+    the model of digest `model`, and kept in `pairs` where the match probability was at least
+    `keep_from`."""
+
+    model: str  # model_digest of the model the pairs were scored with
+    keep_from: float
+    tuples: DataFrame  # unique_id
+    pairs: DataFrame  # PAIRS_SCHEMA
+
+
+class Scored(NamedTuple):
+    pairs: DataFrame  # PAIRS_SCHEMA: every pair at or above the match probability asked for
+    model: str  # the model, as JSON
+    digest: str  # model_digest(the model)
+    reused: int | None  # the earlier pairs carried over; None when every pair was scored here
+
+
+# Pairs whose score depends on the other tuples, not only on the two tuples and the model: those a
+# term-frequency level of splink_settings() may score (a forename or a surname agreeing without
+# the other; initials agreeing where a side has no forename). Splink weighs those levels by the
+# value's frequency among all the tuples it is given, so new tuples move these pairs' weights and
+# no other pair's. A superset of them, as SQL on a pair (l, r), in either backend's dialect.
+TF_DEPENDENT = (
+    "coalesce(l.forename = r.forename, false) <> coalesce(l.surname = r.surname, false)"
+    " OR coalesce(l.initials = r.initials AND (l.forename IS NULL OR r.forename IS NULL), false)"
+)
+NEW = "ld_new"  # a tuple the earlier scores did not see
+
+
+def model_digest(model: dict) -> str:
+    """SHA-256 of a Splink model as saved (its SQL dialect, rules and learnt values), but for the
+    linker_uid, which names Splink's cached tables and is new whenever a model changes dialect."""
+    scoring = {k: v for k, v in model.items() if k != "linker_uid"}
+    return hashlib.sha256(json.dumps(scoring, sort_keys=True).encode()).hexdigest()
+
+
+def reusable(earlier: Earlier | None, digest: str, threshold: float) -> bool:
+    """Earlier scores stand for this run's where they were made by the same model, kept down to
+    this run's lowest match probability or below."""
+    return earlier is not None and earlier.model == digest and earlier.keep_from <= threshold
+
+
+def scoring_new(model: dict) -> dict:
+    """The model with each prediction rule narrowed to the pairs earlier scores cannot stand for:
+    a tuple new on either side (NEW), or a pair whose weight depends on term frequencies."""
+    narrowed = json.loads(json.dumps(model))
+    for rule in narrowed["blocking_rules_to_generate_predictions"]:
+        rule["blocking_rule"] = f"({rule['blocking_rule']}) AND (l.{NEW} OR r.{NEW} OR {TF_DEPENDENT})"
+    return narrowed
+
+
+def carried_where(threshold: float) -> str:
+    """SQL on an earlier pair p and its two tuples l and r (each with NEW): the pairs carried over.
+    Both tuples were scored before, the score does not depend on term frequencies, and it is at
+    or above `threshold`. Together with scoring_new's pairs, these are the pairs a whole scoring
+    of this run's tuples gives."""
+    return f"NOT l.{NEW} AND NOT r.{NEW} AND NOT ({TF_DEPENDENT}) AND p.match_weight >= {match_weight(threshold)!r}"
+
+
 def train_and_predict(
     spark: SparkSession,
     tuples: DataFrame,
@@ -128,25 +202,44 @@ def train_and_predict(
     model_in: fs.Location | None = None,
     on: str = "spark",
     keep_from: float | None = None,
-) -> tuple[DataFrame, str]:
+    earlier: Earlier | None = None,
+) -> Scored:
     """Splink pairs (id_l, id_r, match_weight) at or above the match probability `keep_from`
-    (default the match threshold; lower keeps the pairs other thresholds need), and the model
-    as JSON text; `on` is the backend ("spark" or "duckdb", see backend())."""
+    (default the match threshold; lower keeps the pairs other thresholds need), and the model;
+    `on` is the backend ("spark" or "duckdb", see backend()). With `earlier` scores of the same
+    model (a saved model predicting, linkage.model_in), only the pairs they cannot stand for are
+    scored, and the rest carried over: the same pairs and weights as scoring every pair."""
     settings = for_dialect(fs.read_text(model_in), on) if model_in else splink_settings()
     threshold = conf.match_threshold if keep_from is None else keep_from
     if on == "duckdb":
-        return _on_duckdb(spark, tuples, settings, conf, fit=model_in is None, threshold=threshold)
+        return _on_duckdb(spark, tuples, settings, conf, model_in is None, threshold, earlier)
+    checkpoints = fs.join(work_dir, "checkpoints")
     if model_in is None:
-        trainer = _linker(spark, tuples, settings, fs.join(work_dir, "checkpoints"))
+        trainer = _linker(spark, tuples, settings, checkpoints)
         train(trainer, conf)
         settings = trainer.misc.save_model_to_json()
-    linker = _linker(spark, tuples, floor_m(settings, conf.m_floor), fs.join(work_dir, "checkpoints"))
+    linker = _linker(spark, tuples, floor_m(settings, conf.m_floor), checkpoints)
     model = linker.misc.save_model_to_json()  # Splink's own whole serialisation, as a saved model
+    digest, carried = model_digest(model), None
+    if reusable(earlier, digest, threshold):
+        marked = tuples.join(
+            earlier.tuples.select(UNIQUE_ID, F.lit(False).alias(NEW)), on=UNIQUE_ID, how="left"
+        ).fillna({NEW: True})
+        linker = _linker(spark, marked, scoring_new(model), checkpoints)
+        carried = (
+            earlier.pairs.alias("p")
+            .join(marked.alias("l"), F.col("p.id_l") == F.col(f"l.{UNIQUE_ID}"))
+            .join(marked.alias("r"), F.col("p.id_r") == F.col(f"r.{UNIQUE_ID}"))
+            .filter(carried_where(threshold))
+            .select("p.id_l", "p.id_r", "p.match_weight")
+        )
     predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
     pairs = predictions.as_spark_dataframe().select(
         F.col(f"{UNIQUE_ID}_l").alias("id_l"), F.col(f"{UNIQUE_ID}_r").alias("id_r"), "match_weight"
     )
-    return pairs, json.dumps(model, indent=2)
+    if carried is None:
+        return Scored(pairs, json.dumps(model, indent=2), digest, None)
+    return Scored(pairs.unionByName(carried), json.dumps(model, indent=2), digest, carried.count())
 
 
 PAIRS_SCHEMA = "id_l string, id_r string, match_weight double"
@@ -192,8 +285,14 @@ def match_weight(probability: float) -> float:
 
 
 def _on_duckdb(
-    spark: SparkSession, tuples: DataFrame, settings, conf: LinkageConf, fit: bool, threshold: float
-) -> tuple[DataFrame, str]:
+    spark: SparkSession,
+    tuples: DataFrame,
+    settings,
+    conf: LinkageConf,
+    fit: bool,
+    threshold: float,
+    earlier: Earlier | None = None,
+) -> Scored:
     """The same Splink model on an embedded DuckDB: tuples travel Spark -> Arrow -> DuckDB, and
     the pairs back as a Spark DataFrame (held in the driver: pairs number about the tuples)."""
     import duckdb
@@ -209,11 +308,27 @@ def _on_duckdb(
             settings = trainer.misc.save_model_to_json()
         floored = floor_m(settings, conf.m_floor)
         linker = Linker(DuckDBAPI(con).register("identity_tuples"), floored, log_level=logging.WARNING)
-        model = json.dumps(linker.misc.save_model_to_json(), indent=2)
+        model = linker.misc.save_model_to_json()
+        digest, carried = model_digest(model), ""
+        if reusable(earlier, digest, threshold):
+            earlier_tuples, earlier_pairs = earlier.tuples.toArrow(), earlier.pairs.toArrow()  # noqa: F841
+            con.execute(
+                f"CREATE TABLE marked AS SELECT t.*, e.{UNIQUE_ID} IS NULL AS {NEW} FROM identity_tuples t "
+                f"LEFT JOIN earlier_tuples e ON t.{UNIQUE_ID} = e.{UNIQUE_ID}"
+            )
+            con.execute(
+                "CREATE TABLE carried AS SELECT p.id_l, p.id_r, p.match_weight FROM earlier_pairs p "
+                f"JOIN marked l ON p.id_l = l.{UNIQUE_ID} JOIN marked r ON p.id_r = r.{UNIQUE_ID} "
+                f"WHERE {carried_where(threshold)}"
+            )
+            linker = Linker(DuckDBAPI(con).register("marked"), scoring_new(model), log_level=logging.WARNING)
+            carried = " UNION ALL SELECT id_l, id_r, match_weight FROM carried"
         predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
         pairs = con.execute(
             f"SELECT {UNIQUE_ID}_l AS id_l, {UNIQUE_ID}_r AS id_r, match_weight FROM {predictions.physical_name}"
+            + carried
         ).fetch_df()
+        reused = con.execute("SELECT count(*) FROM carried").fetchone()[0] if carried else None
     finally:
         con.close()
-    return spark.createDataFrame(pairs, PAIRS_SCHEMA), model
+    return Scored(spark.createDataFrame(pairs, PAIRS_SCHEMA), json.dumps(model, indent=2), digest, reused)
