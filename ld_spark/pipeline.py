@@ -331,11 +331,14 @@ class Job:
         model_in = fs.resolve(conf.model_in) if conf.model_in else None
         s = self.config.sensitivity
         thresholds = tuple(s.match_thresholds) if s.enabled else ()
+        # The pairs are kept down to the analyses' lowest threshold even when they are off, so
+        # that a later run with them on can carry this run's scores over.
+        keep_from = min((conf.match_threshold, *s.match_thresholds))
         work = catalog.file(self.out, catalog.SPLINK_WORK)
         previous = catalog.read_latest(self.spark, self.out, catalog.RECORD_PERSON_IDENTITY)
         with (
             link.people(
-                self.spark, identity, conf, person_key, work, model_in, thresholds, self.earlier_scores()
+                self.spark, identity, conf, person_key, work, model_in, thresholds, self.earlier_scores(), keep_from
             ) as people,
             # Kept while the block reads it: carrying keys over reads this run's linkage three
             # times (the changes twice, the keyed records once), and each read would otherwise

@@ -27,7 +27,7 @@ import pytest
 from conftest import REPO, cli_env
 from pyspark.sql import functions as F
 
-from ld_spark import bronze, catalog, io, pipeline, refresh, rekey
+from ld_spark import bronze, catalog, io, link, pipeline, refresh, rekey
 from ld_spark.contract import TABLES
 from ld_spark.errors import InputError
 
@@ -139,6 +139,40 @@ def people(spark, out) -> dict[tuple[str, str], str]:
     return {(r["source_table"], r["record_key"]): r["person_key"] for r in table.collect()}
 
 
+def identity_records(spark, out):
+    """The identity records of the bronze tables in `out`, with their tuple ids."""
+    bronze_tables = {t: catalog.read(spark, out, catalog.bronze(t)) for t, _, _ in link.identity.SOURCES.values()}
+    return link.identity.records(bronze_tables)
+
+
+def identity_tuples(spark, out):
+    """The identity tuples of the bronze tables in `out`."""
+    return link.identity.identity_tuples(identity_records(spark, out))
+
+
+def partition(linked: dict) -> set[frozenset]:
+    """record -> person_key, as the set of people (each a set of records), whatever their keys."""
+    found: dict[str, set] = {}
+    for record, key in linked.items():
+        found.setdefault(key, set()).add(record)
+    return {frozenset(p) for p in found.values()}
+
+
+def tuples_of(spark, out, records) -> list[str]:
+    """The identity tuples (unique_id) of these (source_table, record_key) records, from bronze."""
+    wanted = spark.createDataFrame(records, "source_table string, record_key string")
+    found = identity_records(spark, out).join(wanted, ["source_table", "record_key"])
+    return [r["unique_id"] for r in found.select("unique_id").distinct().collect()]
+
+
+def scored_tuples(spark, out) -> set[str]:
+    return {r[0] for r in catalog.read(spark, out, catalog.SCORED_TUPLES).collect()}
+
+
+def stored_pairs(spark, out) -> list[tuple]:
+    return sorted(tuple(r) for r in catalog.read(spark, out, catalog.SCORED_PAIRS).collect())
+
+
 def files_holding(root, needles: list[str]) -> dict[str, list[str]]:
     """Every file under root whose bytes contain one of the needles -> the needles found."""
     found = {}
@@ -240,9 +274,14 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     q_key = before[("ld_referrals", "LDQQQQQQQQ")]
     assert before[("hes_ae", "AEQQQQQQQQ")] == q_key
 
-    # Month 2 with the sensitivity analyses, whose own linkages hold Q under other keys.
+    # Month 2 with the sensitivity analyses, whose own linkages hold Q under other keys, and
+    # month 1's model: only the pairs month 1's scores cannot stand for are scored.
+    model = out / "linkage/model/splink_model.json"
     with_sensitivity = run_config.model_copy(
-        update={"sensitivity": run_config.sensitivity.model_copy(update={"enabled": True})}
+        update={
+            "sensitivity": run_config.sensitivity.model_copy(update={"enabled": True}),
+            "linkage": run_config.linkage.model_copy(update={"model_in": str(model)}),
+        }
     )
     capsys.readouterr()
     started = time.time()
@@ -250,9 +289,27 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     note(f"month 2: {time.time() - started:.1f} s")
     # Month 2 only added files: they alone are landed, and bronze takes their keys by MERGE.
     # Bronze, quarantine and the reconciliation are what landing all of month 2 at once gives.
-    assert "incremental since run " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "incremental since run " in printed
+    assert "scored pairs carried over from the last run" in printed
     assert bronze_as_stored(spark, out) == bronze_in_full(spark, two)
+    # The pairs it kept are those of scoring every pair of month 2's tuples with that model.
+    tuples = identity_tuples(spark, out)
+    whole = link.model.train_and_predict(
+        spark, tuples, run_config.linkage, tmp_path / "splink", model_in=model, on="duckdb", keep_from=0.8
+    )
+    whole_pairs = sorted(tuple(r) for r in whole.pairs.collect())
+    month2_tuples = {r[0] for r in tuples.select("unique_id").collect()}
+    assert stored_pairs(spark, out) == whole_pairs
+    assert scored_tuples(spark, out) == month2_tuples
     after = people(spark, out)
+    # So month 2's people are a whole linkage's: the same partition of the records (keys aside).
+    records = identity_records(spark, out)
+    strong = link.deterministic.deterministic_edges(tuples)
+    whole_people = link.linked_at(records, tuples, strong, whole.pairs, run_config.linkage.match_threshold, b"k" * 32)
+    assert partition({(r["source_table"], r["record_key"]): r["person_key"] for r in whole_people.collect()}) == (
+        partition(after)
+    )
     assert set(after) > set(before)
     # Q gained a police record (a new identity tuple) and keeps the key.
     assert after[("pnc.offences", "OFQQQQQQQQ")] == after[("ld_referrals", "LDQQQQQQQQ")] == q_key
@@ -287,6 +344,10 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
     note(f"month 2, nothing new: {time.time() - started:.1f} s")
     assert "nothing new: " in capsys.readouterr().out
     assert catalog.versions(out) == versions
+
+    # Q's identity tuples are among the kept scores, with pairs (forget is to take them).
+    q_tuples = set(tuples_of(spark, out, [r for r, k in after.items() if k == q_key]))
+    assert q_tuples <= scored_tuples(spark, out) and any(set(p[:2]) & q_tuples for p in stored_pairs(spark, out))
 
     # The byte scan can see Q (a scan that finds nothing proves nothing), the quarantined offence too.
     held = files_holding(out, Q_BYTES)
@@ -323,6 +384,9 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
         assert count == 0, name
     audit = catalog.read(spark, out, catalog.ERASURE_AUDIT).collect()
     assert [(a["numbers"], a["people"], a["records"]) for a in audit] == [(1, 1, 3)]
+    # Q's tuples, and every pair with one, are gone from the kept scores; everyone else's stay.
+    assert scored_tuples(spark, out) == month2_tuples - q_tuples
+    assert stored_pairs(spark, out) == [p for p in whole_pairs if not set(p[:2]) & q_tuples]
 
     # Month 3 adds a file of HES attendances: someone else's, and Q's again (the supplier has not
     # applied the opt-out yet). Forget changed the tables, so the run runs; it is incremental
@@ -347,6 +411,7 @@ def test_people_keep_their_keys_month_to_month_and_a_forgotten_person_leaves_no_
         n = left_out.get(row["source_table"], 0)
         row |= {"read": str(int(row["read"]) + n), "erased": str(n)}
     assert bronze_as_stored(spark, out) == full
+    assert not scored_tuples(spark, out) & q_tuples
     referrals = catalog.read(spark, out, catalog.REFERRALS).select("person_key").distinct().collect()
     assert {r["person_key"] for r in referrals} <= set(people(spark, out).values())
 

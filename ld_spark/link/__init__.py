@@ -51,6 +51,7 @@ def people(
     model_in: fs.Location | None = None,
     thresholds: tuple[float, ...] = (),
     earlier: model.Earlier | None = None,
+    keep_from: float = 1.0,
 ) -> Iterator[Linked]:
     """The identity records' person_keys, the Splink model, and where it scored.
 
@@ -61,6 +62,8 @@ def people(
     its own connected components (found in the driver when Splink scored there, on DuckDB).
     earlier: an earlier run's scores (model.Earlier); where they are of the same model, only
     the pairs they cannot stand for are scored (model.train_and_predict).
+    keep_from: keep the scored pairs down to this match probability too, if lower (for a later
+    run's thresholds to use them).
     """
     pairs = None
     records = identity.records(bronze).persist(StorageLevel.MEMORY_AND_DISK)
@@ -70,7 +73,7 @@ def people(
         counted = blocking.comparisons(tuples)
         blocking.check_budget(counted, conf.max_comparisons_per_rule)
         on = model.backend(conf, spark.sparkContext.master, tuples.count())
-        lowest = min((conf.match_threshold, *thresholds))
+        lowest = min((conf.match_threshold, *thresholds, keep_from))
         scored = model.train_and_predict(
             spark, tuples, conf, work_dir, model_in=model_in, on=on, keep_from=lowest, earlier=earlier
         )
