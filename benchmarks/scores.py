@@ -73,13 +73,16 @@ def main() -> None:
 
         for on in args.backends.split(","):
             t_before, before, n_before = score(last_month, on)
-            earlier = model.Earlier(before.digest, KEEP_FROM, last_month.select(identity.UNIQUE_ID), before.pairs)
+            seen = last_month.select(identity.UNIQUE_ID, identity.content())
+            earlier = model.Earlier(before.digest, KEEP_FROM, seen, before.pairs)
             t_whole, whole, n_whole = score(tuples, on)
             t_carried, carried, n_carried = score(tuples, on, earlier)
             same = sorted(tuple(r) for r in whole.pairs.collect()) == sorted(tuple(r) for r in carried.pairs.collect())
             if not same:
                 sys.exit(f"{on}: carried-over scoring differs from a whole scoring")
-            rows.append((on, t_before, n_before, t_whole, n_whole, t_carried, carried.reused, n_carried - carried.reused))
+            rows.append(
+                (on, t_before, n_before, t_whole, n_whole, t_carried, carried.reused, n_carried - carried.reused)
+            )
             print(rows[-1], flush=True)
             for s in (before, whole, carried):
                 s.pairs.unpersist()

@@ -46,7 +46,7 @@ QUARANTINE = Table(LINKAGE, "quarantine", partition_by=("source_table",))
 RECORD_PERSON_IDENTITY = Table(LINKAGE, "record_person_identity")  # identity records -> person_key
 RECORD_PERSON = Table(LINKAGE, "record_person")  # every record -> person_key
 # What Splink scored, for the next run to carry over (link.model.Earlier): the identity tuples
-# scored (unique_id) and the pairs kept (id_l, id_r, match_weight); their model in SCORES_FILE.
+# scored (unique_id, content) and the pairs kept (id_l, id_r, match_weight); their model in SCORES_FILE.
 SCORED_TUPLES = Table(LINKAGE, "scores/tuples")
 SCORED_PAIRS = Table(LINKAGE, "scores/pairs")
 REFERRALS = Table(LINKAGE, "referrals")  # L&D referrals with exact dates

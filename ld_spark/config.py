@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 def conf_dir() -> Path:
@@ -208,7 +208,7 @@ class LinkageConf(_Strict):
     backend: Literal["auto", "duckdb", "spark"] = "auto"
     duckdb_max_tuples: int = 1_000_000
     max_comparisons_per_rule: int = 1_000_000_000
-    m_floor: float = 1e-4  # no level's m below this: no single disagreement vetoes a match
+    m_floor: float = Field(1e-4, ge=0, lt=0.1)  # no level's m below this: no single disagreement vetoes a match
     u_max_pairs: int
     u_seed: int
     u_num_chunks: int

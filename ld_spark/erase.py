@@ -372,8 +372,15 @@ def erase(
         if n or vacuum_linkage or str(target) in changed:
             _vacuumed(spark, target)
 
+    # The scores' scope is set aside while tables change: a stop between the deletes from the
+    # scored tuples and from the pairs must not leave a tuple's scores half gone and still used.
+    scope = catalog.file(out, catalog.SCORES_FILE)
+    kept_scope = fs.read_text(scope) if fs.exists(scope) else None
+    fs.delete(scope)
     with _vacuum_settings(spark), ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(lambda item: delete(fs.resolve(item[0]), item[1]), by_table.items()))
+    if kept_scope is not None:
+        fs.write_text(scope, kept_scope)
     promoted = sum(m.newly_loaded for m in moved.values())
     return Erased(n_people, n_records, dict(sorted(deleted.items())), raw, promoted)
 

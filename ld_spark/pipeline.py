@@ -404,7 +404,8 @@ class Job:
         while writing are never taken for a model's."""
         scope = catalog.file(self.out, catalog.SCORES_FILE)
         fs.delete(scope)
-        catalog.write(people.tuples.select(link.identity.UNIQUE_ID), self.out, catalog.SCORED_TUPLES)
+        scored = people.tuples.select(link.identity.UNIQUE_ID, link.identity.content())
+        catalog.write(scored, self.out, catalog.SCORED_TUPLES)
         catalog.write(people.scored.pairs, self.out, catalog.SCORED_PAIRS)
         fs.write_text(scope, json.dumps({"model": people.scored.digest, "keep_from": people.keep_from}))
 

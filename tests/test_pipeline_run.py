@@ -299,8 +299,11 @@ def test_a_saved_model_scores_only_what_earlier_scores_cannot_stand_for(
     def pairs(scored) -> list[tuple]:
         return sorted(tuple(r) for r in scored.pairs.collect())
 
+    def seen(these):
+        return these.select("unique_id", link.identity.content())
+
     before = score(last_month)
-    earlier = link.model.Earlier(before.digest, 0.8, last_month.select("unique_id"), before.pairs)
+    earlier = link.model.Earlier(before.digest, 0.8, seen(last_month), before.pairs)
     whole, carried = score(tuples), score(tuples, earlier)
     assert whole.reused is None and whole.digest == before.digest == carried.digest
     assert 0 < carried.reused < len(pairs(before))
@@ -313,6 +316,22 @@ def test_a_saved_model_scores_only_what_earlier_scores_cannot_stand_for(
     if backend == "duckdb":
         assert score(tuples, earlier._replace(keep_from=0.9)).reused is None
         assert score(tuples, earlier._replace(model="another")).reused is None
+        # A model whose term-frequency levels are not this job's: TF_DEPENDENT does not name its pairs.
+        model = json.loads(carried.model)
+        assert link.model.reusable(earlier, model, carried.digest, 0.8)
+        model["comparisons"][3]["comparison_levels"][1]["tf_adjustment_column"] = "postcode"
+        assert not link.model.reusable(earlier, model, carried.digest, 0.8)
+        # A tuple scored last month with other values under the same id (a thin record resent
+        # with other content) is new: its stale pairs go, and its pairs now are scored.
+        (a, b, w) = next(p for p in pairs(before) if p[2] > 10)
+        stale = last_month.withColumn(
+            "dob", F.when(F.col("unique_id") == a, F.lit("1901-01-01")).otherwise(F.col("dob"))
+        ).withColumn("nhs", F.when(F.col("unique_id") == a, F.lit(None)).otherwise(F.col("nhs")))
+        stale = stale.withColumn("pnc", F.when(F.col("unique_id") == a, F.lit(None)).otherwise(F.col("pnc")))
+        scored_stale = score(stale)
+        assert {p for p in pairs(scored_stale) if a in p[:2]} != {p for p in pairs(whole) if a in p[:2]}
+        earlier_stale = link.model.Earlier(scored_stale.digest, 0.8, seen(stale), scored_stale.pairs)
+        assert pairs(score(tuples, earlier_stale)) == pairs(whole)
         assert pairs(score(tuples, earlier, keep_from=0.95)) == [
             p for p in pairs(whole) if p[2] >= link.model.match_weight(0.95)
         ]

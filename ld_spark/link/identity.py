@@ -15,6 +15,7 @@ from ld_spark.frames import Transform, union_all
 IDENTITY = ["forename", "surname", "initials", "dob", "sex", "postcode", "nhs", "pnc", "client"]
 
 UNIQUE_ID = "unique_id"
+CONTENT = "content"  # a hash of an identity tuple's values (content())
 
 
 def _sex_129(c: str) -> str:
@@ -130,6 +131,14 @@ def with_tuple_id(records: DataFrame) -> DataFrame:
     identity = F.concat_ws("\u001f", *[F.coalesce(F.col(c), F.lit("")) for c in IDENTITY])
     own = F.concat_ws("\u001f", "source_table", "record_key")
     return records.withColumn(UNIQUE_ID, F.sha2(F.when(usable, identity).otherwise(own), 256).substr(1, 32))
+
+
+def content() -> Column:
+    """A hash of an identity tuple's values (a null apart from an empty value). A usable tuple's
+    id is already one; a thin tuple's id is its record's, whose values can change under it (a
+    record resent in a later submission, or normalised otherwise by another version)."""
+    values = [F.coalesce(F.col(c), F.lit("\u0000")) for c in IDENTITY]
+    return F.sha2(F.concat_ws("\u001f", *values), 256).substr(1, 32).alias(CONTENT)
 
 
 def identity_tuples(records_with_tuple: DataFrame) -> DataFrame:

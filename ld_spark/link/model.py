@@ -8,6 +8,7 @@ the pairs those scores cannot stand for, and carries the rest over (`Earlier`, `
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ from ld_spark import fs
 from ld_spark.config import LinkageConf
 from ld_spark.errors import InputError
 from ld_spark.link.blocking import PREDICTION_RULES
-from ld_spark.link.identity import UNIQUE_ID
+from ld_spark.link.identity import CONTENT, UNIQUE_ID, content
 
 
 def splink_settings():
@@ -141,7 +142,7 @@ class Earlier(NamedTuple):
 
     model: str  # model_digest of the model the pairs were scored with
     keep_from: float
-    tuples: DataFrame  # unique_id
+    tuples: DataFrame  # unique_id, content (identity.content: a tuple scored with other values is new)
     pairs: DataFrame  # PAIRS_SCHEMA
 
 
@@ -166,15 +167,31 @@ NEW = "ld_new"  # a tuple the earlier scores did not see
 
 def model_digest(model: dict) -> str:
     """SHA-256 of a Splink model as saved (its SQL dialect, rules and learnt values), but for the
-    linker_uid, which names Splink's cached tables and is new whenever a model changes dialect."""
+    linker_uid, which names Splink's cached tables and is new whenever a model changes dialect,
+    and of the versions of the libraries that compute its comparisons."""
     scoring = {k: v for k, v in model.items() if k != "linker_uid"}
-    return hashlib.sha256(json.dumps(scoring, sort_keys=True).encode()).hexdigest()
+    scorers = {name: importlib.metadata.version(name) for name in ("splink", "duckdb", "pyspark")}
+    return hashlib.sha256(json.dumps([scoring, scorers], sort_keys=True).encode()).hexdigest()
 
 
-def reusable(earlier: Earlier | None, digest: str, threshold: float) -> bool:
+def _levels(settings: dict) -> list[tuple]:
+    return [
+        (c["output_column_name"], lv.get("label_for_charts"), lv.get("sql_condition"), lv.get("tf_adjustment_column"))
+        for c in settings["comparisons"]
+        for lv in c["comparison_levels"]
+    ]
+
+
+def reusable(earlier: Earlier | None, model: dict, digest: str, threshold: float) -> bool:
     """Earlier scores stand for this run's where they were made by the same model, kept down to
-    this run's lowest match probability or below."""
-    return earlier is not None and earlier.model == digest and earlier.keep_from <= threshold
+    this run's lowest match probability or below, and the model's comparisons are this job's
+    (splink_settings: TF_DEPENDENT names the pairs its term-frequency levels score)."""
+    return (
+        earlier is not None
+        and earlier.model == digest
+        and earlier.keep_from <= threshold
+        and _levels(model) == _levels(splink_settings().create_settings_dict(model["sql_dialect"]))
+    )
 
 
 def scoring_new(model: dict) -> dict:
@@ -221,10 +238,14 @@ def train_and_predict(
     linker = _linker(spark, tuples, floor_m(settings, conf.m_floor), checkpoints)
     model = linker.misc.save_model_to_json()  # Splink's own whole serialisation, as a saved model
     digest, carried = model_digest(model), None
-    if reusable(earlier, digest, threshold):
-        marked = tuples.join(
-            earlier.tuples.select(UNIQUE_ID, F.lit(False).alias(NEW)), on=UNIQUE_ID, how="left"
-        ).fillna({NEW: True})
+    if reusable(earlier, model, digest, threshold):
+        seen = earlier.tuples.select(UNIQUE_ID, CONTENT, F.lit(False).alias(NEW))
+        marked = (
+            tuples.withColumn(CONTENT, content())
+            .join(seen, on=[UNIQUE_ID, CONTENT], how="left")
+            .fillna({NEW: True})
+            .drop(CONTENT)
+        )
         linker = _linker(spark, marked, scoring_new(model), checkpoints)
         carried = (
             earlier.pairs.alias("p")
@@ -300,7 +321,7 @@ def _on_duckdb(
 
     con = duckdb.connect()
     try:
-        arrow = tuples.toArrow()  # noqa: F841 (read by name in the SQL below)
+        arrow = tuples.withColumn(CONTENT, content()).toArrow()  # noqa: F841 (read by name in the SQL below)
         con.execute("CREATE TABLE identity_tuples AS SELECT * FROM arrow")
         if fit:
             trainer = Linker(DuckDBAPI(con).register("identity_tuples"), settings, log_level=logging.WARNING)
@@ -310,11 +331,11 @@ def _on_duckdb(
         linker = Linker(DuckDBAPI(con).register("identity_tuples"), floored, log_level=logging.WARNING)
         model = linker.misc.save_model_to_json()
         digest, carried = model_digest(model), ""
-        if reusable(earlier, digest, threshold):
+        if reusable(earlier, model, digest, threshold):
             earlier_tuples, earlier_pairs = earlier.tuples.toArrow(), earlier.pairs.toArrow()  # noqa: F841
             con.execute(
                 f"CREATE TABLE marked AS SELECT t.*, e.{UNIQUE_ID} IS NULL AS {NEW} FROM identity_tuples t "
-                f"LEFT JOIN earlier_tuples e ON t.{UNIQUE_ID} = e.{UNIQUE_ID}"
+                f"LEFT JOIN earlier_tuples e ON t.{UNIQUE_ID} = e.{UNIQUE_ID} AND t.{CONTENT} = e.{CONTENT}"
             )
             con.execute(
                 "CREATE TABLE carried AS SELECT p.id_l, p.id_r, p.match_weight FROM earlier_pairs p "
