@@ -182,6 +182,10 @@ def delta_tables(out) -> list:
 
 # Columns that record which run wrote a row, not what the row says.
 RUN_COLUMNS = {"run_id"}
+# Kept Splink scores (linkage/scores/pairs) are compared by their pairs, not their weights: a run
+# that trains again learns the same model but for the last bits (DuckDB sums in parallel), and
+# scores every pair again with it.
+UNSTABLE_COLUMNS = {"match_weight"}
 
 
 def table_contents(spark, out, layer: str = "") -> dict[str, tuple[int, int]]:
@@ -204,7 +208,7 @@ def table_contents(spark, out, layer: str = "") -> dict[str, tuple[int, int]]:
         # A map is hashed as its sorted entries (Spark will not hash a map: equal maps may differ in order).
         columns = [
             F.array_sort(F.map_entries(c)) if isinstance(df.schema[c].dataType, MapType) else F.col(c)
-            for c in sorted(c for c in df.columns if c not in RUN_COLUMNS)
+            for c in sorted(c for c in df.columns if c not in RUN_COLUMNS | UNSTABLE_COLUMNS)
         ]
         hashed.append(df.select(F.lit(name).alias("table"), F.xxhash64(*columns).cast("decimal(38,0)").alias("h")))
     rows = union_all(hashed).groupBy("table").agg(F.count("*").alias("n"), F.sum("h").alias("h")).collect()
