@@ -15,6 +15,7 @@ import math
 import secrets
 from typing import NamedTuple
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -245,6 +246,7 @@ def train_and_predict(
             .join(seen, on=[UNIQUE_ID, CONTENT], how="left")
             .fillna({NEW: True})
             .drop(CONTENT)
+            .persist(StorageLevel.MEMORY_AND_DISK)  # read by Splink and twice by the carried pairs
         )
         linker = _linker(spark, marked, scoring_new(model), checkpoints)
         carried = (
@@ -260,7 +262,12 @@ def train_and_predict(
     )
     if carried is None:
         return Scored(pairs, json.dumps(model, indent=2), digest, None)
-    return Scored(pairs.unionByName(carried), json.dumps(model, indent=2), digest, carried.count())
+    # Made here, so that the marked tuples can go (the caller unpersists the pairs).
+    pairs = pairs.unionByName(carried).persist(StorageLevel.MEMORY_AND_DISK)
+    reused = carried.count()
+    pairs.count()
+    marked.unpersist()
+    return Scored(pairs, json.dumps(model, indent=2), digest, reused)
 
 
 PAIRS_SCHEMA = "id_l string, id_r string, match_weight double"
