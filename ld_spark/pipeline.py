@@ -129,6 +129,7 @@ class Job:
         self.run_id: str | None = None  # the MLflow run's, once it has started
         self.reconciled: dict[str, dict[str, int]] | None = None  # the bronze stage's reconciliation
         self.stale = False  # bronze gained rows after linkage (opt_out): the next run runs whole
+        self.main_fits: list | None = None  # the effects stage's estimates: the sensitivity suite's main
         self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
 
     def read(self, table: catalog.Table) -> DataFrame:
@@ -568,7 +569,8 @@ class Job:
             self.read(catalog.SELF_RATED_HEALTH),
             a,
         )
-        fitted = [*effects.fitted(frames, a, self.config.economics), *findings.estimates(further)]
+        self.main_fits = effects.fitted(frames, a, self.config.economics)
+        fitted = [*self.main_fits, *findings.estimates(further)]
         rows = effects.results_table(described, fitted)
         self.save(self.spark.createDataFrame([_typed_result(r) for r in rows], RESULT_SCHEMA), catalog.ESTIMATES)
         derived = [name for name in ESTIMANDS if name.startswith("savings_")]
@@ -604,7 +606,7 @@ class Job:
         with contextlib.ExitStack() as stack:
             # Each analysis reads the three tables again: from memory, not Delta.
             main = sensitivity.Tables(*(stack.enter_context(cached(self.read(t))) for t in tables))
-            rows = sensitivity.suite(main, a, costs, self.config.sensitivity.workers)
+            rows = sensitivity.suite(main, a, costs, self.config.sensitivity.workers, self.main_fits)
         for threshold in self.config.sensitivity.match_thresholds:
             analysis = sensitivity.threshold_analysis(threshold)
             _, _, panel = self.analysis_tables(

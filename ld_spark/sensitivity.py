@@ -181,16 +181,22 @@ def pre_trends(frames: dict[str, pd.DataFrame], a: AnalysisConf) -> list[Estimat
     return tests
 
 
-def suite(tables: Tables, a: AnalysisConf, costs: EconomicsConf, workers: int = 1) -> list[dict]:
+def suite(
+    tables: Tables, a: AnalysisConf, costs: EconomicsConf, workers: int = 1, main: list[Estimate] | None = None
+) -> list[dict]:
     """Every analysis that needs no re-linkage (in specifications' order), and the pre-trend rows.
 
     Each analysis is a few Spark jobs that collect its frames, then numpy and statsmodels fits
     on the driver: `workers` analyses run side by side in threads, so that one's fits overlap
-    another's Spark jobs and a second core fits too. The rows are the same in any case."""
+    another's Spark jobs and a second core fits too. The rows are the same in any case.
+    main: the effect stage's own estimates of these tables (effects.fitted), if it made them:
+    the main analysis is those, not fitted a second time."""
 
     def one(analysis: str) -> list[dict]:
         if analysis == PRE_TREND:
             return rows(PRE_TREND, pre_trends(pre_trend_frames(tables, a), a))
+        if analysis == MAIN and main is not None:
+            return rows(MAIN, main)
         return estimated(tables, a, costs, analysis)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

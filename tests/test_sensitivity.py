@@ -149,3 +149,31 @@ def test_pre_trend_of_a_binary_outcome():
     steep = sensitivity.with_level(df.assign(y=(rng.random(n) < diverging).astype(int)))
     assert pre_trend("c_or", flat, "y", "binomial").p_value > 0.05
     assert pre_trend("c_or", steep, "y", "binomial").p_value < 0.001
+
+
+def test_the_suite_takes_the_main_analysis_from_the_effects_stage_and_fits_every_other(monkeypatch, config):
+    """Given the effects stage's estimates, the suite releases them as `main` and fits only the
+    other specifications (one fit of the same tables fewer); without them it fits main too."""
+    from ld_spark.estimators import Estimate
+
+    fitted_for: list[str] = []
+
+    def estimated(tables, a, costs, analysis):
+        fitted_for.append(analysis)
+        return [{"analysis": analysis, "estimand": "ae_attendance_rr", "estimate": 2.0}]
+
+    monkeypatch.setattr(sensitivity, "estimated", estimated)
+    monkeypatch.setattr(sensitivity, "pre_trend_frames", lambda tables, a: {})
+    monkeypatch.setattr(sensitivity, "pre_trends", lambda frames, a: [])
+    main = [Estimate("ae_attendance_rr", 1.25, 1.0, 1.5, 0.04, 300, "poisson", people=120)]
+    tables = sensitivity.Tables(None, None, None)
+
+    rows = sensitivity.suite(tables, config.analysis, config.economics, workers=2, main=main)
+
+    assert sorted(fitted_for) == sorted(a for a in sensitivity.TRANSFORMS if a != sensitivity.MAIN)
+    (main_row,) = [r for r in rows if r["analysis"] == sensitivity.MAIN]
+    assert (main_row["estimate"], main_row["ci_low"], main_row["people"]) == (1.25, 1.0, 120)
+    fitted_for.clear()
+    rows = sensitivity.suite(tables, config.analysis, config.economics, workers=2)
+    assert sorted(fitted_for) == sorted(sensitivity.TRANSFORMS)
+    assert [r["estimate"] for r in rows if r["analysis"] == sensitivity.MAIN] == [2.0]
