@@ -277,21 +277,15 @@ def erase(
             if fs.is_dir(fs.join(linked, "_delta_log")):
                 keys = io.read_delta(spark, linked).join(theirs, on=["source_table", "record_key"], how="inner")
                 keys_in[variant.name] = {r["person_key"] for r in keys.select("person_key").distinct().collect()}
-        # Their identity tuples, whose scores the next run would otherwise carry over.
-        their_tuples = [
-            r[identity.UNIQUE_ID]
-            for r in identity_records.join(theirs, on=["source_table", "record_key"], how="left_semi")
-            .select(identity.UNIQUE_ID)
-            .distinct()
-            .collect()
-        ]
-        pnc_ids = (
+        # Their identity records, joined once for both: their tuples (whose scores the next run
+        # would otherwise carry over) and their PNC IDs (which stay in Spark).
+        their_records = (
             identity_records.join(theirs, on=["source_table", "record_key"], how="left_semi")
-            .filter(F.col("pnc").isNotNull())
-            .select("pnc")
-            .distinct()
+            .select(identity.UNIQUE_ID, "pnc")
             .cache()
         )
+        their_tuples = [r[identity.UNIQUE_ID] for r in their_records.select(identity.UNIQUE_ID).distinct().collect()]
+        pnc_ids = their_records.filter(F.col("pnc").isNotNull()).select("pnc").distinct().cache()
         # Their raw rows in every table, in one job (landing pinned: the states are made from it).
         landing_before = catalog.read_latest(spark, out, catalog.LANDING)
         found = union_all(
@@ -299,6 +293,7 @@ def erase(
             for table in TABLES
         ).collect()
         pnc_ids.unpersist()
+        their_records.unpersist()
     finally:
         theirs.unpersist()
         people.unpersist()

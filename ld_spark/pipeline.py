@@ -362,7 +362,7 @@ class Job:
                 for t, df in people.at_threshold.items()
             }
             self.save_scores(people)
-        model = people.model
+        model = people.scored.model
         mlflow.log_param("linkage.backend_used", people.backend)
         event_tables = {table: self.bronze(table) for table in link.events.EVENT_PARENTS}
         self.save(link.events.record_person(linked, event_tables), catalog.RECORD_PERSON)

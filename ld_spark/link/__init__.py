@@ -30,8 +30,7 @@ from ld_spark.link import blocking, components, deterministic, events, identity,
 
 class Linked(NamedTuple):
     record_person: DataFrame  # the identity records' (source_table, record_key, person_key)
-    model: str  # the Splink model as JSON
-    scored: model.Scored  # Splink's pairs, down to keep_from, and how many were carried over
+    scored: model.Scored  # Splink's pairs (down to keep_from), its model as JSON, what was carried over
     keep_from: float  # the lowest match probability asked for (model.Earlier.keep_from)
     tuples: DataFrame  # the identity tuples scored (identity.identity_tuples), cached while the block runs
     backend: str  # where Splink scored: duckdb or spark (model.backend)
@@ -91,7 +90,6 @@ def people(
         others = {t: at(t) for t in thresholds}
         yield Linked(
             at(conf.match_threshold),
-            scored.model,
             scored._replace(pairs=pairs),
             lowest,
             tuples,

@@ -262,10 +262,13 @@ def train_and_predict(
     )
     if carried is None:
         return Scored(pairs, json.dumps(model, indent=2), digest, None)
-    # Made here, so that the marked tuples can go (the caller unpersists the pairs).
-    pairs = pairs.unionByName(carried).persist(StorageLevel.MEMORY_AND_DISK)
+    # Made here, so that the marked tuples can go (the caller unpersists the pairs); the carried
+    # pairs are counted from their own cache, not by joining them again.
+    carried = carried.persist(StorageLevel.MEMORY_AND_DISK)
     reused = carried.count()
+    pairs = pairs.unionByName(carried).persist(StorageLevel.MEMORY_AND_DISK)
     pairs.count()
+    carried.unpersist()
     marked.unpersist()
     return Scored(pairs, json.dumps(model, indent=2), digest, reused)
 
@@ -328,7 +331,9 @@ def _on_duckdb(
 
     con = duckdb.connect()
     try:
-        arrow = tuples.withColumn(CONTENT, content()).toArrow()  # noqa: F841 (read by name in the SQL below)
+        # Each tuple's value hash only where earlier scores may be carried over (it marks the new ones).
+        marking = tuples.withColumn(CONTENT, content()) if earlier is not None else tuples
+        arrow = marking.toArrow()  # noqa: F841 (read by name in the SQL below)
         con.execute("CREATE TABLE identity_tuples AS SELECT * FROM arrow")
         if fit:
             trainer = Linker(DuckDBAPI(con).register("identity_tuples"), settings, log_level=logging.WARNING)
