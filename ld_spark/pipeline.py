@@ -64,10 +64,6 @@ T = TypeVar("T")
 ESTIMATES_TABLE = "tables/estimates.json"
 
 
-# What the sensitivity thresholds' estimates read (Job.threshold_rows), of their cohorts-onward tables.
-THRESHOLD_TABLES = {catalog.PANEL, catalog.OFFENCES, catalog.COURT_CASES}
-
-
 def per_table(work: Callable[[str], T], tables: list[str], threads: int) -> dict[str, T]:
     """{table: work(table)} for every table, `threads` tables at a time.
 
@@ -136,10 +132,6 @@ class Job:
         self.stale = False  # bronze gained rows after linkage (opt_out): the next run runs whole
         self.main_fits: list | None = None  # the effects stage's estimates: the sensitivity suite's main
         self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
-        # The sensitivity thresholds' tables the estimates read, built with the main ones in the
-        # series stage (analysis_tables) and held in memory until the sensitivity stage is done.
-        self.alongside: dict[catalog.Table, DataFrame] = {}
-        self.held = contextlib.ExitStack()
 
     def read(self, table: catalog.Table) -> DataFrame:
         return catalog.read(self.spark, self.out, table)
@@ -153,7 +145,7 @@ class Job:
     def run(self, layouts: dict, person_key: bytes, increment: refresh.Increment | None = None) -> int:
         import mlflow
 
-        with tracking.run(self.config, self.out, run_name="ld-spark run") as active, self.held:
+        with tracking.run(self.config, self.out, run_name="ld-spark run") as active:
             self.run_id = active.info.run_id
             self.log_generator()
             mlflow.log_param("refresh.incremental_since", increment.since if increment else "none (a full run)")
@@ -191,15 +183,14 @@ class Job:
                 notes.extend(self.opt_out(person_key))
                 self.release_reconciliation(self.reconciled)
             with self.stage("series") as notes:
-                described = self.series(notes)
+                described, end = self.series(notes)
             with self.stage("effects") as notes:
                 released = self.effects(described)
                 shown = sum(r["estimate"] is not None for r in released)
                 notes.append(f"{len(released)} estimands, {shown} released, {len(released) - shown} withheld")
             if self.config.sensitivity.enabled:
                 with self.stage("sensitivity") as notes:
-                    notes.append(f"{self.sensitivity()} rows")
-            self.held.close()  # the thresholds' tables
+                    notes.append(f"{self.sensitivity(end)} rows")
             with self.stage("release") as notes:
                 notes.append(f"{self.release(active.info.run_id)} files in {self.publisher.results}")
         self.summary(active.info.run_id)
@@ -447,19 +438,19 @@ class Job:
         truth_file = catalog.file(self.raw, catalog.TRUTH_RECORD_PERSON)
         return self.spark.read.csv(str(truth_file), header=True) if fs.exists(truth_file) else None
 
-    def series(self, notes: list[str]) -> list[dict]:
+    def series(self, notes: list[str]) -> tuple[list[dict], dt.date]:
         """Linked bronze tables -> cohorts, offences, court cases, events and the person-month
-        panel (with the sensitivity thresholds' alongside, analysis_tables); Figure 1, the
-        descriptive results and the programme-delivery tables released. Returns the descriptive
-        rows of the results table; what the user should know of the extract's end goes to `notes`."""
+        panel; Figure 1, the descriptive results and the programme-delivery tables released.
+        Returns the descriptive rows of the results table, and the extract's end used; what the
+        user should know of the extract's end goes to `notes`."""
         import mlflow
 
         a = self.config.analysis
         end = cohorts.follow_up_end(a.follow_up_end, {t: self.bronze(t) for t in cohorts.EXTRACT_DATES})
         mlflow.log_param("analysis.follow_up_end_used", end.isoformat())
-        both, referred, panel = self.analysis_tables(self.read(catalog.RECORD_PERSON), end, self.threshold_linkages())
+        both, referred, panel = self.analysis_tables(self.read(catalog.RECORD_PERSON), end)
         self.cohort_linkage_quality(both)
-        return self.release_series(both, referred, panel, end, notes)
+        return self.release_series(both, referred, panel, end, notes), end
 
     def cohort_linkage_quality(self, cohort_index: DataFrame) -> None:
         """results/linkage_quality_by_cohort.csv: linkage quality in each cohort's pre and post
@@ -479,53 +470,17 @@ class Job:
         )
         self.publisher.table("linkage_quality_by_cohort.csv", link.quality.COHORT_QUALITY_COLUMNS, rows)
 
-    def threshold_linkages(self) -> dict[str, DataFrame]:
-        """Each sensitivity threshold's record_person (the linkage stage wrote them), by analysis
-        name; none when the sensitivity analyses are off."""
-        s = self.config.sensitivity
-        if not s.enabled:
-            return {}
-        analyses = [sensitivity.threshold_analysis(t) for t in s.match_thresholds]
-        return {x: self.read(catalog.variant(catalog.RECORD_PERSON, x)) for x in analyses}
-
     def analysis_tables(
-        self, record_person: DataFrame, end: dt.date, alongside: dict[str, DataFrame] | None = None
-    ) -> tuple[DataFrame, DataFrame, DataFrame]:
-        """record_person -> the main cohorts-onward tables, written. Returns cohort_index,
-        referred and panel.
-
-        alongside: other linkages' record_person, by analysis (the sensitivity thresholds'). They
-        go through the same steps in the same pass: every linkage's person keys are tagged with
-        its analysis (sensitivity.tagged) and the rows taken together, so the steps and their
-        Spark jobs are made once for all of them, which is what they cost at this size. Each
-        table is held in memory as made; the main rows are written from it (untagged, the same
-        rows as building them alone), and the tables the thresholds' estimates read are kept
-        in self.alongside for the sensitivity stage (Job.threshold_rows)."""
-        if not alongside:
-            return self.cohorts_onward(record_person, end, self.save)
-        linked = union_all(
-            df.transform(sensitivity.tagged(x)) for x, df in {sensitivity.MAIN: record_person, **alongside}.items()
-        )
-        written: dict[catalog.Table, DataFrame] = {}
-
-        def save(df: DataFrame, table: catalog.Table) -> DataFrame:
-            held = self.held.enter_context(cached(df))
-            written[table] = self.save(held.transform(sensitivity.untagged(sensitivity.MAIN)), table)
-            self.alongside[table] = held
-            return held
-
-        self.cohorts_onward(linked, end, save)
-        for table in set(self.alongside) - THRESHOLD_TABLES:  # only the main tables needed these
-            self.alongside.pop(table).unpersist()
-        return written[catalog.COHORT_INDEX], written[catalog.REFERRED], written[catalog.PANEL]
-
-    def cohorts_onward(
-        self, record_person: DataFrame, end: dt.date, save: Callable[[DataFrame, catalog.Table], DataFrame]
+        self,
+        record_person: DataFrame,
+        end: dt.date,
+        save: Callable[[DataFrame, catalog.Table], DataFrame] | None = None,
     ) -> tuple[DataFrame, DataFrame, DataFrame]:
         """record_person -> the cohorts onward (referrals, cohorts, offences, court cases, events,
-        panel, self-rated health, referred), each given to `save` as made (which returns what the
-        later steps read). Returns cohort_index, referred and panel."""
+        panel, referred), each given to `save` (table -> what later steps read: by default the
+        main Delta table, written and read back). Returns cohort_index, referred and panel."""
         a = self.config.analysis
+        save = save or self.save
 
         # Exact dates (referral, index) stay in the linkage layer; the analysis layer gets months.
         referrals = save(self.bronze("ld_referrals").transform(cohorts.referrals(record_person)), catalog.REFERRALS)
@@ -644,17 +599,18 @@ class Job:
         )
         return released
 
-    def sensitivity(self) -> int:
+    def sensitivity(self, end: dt.date) -> int:
         """Every effect estimand under each sensitivity analysis (contract section 4b): the exact
         analysis/sensitivity table, results/sensitivity.csv (released) and its forest plot. The
-        linkage thresholds' cohorts onward were built in the series stage. Returns the rows."""
+        linkage thresholds rebuild the cohorts onward from their own record_person. Returns the rows."""
         a, costs = self.config.analysis, self.config.economics
         tables = (catalog.PANEL, catalog.OFFENCES, catalog.COURT_CASES)
         with contextlib.ExitStack() as stack:
             # Each analysis reads the three tables again: from memory, not Delta.
             main = sensitivity.Tables(*(stack.enter_context(cached(self.read(t))) for t in tables))
             rows = sensitivity.suite(main, a, costs, self.config.sensitivity.workers, self.main_fits)
-        rows += self.threshold_rows()
+        if self.config.sensitivity.match_thresholds:
+            rows += self.threshold_rows(end)
         rows = sensitivity.in_order(rows)
         self.save(
             self.spark.createDataFrame(
@@ -673,21 +629,39 @@ class Job:
         )
         return len(rows)
 
-    def threshold_rows(self) -> list[dict]:
-        """The effect estimands with the linkage re-decided at each sensitivity threshold, from
-        the thresholds' tables the series stage built with the main ones (analysis_tables): each
-        threshold's rows untagged and estimated alone. Only the estimates are kept
-        (analysis/sensitivity); the thresholds' record_person tables are the linkage stage's."""
+    def threshold_rows(self, end: dt.date) -> list[dict]:
+        """The effect estimands with the linkage re-decided at each sensitivity threshold.
+
+        The linkage stage wrote each threshold's record_person. Their person keys are tagged
+        with the analysis (sensitivity.tagged) and the tables taken together, so the cohorts
+        onward are built once for every threshold: the same steps and the same number of Spark
+        jobs as one threshold, which is what they cost at this size. Each threshold's rows are then
+        its own again (untagged) and estimated alone. These tables stay in memory: they are
+        derived from the thresholds' record_person and bronze, and only their estimates are kept
+        (analysis/sensitivity)."""
         a, costs = self.config.analysis, self.config.economics
-        if not self.alongside:  # no thresholds asked for
-            return []
-        together = sensitivity.Tables(
-            self.alongside[catalog.PANEL], self.alongside[catalog.OFFENCES], self.alongside[catalog.COURT_CASES]
+        analyses = [sensitivity.threshold_analysis(t) for t in self.config.sensitivity.match_thresholds]
+        linked = union_all(
+            self.read(catalog.variant(catalog.RECORD_PERSON, x)).transform(sensitivity.tagged(x)) for x in analyses
         )
-        rows = []
-        for x in self.threshold_linkages():
-            t = together.transform(sensitivity.untagged(x))
-            rows += sensitivity.rows(x, effects.estimate(t.panel, t.offences, t.cases, a, costs))
+        needed = {catalog.REFERRALS, catalog.COHORT_INDEX, catalog.OFFENCES, catalog.COURT_CASES}
+        needed |= {catalog.EVENTS, catalog.PANEL}
+        kept: dict[catalog.Table, DataFrame] = {}
+        with contextlib.ExitStack() as stack:
+
+            def keep(df: DataFrame, table: catalog.Table) -> DataFrame:
+                if table not in needed:  # the estimates do not read it: never computed
+                    return df
+                kept[table] = stack.enter_context(cached(df))
+                kept[table].count()  # made now, while what it is made from is still cached
+                return kept[table]
+
+            self.analysis_tables(linked, end, keep)
+            together = sensitivity.Tables(kept[catalog.PANEL], kept[catalog.OFFENCES], kept[catalog.COURT_CASES])
+            rows = []
+            for x in analyses:
+                t = together.transform(sensitivity.untagged(x))
+                rows += sensitivity.rows(x, effects.estimate(t.panel, t.offences, t.cases, a, costs))
         return rows
 
     def release(self, run_id: str) -> int:

@@ -15,8 +15,8 @@ estimators read (panel, offences, court_cases), so it costs a re-estimation, nev
   tested jointly (estimators.pre_trend).
 
 match_threshold_* re-decide the linkage at another match probability and rebuild the tables from
-cohorts onward, in one pass with the main tables, each linkage's person keys tagged (tagged,
-untagged; pipeline.Job.analysis_tables); this module only estimates on what it is given.
+cohorts onward, every threshold in one pass with its person keys tagged (tagged, untagged;
+pipeline.Job.threshold_rows); this module only estimates on what it is given.
 """
 
 from __future__ import annotations

@@ -474,11 +474,11 @@ def test_estimates_have_every_estimand_and_hold_every_planted_value(spark, finis
         assert e - widen * (e - lo) <= scale(value) <= e + widen * (hi - e), (name, value, gold[name])
 
 
-def test_a_threshold_built_with_the_main_tables_estimates_as_its_linkage_built_alone(spark, run_config, finished_run):
-    """The sensitivity thresholds' cohorts onward go through the series stage's pass with the main
-    tables, every linkage's person keys tagged. The lowest threshold's estimates (the linkage
-    furthest from the main one) in analysis/sensitivity are those of its own record_person built
-    alone (the same steps, untagged) and estimated; the other goes through the same code."""
+def test_a_threshold_built_with_the_others_estimates_as_its_linkage_built_alone(spark, run_config, finished_run):
+    """The sensitivity thresholds' cohorts onward are built together, every linkage's person keys
+    tagged (Job.threshold_rows). The lowest threshold's estimates (the linkage furthest from the
+    main one) in analysis/sensitivity are those of its own record_person built alone (the same
+    steps, untagged) and estimated; the other goes through the same code."""
     from ld_spark import cohorts, console, effects, fs, sensitivity
 
     out, _ = finished_run
@@ -494,7 +494,7 @@ def test_a_threshold_built_with_the_main_tables_estimates_as_its_linkage_built_a
             alone[table] = df.cache()
             return alone[table]
 
-        job.cohorts_onward(job.read(catalog.variant(catalog.RECORD_PERSON, analysis)), end, keep)
+        job.analysis_tables(job.read(catalog.variant(catalog.RECORD_PERSON, analysis)), end, keep)
         fitted = effects.estimate(alone[catalog.PANEL], alone[catalog.OFFENCES], alone[catalog.COURT_CASES], a, costs)
         stored = {r["estimand"]: r for r in gold.filter(F.col("analysis") == analysis).collect()}
         assert {e.estimand for e in fitted} <= set(stored)
