@@ -227,8 +227,9 @@ def _vacuum_settings(spark: SparkSession) -> Iterator[None]:
 
 def _delta_tables(out: fs.Location) -> list[fs.Location]:
     """Every Delta table under OUT_DIR's linkage and analysis layers, the sensitivity analyses'
-    own tables too (`analysis/sensitivity` is a table and holds their folders: a table's folder
-    is searched as well, all but its log and its partitions)."""
+    own tables too (linkage/sensitivity/<analysis>/; an earlier version's also under
+    `analysis/sensitivity`, a table holding their folders: a table's folder is searched as well,
+    all but its log and its partitions)."""
     found, folders = [], [fs.join(out, catalog.LINKAGE), fs.join(out, catalog.ANALYSIS)]
     while folders:
         folder = folders.pop()
@@ -241,7 +242,8 @@ def _delta_tables(out: fs.Location) -> list[fs.Location]:
 
 def _linkage_of(out: fs.Location, target: fs.Location) -> str | None:
     """Which linkage a table belongs to: None for the main one, else the sensitivity analysis
-    whose own tables (under linkage/ or analysis/sensitivity/<analysis>/) it is one of."""
+    whose own tables (under linkage/sensitivity/<analysis>/, or an earlier version's under
+    analysis/sensitivity/<analysis>/, catalog.stale_variants) it is one of."""
     parts = str(target)[len(str(out)) :].strip("/").split("/")
     return parts[2] if len(parts) > 3 and parts[1] == "sensitivity" else None
 
@@ -267,6 +269,7 @@ def erase(
         identity_records, catalog.read(spark, out, catalog.RECORD_PERSON_IDENTITY), hashes, key
     ).cache()
     theirs = records.join(people, on="person_key", how="inner").select("source_table", "record_key").cache()
+    their_records = pnc_ids = None
     try:
         # Each linkage's own keys for them: the main one's, and each sensitivity analysis's (its
         # people are other clusters, under other keys, kept to that analysis's own tables).
@@ -292,11 +295,10 @@ def erase(
             landing_before.transform(doomed_rows(table, theirs, pnc_ids, hashes, key)).withColumn("table", F.lit(table))
             for table in TABLES
         ).collect()
-        pnc_ids.unpersist()
-        their_records.unpersist()
     finally:
-        theirs.unpersist()
-        people.unpersist()
+        for df in (their_records, pnc_ids, theirs, people):
+            if df is not None:
+                df.unpersist()
     raw_rows: dict[str, list] = {}
     for row in found:
         raw_rows.setdefault(row["table"], []).append((row["file"], row["line"], row["row"], tuple(row["key"])))

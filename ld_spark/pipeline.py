@@ -337,6 +337,8 @@ class Job:
         # that a later run with them on can carry this run's scores over.
         keep_from = min((conf.match_threshold, *s.match_thresholds))
         work = catalog.file(self.out, catalog.SPLINK_WORK)
+        for stale in catalog.stale_variants(self.out):
+            fs.delete(stale)
         previous = catalog.read_latest(self.spark, self.out, catalog.RECORD_PERSON_IDENTITY)
         with (
             link.people(
