@@ -45,8 +45,6 @@ LANDING = Table(LINKAGE, "landing", partition_by=(io.SOURCE_TABLE,))
 QUARANTINE = Table(LINKAGE, "quarantine", partition_by=("source_table",))
 RECORD_PERSON_IDENTITY = Table(LINKAGE, "record_person_identity")  # identity records -> person_key
 RECORD_PERSON = Table(LINKAGE, "record_person")  # every record -> person_key
-# What a sensitivity analysis keeps of its own (variant()): its linkage, record by record.
-VARIANT_TABLES = (RECORD_PERSON_IDENTITY, RECORD_PERSON)
 # What Splink scored, for the next run to carry over (link.model.Earlier): the identity tuples
 # scored (unique_id, content) and the pairs kept (id_l, id_r, match_weight); their model in SCORES_FILE.
 SCORED_TUPLES = Table(LINKAGE, "scores/tuples")
@@ -73,26 +71,11 @@ SENSITIVITY = Table(ANALYSIS, "sensitivity")  # every estimand under each sensit
 
 
 def variant(table: Table, analysis: str | None) -> Table:
-    """The table as a sensitivity analysis makes it (same layer, under sensitivity/<analysis>/);
-    None: the main table. The analyses keep VARIANT_TABLES only."""
+    """The table as a sensitivity analysis rebuilds it (same layer, under sensitivity/<analysis>/);
+    None: the main table."""
     if analysis is None:
         return table
     return Table(table.layer, f"sensitivity/{analysis}/{table.name}", table.partition_by)
-
-
-def stale_variants(out: str | Path) -> list[fs.Location]:
-    """Sensitivity analyses' tables that versions before 2026-12-05 wrote and no run writes now:
-    their cohorts onward (built in memory since, pipeline.Job.threshold_rows), under
-    linkage/sensitivity/<analysis>/ beside VARIANT_TABLES and under analysis/sensitivity/<analysis>/
-    (folders in the sensitivity table's own folder). Their person keys are an older linkage's, so
-    `ld-spark forget` could not find everyone in them: they go (pipeline.Job.linkage)."""
-    kept = {t.name for t in VARIANT_TABLES}
-    found = []
-    for analysis in fs.listing(fs.join(out, LINKAGE, "sensitivity")):
-        if analysis.is_dir:
-            found += [t.location for t in fs.listing(analysis.location) if t.name not in kept]
-    sensitivity = fs.listing(fs.join(out, ANALYSIS, "sensitivity"))
-    return found + [e.location for e in sensitivity if e.is_dir and not e.name.startswith(("_", "."))]
 
 
 # Files beside the tables (not Delta): the operator's exact reconciliation, the trained model,
@@ -254,8 +237,7 @@ def versions(out: str | Path) -> dict[str, int]:
         for t in tables()
         if fs.is_dir(fs.join(path(out, t), "_delta_log"))
     }
-    # The sensitivity analyses' own tables (variant()), whichever analyses this run made (and any
-    # stale_variants left by an earlier version, until a run removes them).
+    # The sensitivity analyses' own tables (variant()), whichever analyses this run made.
     for layer in (LINKAGE, ANALYSIS):
         for analysis in fs.listing(fs.join(out, layer, "sensitivity")):
             for table in fs.listing(analysis.location):

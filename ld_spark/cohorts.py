@@ -41,8 +41,7 @@ def referrals(record_person: DataFrame) -> Transform:
     )
 
     def _(bronze: DataFrame) -> DataFrame:
-        # record_person holds one row per referral_id (in each linkage it holds: the sensitivity
-        # thresholds' go through these steps together, person keys tagged), so no row is doubled.
+        # record_person holds one row per referral_id, so this join cannot fan out.
         return bronze.join(keys, on=["referral_id"], how="inner").select(*REFERRAL_COLUMNS)
 
     return _

@@ -227,9 +227,8 @@ def _vacuum_settings(spark: SparkSession) -> Iterator[None]:
 
 def _delta_tables(out: fs.Location) -> list[fs.Location]:
     """Every Delta table under OUT_DIR's linkage and analysis layers, the sensitivity analyses'
-    own tables too (linkage/sensitivity/<analysis>/; an earlier version's also under
-    `analysis/sensitivity`, a table holding their folders: a table's folder is searched as well,
-    all but its log and its partitions)."""
+    own tables too (`analysis/sensitivity` is a table and holds their folders: a table's folder
+    is searched as well, all but its log and its partitions)."""
     found, folders = [], [fs.join(out, catalog.LINKAGE), fs.join(out, catalog.ANALYSIS)]
     while folders:
         folder = folders.pop()
@@ -242,8 +241,7 @@ def _delta_tables(out: fs.Location) -> list[fs.Location]:
 
 def _linkage_of(out: fs.Location, target: fs.Location) -> str | None:
     """Which linkage a table belongs to: None for the main one, else the sensitivity analysis
-    whose own tables (under linkage/sensitivity/<analysis>/, or an earlier version's under
-    analysis/sensitivity/<analysis>/, catalog.stale_variants) it is one of."""
+    whose own tables (under linkage/ or analysis/sensitivity/<analysis>/) it is one of."""
     parts = str(target)[len(str(out)) :].strip("/").split("/")
     return parts[2] if len(parts) > 3 and parts[1] == "sensitivity" else None
 

@@ -90,8 +90,7 @@ def with_person(table: str, record_person: DataFrame, people: DataFrame) -> Tran
 
     `record_key` is the key linkage/record_person holds for `table` (see Rule.record_key).
 
-    record_person holds one row per (source_table, record_key) in each linkage it holds (the
-    sensitivity thresholds' go through together, person keys tagged: a row per linkage is meant);
+    record_person holds one row per (source_table, record_key), so the join cannot fan out;
     restricting it to `people` first keeps the join as small as the cohorts, not the nation.
     """
     keys = (

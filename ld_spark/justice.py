@@ -315,9 +315,7 @@ def months_at_risk(
 def hearing_counts(hearings: DataFrame, cases: DataFrame, horizon_days: int) -> DataFrame:
     """Bronze hearings + cases -> case_id, hearings, adjournments within horizon_days of the
     case's first hearing (so a long case and a case cut by the extract count the same span)."""
-    # One row a case: the same case can be in `cases` more than once (the sensitivity thresholds'
-    # linkages go through these steps together, each with its own person for it).
-    first = cases.select("case_id", "first_hearing_date").distinct()
+    first = cases.select("case_id", "first_hearing_date")
     within = F.col("hearing_date").isNull() | (F.col("hearing_date") <= F.date_add("first_hearing_date", horizon_days))
     adjourned = F.coalesce(F.col("adjourned"), F.lit(False))
     return (

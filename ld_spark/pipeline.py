@@ -55,7 +55,6 @@ from ld_spark import (
 )
 from ld_spark.config import Config
 from ld_spark.contract import ESTIMANDS, ONWARD_REFERRALS, RESULT_SCHEMA, TABLES, source_name
-from ld_spark.frames import union_all
 from ld_spark.release import page, report, tracking
 from ld_spark.release.publish import MANIFEST, Publisher, write_csv, write_text
 
@@ -337,8 +336,6 @@ class Job:
         # that a later run with them on can carry this run's scores over.
         keep_from = min((conf.match_threshold, *s.match_thresholds))
         work = catalog.file(self.out, catalog.SPLINK_WORK)
-        for stale in catalog.stale_variants(self.out):
-            fs.delete(stale)
         previous = catalog.read_latest(self.spark, self.out, catalog.RECORD_PERSON_IDENTITY)
         with (
             link.people(
@@ -473,16 +470,15 @@ class Job:
         self.publisher.table("linkage_quality_by_cohort.csv", link.quality.COHORT_QUALITY_COLUMNS, rows)
 
     def analysis_tables(
-        self,
-        record_person: DataFrame,
-        end: dt.date,
-        save: Callable[[DataFrame, catalog.Table], DataFrame] | None = None,
+        self, record_person: DataFrame, end: dt.date, analysis: str | None = None
     ) -> tuple[DataFrame, DataFrame, DataFrame]:
         """record_person -> the cohorts onward (referrals, cohorts, offences, court cases, events,
-        panel, referred), each given to `save` (table -> what later steps read: by default the
-        main Delta table, written and read back). Returns cohort_index, referred and panel."""
+        panel, referred), written as the main tables or as `analysis`'s variants of them.
+        Returns cohort_index, referred and panel."""
         a = self.config.analysis
-        save = save or self.save
+
+        def save(df: DataFrame, table: catalog.Table) -> DataFrame:
+            return self.save(df, catalog.variant(table, analysis))
 
         # Exact dates (referral, index) stay in the linkage layer; the analysis layer gets months.
         referrals = save(self.bronze("ld_referrals").transform(cohorts.referrals(record_person)), catalog.REFERRALS)
@@ -611,8 +607,13 @@ class Job:
             # Each analysis reads the three tables again: from memory, not Delta.
             main = sensitivity.Tables(*(stack.enter_context(cached(self.read(t))) for t in tables))
             rows = sensitivity.suite(main, a, costs, self.config.sensitivity.workers, self.main_fits)
-        if self.config.sensitivity.match_thresholds:
-            rows += self.threshold_rows(end)
+        for threshold in self.config.sensitivity.match_thresholds:
+            analysis = sensitivity.threshold_analysis(threshold)
+            _, _, panel = self.analysis_tables(
+                self.read(catalog.variant(catalog.RECORD_PERSON, analysis)), end, analysis
+            )
+            offences, cases = (self.read(catalog.variant(t, analysis)) for t in (catalog.OFFENCES, catalog.COURT_CASES))
+            rows += sensitivity.rows(analysis, effects.estimate(panel, offences, cases, a, costs))
         rows = sensitivity.in_order(rows)
         self.save(
             self.spark.createDataFrame(
@@ -630,41 +631,6 @@ class Job:
             ["estimate", "ci_low", "ci_high", "p_value"],
         )
         return len(rows)
-
-    def threshold_rows(self, end: dt.date) -> list[dict]:
-        """The effect estimands with the linkage re-decided at each sensitivity threshold.
-
-        The linkage stage wrote each threshold's record_person. Their person keys are tagged
-        with the analysis (sensitivity.tagged) and the tables taken together, so the cohorts
-        onward are built once for every threshold: the same steps and the same number of Spark
-        jobs as one threshold, which is what they cost at this size. Each threshold's rows are then
-        its own again (untagged) and estimated alone. These tables stay in memory: they are
-        derived from the thresholds' record_person and bronze, and only their estimates are kept
-        (analysis/sensitivity)."""
-        a, costs = self.config.analysis, self.config.economics
-        analyses = [sensitivity.threshold_analysis(t) for t in self.config.sensitivity.match_thresholds]
-        linked = union_all(
-            self.read(catalog.variant(catalog.RECORD_PERSON, x)).transform(sensitivity.tagged(x)) for x in analyses
-        )
-        needed = {catalog.REFERRALS, catalog.COHORT_INDEX, catalog.OFFENCES, catalog.COURT_CASES}
-        needed |= {catalog.EVENTS, catalog.PANEL}
-        kept: dict[catalog.Table, DataFrame] = {}
-        with contextlib.ExitStack() as stack:
-
-            def keep(df: DataFrame, table: catalog.Table) -> DataFrame:
-                if table not in needed:  # the estimates do not read it: never computed
-                    return df
-                kept[table] = stack.enter_context(cached(df))
-                kept[table].count()  # made now, while what it is made from is still cached
-                return kept[table]
-
-            self.analysis_tables(linked, end, keep)
-            together = sensitivity.Tables(kept[catalog.PANEL], kept[catalog.OFFENCES], kept[catalog.COURT_CASES])
-            rows = []
-            for x in analyses:
-                t = together.transform(sensitivity.untagged(x))
-                rows += sensitivity.rows(x, effects.estimate(t.panel, t.offences, t.cases, a, costs))
-        return rows
 
     def release(self, run_id: str) -> int:
         """The SDC report and the HTML page of the released files, then results/ replaced whole;

@@ -15,8 +15,7 @@ estimators read (panel, offences, court_cases), so it costs a re-estimation, nev
   tested jointly (estimators.pre_trend).
 
 match_threshold_* re-decide the linkage at another match probability and rebuild the tables from
-cohorts onward, every threshold in one pass with its person keys tagged (tagged, untagged;
-pipeline.Job.threshold_rows); this module only estimates on what it is given.
+cohorts onward (pipeline.Job.sensitivity); this module only estimates on what it is given.
 """
 
 from __future__ import annotations
@@ -52,28 +51,6 @@ TRANSFORMS = (MAIN, BASELINE, INTENTION_TO_TREAT, OVERLAP_ONLY, PLACEBO)  # spec
 def threshold_analysis(threshold: float) -> str:
     """The analysis name of a linkage re-decided at `threshold` (contract: match_threshold_0.80)."""
     return f"match_threshold_{threshold:.2f}"
-
-
-def tagged(analysis: str) -> Transform:
-    """person_key prefixed with the analysis: the rows of several linkages can go through the
-    cohorts-onward steps together (every one of them keys people by person_key), and stay apart."""
-
-    def _(df: DataFrame) -> DataFrame:
-        return df.withColumn("person_key", F.concat(F.lit(f"{analysis}|"), "person_key"))
-
-    return _
-
-
-def untagged(analysis: str) -> Transform:
-    """The rows `tagged(analysis)` made, with their own person_key again."""
-    prefix = f"{analysis}|"
-
-    def _(df: DataFrame) -> DataFrame:
-        return df.filter(F.col("person_key").startswith(prefix)).withColumn(
-            "person_key", F.expr(f"substring(person_key, {len(prefix) + 1})")
-        )
-
-    return _
 
 
 class Tables(NamedTuple):

@@ -241,21 +241,3 @@ def test_the_historic_charge_window_before_the_index_is_not_time_at_risk(spark):
     assert (got["historic", -3], got["historic", -2], got["historic", -1]) == (1.0, 0.0, 0.0)
     assert got["historic", 0] == pytest.approx(28 / 30)
     assert all(v == 1.0 for (c, _), v in got.items() if c == "evaluation")
-
-
-def test_a_case_held_by_two_linkages_counts_its_hearings_once(spark):
-    """hearing_counts is per case: the sensitivity thresholds' linkages go through these steps
-    together, so a case can be in `cases` once for each of them (another person_key each)."""
-    cases = spark.createDataFrame(
-        [
-            ("K1", "a|p1", "LIBRA", D(2017, 3, 1), D(2017, 3, 2), D(2017, 3, 10), None, None, None),
-            ("K1", "b|p9", "LIBRA", D(2017, 3, 1), D(2017, 3, 2), D(2017, 3, 10), None, None, None),
-        ],
-        CASES,
-    )
-    hearings = spark.createDataFrame(
-        [("H1", "K1", D(2017, 3, 10), True), ("H2", "K1", D(2017, 4, 1), False)],
-        "hearing_id string, case_id string, hearing_date date, adjourned boolean",
-    )
-    (counted,) = hearing_counts(hearings, cases, 365).collect()
-    assert (counted.case_id, counted.hearings, counted.adjournments) == ("K1", 2, 1)

@@ -474,40 +474,6 @@ def test_estimates_have_every_estimand_and_hold_every_planted_value(spark, finis
         assert e - widen * (e - lo) <= scale(value) <= e + widen * (hi - e), (name, value, gold[name])
 
 
-def test_a_threshold_built_with_the_others_estimates_as_its_linkage_built_alone(spark, run_config, finished_run):
-    """The sensitivity thresholds' cohorts onward are built together, every linkage's person keys
-    tagged (Job.threshold_rows). The lowest threshold's estimates (the linkage furthest from the
-    main one) in analysis/sensitivity are those of its own record_person built alone (the same
-    steps, untagged) and estimated; the other goes through the same code."""
-    from ld_spark import cohorts, console, effects, fs, sensitivity
-
-    out, _ = finished_run
-    job = pipeline.Job(spark, run_config, fs.resolve(out), fs.resolve(out), console.Stages())
-    a, costs = run_config.analysis, run_config.economics
-    end = cohorts.follow_up_end(a.follow_up_end, {t: job.bronze(t) for t in cohorts.EXTRACT_DATES})
-    gold = io.read_delta(spark, catalog.path(out, catalog.SENSITIVITY))
-    for threshold in [min(run_config.sensitivity.match_thresholds)]:
-        analysis = sensitivity.threshold_analysis(threshold)
-        alone: dict = {}
-
-        def keep(df, table, alone=alone):
-            alone[table] = df.cache()
-            return alone[table]
-
-        job.analysis_tables(job.read(catalog.variant(catalog.RECORD_PERSON, analysis)), end, keep)
-        fitted = effects.estimate(alone[catalog.PANEL], alone[catalog.OFFENCES], alone[catalog.COURT_CASES], a, costs)
-        stored = {r["estimand"]: r for r in gold.filter(F.col("analysis") == analysis).collect()}
-        assert {e.estimand for e in fitted} <= set(stored)
-        for e in fitted:
-            row = stored[e.estimand]
-            assert row["n"] == e.n, (analysis, e.estimand)
-            for column in ("estimate", "ci_low", "ci_high", "p_value"):
-                value = getattr(e, column)
-                assert row[column] == (None if value is None else pytest.approx(value, rel=1e-9)), (analysis, column)
-        for df in alone.values():
-            df.unpersist()
-
-
 def test_sensitivity_has_every_analysis_and_estimand_main_is_the_estimates_and_thresholds_relink(spark, finished_run):
     """results/sensitivity.csv holds every analysis x effect estimand of contract 4b (a cell may
     be blank only where the SDC report withheld it), its main rows are estimates.csv's, and the

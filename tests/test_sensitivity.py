@@ -177,25 +177,3 @@ def test_the_suite_takes_the_main_analysis_from_the_effects_stage_and_fits_every
     rows = sensitivity.suite(tables, config.analysis, config.economics, workers=2)
     assert sorted(fitted_for) == sorted(sensitivity.TRANSFORMS)
     assert [r["estimate"] for r in rows if r["analysis"] == sensitivity.MAIN] == [2.0]
-
-
-def test_linkages_tagged_together_come_apart_with_their_own_keys(spark):
-    """The thresholds' linkages go through the cohorts-onward steps as one frame: a person-keyed
-    step keeps them apart (the same key in two linkages is two people), and untagged gives each
-    linkage exactly its own rows back, with its own keys."""
-    from pyspark.sql import functions as F
-
-    schema = "source_table string, record_key string, person_key string"
-    low = spark.createDataFrame([("hes_ae", "r1", "k1"), ("hes_ae", "r2", "k1")], schema)
-    high = spark.createDataFrame([("hes_ae", "r1", "k1"), ("hes_ae", "r2", "k2")], schema)
-    together = low.transform(sensitivity.tagged("match_threshold_0.80")).unionByName(
-        high.transform(sensitivity.tagged("match_threshold_0.99"))
-    )
-    people = together.groupBy("person_key").agg(F.count("*").alias("records"))
-    assert sorted((r.person_key.split("|")[0], r.records) for r in people.collect()) == [
-        ("match_threshold_0.80", 2),
-        ("match_threshold_0.99", 1),
-        ("match_threshold_0.99", 1),
-    ]
-    assert_df_equality(together.transform(sensitivity.untagged("match_threshold_0.80")), low, ignore_row_order=True)
-    assert_df_equality(together.transform(sensitivity.untagged("match_threshold_0.99")), high, ignore_row_order=True)
