@@ -55,6 +55,7 @@ from ld_spark import (
 )
 from ld_spark.config import Config
 from ld_spark.contract import ESTIMANDS, ONWARD_REFERRALS, RESULT_SCHEMA, TABLES, source_name
+from ld_spark.estimators import Estimate
 from ld_spark.release import page, report, tracking
 from ld_spark.release.publish import MANIFEST, Publisher, write_csv, write_text
 
@@ -129,7 +130,7 @@ class Job:
         self.run_id: str | None = None  # the MLflow run's, once it has started
         self.reconciled: dict[str, dict[str, int]] | None = None  # the bronze stage's reconciliation
         self.stale = False  # bronze gained rows after linkage (opt_out): the next run runs whole
-        self.main_fits: list | None = None  # the effects stage's estimates: the sensitivity suite's main
+        self.main_fits: list[Estimate] | None = None  # the effects stage's estimates: the sensitivity suite's main
         self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
 
     def read(self, table: catalog.Table) -> DataFrame:
