@@ -1,0 +1,85 @@
+"""Where a run's memory is: run a command, sample the RSS of its process tree every 0.5 s split by
+kind of process (the JVM, the Python driver, Python workers), and print the peak of each kind and
+the peak in each stage (the window up to each line the command prints: `ld-spark run` prints a
+line as each stage ends). The samples go to OUT.json for a closer look.
+
+    .venv/bin/python benchmarks/rss_by_process.py OUT -- .venv/bin/ld-spark run --raw RAW --out DIR --conf X
+
+Used for benchmarks/results/driver_memory.md (how big the driver's heap need be).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proctree import _children  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+GIB = 2**30
+
+
+def kind(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "gone"
+    line = b" ".join(argv).decode(errors="replace")
+    if "java" in argv[0].decode(errors="replace"):
+        return "jvm"
+    if "pyspark.daemon" in line or "pyspark/daemon" in line or "worker" in line:
+        return "pyworker"
+    return "python" if "python" in line else "other"
+
+
+def sample(root: int, samples: list, done: threading.Event) -> None:
+    while not done.is_set():
+        tree, stack, by = _children(), [root], {}
+        while stack:
+            pid = stack.pop()
+            try:
+                rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            except (OSError, IndexError):
+                rss = 0
+            by[kind(pid)] = by.get(kind(pid), 0) + rss
+            stack.extend(tree.get(pid, []))
+        samples.append((time.time(), by))
+        time.sleep(0.5)
+
+
+def main() -> None:
+    out, cmd = sys.argv[1], sys.argv[sys.argv.index("--") + 1 :]
+    samples: list[tuple[float, dict]] = []
+    done = threading.Event()
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = threading.Thread(target=sample, args=(proc.pid, samples, done), daemon=True)
+    sampler.start()
+    lines = []
+    for line in proc.stdout:
+        lines.append((time.time(), line.rstrip()))
+        print(f"{time.time() - t0:7.1f} {line.rstrip()}", flush=True)
+    rc = proc.wait()
+    done.set()
+    sampler.join()
+    wall = time.time() - t0
+    print(f"rc={rc} wall={wall:.1f}s peak_total={max(sum(b.values()) for _, b in samples) / GIB:.2f} GiB")
+    for k in sorted({k for _, b in samples for k in b}):
+        print(f"  peak {k}: {max(b.get(k, 0) for _, b in samples) / GIB:.2f} GiB")
+    for i, (t, text) in enumerate(lines):
+        window = [b for s, b in samples if (lines[i - 1][0] if i else t0) <= s <= t]
+        if window:
+            top = max(window, key=lambda b: sum(b.values()))
+            parts = ", ".join(f"{k} {v / GIB:.2f}" for k, v in sorted(top.items()))
+            print(f"  until '{text[:50]}': peak {sum(top.values()) / GIB:.2f} ({parts})")
+    Path(out + ".json").write_text(json.dumps({"wall": wall, "samples": samples}))
+
+
+if __name__ == "__main__":
+    main()
