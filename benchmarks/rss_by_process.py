@@ -1,7 +1,8 @@
 """Where a run's memory is: run a command, sample the RSS of its process tree every 0.5 s split by
 kind of process (the JVM, the Python driver, Python workers), and print the peak of each kind and
 the peak in each stage (the window up to each line the command prints: `ld-spark run` prints a
-line as each stage ends). The samples go to OUT.json for a closer look.
+line as each stage ends). Worker RSS is summed per process, so pages a forked worker shares with
+the daemon count twice, as in proctree.py. The samples go to OUT.json for a closer look.
 
     .venv/bin/python benchmarks/rss_by_process.py OUT -- .venv/bin/ld-spark run --raw RAW --out DIR --conf X
 
@@ -33,7 +34,7 @@ def kind(pid: int) -> str:
     line = b" ".join(argv).decode(errors="replace")
     if "java" in argv[0].decode(errors="replace"):
         return "jvm"
-    if "pyspark.daemon" in line or "pyspark/daemon" in line or "worker" in line:
+    if any(m in line for m in ("pyspark.daemon", "pyspark/daemon.py", "pyspark.worker", "pyspark/worker.py")):
         return "pyworker"
     return "python" if "python" in line else "other"
 
@@ -47,7 +48,8 @@ def sample(root: int, samples: list, done: threading.Event) -> None:
                 rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
             except (OSError, IndexError):
                 rss = 0
-            by[kind(pid)] = by.get(kind(pid), 0) + rss
+            k = kind(pid)
+            by[k] = by.get(k, 0) + rss
             stack.extend(tree.get(pid, []))
         samples.append((time.time(), by))
         time.sleep(0.5)
@@ -69,7 +71,8 @@ def main() -> None:
     done.set()
     sampler.join()
     wall = time.time() - t0
-    print(f"rc={rc} wall={wall:.1f}s peak_total={max(sum(b.values()) for _, b in samples) / GIB:.2f} GiB")
+    peak = max((sum(b.values()) for _, b in samples), default=0)
+    print(f"rc={rc} wall={wall:.1f}s peak_total={peak / GIB:.2f} GiB")
     for k in sorted({k for _, b in samples for k in b}):
         print(f"  peak {k}: {max(b.get(k, 0) for _, b in samples) / GIB:.2f} GiB")
     for i, (t, text) in enumerate(lines):
