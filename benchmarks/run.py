@@ -267,10 +267,14 @@ def summarise(seed: int, started: str, note: str = "") -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / "scaling.png", dpi=110)
 
+    from ld_spark import config
+
+    spark = config.load("local").spark  # what `ld-spark run` (no --conf) ran with
     lines = [
         f"# Benchmark: every stage against scale ({started})",
         "",
-        f"Machine: {machine()}; local[*], 8 shuffle partitions, driver 6 GiB; seed {seed}. "
+        f"Machine: {machine()}; {spark.master}, {spark.shuffle_partitions} shuffle partitions, "
+        f"driver heap {spark.driver_memory}; seed {seed}. "
         "`benchmarks/run.py` (one command). Generation is excluded from the job's time. "
         "Seconds are the job's own stage timers; peak RSS is the whole process tree (driver JVM, "
         "Python, Python workers) sampled every 0.5 s inside the stage's window; rows per second "
