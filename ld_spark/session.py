@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from ld_spark import memory
 from ld_spark.config import Config, SparkConf
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +103,8 @@ def build(config: Config) -> SparkSession:
         # Python workers run the same interpreter (and venv) as the driver.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        # Before the JVM starts: it and its Python workers take the cap from the environment.
+        memory.limit_arenas(config.spark.malloc_arena_max)
     if config.spark.master.startswith("local") and not submitted_by_spark_submit():
         with_object_store_jars(config.spark)
     spark = _builder(config.spark, cached_jars(config.spark)).getOrCreate()
