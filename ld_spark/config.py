@@ -36,7 +36,7 @@ class SparkConf(_Strict):
     concurrent_tables: int = 1
     # glibc malloc arenas per process (MALLOC_ARENA_MAX) for the driver, the JVM and the Python
     # workers of a local run (ld_spark/memory.py); null: glibc's default, 8 per core.
-    malloc_arena_max: int | None = None
+    malloc_arena_max: int | None = Field(None, ge=1)
     extra: dict[str, str] = {}
     # s3a:// support (Hadoop's S3A filesystem and the AWS SDK it needs), fetched by `make setup`
     # into its own folder and put on the driver's class path when present (ld_spark/session.py).

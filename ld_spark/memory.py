@@ -1,27 +1,30 @@
 """glibc's allocator, in the run's processes: fewer arenas, and freed memory handed back.
 
 glibc gives each thread that contends for malloc an arena of its own (up to 8 per core), and
-keeps what is freed in an arena for that arena's next allocations. The sensitivity stage fits
-its analyses in threads, so the frames the effects stage freed in one arena are not reused by
-the fits in the others: the process grows by both. Fewer arenas, and handing each stage's freed
-memory back, keep the driver's RSS to what it holds (benchmarks/results/driver_memory.md).
+keeps what is freed in an arena for that arena's next allocations. The JVM runs a couple of
+hundred threads, and the sensitivity stage fits its analyses in two Python threads, so memory
+one arena freed is not reused by allocations in another. Fewer arenas, and handing each stage's
+freed memory back, gave a scale-1 run's peak 4.41-4.49 GiB against 4.74-4.78 GiB without, in
+two runs each (benchmarks/results/driver_memory.md).
 
-Elsewhere (macOS, musl) there is no glibc to tune, and both are no-ops.
+Elsewhere (macOS, musl) there is no glibc to tune, and these are no-ops.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import gc
 import os
 
 M_ARENA_MAX = -8  # mallopt's parameter number for the arena cap (glibc's malloc.h)
+ENVIRONMENT = "MALLOC_ARENA_MAX"  # what glibc reads when a process starts
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")
         libc.gnu_get_libc_version  # noqa: B018 (only glibc has it)
     except (OSError, AttributeError):
         return None
@@ -29,15 +32,19 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 def limit_arenas(arenas: int | None) -> None:
-    """At most `arenas` malloc arenas: in this process from now on, and (through MALLOC_ARENA_MAX,
-    unless already set) in the processes it starts after this: the JVM and its Python workers.
-    None or 0 leaves glibc's default."""
-    if not arenas:
-        return
-    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))
+    """At most `arenas` malloc arenas in this process, for the arenas it makes from now on (best
+    effort: glibc keeps arenas already made, and its cap once more than 8 exist). None or 0
+    leaves glibc's default."""
     libc = _glibc()
-    if libc is not None:
-        libc.mallopt(M_ARENA_MAX, int(os.environ["MALLOC_ARENA_MAX"]))
+    if arenas and libc is not None:
+        libc.mallopt(M_ARENA_MAX, arenas)
+
+
+def limit_child_arenas(arenas: int | None) -> None:
+    """At most `arenas` malloc arenas in the processes started from now on (the JVM of a local
+    session, and its Python workers), through the environment; a value already there is kept."""
+    if arenas:
+        os.environ.setdefault(ENVIRONMENT, str(arenas))
 
 
 def hand_back() -> None:

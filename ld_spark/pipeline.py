@@ -202,9 +202,9 @@ class Job:
         """A stage timed in MLflow and shown as one console line (its notes after its seconds)."""
         with tracking.stage(name), self.stages.stage(name) as notes:
             yield notes
-        # What the stage freed goes back to the system, not kept for allocations the next
-        # stage's threads make elsewhere (ld_spark/memory.py).
-        memory.hand_back()
+            # What the stage freed goes back to the system, not kept for allocations the next
+            # stage's threads make elsewhere (ld_spark/memory.py); timed with the stage.
+            memory.hand_back()
 
     def log_generator(self) -> None:
         """A synthetic extract's scale and seed, as params (the generator writes them beside its truth)."""

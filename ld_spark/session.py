@@ -104,7 +104,9 @@ def build(config: Config) -> SparkSession:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         # Before the JVM starts: it and its Python workers take the cap from the environment.
-        memory.limit_arenas(config.spark.malloc_arena_max)
+        memory.limit_child_arenas(config.spark.malloc_arena_max)
+    # The driver's own, on any master (its threads fit the sensitivity analyses everywhere).
+    memory.limit_arenas(config.spark.malloc_arena_max)
     if config.spark.master.startswith("local") and not submitted_by_spark_submit():
         with_object_store_jars(config.spark)
     spark = _builder(config.spark, cached_jars(config.spark)).getOrCreate()
