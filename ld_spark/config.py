@@ -34,8 +34,8 @@ class SparkConf(_Strict):
     ivy_dir: str
     console_progress: bool
     concurrent_tables: int = 1
-    # glibc malloc arenas per process (MALLOC_ARENA_MAX) for the driver, the JVM and the Python
-    # workers of a local run (ld_spark/memory.py); null: glibc's default, 8 per core.
+    # glibc malloc arenas per process: the Python driver's on any master, and (MALLOC_ARENA_MAX)
+    # the JVM's and its Python workers' in a local run (ld_spark/memory.py); null: glibc's 8 per core.
     malloc_arena_max: int | None = Field(None, ge=1)
     extra: dict[str, str] = {}
     # s3a:// support (Hadoop's S3A filesystem and the AWS SDK it needs), fetched by `make setup`
