@@ -1,11 +1,12 @@
 """glibc's allocator, in the run's processes: fewer arenas, and freed memory handed back.
 
-glibc gives each thread that contends for malloc an arena of its own (up to 8 per core), and
+glibc gives threads arenas of their own as they start to allocate (up to 8 per core), and
 keeps what is freed in an arena for that arena's next allocations. The JVM runs a couple of
 hundred threads, and the sensitivity stage fits its analyses in two Python threads, so memory
-one arena freed is not reused by allocations in another. Fewer arenas, and handing each stage's
-freed memory back, gave a scale-1 run's peak 4.41-4.49 GiB against 4.74-4.78 GiB without, in
-two runs each (benchmarks/results/driver_memory.md).
+one arena freed is not reused by allocations in another. With fewer arenas, and each stage's
+freed memory handed back, two scale-1 runs peaked at 4.41 and 4.49 GiB against 4.74 and 4.78
+GiB without: inside this machine's run-to-run spread, but the driver ends the run at 0.55 GiB
+against 0.88 (benchmarks/results/driver_memory.md).
 
 Elsewhere (macOS, musl) there is no glibc to tune, and these are no-ops.
 """

@@ -27,7 +27,8 @@ def test_the_jvm_starts_with_the_arena_cap_from_conf(spark, config):
 
 
 def test_the_cap_goes_to_child_processes_through_the_environment(monkeypatch):
-    monkeypatch.delenv(memory.ENVIRONMENT, raising=False)
+    monkeypatch.setenv(memory.ENVIRONMENT, "")  # recorded, so the value set below is undone after
+    monkeypatch.delenv(memory.ENVIRONMENT)
     memory.limit_child_arenas(2)
     assert os.environ[memory.ENVIRONMENT] == "2"
 
