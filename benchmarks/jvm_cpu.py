@@ -1,0 +1,130 @@
+"""Where the JVM's CPU goes: run a command, read the CPU time of every thread of the JVMs in its
+process tree every 2 s (/proc/<pid>/task/<tid>/stat), and print it by kind of thread for the
+whole run and for each stage (the window up to each line the command prints: `ld-spark run`
+prints a line as each stage ends). The samples go to OUT.json.
+
+    .venv/bin/python benchmarks/jvm_cpu.py OUT -- .venv/bin/ld-spark run --raw RAW --out DIR --conf X
+
+Kinds, by the thread's name: `tasks` (Spark's executor threads: the queries' rows), `jit-c2` and
+`jit-c1` (HotSpot's compilers), `gc`, `driver` (py4j's threads: the Python driver's calls, so
+query planning, Catalyst and Delta's commits), and the rest by name. A thread's CPU between two
+samples counts in the later one; a thread that ends between samples loses its last 2 s.
+
+Used for benchmarks/results/jit.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proctree import _children  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+# Thread names (/proc's comm: at most 15 characters) -> kind, first match wins.
+KINDS = [
+    ("Executor task l", "tasks"),
+    ("C2 CompilerThre", "jit-c2"),
+    ("C1 CompilerThre", "jit-c1"),
+    ("GC Thread", "gc"),
+    ("G1 ", "gc"),
+    ("Thread-", "driver"),
+    ("main", "driver"),
+    ("dag-scheduler", "scheduler"),
+]
+
+
+def kind_of(thread: str) -> str:
+    for prefix, kind in KINDS:
+        if thread.startswith(prefix):
+            return kind
+    return re.sub(r"[-_ #]?\d+$", "", thread)
+
+
+def jvms(root: int) -> list[int]:
+    tree, stack, found = _children(), [root], []
+    while stack:
+        pid = stack.pop()
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if b"java" in argv0:
+            found.append(pid)
+        stack.extend(tree.get(pid, []))
+    return found
+
+
+def thread_cpu(pid: int) -> dict[tuple[int, str], tuple[str, float]]:
+    """(pid, tid) -> (kind, CPU seconds so far: user + system) of every thread of the process."""
+    cpu = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return cpu
+    for tid in tids:
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu[(pid, tid)] = (kind_of(name), (int(fields[11]) + int(fields[12])) / TICK)
+    return cpu
+
+
+def sample(root: int, samples: list, done: threading.Event) -> None:
+    last: dict = {}
+    while not done.is_set():
+        now: dict = {}
+        for pid in jvms(root):
+            now.update(thread_cpu(pid))
+        used: Counter = Counter()
+        for key, (kind, seconds) in now.items():
+            used[kind] += seconds - last.get(key, (kind, 0.0))[1]
+        last = now
+        samples.append((time.time(), dict(used)))
+        time.sleep(2)
+
+
+def line(used: Counter, top: int = 7) -> str:
+    return f"{sum(used.values()):6.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in used.most_common(top))
+
+
+def main() -> None:
+    out, cmd = sys.argv[1], sys.argv[sys.argv.index("--") + 1 :]
+    samples: list[tuple[float, dict]] = []
+    done = threading.Event()
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = threading.Thread(target=sample, args=(proc.pid, samples, done), daemon=True)
+    sampler.start()
+    lines = []
+    for text in proc.stdout:
+        lines.append((time.time(), text.rstrip()))
+        print(f"{time.time() - t0:7.1f} {text.rstrip()}", flush=True)
+    rc = proc.wait()
+    done.set()
+    sampler.join()
+    wall = time.time() - t0
+    if not samples:
+        raise SystemExit(f"no samples: the command ran {wall:.1f} s")
+    total = sum((Counter(u) for _, u in samples), Counter())
+    print(f"rc={rc} wall={wall:.1f}s JVM CPU {line(total, 12)}")
+    for i, (t, text) in enumerate(lines):
+        start = lines[i - 1][0] if i else t0
+        window = sum((Counter(u) for s, u in samples if start < s <= t), Counter())
+        if window:
+            print(f"  until '{text[:40]}': {line(window)}")
+    Path(out + ".json").write_text(json.dumps({"wall": wall, "samples": samples}))
+
+
+if __name__ == "__main__":
+    main()
