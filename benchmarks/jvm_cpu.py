@@ -8,10 +8,10 @@ prints a line as each stage ends). The samples go to OUT.json.
 Kinds, by the thread's name: `tasks` (Spark's executor threads: the queries' rows), `jit-c2` and
 `jit-c1` (HotSpot's compilers), `gc`, `py4j` (unnamed `Thread-N` threads, which is how py4j's
 threads serving the Python driver's calls are named: query planning, Catalyst and Delta's
-commits, though other unnamed threads count there too), `main`, and the rest by name. A
-thread's CPU between two samples counts in the later one's stage, so up to 2 s of a stage's
-tail goes to the next; a thread that ends between samples loses its last 2 s, and so does the
-JVM's last interval.
+commits, though other unnamed threads count there too), `java` (the main thread), and the rest
+by name. A thread's CPU between two samples counts in the later one's stage, so up to 2 s of a
+stage's tail goes to the next; a thread that ends between samples loses its last 2 s, and so
+does the JVM's last interval.
 
 Used for benchmarks/results/jit.md.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proctree import _children  # noqa: E402
+from proctree import _children, run_echoed  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 # Thread names (/proc's comm: at most 15 characters) -> kind, first match wins.
@@ -108,20 +107,8 @@ def line(used: Counter, top: int = 7) -> str:
 def main() -> None:
     """Run the command after `--`, print its lines, then the JVMs' CPU; exits with its code."""
     out, cmd = sys.argv[1], sys.argv[sys.argv.index("--") + 1 :]
-    samples: list[tuple[float, dict]] = []
-    done = threading.Event()
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sampler = threading.Thread(target=sample, args=(proc.pid, samples, done), daemon=True)
-    sampler.start()
-    lines = []
-    for text in proc.stdout:
-        lines.append((time.time(), text.rstrip()))
-        print(f"{time.time() - t0:7.1f} {text.rstrip()}", flush=True)
-    rc = proc.wait()
-    done.set()
-    sampler.join()
-    wall = time.time() - t0
+    rc, wall, lines, samples = run_echoed(cmd, sample)
+    t0 = time.time() - wall
     if not samples:
         raise SystemExit(f"no samples: the command ran {wall:.1f} s")
     total = sum((Counter(u) for _, u in samples), Counter())

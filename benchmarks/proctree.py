@@ -6,6 +6,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -60,3 +61,25 @@ def run_measured(cmd: list[str], log: Path, interval: float = 0.5) -> tuple[floa
     """(wall seconds, peak tree RSS in bytes, exit code)."""
     seconds, samples, code = run_sampled(cmd, log, interval=interval)
     return seconds, max((rss for _, rss in samples), default=0), code
+
+
+def run_echoed(
+    cmd: list[str], sample: Callable[[int, list, threading.Event], None]
+) -> tuple[int, float, list[tuple[float, str]], list]:
+    """Run `cmd`, printing each line it prints after the seconds since its start, while
+    `sample(pid, samples, done)` fills `samples` in a thread of its own until `done` is set.
+    Returns (exit code, wall seconds, [(epoch seconds, line)], samples)."""
+    samples: list = []
+    done = threading.Event()
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = threading.Thread(target=sample, args=(proc.pid, samples, done), daemon=True)
+    sampler.start()
+    lines = []
+    for text in proc.stdout:
+        lines.append((time.time(), text.rstrip()))
+        print(f"{time.time() - t0:7.1f} {text.rstrip()}", flush=True)
+    rc = proc.wait()
+    done.set()
+    sampler.join()
+    return rc, time.time() - t0, lines, samples

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proctree import _children  # noqa: E402
+from proctree import _children, run_echoed  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 GIB = 2**30
@@ -57,20 +56,8 @@ def sample(root: int, samples: list, done: threading.Event) -> None:
 
 def main() -> None:
     out, cmd = sys.argv[1], sys.argv[sys.argv.index("--") + 1 :]
-    samples: list[tuple[float, dict]] = []
-    done = threading.Event()
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sampler = threading.Thread(target=sample, args=(proc.pid, samples, done), daemon=True)
-    sampler.start()
-    lines = []
-    for line in proc.stdout:
-        lines.append((time.time(), line.rstrip()))
-        print(f"{time.time() - t0:7.1f} {line.rstrip()}", flush=True)
-    rc = proc.wait()
-    done.set()
-    sampler.join()
-    wall = time.time() - t0
+    rc, wall, lines, samples = run_echoed(cmd, sample)
+    t0 = time.time() - wall
     peak = max((sum(b.values()) for _, b in samples), default=0)
     print(f"rc={rc} wall={wall:.1f}s peak_total={peak / GIB:.2f} GiB")
     for k in sorted({k for _, b in samples for k in b}):
