@@ -216,9 +216,7 @@ def run_linkage(args) -> dict:
     theirs = spark.read.parquet(str(target)).withColumn("person_key", F.col("person_key").cast("string"))
     quality = {}
     for name, linked in [("spark_job", ours), ("splink_duckdb", theirs)]:
-        cells = link.quality.quality_cells(linked, truth).persist()  # scored three ways, joined once
-        rows = link.quality.pairwise_quality(cells).collect()
-        cells.unpersist()
+        rows = link.quality.pairwise_rows(linked, truth, on="duckdb")
         quality[name] = {r["source_table"]: round(r["f1"], 4) for r in rows if r["f1"] is not None}
     spark.stop()
     min_f1 = {k: min(v.values()) for k, v in quality.items()}

@@ -131,6 +131,7 @@ class Job:
         self.run_id: str | None = None  # the MLflow run's, once it has started
         self.reconciled: dict[str, dict[str, int]] | None = None  # the bronze stage's reconciliation
         self.stale = False  # bronze gained rows after linkage (opt_out): the next run runs whole
+        self.linked_on = "spark"  # where the linkage scored (duckdb or spark): the truth's quality is scored there too
         self.main_fits: list[Estimate] | None = None  # the effects stage's estimates: the sensitivity suite's main
         self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
 
@@ -385,9 +386,10 @@ class Job:
         weights = report.match_weights_chart(model, self.publisher.path("match_weights.png"))
         mlflow.log_artifact(str(weights), artifact_path="linkage")
 
-        quality = self.publisher.table(
-            "linkage_quality.csv", link.quality.QUALITY_COLUMNS, link.quality.quality_rows(linked, self.truth())
-        )
+        # Scored against the truth where the linkage scored: in the driver on DuckDB, or on Spark.
+        self.linked_on = people.backend
+        rows = link.quality.quality_rows(linked, self.truth(), people.backend)
+        quality = self.publisher.table("linkage_quality.csv", link.quality.QUALITY_COLUMNS, rows)
         tracking.log_rows("linkage.", quality, "source_table", link.quality.QUALITY_COLUMNS[1:])
         mlflow.log_param("linkage.pairs_carried_over", "none" if people.scored.reused is None else people.scored.reused)
         return people.backend, people.scored.reused
@@ -471,6 +473,7 @@ class Job:
             link.quality.record_dates(identity),
             a.pre_months,
             a.post_months,
+            self.linked_on,
         )
         self.publisher.table("linkage_quality_by_cohort.csv", link.quality.COHORT_QUALITY_COLUMNS, rows)
 

@@ -146,7 +146,8 @@ def test_a_component_holding_two_nhs_numbers_with_one_date_of_birth_is_split(spa
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_pairwise_quality_counts_pairs_with_at_least_one_record_in_the_table(spark):
+@pytest.mark.parametrize("on", ["spark", "duckdb"])
+def test_pairwise_quality_counts_pairs_with_at_least_one_record_in_the_table(spark, on):
     # Person X: r1, r2 (T1) and r3 (T2); person Y: r4 (T2). Predicted: {r1, r2} and {r3, r4}.
     linked = spark.createDataFrame(
         [("T1", "r1", "A"), ("T1", "r2", "A"), ("T2", "r3", "B"), ("T2", "r4", "B")],
@@ -156,10 +157,7 @@ def test_pairwise_quality_counts_pairs_with_at_least_one_record_in_the_table(spa
         [("T1", "r1", "X"), ("T1", "r2", "X"), ("T2", "r3", "X"), ("T2", "r4", "Y")],
         "source_table string, record_key string, person_id string",
     )
-    q = {
-        r["source_table"]: r.asDict()
-        for r in link.quality.pairwise_quality(link.quality.quality_cells(linked, truth)).collect()
-    }
+    q = {r["source_table"]: r for r in link.quality.pairwise_rows(linked, truth, on)}
     # T1: predicted {r1,r2}; true {r1,r2},{r1,r3},{r2,r3}; correct {r1,r2}.
     assert (q["T1"]["precision"], q["T1"]["recall"]) == (1.0, pytest.approx(1 / 3))
     # T2: predicted {r3,r4} is wrong; true {r1,r3},{r2,r3} were missed.
@@ -473,7 +471,8 @@ def test_a_rule_over_the_comparison_budget_stops_the_run_with_one_line_naming_it
     )
 
 
-def test_quality_per_cohort_and_period_scores_the_members_records_in_each_period(spark):
+@pytest.mark.parametrize("on", ["spark", "duckdb"])
+def test_quality_per_cohort_and_period_scores_the_members_records_in_each_period(spark, on):
     """A member (k1, truly P1) with a missed link (A3 went to k2) and a wrong one (B1, truly P2):
     in the post period, pairs (k1: A1A2 A1B1 A2B1; P1: A1A2 A1A3 A2A3; both: A1A2) give the
     L&D record 1/2 and 1/2, the A&E records 1/3 and 1/3; C1 alone in the pre period has no pair."""
@@ -502,7 +501,7 @@ def test_quality_per_cohort_and_period_scores_the_members_records_in_each_period
     cohort_index = spark.createDataFrame(
         [("k1", "evaluation", dt.date(2017, 3, 10))], "person_key string, cohort string, index_date date"
     )
-    got = cohort_quality_rows(record_person, truth, cohort_index, dates, (-12, -1), (0, 11))
+    got = cohort_quality_rows(record_person, truth, cohort_index, dates, (-12, -1), (0, 11), on)
     assert got == [
         {"cohort": "evaluation", "period": "pre", "source_table": "hes_ae", "n_records": 1, "n_persons": 1}
         | {"precision": None, "recall": None, "f1": None},
