@@ -370,12 +370,14 @@ class Job:
         model = people.scored.model
         mlflow.log_param("linkage.backend_used", people.backend)
         event_tables = {table: self.bronze(table) for table in link.events.EVENT_PARENTS}
-        self.save(link.events.record_person(linked, event_tables), catalog.RECORD_PERSON)
-        for analysis, identity_people in others.items():
-            self.save(
-                link.events.record_person(identity_people, event_tables),
-                catalog.variant(catalog.RECORD_PERSON, analysis),
-            )
+        # Kept: each linkage reaches its event rows' people through the same parent records.
+        with cached(link.events.event_parents(event_tables)) as parents:
+            self.save(link.events.record_person(linked, parents), catalog.RECORD_PERSON)
+            for analysis, identity_people in others.items():
+                self.save(
+                    link.events.record_person(identity_people, parents),
+                    catalog.variant(catalog.RECORD_PERSON, analysis),
+                )
 
         write_text(catalog.file(self.out, catalog.MODEL_FILE), model)
         # Each blocking rule's comparisons: exact inside, released to results/ and MLflow.

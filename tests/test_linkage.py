@@ -311,10 +311,13 @@ def test_event_rows_reach_their_person_through_parent_records(spark):
         [("SR1", "RXA", "LP1"), ("SR2", "RXB", "LP2"), ("SR3", "RXC", "LP9")],
         "ServiceRequestId string, OrgIDProv string, LocalPatientId string",
     )
-    refs = referrals.transform(link.events.event_record_person("mhsds/mhs101_referral", linked))
+    refs = referrals.transform(link.events.event_parent("mhsds/mhs101_referral"))
     contacts = spark.createDataFrame([("CC1", "SR2"), ("CC2", "SR3")], "CareContactId string, ServiceRequestId string")
-    got = contacts.transform(link.events.event_record_person("mhsds/mhs201_care_contact", linked.unionByName(refs)))
-    assert {(r["source_table"], r["record_key"], r["person_key"]) for r in refs.unionByName(got).collect()} == {
+    parents = refs.unionByName(contacts.transform(link.events.event_parent("mhsds/mhs201_care_contact", refs)))
+    got = link.events.record_person(linked, parents)
+    assert {(r["source_table"], r["record_key"], r["person_key"]) for r in got.collect()} == {
+        ("mhsds.mhs001_mpi", "RXA|LP1", "p1"),
+        ("mhsds.mhs001_mpi", "RXB|LP2", "p2"),
         ("mhsds.mhs101_referral", "SR1", "p1"),
         ("mhsds.mhs101_referral", "SR2", "p2"),
         ("mhsds.mhs101_referral", "SR3", None),  # its patient was not loaded: kept, unlinked

@@ -27,30 +27,61 @@ EVENT_PARENTS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def event_record_person(table: str, linked: DataFrame) -> Transform:
-    """An event table's rows -> (source_table, record_key, person_key) through its parent record.
+# The event tables' names in record_person: a parent among them is itself an event row.
+_EVENT_SOURCES = {source_name(table) for table in EVENT_PARENTS}
 
-    A row whose parent was not loaded keeps a null person_key, so what stays unlinked is counted,
-    not lost. Parent keys are unique in record_person, so the join cannot fan out.
+
+def event_parent(table: str, earlier: DataFrame | None = None) -> Transform:
+    """An event table's rows -> (source_table, record_key, identity_table, identity_key): the
+    identity record each reaches its person through, its parent's own where the parent is an
+    event row (`earlier`: event_parent's rows of the tables listed before it).
+
+    A row whose parent was not loaded keeps it as its key, or a null one through an event parent,
+    so that record_person leaves it unlinked and counted, not lost. Record keys are unique in a
+    bronze table, so the join cannot fan out.
     """
     record_key, parent_key, parent_table = EVENT_PARENTS[table]
-    parent = linked.filter(F.col("source_table") == parent_table).select(
-        F.col("record_key").alias("_parent"), "person_key"
-    )
 
     def _(events: DataFrame) -> DataFrame:
-        keyed = events.select(F.expr(record_key).alias("record_key"), F.expr(parent_key).alias("_parent"))
-        return keyed.join(parent, on=["_parent"], how="left").select(
-            F.lit(source_name(table)).alias("source_table"), "record_key", "person_key"
+        keyed = events.select(
+            F.lit(source_name(table)).alias("source_table"),
+            F.expr(record_key).alias("record_key"),
+            F.expr(parent_key).alias("_parent"),
         )
+        if parent_table not in _EVENT_SOURCES:
+            return keyed.select(
+                "source_table",
+                "record_key",
+                F.lit(parent_table).alias("identity_table"),
+                F.col("_parent").alias("identity_key"),
+            )
+        parents = earlier.filter(F.col("source_table") == parent_table).select(
+            F.col("record_key").alias("_parent"), "identity_table", "identity_key"
+        )
+        return keyed.join(parents, on=["_parent"], how="left").drop("_parent")
 
     return _
 
 
-def record_person(identity: DataFrame, bronze: dict[str, DataFrame]) -> DataFrame:
-    """Identity records' (source_table, record_key, person_key) and every event table's, each
-    through its parent (parents are listed first, so each parent is linked when it is reached)."""
-    everything = identity
-    for table in EVENT_PARENTS:
-        everything = everything.unionByName(bronze[table].transform(event_record_person(table, everything)))
-    return everything
+def event_parents(bronze: dict[str, DataFrame]) -> DataFrame:
+    """event_parent's rows of every event table (bronze: bronze table -> DataFrame). They do not
+    depend on the linkage: each linkage (the main one, each sensitivity threshold's) then reaches
+    its event rows' people with one join (record_person)."""
+    parents = None
+    for table in EVENT_PARENTS:  # parents first: each event parent is resolved when it is reached
+        rows = bronze[table].transform(event_parent(table, parents))
+        parents = rows if parents is None else parents.unionByName(rows)
+    return parents
+
+
+def record_person(identity: DataFrame, parents: DataFrame) -> DataFrame:
+    """Identity records' (source_table, record_key, person_key) and every event row's, the person
+    of its identity record (parents: event_parents). Identity record keys are unique in a linkage,
+    so the join cannot fan out."""
+    people = identity.select(
+        F.col("source_table").alias("identity_table"), F.col("record_key").alias("identity_key"), "person_key"
+    )
+    reached = parents.join(people, on=["identity_table", "identity_key"], how="left")
+    return identity.select("source_table", "record_key", "person_key").unionByName(
+        reached.select("source_table", "record_key", "person_key")
+    )
