@@ -107,8 +107,7 @@ def line(used: Counter, top: int = 7) -> str:
 def main() -> None:
     """Run the command after `--`, print its lines, then the JVMs' CPU; exits with its code."""
     out, cmd = sys.argv[1], sys.argv[sys.argv.index("--") + 1 :]
-    rc, wall, lines, samples = run_echoed(cmd, sample)
-    t0 = time.time() - wall
+    rc, t0, wall, lines, samples = run_echoed(cmd, sample)
     if not samples:
         raise SystemExit(f"no samples: the command ran {wall:.1f} s")
     total = sum((Counter(u) for _, u in samples), Counter())

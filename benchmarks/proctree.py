@@ -65,10 +65,10 @@ def run_measured(cmd: list[str], log: Path, interval: float = 0.5) -> tuple[floa
 
 def run_echoed(
     cmd: list[str], sample: Callable[[int, list, threading.Event], None]
-) -> tuple[int, float, list[tuple[float, str]], list]:
+) -> tuple[int, float, float, list[tuple[float, str]], list]:
     """Run `cmd`, printing each line it prints after the seconds since its start, while
     `sample(pid, samples, done)` fills `samples` in a thread of its own until `done` is set.
-    Returns (exit code, wall seconds, [(epoch seconds, line)], samples)."""
+    Returns (exit code, start in epoch seconds, wall seconds, [(epoch seconds, line)], samples)."""
     samples: list = []
     done = threading.Event()
     t0 = time.time()
@@ -82,4 +82,4 @@ def run_echoed(
     rc = proc.wait()
     done.set()
     sampler.join()
-    return rc, time.time() - t0, lines, samples
+    return rc, t0, time.time() - t0, lines, samples

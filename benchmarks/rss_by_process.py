@@ -56,8 +56,7 @@ def sample(root: int, samples: list, done: threading.Event) -> None:
 
 def main() -> None:
     out, cmd = sys.argv[1], sys.argv[sys.argv.index("--") + 1 :]
-    rc, wall, lines, samples = run_echoed(cmd, sample)
-    t0 = time.time() - wall
+    rc, t0, wall, lines, samples = run_echoed(cmd, sample)
     peak = max((sum(b.values()) for _, b in samples), default=0)
     print(f"rc={rc} wall={wall:.1f}s peak_total={peak / GIB:.2f} GiB")
     for k in sorted({k for _, b in samples for k in b}):
