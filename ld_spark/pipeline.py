@@ -370,8 +370,9 @@ class Job:
         model = people.scored.model
         mlflow.log_param("linkage.backend_used", people.backend)
         event_tables = {table: self.bronze(table) for table in link.events.EVENT_PARENTS}
-        # Kept: each linkage reaches its event rows' people through the same parent records.
-        with cached(link.events.event_parents(event_tables)) as parents:
+        # Kept where the thresholds' linkages reach their event rows' people through them too.
+        parents = link.events.event_parents(event_tables)
+        with cached(parents) if others else contextlib.nullcontext(parents) as parents:
             self.save(link.events.record_person(linked, parents), catalog.RECORD_PERSON)
             for analysis, identity_people in others.items():
                 self.save(

@@ -155,10 +155,13 @@ def self_rated_health(scores: DataFrame, cohorts: DataFrame, analysis: AnalysisC
 
 def self_rated_health_rows(scores: DataFrame) -> list[dict]:
     """Figure 1's self-rated health panel: mean score by cohort and month (people in the outcome
-    analysis), with the number of reviews behind each mean."""
+    analysis), with the number of reviews behind each mean.
+
+    The mean is released to 4 decimals (of a 0-20 score): a mean of thirds differs in its last
+    digits with the order Spark adds them in, and a released file should not change with that."""
     means = (
         scores.filter("in_outcomes")
         .groupBy("cohort", "rel_month")
-        .agg(F.count("*").alias("reviews"), F.avg("score").alias("mean_score"))
+        .agg(F.count("*").alias("reviews"), F.round(F.avg("score"), 4).alias("mean_score"))
     )
     return sorted((r.asDict() for r in means.collect()), key=lambda r: (r["cohort"], r["rel_month"]))

@@ -147,7 +147,7 @@ def test_a_component_holding_two_nhs_numbers_with_one_date_of_birth_is_split(spa
 
 
 @pytest.mark.parametrize("on", ["spark", "duckdb"])
-def test_pairwise_quality_counts_pairs_with_at_least_one_record_in_the_table(spark, on):
+def test_quality_counts_pairs_with_at_least_one_record_in_the_table(spark, on):
     # Person X: r1, r2 (T1) and r3 (T2); person Y: r4 (T2). Predicted: {r1, r2} and {r3, r4}.
     linked = spark.createDataFrame(
         [("T1", "r1", "A"), ("T1", "r2", "A"), ("T2", "r3", "B"), ("T2", "r4", "B")],
@@ -163,6 +163,21 @@ def test_pairwise_quality_counts_pairs_with_at_least_one_record_in_the_table(spa
     # T2: predicted {r3,r4} is wrong; true {r1,r3},{r2,r3} were missed.
     assert (q["T2"]["precision"], q["T2"]["recall"]) == (0.0, 0.0)
     assert (q["T1"]["n_records"], q["T1"]["n_persons"]) == (2, 1)
+
+
+@pytest.mark.parametrize("on", ["spark", "duckdb"])
+def test_quality_counts_no_pair_among_records_without_a_person(spark, on):
+    # r1, r2, r3 are all person X; only r1 was given a person. The two without are not one cluster.
+    linked = spark.createDataFrame(
+        [("T1", "r1", "A"), ("T1", "r2", None), ("T1", "r3", None)],
+        "source_table string, record_key string, person_key string",
+    )
+    truth = spark.createDataFrame(
+        [("T1", f"r{i}", "X") for i in (1, 2, 3)], "source_table string, record_key string, person_id string"
+    )
+    (q,) = link.quality.pairwise_rows(linked, truth, on)
+    # Predicted: no pair (precision undefined); true: 3 pairs, none found.
+    assert (q["n_records"], q["n_persons"], q["precision"], q["recall"], q["f1"]) == (3, 1, None, 0.0, None)
 
 
 def test_person_key_is_an_hmac_under_the_run_key(spark):
@@ -303,27 +318,61 @@ def test_default_key_file_is_the_one_make_run_has_always_used(config, monkeypatc
 
 
 def test_event_rows_reach_their_person_through_parent_records(spark):
-    linked = spark.createDataFrame(
-        [("mhsds.mhs001_mpi", "RXA|LP1", "p1"), ("mhsds.mhs001_mpi", "RXB|LP2", "p2")],
-        "source_table string, record_key string, person_key string",
-    )
-    referrals = spark.createDataFrame(
-        [("SR1", "RXA", "LP1"), ("SR2", "RXB", "LP2"), ("SR3", "RXC", "LP9")],
-        "ServiceRequestId string, OrgIDProv string, LocalPatientId string",
-    )
-    refs = referrals.transform(link.events.event_parent("mhsds/mhs101_referral"))
-    contacts = spark.createDataFrame([("CC1", "SR2"), ("CC2", "SR3")], "CareContactId string, ServiceRequestId string")
-    parents = refs.unionByName(contacts.transform(link.events.event_parent("mhsds/mhs201_care_contact", refs)))
-    got = link.events.record_person(linked, parents)
-    assert {(r["source_table"], r["record_key"], r["person_key"]) for r in got.collect()} == {
+    """Referrals reach a patient (MPI record), care contacts a referral: one set of parent rows
+    serves every linkage. SR3's patient and CC3's referral were never loaded: kept, unlinked."""
+    columns = {
+        "mhsds/mhs101_referral": "ServiceRequestId string, OrgIDProv string, LocalPatientId string",
+        "mhsds/mhs401_mha_period": "MHActLegalStatusClassPeriodId string, OrgIDProv string, LocalPatientId string",
+        "mhsds/mhs201_care_contact": "CareContactId string, ServiceRequestId string",
+        "iapt/ids101_referral": "ServiceRequestId string, OrgIDProv string, LocalPatientId string",
+        "iapt/ids201_care_contact": "CareContactId string, ServiceRequestId string",
+        "ndtms/modalities": "MODID string, EPISODID string",
+        "ndtms/top": "TOPID string, EPISODID string",
+        "hmcts/hearings": "hearing_id string, case_id string",
+    }
+    rows = {
+        "mhsds/mhs101_referral": [("SR1", "RXA", "LP1"), ("SR2", "RXB", "LP2"), ("SR3", "RXC", "LP9")],
+        "mhsds/mhs201_care_contact": [("CC1", "SR2"), ("CC2", "SR3"), ("CC3", "SR9")],
+        "hmcts/hearings": [("H1", "C1")],
+    }
+    bronze = {table: spark.createDataFrame(rows.get(table, []), schema) for table, schema in columns.items()}
+    parents = link.events.event_parents(bronze)
+
+    def people(identity: list[tuple]) -> set[tuple]:
+        linked = spark.createDataFrame(identity, "source_table string, record_key string, person_key string")
+        got = link.events.record_person(linked, parents).collect()
+        return {(r["source_table"], r["record_key"], r["person_key"]) for r in got}
+
+    identity = [
         ("mhsds.mhs001_mpi", "RXA|LP1", "p1"),
         ("mhsds.mhs001_mpi", "RXB|LP2", "p2"),
+        ("hmcts.cases", "C1", "p1"),
+    ]
+    assert people(identity) == {
+        *identity,
         ("mhsds.mhs101_referral", "SR1", "p1"),
         ("mhsds.mhs101_referral", "SR2", "p2"),
-        ("mhsds.mhs101_referral", "SR3", None),  # its patient was not loaded: kept, unlinked
+        ("mhsds.mhs101_referral", "SR3", None),  # its patient was not loaded
         ("mhsds.mhs201_care_contact", "CC1", "p2"),
         ("mhsds.mhs201_care_contact", "CC2", None),
+        ("mhsds.mhs201_care_contact", "CC3", None),  # its referral was not loaded
+        ("hmcts.hearings", "H1", "p1"),
     }
+    # Another linkage (a threshold's) puts RXB|LP2 with p1: its referral and contact follow.
+    other = [("mhsds.mhs001_mpi", "RXA|LP1", "p1"), ("mhsds.mhs001_mpi", "RXB|LP2", "p1"), ("hmcts.cases", "C1", "p3")]
+    assert {r for r in people(other) if r[2] is not None} == {
+        *other,
+        ("mhsds.mhs101_referral", "SR1", "p1"),
+        ("mhsds.mhs101_referral", "SR2", "p1"),
+        ("mhsds.mhs201_care_contact", "CC1", "p1"),
+        ("hmcts.hearings", "H1", "p3"),
+    }
+
+
+def test_an_event_table_whose_parent_is_an_event_table_needs_its_rows(spark):
+    contacts = spark.createDataFrame([("CC1", "SR2")], "CareContactId string, ServiceRequestId string")
+    with pytest.raises(ValueError, match="mhsds/mhs201_care_contact: its parent mhsds.mhs101_referral"):
+        contacts.transform(link.events.event_parent("mhsds/mhs201_care_contact"))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,14 @@ import datetime as dt
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
-from ld_spark.series import in_window, monthly_rates, person_month_panel, with_period, with_rel_month
+from ld_spark.series import (
+    in_window,
+    monthly_rates,
+    person_month_panel,
+    self_rated_health_rows,
+    with_period,
+    with_rel_month,
+)
 
 D = dt.date
 
@@ -114,3 +121,21 @@ def test_columns_of_the_index_other_than_its_date_are_carried_into_every_month(s
     panel = person_month_panel(index, spark.createDataFrame([], EVENTS), ["ae"], -1, 1)
     assert panel.columns == ["person_key", "cohort", "in_outcomes", "rel_month", "ae"]
     assert [r.in_outcomes for r in panel.collect()] == [False, False, False]
+
+
+def test_self_rated_health_mean_is_over_people_in_the_outcomes_and_released_to_four_decimals(spark):
+    # Reviews score the mean of three 0-20 ratings: thirds. (10 + 11 + 13) / 3 / 3 = 3.7777...
+    scores = spark.createDataFrame(
+        [
+            ("p1", "evaluation", True, -1, 10 / 3),
+            ("p2", "evaluation", True, -1, 11 / 3),
+            ("p3", "evaluation", True, -1, 13 / 3),
+            ("p4", "evaluation", False, -1, 20.0),  # declined: not in the outcome analysis
+            ("p5", "historic", True, 2, 7.0),
+        ],
+        "person_key string, cohort string, in_outcomes boolean, rel_month int, score double",
+    )
+    assert self_rated_health_rows(scores) == [
+        {"cohort": "evaluation", "rel_month": -1, "reviews": 3, "mean_score": 3.7778},
+        {"cohort": "historic", "rel_month": 2, "reviews": 1, "mean_score": 7.0},
+    ]

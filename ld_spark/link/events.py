@@ -55,6 +55,8 @@ def event_parent(table: str, earlier: DataFrame | None = None) -> Transform:
                 F.lit(parent_table).alias("identity_table"),
                 F.col("_parent").alias("identity_key"),
             )
+        if earlier is None:
+            raise ValueError(f"{table}: its parent {parent_table} is an event table, and no earlier rows were given")
         parents = earlier.filter(F.col("source_table") == parent_table).select(
             F.col("record_key").alias("_parent"), "identity_table", "identity_key"
         )

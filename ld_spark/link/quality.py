@@ -21,7 +21,7 @@ QUALITY_COLUMNS = ["source_table", "n_records", "n_persons", "precision", "recal
 _LABELLED = """labelled AS (
   SELECT r.source_table, r.record_key, r.person_key, t.true_person
   FROM {record_person} r
-  JOIN (SELECT DISTINCT source_table, record_key, person_id AS true_person FROM {truth}) t
+  INNER JOIN (SELECT DISTINCT source_table, record_key, person_id AS true_person FROM {truth}) t
     ON r.source_table = t.source_table AND r.record_key = t.record_key
 )"""
 
@@ -33,27 +33,30 @@ _CELLS = """cells AS (
 
 
 def _pairwise(by: tuple[str, ...]) -> str:
-    """SELECT, from the CTE `cells` (n_t records per source_table, person_key, true_person and the
-    `by` columns), per source table: records, people found, and the pairwise precision/recall/F1
-    of "same person".
+    """The rest of a WITH that has defined `cells` (n_t records per source_table, person_key,
+    true_person and the `by` columns): its other CTEs, and the SELECT of per source table records,
+    people found, and the pairwise precision/recall/F1 of "same person".
 
     For a table T the pairs judged are every pair of records with at least one in T (the other in
     any table), so a table is scored on both its within-source and its cross-source links. Counts
     come from cluster sizes, never from materialising the pairs. `by`: columns that split the
-    cells into separate universes (cohort and period), each scored on its own.
+    cells into separate universes (cohort and period), each scored on its own. A record without
+    a person found (or a true one) is in no cluster of them, and makes no pair.
     """
     keys = ", ".join([*by, "source_table"])
 
     def pairs(cols: list[str]) -> str:
         # A cluster of n records of which n_t are T's: n_t * (n - n_t) pairs across, n_t choose 2 inside.
         within = ", ".join([*by, *cols])
+        clustered = " AND ".join(f"{c} IS NOT NULL" for c in cols)
         return f"""SELECT {keys}, sum(n_t * (n - n_t) + n_t * (n_t - 1) / 2) AS pairs FROM (
       SELECT {keys}, n_t, sum(n_t) OVER (PARTITION BY {within}) AS n FROM (
-        SELECT {within}, source_table, sum(n_t) AS n_t FROM cells GROUP BY {within}, source_table))
+        SELECT {within}, source_table, sum(n_t) AS n_t FROM cells WHERE {clustered}
+        GROUP BY {within}, source_table))
     GROUP BY {keys}"""
 
     on = " AND ".join(f"c.{k} = {{side}}.{k}" for k in [*by, "source_table"])
-    return f""", predicted AS ({pairs(["person_key"])}),
+    return f"""predicted AS ({pairs(["person_key"])}),
 actual AS ({pairs(["true_person"])}),
 correct AS ({pairs(["person_key", "true_person"])}),
 q AS (
@@ -75,6 +78,8 @@ FROM measured"""
 def _rows(sql: str, on: str, tables: dict[str, DataFrame], **values: int) -> list[dict]:
     """The rows of `sql` with its `{name}`s filled: tables by name (DataFrames; on DuckDB, the
     Arrow tables they collect to), values as literals. `on`: "duckdb" or "spark"."""
+    if on not in ("spark", "duckdb"):
+        raise ValueError(f"linkage quality: no engine {on!r} (spark or duckdb)")
     if on == "spark":
         spark = next(iter(tables.values())).sparkSession
         return [r.asDict() for r in spark.sql(sql, **tables, **values).collect()]
@@ -106,7 +111,7 @@ def _rounded(r: dict) -> dict:
 def pairwise_rows(record_person: DataFrame, truth: DataFrame, on: str = "spark") -> list[dict]:
     """QUALITY_COLUMNS per source table of record_person (source_table, record_key, person_key),
     scored against truth (source_table, record_key, person_id), unrounded, on `on`'s engine."""
-    sql = f"WITH {_LABELLED},\n{_CELLS}{_pairwise(())}"
+    sql = f"WITH {_LABELLED},\n{_CELLS},\n{_pairwise(())}"
     return _rows(sql, on, _inputs(record_person, truth))
 
 
@@ -161,16 +166,17 @@ def record_dates(bronze: dict[str, DataFrame]) -> DataFrame:
 # among the member's records (recall: records of theirs left out).
 _COHORT_CELLS = """dated AS (
   SELECT l.source_table, l.record_key, l.person_key, l.true_person, d.record_date
-  FROM labelled l JOIN {dates} d ON l.source_table = d.source_table AND l.record_key = d.record_key
+  FROM labelled l INNER JOIN {dates} d ON l.source_table = d.source_table AND l.record_key = d.record_key
 ),
 members AS (SELECT person_key, cohort, index_date FROM {cohort_index}),
 true_members AS (
-  SELECT DISTINCT d.true_person, m.cohort, m.index_date FROM dated d JOIN members m ON d.person_key = m.person_key
+  SELECT DISTINCT d.true_person, m.cohort, m.index_date
+  FROM dated d INNER JOIN members m ON d.person_key = m.person_key
 ),
 universe AS (
-  SELECT d.*, m.cohort, m.index_date FROM dated d JOIN members m ON d.person_key = m.person_key
+  SELECT d.*, m.cohort, m.index_date FROM dated d INNER JOIN members m ON d.person_key = m.person_key
   UNION ALL
-  SELECT d.*, t.cohort, t.index_date FROM dated d JOIN true_members t ON d.true_person = t.true_person
+  SELECT d.*, t.cohort, t.index_date FROM dated d INNER JOIN true_members t ON d.true_person = t.true_person
 ),
 placed AS (
   SELECT DISTINCT source_table, record_key, person_key, true_person, cohort,
@@ -202,7 +208,7 @@ def cohort_quality_rows(
 
     cohort_index: person_key, cohort, index_date; dates: record_dates().
     """
-    sql = f"WITH {_LABELLED},\n{_COHORT_CELLS}{_pairwise(('cohort', 'period'))}"
+    sql = f"WITH {_LABELLED},\n{_COHORT_CELLS},\n{_pairwise(('cohort', 'period'))}"
     tables = _inputs(record_person, truth) | {
         "cohort_index": cohort_index.select("person_key", "cohort", "index_date"),
         "dates": dates.select("source_table", "record_key", "record_date"),
