@@ -55,7 +55,9 @@ def _pairwise(by: tuple[str, ...]) -> str:
         GROUP BY {within}, source_table))
     GROUP BY {keys}"""
 
-    on = " AND ".join(f"c.{k} = {{side}}.{k}" for k in [*by, "source_table"])
+    def joined(side: str) -> str:
+        return " AND ".join(f"c.{k} = {side}.{k}" for k in [*by, "source_table"])
+
     return f"""predicted AS ({pairs(["person_key"])}),
 actual AS ({pairs(["true_person"])}),
 correct AS ({pairs(["person_key", "true_person"])}),
@@ -63,9 +65,9 @@ q AS (
   SELECT {", ".join(f"c.{k}" for k in [*by, "source_table"])}, c.n_records, c.n_persons,
     coalesce(p.pairs, 0) AS predicted, coalesce(a.pairs, 0) AS actual, coalesce(k.pairs, 0) AS correct
   FROM (SELECT {keys}, sum(n_t) AS n_records, count(DISTINCT person_key) AS n_persons FROM cells GROUP BY {keys}) c
-  LEFT JOIN predicted p ON {on.format(side="p")}
-  LEFT JOIN actual a ON {on.format(side="a")}
-  LEFT JOIN correct k ON {on.format(side="k")}
+  LEFT JOIN predicted p ON {joined("p")}
+  LEFT JOIN actual a ON {joined("a")}
+  LEFT JOIN correct k ON {joined("k")}
 ),
 measured AS (
   SELECT *, correct / nullif(predicted, 0) AS precision, correct / nullif(actual, 0) AS recall FROM q
