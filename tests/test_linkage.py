@@ -690,3 +690,41 @@ def test_a_first_run_keeps_its_own_keys_and_records_no_change(spark):
     carried = link.stable.carried(fresh, None, b"k1", "run-1")
     assert_df_equality(carried.record_person, fresh, ignore_row_order=True)
     assert carried.changes.count() == 0
+
+
+def test_a_persons_year_of_birth_and_sex_are_what_most_of_their_records_say_ties_to_the_smaller(spark):
+    records = spark.createDataFrame(
+        [
+            ("T", "a1", "1980-01-01", "M"),
+            ("T", "a2", "1980-05-05", "M"),
+            ("U", "a3", "1981-02-02", "F"),
+            ("T", "b1", "1980-01-01", "M"),  # one year each and one sex each: the smaller wins
+            ("U", "b2", "1979-06-30", "F"),
+            ("T", "c1", None, None),  # nothing known
+            ("T", "e1", None, None),  # two unknowns do not outvote one known value
+            ("T", "e2", None, None),
+            ("U", "e3", "1990-03-03", "F"),
+        ],
+        "source_table string, record_key string, dob string, sex string",
+    )
+    record_person = spark.createDataFrame(
+        [
+            ("T", "a1", "A"),
+            ("T", "a2", "A"),
+            ("U", "a3", "A"),
+            ("T", "b1", "B"),
+            ("U", "b2", "B"),
+            ("T", "c1", "C"),
+            ("T", "d1", "D"),  # a person whose record is not among the identity records
+            ("T", "e1", "E"),
+            ("T", "e2", "E"),
+            ("U", "e3", "E"),
+        ],
+        "source_table string, record_key string, person_key string",
+    )
+    expected = spark.createDataFrame(
+        [("A", 1980, "M"), ("B", 1979, "F"), ("C", None, None), ("D", None, None), ("E", 1990, "F")],
+        "person_key string, year_of_birth int, sex string",
+    )
+    got = link.identity.person_attributes(records, record_person)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
