@@ -54,6 +54,15 @@ def submitted_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def driver_java_options(conf: SparkConf) -> list[str]:
+    """The driver JVM's options (a local run's one JVM; under spark-submit the JVM has already
+    started and they are spark-submit's to set)."""
+    options = ["-Duser.timezone=UTC"]
+    if conf.gc_time_ratio:
+        options.append(f"-XX:GCTimeRatio={conf.gc_time_ratio}")
+    return options
+
+
 def _builder(conf: SparkConf, jars: list[Path] | None, delta: bool = True) -> SparkSession.Builder:
     builder = SparkSession.builder.appName(conf.app_name)
     submitted = submitted_by_spark_submit()
@@ -66,7 +75,7 @@ def _builder(conf: SparkConf, jars: list[Path] | None, delta: bool = True) -> Sp
         # tasks (default 50): far more than a log of a few hundred files needs.
         .config("spark.databricks.delta.snapshotPartitions", str(conf.shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.driver.extraJavaOptions", " ".join(driver_java_options(conf)))
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.ui.showConsoleProgress", str(conf.console_progress).lower())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ld_spark import memory
+from ld_spark import memory, session
 
 glibc = pytest.mark.skipif(memory._glibc() is None, reason="glibc's allocator only")
 
@@ -24,6 +24,20 @@ def test_the_jvm_starts_with_the_arena_cap_from_conf(spark, config):
     jvm = spark.sparkContext._gateway.proc.pid  # spark-submit execs spark-class, which execs java
     environ = Path(f"/proc/{jvm}/environ").read_bytes().split(b"\0")
     assert b"MALLOC_ARENA_MAX=2" in environ
+
+
+def test_the_jvm_runs_with_the_gc_time_ratio_from_conf_beside_utc(spark, config):
+    assert config.spark.gc_time_ratio == 4  # base.yaml's, which test.yaml keeps
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    arguments = list(runtime.getInputArguments())
+    assert "-XX:GCTimeRatio=4" in arguments
+    assert "-Duser.timezone=UTC" in arguments
+
+
+def test_no_gc_time_ratio_leaves_the_jvms_default(config):
+    assert session.driver_java_options(config.spark.model_copy(update={"gc_time_ratio": None})) == [
+        "-Duser.timezone=UTC"
+    ]
 
 
 def test_the_cap_goes_to_child_processes_through_the_environment(monkeypatch):
