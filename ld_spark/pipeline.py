@@ -240,6 +240,10 @@ class Job:
         lost or invented anywhere between the raw bytes and the bronze states stops the run."""
         threads = self.config.spark.concurrent_tables
         classified: dict[str, DataFrame] = {}
+        # Counted first, while the Python workers that landing's readers started are still idle
+        # and so reused: workers started at the end of bronze would hold their memory (Spark
+        # stops an idle worker after a minute) into the linkage stage's peak.
+        read = io.raw_record_counts(self.spark, layouts)
 
         landing = self.read(catalog.LANDING)
 
@@ -261,7 +265,6 @@ class Job:
         finally:
             for df in classified.values():
                 df.unpersist()
-        read = io.raw_record_counts(self.spark, layouts)
         return {table: bronze.reconciled(table, read[table], states[table]) for table in TABLES}
 
     def landing_increment(self, layouts: dict, increment: refresh.Increment) -> int | None:
