@@ -1,8 +1,9 @@
 """Where a run's memory is: run a command, sample the RSS of its process tree every 0.5 s split by
 kind of process (the JVM, the Python driver, Python workers), and print the peak of each kind and
 the peak in each stage (the window up to each line the command prints: `ld-spark run` prints a
-line as each stage ends). Worker RSS is summed per process, so pages a forked worker shares with
-the daemon count twice, as in proctree.py. The samples go to OUT.json for a closer look.
+line as each stage ends). Counted as in proctree.py (tree_rss_by_kind): worker RSS is summed per
+process, so pages a forked worker shares with the daemon count twice; a fork of the JVM not yet
+replaced by its command is not counted. The samples go to OUT.json for a closer look.
 
     .venv/bin/python benchmarks/rss_by_process.py OUT -- .venv/bin/ld-spark run --raw RAW --out DIR --conf X
 
@@ -12,45 +13,20 @@ Used for benchmarks/results/driver_memory.md (how big the driver's heap need be)
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proctree import _children, run_echoed  # noqa: E402
+from proctree import _children, run_echoed, tree_rss_by_kind  # noqa: E402
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 GIB = 2**30
-
-
-def kind(pid: int) -> str:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return "gone"
-    line = b" ".join(argv).decode(errors="replace")
-    if "java" in argv[0].decode(errors="replace"):
-        return "jvm"
-    if any(m in line for m in ("pyspark.daemon", "pyspark/daemon.py", "pyspark.worker", "pyspark/worker.py")):
-        return "pyworker"
-    return "python" if "python" in line else "other"
 
 
 def sample(root: int, samples: list, done: threading.Event) -> None:
     while not done.is_set():
-        tree, stack, by = _children(), [root], {}
-        while stack:
-            pid = stack.pop()
-            try:
-                rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-            except (OSError, IndexError):
-                rss = 0
-            k = kind(pid)
-            by[k] = by.get(k, 0) + rss
-            stack.extend(tree.get(pid, []))
-        samples.append((time.time(), by))
+        samples.append((time.time(), tree_rss_by_kind(root, _children())))
         time.sleep(0.5)
 
 
