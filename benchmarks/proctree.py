@@ -1,5 +1,5 @@
 """Run a command and sample the summed RSS of its whole process tree (driver, JVM, Python workers;
-a fork of the JVM not yet replaced by its command left out: tree_rss_by_kind)."""
+leaving out a fork of the JVM that has not yet exec'd its command: tree_rss_by_kind)."""
 
 from __future__ import annotations
 
@@ -22,18 +22,23 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def kind(pid: int) -> str:
-    """jvm, pyworker (pyspark's daemon and its workers), python, other, or gone (exited)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return "gone"
-    line = b" ".join(argv).decode(errors="replace")
-    if "java" in argv[0].decode(errors="replace"):
+def kind_of_argv(argv: list[str]) -> str:
+    """jvm, pyworker (pyspark's daemon and its workers), python or other, from a command line."""
+    line = " ".join(argv)
+    if argv and Path(argv[0]).name == "java":
         return "jvm"
     if any(m in line for m in ("pyspark.daemon", "pyspark/daemon.py", "pyspark.worker", "pyspark/worker.py")):
         return "pyworker"
     return "python" if "python" in line else "other"
+
+
+def kind(pid: int) -> str:
+    """kind_of_argv of a running process, or gone (it exited)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "gone"
+    return kind_of_argv(argv)
 
 
 def rss_bytes(pid: int) -> int:
@@ -51,22 +56,20 @@ def tree_rss_by_kind(
 ) -> dict[str, int]:
     """Summed RSS of `root` and its descendants, by kind of process.
 
-    A JVM child of the JVM is not counted: the JVM starts no JVM of its own (Spark's local mode
-    runs its executors as threads), so such a child is the JVM forked to run a command (Hadoop's
-    shell calls, `chmod` and the like) and not yet replaced by it. Until then it reports the
-    JVM's whole RSS, all of it pages shared with the JVM: counting it doubled the JVM in a
-    sample (3.19 -> 6.37 -> 3.19 GiB within a second, at scale 1). pyspark's workers are forked
-    from its daemon the same way but then run, and allocate, on their own: each is counted whole,
-    so the pages they still share with the daemon count twice (an overcount, on the safe side)."""
-    by: dict[str, int] = {}
+    A JVM child of the JVM is left out: in local mode the JVM starts no JVM of its own (the
+    executors are threads), so such a child is the JVM forked to run a command (Hadoop's shell
+    calls) that has not yet exec'd it, and its RSS is the JVM's own pages, shared. pyspark's
+    workers are forked from its daemon too, but then run and allocate on their own: each counts
+    whole, so pages they still share with the daemon count twice (on the safe side)."""
+    totals: dict[str, int] = {}
     stack = [(root, None)]
     while stack:
-        pid, parent = stack.pop()
-        k = kind_of(pid)
-        if not (k == "jvm" and parent == "jvm"):
-            by[k] = by.get(k, 0) + rss_of(pid)
-        stack.extend((child, k) for child in children.get(pid, []))
-    return by
+        pid, parent_kind = stack.pop()
+        this_kind = kind_of(pid)
+        if not (this_kind == "jvm" and parent_kind == "jvm"):
+            totals[this_kind] = totals.get(this_kind, 0) + rss_of(pid)
+        stack.extend((child, this_kind) for child in children.get(pid, []))
+    return totals
 
 
 def _tree_rss_bytes(root: int) -> int:

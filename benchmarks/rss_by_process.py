@@ -2,8 +2,8 @@
 kind of process (the JVM, the Python driver, Python workers), and print the peak of each kind and
 the peak in each stage (the window up to each line the command prints: `ld-spark run` prints a
 line as each stage ends). Counted as in proctree.py (tree_rss_by_kind): worker RSS is summed per
-process, so pages a forked worker shares with the daemon count twice; a fork of the JVM not yet
-replaced by its command is not counted. The samples go to OUT.json for a closer look.
+process, so pages a forked worker shares with the daemon count twice; a fork of the JVM that has not
+yet exec'd its command is left out. The samples go to OUT.json for a closer look.
 
     .venv/bin/python benchmarks/rss_by_process.py OUT -- .venv/bin/ld-spark run --raw RAW --out DIR --conf X
 

@@ -277,9 +277,9 @@ def summarise(seed: int, started: str, note: str = "") -> None:
         f"driver heap {spark.driver_memory}; seed {seed}. "
         "`benchmarks/run.py` (one command). Generation is excluded from the job's time. "
         "Seconds are the job's own stage timers; peak RSS is the whole process tree (driver JVM, "
-        "Python, Python workers; a fork of the JVM not yet replaced by its command left out) sampled "
-        "every 0.5 s inside the stage's window; rows per second "
-        "divides the stage's input rows by its seconds." + (f" {note}" if note else ""),
+        "Python, Python workers; leaving out a fork of the JVM that has not yet exec'd its command) "
+        "sampled every 0.5 s inside the stage's window; rows per second divides the stage's input "
+        "rows by its seconds." + (f" {note}" if note else ""),
         "",
         "Input rows: " + "; ".join(f"{s}: {d}" for s, (_, d) in STAGE_INPUT.items()) + ".",
         "",

@@ -292,6 +292,7 @@ class Job:
         reconciled = {t: {bronze.ERASED: 0, **increment.reconciliation[t]} for t in TABLES}
         if landed is None:
             return reconciled, rekey.Moved({}, 0, 0, 0)
+        read = io.raw_record_counts(self.spark, new)  # first, as in bronze_stage
         landing = catalog.path(self.out, catalog.LANDING)
         added = catalog.changes(self.spark, self.out, catalog.LANDING, landed)
         touched = {t: io.landed(added, t).transform(bronze.key_values(t)) for t in new}
@@ -304,7 +305,6 @@ class Job:
             run_id,
             self.config.spark.concurrent_tables,
         )
-        read = io.raw_record_counts(self.spark, new)
         for table, m in moved.items():
             counts = reconciled[table]
             states = {s: counts[s] + m.states[s] for s in bronze.STATES}

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from proctree import tree_rss_by_kind  # noqa: E402
+from proctree import kind_of_argv, tree_rss_by_kind  # noqa: E402
 
 GIB = 2**30
 
@@ -36,3 +36,20 @@ def test_a_jvm_started_by_python_is_counted():
     kinds = {1: "python", 2: "jvm", 3: "jvm"}
     rss = {1: 1, 2: 10, 3: 20}
     assert _by_kind(children, kinds, rss) == {"python": 1, "jvm": 30}
+
+
+def test_a_jvm_a_command_of_the_jvm_started_is_counted():
+    # JVM 2 -> a shell it ran (3) -> a JVM that shell started (4): exec'd, its own memory.
+    children = {1: [2], 2: [3], 3: [4]}
+    kinds = {1: "python", 2: "jvm", 3: "other", 4: "jvm"}
+    rss = {1: 1, 2: 10, 3: 2, 4: 20}
+    assert _by_kind(children, kinds, rss) == {"python": 1, "jvm": 30, "other": 2}
+
+
+def test_kinds_from_the_command_line():
+    assert kind_of_argv(["/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "-cp", "x"]) == "jvm"
+    # "java" elsewhere in the interpreter's path does not make it a JVM.
+    venv_python = "/home/me/java-work/ld-spark/.venv/bin/python"
+    assert kind_of_argv([venv_python, "/home/me/java-work/ld-spark/.venv/bin/ld-spark", "run"]) == "python"
+    assert kind_of_argv([venv_python, "-m", "pyspark.daemon"]) == "pyworker"
+    assert kind_of_argv(["/bin/sh", "-c", "chmod 644 f"]) == "other"
