@@ -138,7 +138,10 @@ def bench_scale(scale: float, seed: int, work: Path, peers: bool) -> tuple[list[
         env,
         f"generate at scale {scale}",
     )
-    print(f"scale {scale}: generated in {generated:.0f} s", flush=True)
+    from ld_spark import config, session
+
+    heap = session.driver_heap(config.load("local").spark, raw)
+    print(f"scale {scale}: generated in {generated:.0f} s; the run's driver heap {heap}", flush=True)
     seconds, samples = checked(
         [ld_spark, "run", "--raw", str(raw), "--out", str(out)],
         work / f"run_{scale}.log",
@@ -232,6 +235,14 @@ def exponent(points: list[tuple[float, float]]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
+def heap_rule(spark) -> str:
+    """How the runs' heap was chosen (conf/base.yaml's spark.driver_memory)."""
+    if spark.driver_memory != "auto":
+        return spark.driver_memory
+    h = spark.heap
+    return f"auto ({h.base} + {h.per_raw_byte:g} x the bytes of the extract's table files, at most {h.max})"
+
+
 def summarise(seed: int, started: str, note: str = "") -> None:
     import matplotlib
 
@@ -274,7 +285,7 @@ def summarise(seed: int, started: str, note: str = "") -> None:
         f"# Benchmark: every stage against scale ({started})",
         "",
         f"Machine: {machine()}; {spark.master}, {spark.shuffle_partitions} shuffle partitions, "
-        f"driver heap {spark.driver_memory}; seed {seed}. "
+        f"driver heap {heap_rule(spark)}; seed {seed}. "
         "`benchmarks/run.py` (one command). Generation is excluded from the job's time. "
         "Seconds are the job's own stage timers; peak RSS is the whole process tree (driver JVM, "
         "Python, Python workers; leaving out a fork of the JVM that has not yet exec'd its command) "

@@ -83,16 +83,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session(cfg: config_module.Config, log: Path | None, command: str):
+def _session(cfg: config_module.Config, log: Path | None, command: str, raw: str | None = None):
     """The SparkSession, with the JVM's output and the libraries' logs in `log` (None: verbose,
-    everything on the console, Spark's progress bars too)."""
+    everything on the console, Spark's progress bars too); `raw`, the extract it will read (it
+    sizes the heap when `spark.driver_memory` is `auto`)."""
     from ld_spark import console, session
 
     if log is None:
-        return session.build(cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"console_progress": True})}))
+        verbose = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"console_progress": True})})
+        return session.build(verbose, raw)
     console.log_header(log, command)
     with console.stderr_to(log):
-        spark = session.build(cfg)
+        spark = session.build(cfg, raw)
     console.python_logs_to(log)
     return spark
 
@@ -108,10 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # temporary folder (an object store has no file to append to).
     beside = Path(tempfile.gettempdir()) / f"ld-spark-{os.getpid()}" if fs.is_url(out) else out
     log = None if args.verbose else catalog.file(beside, catalog.LOG_FILE)
-    spark = _session(cfg, log, "ld-spark run")
-    done = pipeline.run(
-        spark, cfg, raw=args.raw or cfg.paths.raw, out=out, stages=console.Stages(console.spark_progress(spark))
-    )
+    raw = args.raw or cfg.paths.raw
+    spark = _session(cfg, log, "ld-spark run", raw)
+    done = pipeline.run(spark, cfg, raw=raw, out=out, stages=console.Stages(console.spark_progress(spark)))
     if log is not None:
         print(f"log (Spark, MLflow, Splink): {log}")
     return done
@@ -126,7 +127,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     raw = args.raw or cfg.paths.raw
     # The extract's folder may be read-only: the JVM's log goes to the temporary folder.
     log = None if args.verbose else Path(tempfile.gettempdir()) / "ld-spark-check.log"
-    spark = _session(cfg, log, f"ld-spark check --raw {raw}")
+    spark = _session(cfg, log, f"ld-spark check --raw {raw}", raw)
     found = check.examine(spark, raw, cfg.check.max_quarantined_share)
     print("\n".join(check.report(found)))
     for problem in found.problems:

@@ -24,10 +24,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A JVM memory size as -Xmx takes it: 3g, 2560m, ...
+JVM_SIZE = r"^[1-9][0-9]*[kKmMgGtT]?$"
+
+
+class HeapConf(_Strict):
+    """`spark.driver_memory: auto`: a local run's heap sized to its extract (ld_spark/session.py):
+    `base` + `per_raw_byte` x the bytes of its tables' files, at most `max`. A parquet file's bytes
+    count `parquet_as_csv` times (it holds that many more rows per byte than CSV). `unknown`: when
+    the size cannot be read before the JVM starts (an object store, or no extract: generate, forget)."""
+
+    base: str = Field(pattern=JVM_SIZE)
+    per_raw_byte: float = Field(ge=0)
+    parquet_as_csv: float = Field(ge=1)
+    max: str = Field(pattern=JVM_SIZE)
+    unknown: str = Field(pattern=JVM_SIZE)
+
+
 class SparkConf(_Strict):
     master: str
     app_name: str
-    driver_memory: str
+    # The JVM's heap in a local run (-Xmx): a size, or `auto` (sized to the extract by `heap`).
+    driver_memory: str = Field(pattern=r"^([1-9][0-9]*[kKmMgGtT]?|auto)$")
+    heap: HeapConf
     shuffle_partitions: int
     delta_package: str
     jars_dir: str

@@ -150,6 +150,9 @@ class Job:
         with tracking.run(self.config, self.out, run_name="ld-spark run") as active:
             self.run_id = active.info.run_id
             self.log_generator()
+            # spark.driver_memory may be `auto`: the heap the JVM was given (spark-submit's, under it).
+            heap = self.spark.sparkContext.getConf().get("spark.driver.memory", "the JVM's default")
+            mlflow.log_param("spark.driver_heap_used", heap)
             mlflow.log_param("refresh.incremental_since", increment.since if increment else "none (a full run)")
             with self.stage("landing") as notes:
                 self.log_raw_inputs(layouts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -9,8 +10,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from ld_spark import memory
+from ld_spark import fs, memory
 from ld_spark.config import Config, SparkConf
+from ld_spark.contract import TABLES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,12 +65,52 @@ def driver_java_options(conf: SparkConf) -> list[str]:
     return options
 
 
-def _builder(conf: SparkConf, jars: list[Path] | None, delta: bool = True) -> SparkSession.Builder:
+_UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def jvm_bytes(size: str) -> int:
+    """A JVM memory size (3g, 2560m, 1048576) in bytes."""
+    unit = size[-1].lower()
+    return int(size[:-1]) * _UNITS[unit] if unit in _UNITS else int(size)
+
+
+def extract_bytes(raw: str | Path, parquet_as_csv: float) -> float | None:
+    """The bytes of a local extract's table files (the contract's tables; not `_truth/`), a
+    parquet file's counted `parquet_as_csv` times. None for an extract on an object store: its
+    size cannot be read before the JVM (and its Hadoop file systems) has started."""
+    where = fs.resolve(raw)
+    if not isinstance(where, Path):
+        return None
+    return sum(
+        e.size * (parquet_as_csv if e.name.lower().endswith(".parquet") else 1)
+        for table in TABLES
+        for e in fs.listing(where / table)
+        if not e.is_dir
+    )
+
+
+def driver_heap(conf: SparkConf, raw: str | Path | None = None) -> str:
+    """The heap (-Xmx) of a local run's JVM: `driver_memory`, or with `auto` `heap.base` +
+    `heap.per_raw_byte` x the extract's bytes, at most `heap.max`, in whole MiB; `heap.unknown`
+    when there is no extract or its size cannot be read (conf/base.yaml says why these numbers)."""
+    if conf.driver_memory != "auto":
+        return conf.driver_memory
+    heap = conf.heap
+    size = None if raw is None else extract_bytes(raw, heap.parquet_as_csv)
+    if size is None:
+        return heap.unknown
+    wanted = jvm_bytes(heap.base) + heap.per_raw_byte * size
+    return f"{math.ceil(min(wanted, jvm_bytes(heap.max)) / 2**20)}m"
+
+
+def _builder(
+    conf: SparkConf, jars: list[Path] | None, delta: bool = True, heap: str | None = None
+) -> SparkSession.Builder:
     builder = SparkSession.builder.appName(conf.app_name)
     submitted = submitted_by_spark_submit()
     if not submitted:
         # Under spark-submit, --master, --jars/--packages and driver memory are its to set.
-        builder = builder.master(conf.master).config("spark.driver.memory", conf.driver_memory)
+        builder = builder.master(conf.master).config("spark.driver.memory", heap or driver_heap(conf))
     builder = (
         builder.config("spark.sql.shuffle.partitions", str(conf.shuffle_partitions))
         # Delta rebuilds a table's state from its log on every read and write with this many
@@ -106,8 +148,9 @@ def _builder(conf: SparkConf, jars: list[Path] | None, delta: bool = True) -> Sp
     return builder
 
 
-def build(config: Config) -> SparkSession:
-    """Build (or join, under spark-submit) the SparkSession with Delta enabled."""
+def build(config: Config, raw: str | Path | None = None) -> SparkSession:
+    """Build (or join, under spark-submit) the SparkSession with Delta enabled; `raw`, the
+    extract the session will read, sizes a local JVM's heap when `driver_memory` is `auto`."""
     if config.spark.master.startswith("local") and not submitted_by_spark_submit():
         # Python workers run the same interpreter (and venv) as the driver.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -118,7 +161,7 @@ def build(config: Config) -> SparkSession:
     memory.limit_arenas(config.spark.malloc_arena_max)
     if config.spark.master.startswith("local") and not submitted_by_spark_submit():
         with_object_store_jars(config.spark)
-    spark = _builder(config.spark, cached_jars(config.spark)).getOrCreate()
+    spark = _builder(config.spark, cached_jars(config.spark), heap=driver_heap(config.spark, raw)).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ld_spark import config as config_module
 from ld_spark import memory, session
 
 glibc = pytest.mark.skipif(memory._glibc() is None, reason="glibc's allocator only")
@@ -104,3 +105,64 @@ def test_freed_memory_below_a_live_allocation_goes_back_to_the_system():
     memory.hand_back()
     assert _rss_mib() < freed - 100
     assert len(last) == 1024
+
+
+# The driver's heap sized to the extract (spark.driver_memory: auto; ld_spark/session.py).
+
+
+def _auto(config, **heap):
+    spark = config.spark
+    return spark.model_copy(update={"driver_memory": "auto", "heap": spark.heap.model_copy(update=heap)})
+
+
+@pytest.fixture
+def extract(tmp_path):
+    """1 MiB of CSV in one table, 1 MiB of parquet in another, and 10 MiB of truth beside them."""
+    for folder, name, mib in [("ld_referrals", "a.csv", 1), ("hes_ae", "b.parquet", 1), ("_truth", "c.csv", 10)]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_bytes(b"x" * mib * 2**20)
+    return tmp_path
+
+
+def test_auto_heap_is_the_base_plus_the_tables_bytes_times_the_factor(config, extract):
+    conf = _auto(config, base="1g", per_raw_byte=3.0, parquet_as_csv=4.0, max="8g")
+    # 1024 MiB + 3 x (1 MiB of CSV + 4 x 1 MiB of parquet); the truth is not a table.
+    assert session.driver_heap(conf, extract) == "1039m"
+    assert session.driver_heap(conf, str(extract)) == "1039m"
+
+
+def test_auto_heap_stops_at_the_max(config, extract):
+    assert session.driver_heap(_auto(config, base="1g", per_raw_byte=2000.0, max="6g"), extract) == "6144m"
+
+
+def test_auto_heap_without_a_readable_size_is_the_unknown_one(config):
+    conf = _auto(config, unknown="5g")
+    assert session.driver_heap(conf, "s3a://bucket/raw") == "5g"
+    assert session.driver_heap(conf, None) == "5g"
+
+
+def test_a_heap_given_as_a_size_is_kept(config, extract):
+    assert session.driver_heap(config.spark.model_copy(update={"driver_memory": "2560m"}), extract) == "2560m"
+
+
+@pytest.mark.parametrize("size", ["3 GB", "lots", "0g", "2.5g", "Auto"])
+def test_a_heap_the_jvm_would_not_take_is_refused_by_the_config(config, size):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="driver_memory"):
+        config_module.SparkConf(**{**config.spark.model_dump(), "driver_memory": size})
+
+
+def test_the_run_sizes_its_session_to_its_extract(monkeypatch, extract):
+    from ld_spark import cli
+
+    built = []
+
+    def build(config, raw=None):
+        built.append(raw)
+        raise RuntimeError("stop before a JVM")
+
+    monkeypatch.setattr(session, "build", build)
+    with pytest.raises(RuntimeError, match="before a JVM"):
+        cli.main(["run", "--raw", str(extract), "--out", str(extract / "out"), "--conf", "test", "--verbose"])
+    assert built == [str(extract)]

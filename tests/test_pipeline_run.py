@@ -625,6 +625,7 @@ def test_the_mlflow_run_shows_its_inputs_tags_system_metrics_and_estimates_table
     run = mlflow.get_run(run_id)
     assert run.data.tags["ld_spark.conf_overlays"] == "test"  # cli_run passes --conf test
     assert run.data.tags["mlflow.source.git.commit"] == run.data.params["git_commit"]
+    assert run.data.params["spark.driver_heap_used"] == "4g"  # test.yaml's, the suite's one JVM
     assert any(name.startswith("system/cpu_utilization_percentage") for name in run.data.metrics)
     inputs = {(d.dataset.name, d.tags[0].value if d.tags else None) for d in run.inputs.dataset_inputs}
     assert ("raw/hes_ae", "raw extract") in inputs and ("raw/pnc/offences", "raw extract") in inputs
