@@ -240,7 +240,10 @@ def heap_rule(spark) -> str:
     if spark.driver_memory != "auto":
         return spark.driver_memory
     h = spark.heap
-    return f"auto ({h.base} + {h.per_raw_byte:g} x the bytes of the extract's table files, at most {h.max})"
+    return (
+        f"auto ({h.base} + {h.per_raw_byte:g} x the bytes of the extract's table files, parquet's counted "
+        f"{h.parquet_as_csv:g} times, at most {h.max})"
+    )
 
 
 def summarise(seed: int, started: str, note: str = "") -> None:

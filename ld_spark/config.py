@@ -24,8 +24,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# A JVM memory size as -Xmx takes it: 3g, 2560m, ...
-JVM_SIZE = r"^[1-9][0-9]*[kKmMgGtT]?$"
+# A JVM memory size with its unit: 3g, 2560m, ... (a bare number is bytes to -Xmx but MiB to
+# Spark's spark.driver.memory, so none is taken).
+SIZE = r"[1-9][0-9]*[kKmMgGtT]"
+JVM_SIZE = f"^{SIZE}$"
 
 
 class HeapConf(_Strict):
@@ -45,7 +47,7 @@ class SparkConf(_Strict):
     master: str
     app_name: str
     # The JVM's heap in a local run (-Xmx): a size, or `auto` (sized to the extract by `heap`).
-    driver_memory: str = Field(pattern=r"^([1-9][0-9]*[kKmMgGtT]?|auto)$")
+    driver_memory: str = Field(pattern=f"^({SIZE}|auto)$")
     heap: HeapConf
     shuffle_partitions: int
     delta_package: str

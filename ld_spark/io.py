@@ -60,6 +60,21 @@ def _suffix(name: str) -> str:
     return Path(name).suffix.lower()
 
 
+def raw_bytes(raw_root: str | Path, parquet_as_csv: float) -> float | None:
+    """The bytes of a local extract's table files (the contract's tables; not `_truth/`), a
+    parquet file's counted `parquet_as_csv` times; read before a session exists, to size its JVM.
+    None for a missing folder, or one on an object store (Hadoop's file systems start with the JVM)."""
+    where = fs.resolve(raw_root)
+    if not isinstance(where, Path) or not where.is_dir():
+        return None
+    return sum(
+        e.size * (parquet_as_csv if _suffix(e.name) == ".parquet" else 1)
+        for table in TABLES
+        for e in fs.listing(fs.join(where, table))
+        if not e.is_dir
+    )
+
+
 def _header_fields(first_line: bytes) -> list[str]:
     """The header line's names (a UTF-8 byte-order mark, as spreadsheet exports write, is allowed)."""
     return next(csv.reader([first_line.decode("utf-8-sig")]), [])

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from ld_spark import fs, memory
+from ld_spark import io, memory
 from ld_spark.config import Config, SparkConf
-from ld_spark.contract import TABLES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,48 +68,31 @@ _UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
 def jvm_bytes(size: str) -> int:
-    """A JVM memory size (3g, 2560m, 1048576) in bytes."""
-    unit = size[-1].lower()
-    return int(size[:-1]) * _UNITS[unit] if unit in _UNITS else int(size)
-
-
-def extract_bytes(raw: str | Path, parquet_as_csv: float) -> float | None:
-    """The bytes of a local extract's table files (the contract's tables; not `_truth/`), a
-    parquet file's counted `parquet_as_csv` times. None for an extract on an object store: its
-    size cannot be read before the JVM (and its Hadoop file systems) has started."""
-    where = fs.resolve(raw)
-    if not isinstance(where, Path):
-        return None
-    return sum(
-        e.size * (parquet_as_csv if e.name.lower().endswith(".parquet") else 1)
-        for table in TABLES
-        for e in fs.listing(where / table)
-        if not e.is_dir
-    )
+    """A JVM memory size with its unit (3g, 2560m) in bytes."""
+    return int(size[:-1]) * _UNITS[size[-1].lower()]
 
 
 def driver_heap(conf: SparkConf, raw: str | Path | None = None) -> str:
     """The heap (-Xmx) of a local run's JVM: `driver_memory`, or with `auto` `heap.base` +
-    `heap.per_raw_byte` x the extract's bytes, at most `heap.max`, in whole MiB; `heap.unknown`
-    when there is no extract or its size cannot be read (conf/base.yaml says why these numbers)."""
+    `heap.per_raw_byte` x the extract's bytes (io.raw_bytes), at most `heap.max`, in whole MiB;
+    `heap.unknown` when there is no extract (generate, forget), or its size cannot be read before
+    the JVM starts (an object store's) or it is missing. conf/base.yaml says why these numbers."""
     if conf.driver_memory != "auto":
         return conf.driver_memory
     heap = conf.heap
-    size = None if raw is None else extract_bytes(raw, heap.parquet_as_csv)
+    size = None if raw is None else io.raw_bytes(raw, heap.parquet_as_csv)
     if size is None:
         return heap.unknown
     wanted = jvm_bytes(heap.base) + heap.per_raw_byte * size
     return f"{math.ceil(min(wanted, jvm_bytes(heap.max)) / 2**20)}m"
 
 
-def _builder(
-    conf: SparkConf, jars: list[Path] | None, delta: bool = True, heap: str | None = None
-) -> SparkSession.Builder:
+def _builder(conf: SparkConf, jars: list[Path] | None, heap: str, delta: bool = True) -> SparkSession.Builder:
     builder = SparkSession.builder.appName(conf.app_name)
     submitted = submitted_by_spark_submit()
     if not submitted:
         # Under spark-submit, --master, --jars/--packages and driver memory are its to set.
-        builder = builder.master(conf.master).config("spark.driver.memory", heap or driver_heap(conf))
+        builder = builder.master(conf.master).config("spark.driver.memory", heap)
     builder = (
         builder.config("spark.sql.shuffle.partitions", str(conf.shuffle_partitions))
         # Delta rebuilds a table's state from its log on every read and write with this many
@@ -161,7 +143,7 @@ def build(config: Config, raw: str | Path | None = None) -> SparkSession:
     memory.limit_arenas(config.spark.malloc_arena_max)
     if config.spark.master.startswith("local") and not submitted_by_spark_submit():
         with_object_store_jars(config.spark)
-    spark = _builder(config.spark, cached_jars(config.spark), heap=driver_heap(config.spark, raw)).getOrCreate()
+    spark = _builder(config.spark, cached_jars(config.spark), driver_heap(config.spark, raw)).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
 
@@ -190,7 +172,7 @@ def resolve(conf: SparkConf, package: str, into: str) -> None:
     copied into `into`. Each package has its own Ivy folder, so each folder holds its own jars."""
     ivy = _project_path(conf.ivy_dir) / package.split(":")[1]
     resolving = conf.model_copy(update={"master": "local[1]", "delta_package": package, "ivy_dir": str(ivy)})
-    spark = _builder(resolving, jars=None, delta=package == conf.delta_package).getOrCreate()
+    spark = _builder(resolving, None, driver_heap(resolving), delta=package == conf.delta_package).getOrCreate()
     spark.range(1).count()
     spark.stop()
     resolved = sorted((ivy / "jars").glob("*.jar"))

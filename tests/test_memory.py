@@ -117,43 +117,53 @@ def _auto(config, **heap):
 
 @pytest.fixture
 def extract(tmp_path):
-    """1 MiB of CSV in one table, 1 MiB of parquet in another, and 10 MiB of truth beside them."""
-    for folder, name, mib in [("ld_referrals", "a.csv", 1), ("hes_ae", "b.parquet", 1), ("_truth", "c.csv", 10)]:
-        (tmp_path / folder).mkdir()
-        (tmp_path / folder / name).write_bytes(b"x" * mib * 2**20)
+    """1 MiB and a byte of CSV in one table, 1 MiB of parquet in a table of a folder of tables, and
+    10 MiB of truth beside them."""
+    for folder, name, size in [
+        ("ld_referrals", "a.csv", 2**20 + 1),
+        ("pnc/offences", "b.PARQUET", 2**20),
+        ("_truth", "c.csv", 10 * 2**20),
+    ]:
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / name).write_bytes(b"x" * size)
     return tmp_path
 
 
 def test_auto_heap_is_the_base_plus_the_tables_bytes_times_the_factor(config, extract):
     conf = _auto(config, base="1g", per_raw_byte=3.0, parquet_as_csv=4.0, max="8g")
-    # 1024 MiB + 3 x (1 MiB of CSV + 4 x 1 MiB of parquet); the truth is not a table.
-    assert session.driver_heap(conf, extract) == "1039m"
-    assert session.driver_heap(conf, str(extract)) == "1039m"
+    # 1024 MiB + 3 x (1 MiB + 1 byte of CSV + 4 x 1 MiB of parquet) = 1039 MiB + 3 bytes, rounded
+    # up to the next MiB; the truth is not a table.
+    assert session.driver_heap(conf, extract) == "1040m"
+    assert session.driver_heap(conf, str(extract)) == "1040m"
 
 
 def test_auto_heap_stops_at_the_max(config, extract):
     assert session.driver_heap(_auto(config, base="1g", per_raw_byte=2000.0, max="6g"), extract) == "6144m"
 
 
-def test_auto_heap_without_a_readable_size_is_the_unknown_one(config):
+def test_auto_heap_without_a_readable_size_is_the_unknown_one(config, tmp_path):
     conf = _auto(config, unknown="5g")
     assert session.driver_heap(conf, "s3a://bucket/raw") == "5g"
     assert session.driver_heap(conf, None) == "5g"
+    assert session.driver_heap(conf, tmp_path / "missing") == "5g"
 
 
 def test_a_heap_given_as_a_size_is_kept(config, extract):
     assert session.driver_heap(config.spark.model_copy(update={"driver_memory": "2560m"}), extract) == "2560m"
 
 
-@pytest.mark.parametrize("size", ["3 GB", "lots", "0g", "2.5g", "Auto"])
+@pytest.mark.parametrize("size", ["3 GB", "lots", "0g", "2.5g", "Auto", "4096"])
 def test_a_heap_the_jvm_would_not_take_is_refused_by_the_config(config, size):
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="driver_memory"):
         config_module.SparkConf(**{**config.spark.model_dump(), "driver_memory": size})
+    with pytest.raises(ValidationError, match="base"):
+        config_module.HeapConf(**{**config.spark.heap.model_dump(), "base": size})
 
 
-def test_the_run_sizes_its_session_to_its_extract(monkeypatch, extract):
+@pytest.mark.parametrize("command", [["run", "--out", "OUT"], ["check"]])
+def test_a_command_on_an_extract_sizes_its_session_to_it(monkeypatch, extract, command):
     from ld_spark import cli
 
     built = []
@@ -163,6 +173,7 @@ def test_the_run_sizes_its_session_to_its_extract(monkeypatch, extract):
         raise RuntimeError("stop before a JVM")
 
     monkeypatch.setattr(session, "build", build)
+    argv = [command[0], "--raw", str(extract), *[str(extract / a) if a == "OUT" else a for a in command[1:]]]
     with pytest.raises(RuntimeError, match="before a JVM"):
-        cli.main(["run", "--raw", str(extract), "--out", str(extract / "out"), "--conf", "test", "--verbose"])
+        cli.main([*argv, "--conf", "test", "--verbose"])
     assert built == [str(extract)]
