@@ -624,6 +624,9 @@ class Job:
             # Each analysis reads the three tables again: from memory, not Delta.
             main = sensitivity.Tables(*(stack.enter_context(cached(self.read(t))) for t in tables))
             rows = sensitivity.suite(main, a, costs, self.config.sensitivity.workers, self.main_fits)
+        # The suite's frames, and each threshold's, freed go back to the system before the next
+        # part, while the JVM grows its heap in the thresholds' rebuild (ld_spark/memory.py).
+        memory.hand_back()
         for threshold in self.config.sensitivity.match_thresholds:
             analysis = sensitivity.threshold_analysis(threshold)
             _, _, panel = self.analysis_tables(
@@ -631,6 +634,7 @@ class Job:
             )
             offences, cases = (self.read(catalog.variant(t, analysis)) for t in (catalog.OFFENCES, catalog.COURT_CASES))
             rows += sensitivity.rows(analysis, effects.estimate(panel, offences, cases, a, costs))
+            memory.hand_back()
         rows = sensitivity.in_order(rows)
         self.save(
             self.spark.createDataFrame(
