@@ -57,6 +57,7 @@ from ld_spark import (
 from ld_spark.config import Config
 from ld_spark.contract import ESTIMANDS, ONWARD_REFERRALS, RESULT_SCHEMA, TABLES, source_name
 from ld_spark.estimators import Estimate
+from ld_spark.frames import local_frame
 from ld_spark.release import page, report, tracking
 from ld_spark.release.publish import MANIFEST, Publisher, write_csv, write_text
 
@@ -589,7 +590,7 @@ class Job:
         self.main_fits = effects.fitted(frames, a, self.config.economics)
         fitted = [*self.main_fits, *findings.estimates(further)]
         rows = effects.results_table(described, fitted)
-        self.save(self.spark.createDataFrame([_typed_result(r) for r in rows], RESULT_SCHEMA), catalog.ESTIMATES)
+        self.save(local_frame(self.spark, [_typed_result(r) for r in rows], RESULT_SCHEMA), catalog.ESTIMATES)
         derived = [name for name in ESTIMANDS if name.startswith("savings_")]
         released = self.publisher.estimates("estimates.csv", rows, derived={"custody_or": derived})
         report.forest_plot(released, self.publisher.path("forest_plot.png"))
@@ -637,8 +638,8 @@ class Job:
             memory.hand_back()
         rows = sensitivity.in_order(rows)
         self.save(
-            self.spark.createDataFrame(
-                [{"analysis": r["analysis"], **_typed_result(r)} for r in rows], sensitivity.SCHEMA
+            local_frame(
+                self.spark, [{"analysis": r["analysis"], **_typed_result(r)} for r in rows], sensitivity.SCHEMA
             ),
             catalog.SENSITIVITY,
         )

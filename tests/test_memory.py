@@ -1,7 +1,9 @@
-"""glibc's allocator in the run's processes (ld_spark/memory.py)."""
+"""Memory in the run's processes: glibc's allocator (ld_spark/memory.py), the driver's heap sized to
+the extract (ld_spark/session.py), small frames made without Python workers (ld_spark/frames.py)."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -177,3 +179,32 @@ def test_a_command_on_an_extract_sizes_its_session_to_it(monkeypatch, extract, c
     with pytest.raises(RuntimeError, match="before a JVM"):
         cli.main([*argv, "--conf", "test", "--verbose"])
     assert built == [str(extract)]
+
+
+# Small frames of the driver's rows through Arrow, not a Python RDD (frames.local_frame).
+
+
+def test_a_local_frame_keeps_nan_apart_from_null_and_the_schema(spark):
+    from ld_spark.frames import local_frame
+
+    schema = "estimand string, estimate double, n long, kept boolean"
+    rows = [
+        {"estimand": "a", "estimate": float("nan"), "n": None, "kept": True},
+        {"estimand": None, "estimate": None, "n": 12_345_678_901, "kept": None},
+    ]
+    df = local_frame(spark, rows, schema)
+    assert df.schema.simpleString() == "struct<estimand:string,estimate:double,n:bigint,kept:boolean>"
+    first, second = df.collect()
+    assert first["estimand"] == "a" and math.isnan(first["estimate"]) and first["n"] is None and first["kept"]
+    assert second.asDict() == {"estimand": None, "estimate": None, "n": 12_345_678_901, "kept": None}
+
+
+def test_a_local_frame_takes_tuples_in_the_schemas_order_and_no_rows(spark):
+    from ld_spark.frames import local_frame
+
+    assert local_frame(spark, [("c1", True)], "component string, _bad boolean").collect()[0].asDict() == {
+        "component": "c1",
+        "_bad": True,
+    }
+    empty = local_frame(spark, [], "old_person_key string, records long")
+    assert empty.count() == 0 and empty.schema.simpleString() == "struct<old_person_key:string,records:bigint>"

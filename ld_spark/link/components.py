@@ -10,6 +10,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ld_spark.frames import local_frame
 from ld_spark.link.identity import UNIQUE_ID
 
 
@@ -116,7 +117,7 @@ def split_conflicts(labels: DataFrame, tuples: DataFrame, edges: DataFrame) -> D
         return labels  # the usual case on a small extract: no Python task to start
     spark = labels.sparkSession
     flagged = labels.join(
-        F.broadcast(spark.createDataFrame([(c, True) for c in bad], "component string, _bad boolean")),
+        F.broadcast(local_frame(spark, [(c, True) for c in bad], "component string, _bad boolean")),
         on=["component"],
         how="left",
     )

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from ld_spark.frames import local_frame
 from ld_spark.link.key import keyed
 
 CHANGE_COLUMNS = ["old_person_key", "person_key", "change", "records", "run_id"]
@@ -38,8 +39,10 @@ def carried(fresh: DataFrame, previous: DataFrame | None, key: bytes, run_id: st
     on a first run (then nothing changes and nothing is recorded)."""
     fresh = fresh.select(*RECORD, "person_key")
     if previous is None:
-        empty = fresh.sparkSession.createDataFrame(
-            [], "old_person_key string, person_key string, change string, records long, run_id string"
+        empty = local_frame(
+            fresh.sparkSession,
+            [],
+            "old_person_key string, person_key string, change string, records long, run_id string",
         )
         return Carried(fresh, empty)
     old = previous.select(*RECORD, F.col("person_key").alias("old"))
