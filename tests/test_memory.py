@@ -184,7 +184,18 @@ def test_a_command_on_an_extract_sizes_its_session_to_it(monkeypatch, extract, c
 # Small frames of the driver's rows through Arrow, not a Python RDD (frames.local_frame).
 
 
-def test_a_local_frame_keeps_nan_apart_from_null_and_the_schema(spark):
+@pytest.fixture
+def no_python_rdd(spark, monkeypatch):
+    """A Python list given to createDataFrame is parallelized into a Python RDD: refused here."""
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a Python RDD was made (it starts pyspark's Python workers)")
+
+    monkeypatch.setattr(type(spark.sparkContext), "parallelize", refused)
+    return spark
+
+
+def test_a_local_frame_keeps_nan_apart_from_null_and_the_schema(spark, no_python_rdd):
     from ld_spark.frames import local_frame
 
     schema = "estimand string, estimate double, n long, kept boolean"
@@ -199,7 +210,7 @@ def test_a_local_frame_keeps_nan_apart_from_null_and_the_schema(spark):
     assert second.asDict() == {"estimand": None, "estimate": None, "n": 12_345_678_901, "kept": None}
 
 
-def test_a_local_frame_takes_tuples_in_the_schemas_order_and_no_rows(spark):
+def test_a_local_frame_takes_tuples_in_the_schemas_order_and_no_rows(spark, no_python_rdd):
     from ld_spark.frames import local_frame
 
     assert local_frame(spark, [("c1", True)], "component string, _bad boolean").collect()[0].asDict() == {
