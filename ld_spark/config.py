@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 def conf_dir() -> Path:
@@ -28,6 +28,12 @@ class _Strict(BaseModel):
 # Spark's spark.driver.memory, so none is taken).
 SIZE = r"[1-9][0-9]*[kKmMgGtT]"
 JVM_SIZE = f"^{SIZE}$"
+_UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def jvm_bytes(size: str) -> int:
+    """A JVM memory size with its unit (3g, 2560m) in bytes."""
+    return int(size[:-1]) * _UNITS[size[-1].lower()]
 
 
 class HeapConf(_Strict):
@@ -41,6 +47,12 @@ class HeapConf(_Strict):
     parquet_as_csv: float = Field(ge=1)
     max: str = Field(pattern=JVM_SIZE)
     unknown: str = Field(pattern=JVM_SIZE)
+
+    @model_validator(mode="after")
+    def _base_within_max(self) -> HeapConf:
+        if jvm_bytes(self.base) > jvm_bytes(self.max):
+            raise ValueError(f"spark.heap: base {self.base} is above max {self.max}")
+        return self
 
 
 class SparkConf(_Strict):

@@ -11,7 +11,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from ld_spark import io, memory
-from ld_spark.config import Config, SparkConf
+from ld_spark.config import Config, SparkConf, jvm_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,14 +62,6 @@ def driver_java_options(conf: SparkConf) -> list[str]:
     if conf.gc_time_ratio:
         options.append(f"-XX:GCTimeRatio={conf.gc_time_ratio}")
     return options
-
-
-_UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def jvm_bytes(size: str) -> int:
-    """A JVM memory size with its unit (3g, 2560m) in bytes."""
-    return int(size[:-1]) * _UNITS[size[-1].lower()]
 
 
 def driver_heap(conf: SparkConf, raw: str | Path | None = None) -> str:

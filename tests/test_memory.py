@@ -164,6 +164,15 @@ def test_a_heap_the_jvm_would_not_take_is_refused_by_the_config(config, size):
         config_module.HeapConf(**{**config.spark.heap.model_dump(), "base": size})
 
 
+def test_a_heap_base_above_its_max_is_refused_by_the_config(config):
+    from pydantic import ValidationError
+
+    heap = config.spark.heap.model_dump()
+    with pytest.raises(ValidationError, match="base 3g is above max 2560m"):
+        config_module.HeapConf(**{**heap, "base": "3g", "max": "2560m"})
+    assert config_module.HeapConf(**{**heap, "base": "2560m", "max": "2560m"}).max == "2560m"
+
+
 @pytest.mark.parametrize("command", [["run", "--out", "OUT"], ["check"]])
 def test_a_command_on_an_extract_sizes_its_session_to_it(monkeypatch, extract, command):
     from ld_spark import cli
@@ -219,3 +228,39 @@ def test_a_local_frame_takes_tuples_in_the_schemas_order_and_no_rows(spark, no_p
     }
     empty = local_frame(spark, [], "old_person_key string, records long")
     assert empty.count() == 0 and empty.schema.simpleString() == "struct<old_person_key:string,records:bigint>"
+
+
+def test_a_local_frame_refuses_a_float_for_an_integer_column(spark, no_python_rdd):
+    import numpy as np
+
+    from ld_spark.frames import local_frame
+
+    schema = "estimand string, n long"
+    # Arrow alone would give n = 1 for 1.5 (and 2 for 2.0) and say nothing.
+    for bad in (1.5, 2.0, np.float64(1.5)):
+        with pytest.raises(TypeError, match=r"row 1, column n: .*is not an integer"):
+            local_frame(spark, [{"estimand": "a", "n": 3}, {"estimand": "b", "n": bad}], schema)
+    kept = local_frame(spark, [("a", np.int64(7)), ("b", None)], schema).collect()
+    assert [r["n"] for r in kept] == [7, None]
+
+
+def test_an_arrow_frame_of_no_rows_takes_no_python_rdd_and_the_schemas_types(spark, no_python_rdd):
+    import pyarrow as pa
+
+    from ld_spark.frames import arrow_frame
+
+    # As DuckDB can give them: large strings, a float32, columns in another order, one too many.
+    table = pa.table(
+        {
+            "match_weight": pa.array([], pa.float32()),
+            "extra": pa.array([], pa.int8()),
+            "id_r": pa.array([], pa.large_string()),
+            "id_l": pa.array([], pa.large_string()),
+        }
+    )
+    schema = "id_l string, id_r string, match_weight double"
+    empty = arrow_frame(spark, table, schema)
+    assert empty.count() == 0
+    assert empty.schema.simpleString() == "struct<id_l:string,id_r:string,match_weight:double>"
+    one = pa.table({"id_l": ["r1"], "id_r": ["r2"], "match_weight": pa.array([2.5], pa.float32())})
+    assert arrow_frame(spark, one, schema).collect()[0].asDict() == {"id_l": "r1", "id_r": "r2", "match_weight": 2.5}

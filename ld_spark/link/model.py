@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from ld_spark import fs
 from ld_spark.config import LinkageConf
 from ld_spark.errors import InputError
+from ld_spark.frames import arrow_frame
 from ld_spark.link.blocking import PREDICTION_RULES
 from ld_spark.link.identity import CONTENT, UNIQUE_ID, content
 
@@ -357,11 +358,11 @@ def _on_duckdb(
             linker = Linker(DuckDBAPI(con).register("marked"), scoring_new(model), log_level=logging.WARNING)
             carried = " UNION ALL SELECT id_l, id_r, match_weight FROM carried"
         predictions = linker.inference.predict(threshold_match_probability=threshold, warning_mode="never")
-        pairs = con.execute(
+        pairs = con.sql(
             f"SELECT {UNIQUE_ID}_l AS id_l, {UNIQUE_ID}_r AS id_r, match_weight FROM {predictions.physical_name}"
             + carried
-        ).fetch_df()
+        ).to_arrow_table()
         reused = con.execute("SELECT count(*) FROM carried").fetchone()[0] if carried else None
     finally:
         con.close()
-    return Scored(spark.createDataFrame(pairs, PAIRS_SCHEMA), json.dumps(model, indent=2), digest, reused)
+    return Scored(arrow_frame(spark, pairs, PAIRS_SCHEMA), json.dumps(model, indent=2), digest, reused)
