@@ -49,9 +49,10 @@ class HeapConf(_Strict):
     unknown: str = Field(pattern=JVM_SIZE)
 
     @model_validator(mode="after")
-    def _base_within_max(self) -> HeapConf:
-        if jvm_bytes(self.base) > jvm_bytes(self.max):
-            raise ValueError(f"spark.heap: base {self.base} is above max {self.max}")
+    def _within_max(self) -> HeapConf:
+        for name in ("base", "unknown"):
+            if jvm_bytes(getattr(self, name)) > jvm_bytes(self.max):
+                raise ValueError(f"spark.heap: {name} {getattr(self, name)} is above max {self.max}")
         return self
 
 

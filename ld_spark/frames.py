@@ -1,5 +1,5 @@
 """What every stage's functions share: the Transform type, a union of many frames, collecting a
-small frame to pandas in a fixed order, and making a small frame of the driver's rows."""
+small frame to pandas in a fixed order, and making a frame of the driver's rows or Arrow table."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def local_frame(spark: SparkSession, rows: Iterable[dict | tuple], schema: str |
     pyspark's daemon and a worker per core (about 0.1 GiB each, kept a minute after). Arrow starts
     none, keeps a NaN apart from a null as the list does, and is the same for no rows. Arrow would
     cut a float given for an integer column (1.5 to 1) without a word; the list path refused it,
-    and so does this."""
+    and so does this (for top-level columns: no caller has an array or struct of integers)."""
     struct = T.StructType.fromDDL(schema) if isinstance(schema, str) else schema
     names = struct.fieldNames()
     records = [r if isinstance(r, dict) else dict(zip(names, r, strict=True)) for r in rows]

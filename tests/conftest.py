@@ -38,6 +38,18 @@ def spark(config):
     spark.stop()
 
 
+@pytest.fixture
+def no_python_rdd(spark, monkeypatch):
+    """A Python list (or an empty pandas frame) given to createDataFrame is parallelized into a
+    Python RDD, which starts pyspark's Python workers: refused here."""
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a Python RDD was made (it starts pyspark's Python workers)")
+
+    monkeypatch.setattr(type(spark.sparkContext), "parallelize", refused)
+    return spark
+
+
 def _generated(spark, config, tmp_path_factory, name: str, scale: float, seed: int):
     """A synthetic extract written once for the session: (raw root, rows per table)."""
     from ld_spark.synth.generate import generate

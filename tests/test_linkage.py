@@ -421,6 +421,35 @@ def test_a_model_trained_on_spark_predicts_on_duckdb_with_its_learnt_values_and_
     assert link.model.for_dialect(json.dumps(spark_model), "spark") == spark_model  # same dialect: as saved
 
 
+def test_pairs_scored_on_duckdb_reach_spark_without_python_workers_even_when_none(
+    spark, config, tmp_path, no_python_rdd
+):
+    import json
+
+    from ld_spark.frames import local_frame
+
+    model = tmp_path / "model.json"
+    model.write_text(json.dumps(_trained("duckdb")))
+    people = {
+        "a": {"forename": "ann", "surname": "lee", "dob": "1980-01-02", "sex": "F", "nhs": "9000000001"},
+        "b": {"forename": "bob", "surname": "kay", "dob": "1975-03-04", "sex": "M", "nhs": "9000000002"},
+        "c": {"forename": "ann", "surname": "lee", "dob": "1980-01-02", "sex": "F", "nhs": "9000000001"},
+    }
+
+    def scored(ids):
+        rows = [(uid, *[people[uid].get(c) for c in link.identity.IDENTITY]) for uid in ids]
+        these = local_frame(spark, rows, IDENTITY_SCHEMA)
+        return link.model.train_and_predict(
+            spark, these, config.linkage, tmp_path, model_in=str(model), on="duckdb", keep_from=0.0
+        ).pairs
+
+    none = scored(["a", "b"])  # no blocking key in common: no pair at all
+    assert none.count() == 0
+    assert none.schema.simpleString() == "struct<id_l:string,id_r:string,match_weight:double>"
+    (pair,) = scored(["a", "b", "c"]).collect()
+    assert {pair["id_l"], pair["id_r"]} == {"a", "c"} and pair["match_weight"] > 0
+
+
 def test_m_floor_raises_a_vetoing_disagreement_and_renormalises_the_comparison():
     import math
 

@@ -164,13 +164,15 @@ def test_a_heap_the_jvm_would_not_take_is_refused_by_the_config(config, size):
         config_module.HeapConf(**{**config.spark.heap.model_dump(), "base": size})
 
 
-def test_a_heap_base_above_its_max_is_refused_by_the_config(config):
+def test_a_heap_base_or_unknown_above_its_max_is_refused_by_the_config(config):
     from pydantic import ValidationError
 
-    heap = config.spark.heap.model_dump()
+    heap = {**config.spark.heap.model_dump(), "base": "2g", "unknown": "2g"}
     with pytest.raises(ValidationError, match="base 3g is above max 2560m"):
         config_module.HeapConf(**{**heap, "base": "3g", "max": "2560m"})
-    assert config_module.HeapConf(**{**heap, "base": "2560m", "max": "2560m"}).max == "2560m"
+    with pytest.raises(ValidationError, match="unknown 3g is above max 2560m"):
+        config_module.HeapConf(**{**heap, "unknown": "3g", "max": "2560m"})
+    assert config_module.HeapConf(**{**heap, "base": "2560m", "unknown": "2560m", "max": "2560m"}).max == "2560m"
 
 
 @pytest.mark.parametrize("command", [["run", "--out", "OUT"], ["check"]])
@@ -193,15 +195,7 @@ def test_a_command_on_an_extract_sizes_its_session_to_it(monkeypatch, extract, c
 # Small frames of the driver's rows through Arrow, not a Python RDD (frames.local_frame).
 
 
-@pytest.fixture
-def no_python_rdd(spark, monkeypatch):
-    """A Python list given to createDataFrame is parallelized into a Python RDD: refused here."""
-
-    def refused(*args, **kwargs):
-        raise AssertionError("a Python RDD was made (it starts pyspark's Python workers)")
-
-    monkeypatch.setattr(type(spark.sparkContext), "parallelize", refused)
-    return spark
+# no_python_rdd: tests/conftest.py
 
 
 def test_a_local_frame_keeps_nan_apart_from_null_and_the_schema(spark, no_python_rdd):
@@ -231,13 +225,15 @@ def test_a_local_frame_takes_tuples_in_the_schemas_order_and_no_rows(spark, no_p
 
 
 def test_a_local_frame_refuses_a_float_for_an_integer_column(spark, no_python_rdd):
+    from decimal import Decimal
+
     import numpy as np
 
     from ld_spark.frames import local_frame
 
     schema = "estimand string, n long"
     # Arrow alone would give n = 1 for 1.5 (and 2 for 2.0) and say nothing.
-    for bad in (1.5, 2.0, np.float64(1.5)):
+    for bad in (1.5, 2.0, np.float64(1.5), np.True_, Decimal("1.5")):
         with pytest.raises(TypeError, match=r"row 1, column n: .*is not an integer"):
             local_frame(spark, [{"estimand": "a", "n": 3}, {"estimand": "b", "n": bad}], schema)
     kept = local_frame(spark, [("a", np.int64(7)), ("b", None)], schema).collect()
