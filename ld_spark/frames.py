@@ -47,9 +47,9 @@ def local_frame(spark: SparkSession, rows: Iterable[dict | tuple], schema: str |
     for i, record in enumerate(records):
         for name in integral:
             value = record.get(name)
-            if value is not None and not isinstance(value, numbers.Integral):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
                 raise TypeError(f"local_frame: row {i}, column {name}: {value!r} is not an integer")
-    return spark.createDataFrame(pa.Table.from_pylist(records, schema=to_arrow_schema(struct)))
+    return arrow_frame(spark, pa.Table.from_pylist(records, schema=to_arrow_schema(struct)), struct)
 
 
 def arrow_frame(spark: SparkSession, table: pa.Table, schema: str | T.StructType) -> DataFrame:

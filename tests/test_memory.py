@@ -233,7 +233,7 @@ def test_a_local_frame_refuses_a_float_for_an_integer_column(spark, no_python_rd
 
     schema = "estimand string, n long"
     # Arrow alone would give n = 1 for 1.5 (and 2 for 2.0) and say nothing.
-    for bad in (1.5, 2.0, np.float64(1.5), np.True_, Decimal("1.5")):
+    for bad in (1.5, 2.0, np.float64(1.5), True, np.True_, Decimal("1.5")):
         with pytest.raises(TypeError, match=r"row 1, column n: .*is not an integer"):
             local_frame(spark, [{"estimand": "a", "n": 3}, {"estimand": "b", "n": bad}], schema)
     kept = local_frame(spark, [("a", np.int64(7)), ("b", None)], schema).collect()
