@@ -211,7 +211,9 @@ def bench_scale(scale: float, seed: int, work: Path, peers: bool) -> tuple[list[
             "f1_mean_job": k["f1_mean_spark_job"],
             "f1_mean_splink_duckdb": k["f1_mean_splink_duckdb"],
         }
-        (RESULTS / f"linkage_f1_scale_{scale}.json").write_text(json.dumps(k["f1_by_source"], indent=1) + "\n")
+        (RESULTS / f"linkage_f1_scale_{scale}.json").write_text(
+            json.dumps(k["f1_by_source"], indent=1, sort_keys=True) + "\n"
+        )
         print(f"scale {scale}: peers {json.dumps(result)}", flush=True)
     shutil.rmtree(raw)
     shutil.rmtree(out)
