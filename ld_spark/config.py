@@ -71,9 +71,12 @@ class SparkConf(_Strict):
     # glibc malloc arenas per process: the Python driver's on any master, and (MALLOC_ARENA_MAX)
     # the JVM's and its Python workers' in a local run (ld_spark/memory.py); null: glibc's 8 per core.
     malloc_arena_max: int | None = Field(None, ge=1)
-    # The driver JVM's G1 -XX:GCTimeRatio (the share of time it may spend collecting before it
-    # grows the heap: 1 / (1 + ratio)); null: the JVM's default, 12 (ld_spark/session.py).
+    # The driver JVM's -XX:GCTimeRatio (the share of time it may spend collecting before it grows
+    # the heap: 1 / (1 + ratio)); null: the collector's default (G1's 12, Parallel's 99).
     gc_time_ratio: int | None = Field(None, ge=1)
+    # The driver JVM's garbage collector in a local run; null: the JVM's own choice (G1 on a
+    # machine of 2 cores or more) (ld_spark/session.py).
+    gc: Literal["parallel", "g1", "serial"] | None = None
     extra: dict[str, str] = {}
     # s3a:// support (Hadoop's S3A filesystem and the AWS SDK it needs), fetched by `make setup`
     # into its own folder and put on the driver's class path when present (ld_spark/session.py).

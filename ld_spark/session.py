@@ -55,12 +55,18 @@ def submitted_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+# `spark.gc` -> the JVM's option that picks the collector.
+GC_OPTIONS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC", "serial": "-XX:+UseSerialGC"}
+
+
 def driver_java_options(conf: SparkConf) -> list[str]:
     """The driver JVM's options (a local run's one JVM; under spark-submit the JVM has already
     started and they are spark-submit's to set)."""
     options = ["-Duser.timezone=UTC"]
     if conf.gc_time_ratio:
         options.append(f"-XX:GCTimeRatio={conf.gc_time_ratio}")
+    if conf.gc:
+        options.append(GC_OPTIONS[conf.gc])
     return options
 
 

@@ -37,10 +37,17 @@ def test_the_jvm_runs_with_the_gc_time_ratio_from_conf_beside_utc(spark, config)
     assert "-Duser.timezone=UTC" in arguments
 
 
-def test_no_gc_time_ratio_leaves_the_jvms_default(config):
-    assert session.driver_java_options(config.spark.model_copy(update={"gc_time_ratio": None})) == [
-        "-Duser.timezone=UTC"
-    ]
+def test_the_jvm_collects_with_the_collector_from_conf(spark, config):
+    assert config.spark.gc == "parallel"  # base.yaml's, which test.yaml keeps
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    assert sorted(bean.getName() for bean in beans) == ["PS MarkSweep", "PS Scavenge"]  # G1's are "G1 ..."
+
+
+def test_no_gc_time_ratio_or_collector_leaves_the_jvms_defaults(config):
+    options = session.driver_java_options(config.spark.model_copy(update={"gc_time_ratio": None, "gc": None}))
+    assert options == ["-Duser.timezone=UTC"]
+    options = session.driver_java_options(config.spark.model_copy(update={"gc_time_ratio": None, "gc": "g1"}))
+    assert options == ["-Duser.timezone=UTC", "-XX:+UseG1GC"]
 
 
 def test_the_cap_goes_to_child_processes_through_the_environment(monkeypatch):
