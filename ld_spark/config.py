@@ -74,8 +74,8 @@ class SparkConf(_Strict):
     # The driver JVM's -XX:GCTimeRatio (the share of time it may spend collecting before it grows
     # the heap: 1 / (1 + ratio)); null: the collector's default (G1's 12, Parallel's 99).
     gc_time_ratio: int | None = Field(None, ge=1)
-    # The driver JVM's garbage collector in a local run; null: the JVM's own choice (G1 on a
-    # machine of 2 cores or more) (ld_spark/session.py).
+    # The garbage collector of a driver JVM that ld-spark starts (not spark-submit's); null: the
+    # JVM's own choice (G1 with 2 cores or more and 1792 MiB or more) (ld_spark/session.py).
     gc: Literal["parallel", "g1", "serial"] | None = None
     extra: dict[str, str] = {}
     # s3a:// support (Hadoop's S3A filesystem and the AWS SDK it needs), fetched by `make setup`
