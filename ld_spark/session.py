@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -14,6 +17,7 @@ from ld_spark import io, memory
 from ld_spark.config import Config, SparkConf, jvm_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 def _project_path(path: str) -> Path:
@@ -57,16 +61,57 @@ def submitted_by_spark_submit() -> bool:
 
 # `spark.gc` -> the JVM's option that picks the collector.
 GC_OPTIONS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC", "serial": "-XX:+UseSerialGC"}
+# Any HotSpot collector named on: two make the JVM refuse to start ("Multiple garbage collectors
+# selected"), so one the site names already stands and `spark.gc` is left out.
+NAMED_COLLECTOR = re.compile(r"-XX:\+Use(?:Serial|Parallel|ParallelOld|G1|Z|Shenandoah|Epsilon|ConcMarkSweep)GC\b")
+# Where else the driver JVM of a local run takes options from: the JVM's own variables and
+# spark-submit's (SPARK_SUBMIT_OPTS; spark.driver.defaultJavaOptions, from conf or spark-defaults.conf).
+JAVA_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
+DEFAULT_JAVA_OPTIONS = "spark.driver.defaultJavaOptions"
 
 
-def driver_java_options(conf: SparkConf) -> list[str]:
+def spark_defaults(environ: Mapping[str, str]) -> Path | None:
+    """The spark-defaults.conf spark-submit reads: $SPARK_CONF_DIR's, or $SPARK_HOME/conf's
+    (SPARK_HOME: pip's pyspark folder when unset)."""
+    conf_dir = environ.get("SPARK_CONF_DIR")
+    if not conf_dir:
+        from pyspark.find_spark_home import _find_spark_home
+
+        conf_dir = str(Path(environ.get("SPARK_HOME") or _find_spark_home()) / "conf")
+    path = Path(conf_dir) / "spark-defaults.conf"
+    return path if path.is_file() else None
+
+
+def collector_named_elsewhere(conf: SparkConf, environ: Mapping[str, str]) -> str | None:
+    """Where the driver JVM would already be told its collector, e.g. "JAVA_TOOL_OPTIONS names
+    -XX:+UseG1GC"; None when nowhere."""
+    places = {name: environ.get(name, "") for name in JAVA_OPTION_VARIABLES}
+    places[f"spark.extra's {DEFAULT_JAVA_OPTIONS}"] = conf.extra.get(DEFAULT_JAVA_OPTIONS, "")
+    defaults = spark_defaults(environ)
+    if defaults is not None:
+        lines = defaults.read_text(errors="replace").splitlines()
+        places[f"{defaults}'s {DEFAULT_JAVA_OPTIONS}"] = "\n".join(
+            line for line in lines if line.strip().startswith(DEFAULT_JAVA_OPTIONS)
+        )
+    for place, options in places.items():
+        if found := NAMED_COLLECTOR.search(options):
+            return f"{place} names {found.group(0)}"
+    return None
+
+
+def driver_java_options(conf: SparkConf, environ: Mapping[str, str] = os.environ) -> list[str]:
     """The driver JVM's options (a local run's one JVM; under spark-submit the JVM has already
-    started and they are spark-submit's to set)."""
+    started and they are spark-submit's to set). `spark.gc`'s collector is left out when the
+    environment names one already."""
     options = ["-Duser.timezone=UTC"]
     if conf.gc_time_ratio:
         options.append(f"-XX:GCTimeRatio={conf.gc_time_ratio}")
     if conf.gc:
-        options.append(GC_OPTIONS[conf.gc])
+        elsewhere = collector_named_elsewhere(conf, environ)
+        if elsewhere is None:
+            options.append(GC_OPTIONS[conf.gc])
+        else:
+            log.warning("spark.gc: %s left out: %s, and the JVM takes one collector", conf.gc, elsewhere)
     return options
 
 

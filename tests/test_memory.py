@@ -50,6 +50,72 @@ def test_no_gc_time_ratio_or_collector_leaves_the_jvms_defaults(config):
     assert options == ["-Duser.timezone=UTC", "-XX:+UseG1GC"]
 
 
+def test_each_collector_in_conf_names_its_option_and_an_unknown_one_is_refused(config, tmp_path):
+    from pydantic import ValidationError
+
+    nowhere = {"SPARK_CONF_DIR": str(tmp_path)}  # no spark-defaults.conf, no JAVA_TOOL_OPTIONS
+    for gc, option in [("parallel", "-XX:+UseParallelGC"), ("g1", "-XX:+UseG1GC"), ("serial", "-XX:+UseSerialGC")]:
+        conf = config.spark.model_copy(update={"gc_time_ratio": None, "gc": gc})
+        assert session.driver_java_options(conf, nowhere) == ["-Duser.timezone=UTC", option]
+    with pytest.raises(ValidationError, match="gc"):
+        config_module.SparkConf(**{**config.spark.model_dump(), "gc": "zgc"})
+
+
+@pytest.mark.parametrize("variable", ["JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS"])
+def test_a_collector_the_environment_names_stands_and_spark_gc_is_left_out(config, tmp_path, caplog, variable):
+    environ = {"SPARK_CONF_DIR": str(tmp_path), variable: "-Xss4m -XX:+UseG1GC"}
+    assert config.spark.gc == "parallel"
+    with caplog.at_level("WARNING", logger="ld_spark.session"):
+        assert session.driver_java_options(config.spark, environ) == ["-Duser.timezone=UTC", "-XX:GCTimeRatio=4"]
+    assert f"spark.gc: parallel left out: {variable} names -XX:+UseG1GC" in caplog.text
+
+
+def test_a_collector_in_spark_defaults_or_spark_extra_stands(config, tmp_path):
+    nowhere = {"SPARK_CONF_DIR": str(tmp_path)}
+    defaults = tmp_path / "spark-defaults.conf"
+    # extraJavaOptions there is replaced by the run's own; only defaultJavaOptions reaches the JVM.
+    defaults.write_text("spark.driver.extraJavaOptions -XX:+UseSerialGC\n")
+    assert session.driver_java_options(config.spark, nowhere)[-1] == "-XX:+UseParallelGC"
+    defaults.write_text("# the site's\nspark.driver.defaultJavaOptions  -XX:+UseZGC -Xss4m\n")
+    assert (
+        session.collector_named_elsewhere(config.spark, nowhere)
+        == f"{defaults}'s {session.DEFAULT_JAVA_OPTIONS} names -XX:+UseZGC"
+    )
+    assert "-XX:+UseParallelGC" not in session.driver_java_options(config.spark, nowhere)
+    defaults.unlink()
+    extra = config.spark.model_copy(update={"extra": {"spark.driver.defaultJavaOptions": "-XX:+UseSerialGC"}})
+    assert (
+        session.collector_named_elsewhere(extra, nowhere)
+        == "spark.extra's spark.driver.defaultJavaOptions names -XX:+UseSerialGC"
+    )
+    # Options that only look like a collector's leave spark.gc in.
+    lookalikes = {**nowhere, "JAVA_TOOL_OPTIONS": "-XX:+UseGCOverheadLimit -XX:-UseG1GC -XX:+UseCompressedOops"}
+    assert session.driver_java_options(config.spark, lookalikes)[-1] == "-XX:+UseParallelGC"
+
+
+def _java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    return str(Path(home) / "bin" / "java") if home else "java"  # as spark-class finds it
+
+
+def test_the_jvm_starts_when_the_environment_names_its_own_collector(config, tmp_path):
+    """HotSpot refuses two collectors; with one in JAVA_TOOL_OPTIONS the driver's options must
+    start a JVM, which then collects with the environment's."""
+    environ = {**os.environ, "SPARK_CONF_DIR": str(tmp_path), "JAVA_TOOL_OPTIONS": "-XX:+UseSerialGC"}
+    options = session.driver_java_options(config.spark, environ)
+    started = subprocess.run(
+        [_java(), *options, "-XX:+PrintCommandLineFlags", "-version"], env=environ, capture_output=True, text=True
+    )
+    assert started.returncode == 0, started.stderr
+    assert "-XX:+UseSerialGC" in started.stdout
+    # The rule the code keeps: the collector of conf as well, and the JVM does not start.
+    both = subprocess.run(
+        [_java(), *options, "-XX:+UseParallelGC", "-version"], env=environ, capture_output=True, text=True
+    )
+    assert both.returncode != 0
+    assert "Multiple garbage collectors selected" in both.stdout + both.stderr
+
+
 def test_the_cap_goes_to_child_processes_through_the_environment(monkeypatch):
     monkeypatch.setenv(memory.ENVIRONMENT, "")  # recorded, so the value set below is undone after
     monkeypatch.delenv(memory.ENVIRONMENT)
