@@ -12,10 +12,12 @@ stage's end). In each window:
 - driver only: wall less spark busy: Python, DuckDB, Delta's commits and MLflow calls;
 - jobs: how many Spark jobs it ran (a job is a few hundred ms of scheduling however small).
 
-Then the call sites (Spark's `callSite.short`: the action and the line of Python that ran it;
-else what Delta said it did, or the job's first stage) by their busy time: the union of their
-jobs' intervals (adaptive execution runs a query's stages as jobs side by side). Writes
-benchmarks/results/profile_scale_<scale>.md (and prints it).
+Then the call sites by their busy time: the union of their jobs' intervals (adaptive execution
+runs a query's stages as jobs side by side), over the run and within each stage. A job's call
+site is the table it writes (every job of a table's write is described so, io.job_description),
+else Spark's `callSite.short` (the action and the line of Python that ran it), else what Delta
+said it did, or the job's first stage. Writes benchmarks/results/profile_scale_<scale>.md (and
+prints it).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def label(job_start: dict) -> str:
     description = props.get("spark.job.description") or ""
     stages = job_start.get("Stage Infos") or [{}]
     stage = stages[0].get("Stage Name", "")
+    if description.startswith("ld-spark: "):  # a table's write (io.job_description): every job of it
+        return description.removeprefix("ld-spark: ")
     if site:
         return short_site(site)
     if "Compute snapshot" in description:
@@ -89,6 +93,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/ld_spark_profile"))
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--top-per-stage", type=int, default=5)
     parser.add_argument("--run-id", help="analyse this earlier run of --work (its event log given) instead of running")
     parser.add_argument("--event-log", type=Path)
     parser.add_argument("--spark-conf", nargs="*", default=[], help="KEY=VALUE Spark settings to try")
@@ -170,11 +175,17 @@ def report(args: argparse.Namespace, tracking: str, run_id: str, event_log: Path
             windows[stage] = (end - history[-1].value, end)
     jobs = jobs_of(event_log)
 
-    rows = []
+    rows, per_stage = [], []
     for stage, (start, end) in windows.items():
-        inside = [(max(j["start"], start), min(j["end"], end)) for j in jobs if j["start"] < end and j["end"] > start]
+        within = [j for j in jobs if j["start"] < end and j["end"] > start]
+        inside = [(max(j["start"], start), min(j["end"], end)) for j in within]
         spark_busy = busy(inside)
         rows.append((stage, end - start, spark_busy, end - start - spark_busy, len(inside)))
+        stage_sites: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for j, interval in zip(within, inside):
+            stage_sites[j["site"]].append(interval)
+        for site, d in sorted(stage_sites.items(), key=lambda kv: -busy(kv[1]))[: args.top_per_stage]:
+            per_stage.append(f"| {stage} | `{site}` | {len(d)} | {busy(d):.1f} |")
     by_site: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for j in jobs:
         by_site[j["site"]].append((j["start"], j["end"]))
@@ -198,6 +209,12 @@ def report(args: argparse.Namespace, tracking: str, run_id: str, event_log: Path
         "| call site | jobs | busy s | longest job s |",
         "|---|---|---|---|",
         *[f"| `{site}` | {len(d)} | {busy(d):.1f} | {max(e - s for s, e in d):.1f} |" for site, d in sites],
+        "",
+        f"Each stage's call sites with the most busy time in its window (top {args.top_per_stage}):",
+        "",
+        "| stage | call site | jobs | busy s |",
+        "|---|---|---|---|",
+        *per_stage,
         "",
     ]
     text = "\n".join(lines)

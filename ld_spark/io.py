@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
@@ -429,6 +430,25 @@ def raw_record_counts(spark: SparkSession, layouts: dict[str, tuple[str, dict]])
     for table, records in counted.collect():
         counts[table] += int(records or 0)
     return counts
+
+
+# The SparkContext's local property Spark shows as a job's description (its UI's Jobs and SQL
+# pages, the event log), and SQL executions take as theirs.
+JOB_DESCRIPTION = "spark.job.description"
+
+
+@contextlib.contextmanager
+def job_description(spark: SparkSession, text: str) -> Iterator[None]:
+    """The Spark jobs this thread starts in the block are described as `text` (the UI and the
+    event log show it for every job of a write, where they would show "save at <unknown>:0");
+    the thread's description before is put back after."""
+    sc = spark.sparkContext
+    before = sc.getLocalProperty(JOB_DESCRIPTION)
+    sc.setLocalProperty(JOB_DESCRIPTION, text)
+    try:
+        yield
+    finally:
+        sc.setLocalProperty(JOB_DESCRIPTION, before)  # None removes it
 
 
 def write_delta(
