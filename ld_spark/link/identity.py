@@ -7,7 +7,7 @@ of birth with a name or postcode) are each their own tuple, never merged for sha
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ld_spark.frames import Transform, union_all
@@ -152,19 +152,12 @@ def person_attributes(records: DataFrame, record_person: DataFrame) -> DataFrame
     Each is the value most of a person's records agree on (ties to the smaller value); the full
     date of birth, names and every identifier stay in the linkage layer.
     """
-    linked = records.join(record_person, on=["source_table", "record_key"], how="inner")
-
-    def most_common(column: str, value: Column) -> DataFrame:
-        counted = (
-            linked.select("person_key", value.alias(column))
-            .filter(F.col(column).isNotNull())
-            .groupBy("person_key", column)
-            .count()
-        )
-        ranked = Window.partitionBy("person_key").orderBy(F.col("count").desc(), F.col(column))
-        return counted.withColumn("_rank", F.row_number().over(ranked)).filter("_rank = 1").select("person_key", column)
-
-    people = record_person.select("person_key").distinct()
-    return people.join(
-        most_common("year_of_birth", F.substring("dob", 1, 4).cast("int")), on=["person_key"], how="left"
-    ).join(most_common("sex", F.col("sex")), on=["person_key"], how="left")
+    # One join and one aggregate (Spark's mode: ties to the lowest value, nulls left out). With a
+    # join and a window per attribute, writing the table took 10.9 s of Spark's time at scale 1
+    # (benchmarks/results/profile_scale_1_2026-12-07.md).
+    identity = records.select("source_table", "record_key", F.substring("dob", 1, 4).cast("int").alias("year"), "sex")
+    return (
+        record_person.join(identity, on=["source_table", "record_key"], how="left")
+        .groupBy("person_key")
+        .agg(F.mode("year", deterministic=True).alias("year_of_birth"), F.mode("sex", deterministic=True).alias("sex"))
+    )
