@@ -54,9 +54,9 @@ def splink_jar() -> Path:
     return Path(similarity_jar_location())
 
 
-def submitted_by_spark_submit() -> bool:
+def submitted_by_spark_submit(environ: Mapping[str, str] = os.environ) -> bool:
     """spark-submit starts the JVM first and hands Python its gateway port."""
-    return "PYSPARK_GATEWAY_PORT" in os.environ
+    return "PYSPARK_GATEWAY_PORT" in environ
 
 
 # `spark.gc` -> the JVM's option that picks the collector.
@@ -65,21 +65,28 @@ GC_OPTIONS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC", "serial": 
 # selected"), so one the site names already stands and `spark.gc` is left out.
 NAMED_COLLECTOR = re.compile(r"-XX:\+Use(?:Serial|Parallel|ParallelOld|G1|Z|Shenandoah|Epsilon|ConcMarkSweep)GC\b")
 # Where else the driver JVM of a local run takes options from: the JVM's own variables and
-# spark-submit's (SPARK_SUBMIT_OPTS; spark.driver.defaultJavaOptions, from conf or spark-defaults.conf).
-JAVA_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS")
+# spark-submit's (SPARK_SUBMIT_OPTS, PYSPARK_SUBMIT_ARGS' --driver-java-options), and in Spark's conf
+# folder java-opts, spark-env.sh (which spark-class sources) and spark-defaults.conf's
+# spark.driver.defaultJavaOptions, which spark.extra may set too.
+JAVA_OPTION_VARIABLES = (
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "SPARK_SUBMIT_OPTS",
+    "PYSPARK_SUBMIT_ARGS",
+)
 DEFAULT_JAVA_OPTIONS = "spark.driver.defaultJavaOptions"
 
 
-def spark_defaults(environ: Mapping[str, str]) -> Path | None:
-    """The spark-defaults.conf spark-submit reads: $SPARK_CONF_DIR's, or $SPARK_HOME/conf's
+def spark_conf_dir(environ: Mapping[str, str]) -> Path:
+    """The folder spark-submit reads its conf files from: $SPARK_CONF_DIR, or $SPARK_HOME/conf
     (SPARK_HOME: pip's pyspark folder when unset)."""
     conf_dir = environ.get("SPARK_CONF_DIR")
-    if not conf_dir:
-        from pyspark.find_spark_home import _find_spark_home
+    if conf_dir:
+        return Path(conf_dir)
+    from pyspark.find_spark_home import _find_spark_home
 
-        conf_dir = str(Path(environ.get("SPARK_HOME") or _find_spark_home()) / "conf")
-    path = Path(conf_dir) / "spark-defaults.conf"
-    return path if path.is_file() else None
+    return Path(environ.get("SPARK_HOME") or _find_spark_home()) / "conf"
 
 
 def collector_named_elsewhere(conf: SparkConf, environ: Mapping[str, str]) -> str | None:
@@ -87,8 +94,12 @@ def collector_named_elsewhere(conf: SparkConf, environ: Mapping[str, str]) -> st
     -XX:+UseG1GC"; None when nowhere."""
     places = {name: environ.get(name, "") for name in JAVA_OPTION_VARIABLES}
     places[f"spark.extra's {DEFAULT_JAVA_OPTIONS}"] = conf.extra.get(DEFAULT_JAVA_OPTIONS, "")
-    defaults = spark_defaults(environ)
-    if defaults is not None:
+    folder = spark_conf_dir(environ)
+    for name in ("java-opts", "spark-env.sh"):
+        if (folder / name).is_file():
+            places[str(folder / name)] = (folder / name).read_text(errors="replace")
+    defaults = folder / "spark-defaults.conf"
+    if defaults.is_file():
         lines = defaults.read_text(errors="replace").splitlines()
         places[f"{defaults}'s {DEFAULT_JAVA_OPTIONS}"] = "\n".join(
             line for line in lines if line.strip().startswith(DEFAULT_JAVA_OPTIONS)
@@ -102,7 +113,8 @@ def collector_named_elsewhere(conf: SparkConf, environ: Mapping[str, str]) -> st
 def driver_java_options(conf: SparkConf, environ: Mapping[str, str] = os.environ) -> list[str]:
     """The driver JVM's options (a local run's one JVM; under spark-submit the JVM has already
     started and they are spark-submit's to set). `spark.gc`'s collector is left out when the
-    environment names one already."""
+    environment names one already: a warning in the log when that one is another collector and
+    this process starts the JVM."""
     options = ["-Duser.timezone=UTC"]
     if conf.gc_time_ratio:
         options.append(f"-XX:GCTimeRatio={conf.gc_time_ratio}")
@@ -110,7 +122,7 @@ def driver_java_options(conf: SparkConf, environ: Mapping[str, str] = os.environ
         elsewhere = collector_named_elsewhere(conf, environ)
         if elsewhere is None:
             options.append(GC_OPTIONS[conf.gc])
-        else:
+        elif not elsewhere.endswith(GC_OPTIONS[conf.gc]) and not submitted_by_spark_submit(environ):
             log.warning("spark.gc: %s left out: %s, and the JVM takes one collector", conf.gc, elsewhere)
     return options
 
@@ -140,7 +152,7 @@ def _builder(conf: SparkConf, jars: list[Path] | None, heap: str, delta: bool = 
         builder.config("spark.sql.shuffle.partitions", str(conf.shuffle_partitions))
         # Delta rebuilds a table's state from its log on every read and write with this many
         # tasks (default 50): far more than a log of a few hundred files needs.
-        .config("spark.databricks.delta.snapshotPartitions", str(conf.shuffle_partitions))
+        .config("spark.databricks.delta.snapshotPartitions", str(conf.delta_snapshot_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", " ".join(driver_java_options(conf)))
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")

@@ -43,11 +43,9 @@ def test_the_jvm_collects_with_the_collector_from_conf(spark, config):
     assert sorted(bean.getName() for bean in beans) == ["PS MarkSweep", "PS Scavenge"]  # G1's are "G1 ..."
 
 
-def test_no_gc_time_ratio_or_collector_leaves_the_jvms_defaults(config):
-    options = session.driver_java_options(config.spark.model_copy(update={"gc_time_ratio": None, "gc": None}))
-    assert options == ["-Duser.timezone=UTC"]
-    options = session.driver_java_options(config.spark.model_copy(update={"gc_time_ratio": None, "gc": "g1"}))
-    assert options == ["-Duser.timezone=UTC", "-XX:+UseG1GC"]
+def test_no_gc_time_ratio_or_collector_leaves_the_jvms_defaults(config, tmp_path):
+    conf = config.spark.model_copy(update={"gc_time_ratio": None, "gc": None})
+    assert session.driver_java_options(conf, {"SPARK_CONF_DIR": str(tmp_path)}) == ["-Duser.timezone=UTC"]
 
 
 def test_each_collector_in_conf_names_its_option_and_an_unknown_one_is_refused(config, tmp_path):
@@ -61,7 +59,9 @@ def test_each_collector_in_conf_names_its_option_and_an_unknown_one_is_refused(c
         config_module.SparkConf(**{**config.spark.model_dump(), "gc": "zgc"})
 
 
-@pytest.mark.parametrize("variable", ["JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS"])
+@pytest.mark.parametrize(
+    "variable", ["JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "SPARK_SUBMIT_OPTS", "PYSPARK_SUBMIT_ARGS"]
+)
 def test_a_collector_the_environment_names_stands_and_spark_gc_is_left_out(config, tmp_path, caplog, variable):
     environ = {"SPARK_CONF_DIR": str(tmp_path), variable: "-Xss4m -XX:+UseG1GC"}
     assert config.spark.gc == "parallel"
@@ -83,6 +83,10 @@ def test_a_collector_in_spark_defaults_or_spark_extra_stands(config, tmp_path):
     )
     assert "-XX:+UseParallelGC" not in session.driver_java_options(config.spark, nowhere)
     defaults.unlink()
+    for name, text in [("java-opts", "-XX:+UseG1GC\n"), ("spark-env.sh", "export SPARK_SUBMIT_OPTS='-XX:+UseG1GC'\n")]:
+        (tmp_path / name).write_text(text)
+        assert session.collector_named_elsewhere(config.spark, nowhere) == f"{tmp_path / name} names -XX:+UseG1GC"
+        (tmp_path / name).unlink()
     extra = config.spark.model_copy(update={"extra": {"spark.driver.defaultJavaOptions": "-XX:+UseSerialGC"}})
     assert (
         session.collector_named_elsewhere(extra, nowhere)
@@ -108,12 +112,17 @@ def test_the_jvm_starts_when_the_environment_names_its_own_collector(config, tmp
     )
     assert started.returncode == 0, started.stderr
     assert "-XX:+UseSerialGC" in started.stdout
-    # The rule the code keeps: the collector of conf as well, and the JVM does not start.
-    both = subprocess.run(
-        [_java(), *options, "-XX:+UseParallelGC", "-version"], env=environ, capture_output=True, text=True
-    )
-    assert both.returncode != 0
-    assert "Multiple garbage collectors selected" in both.stdout + both.stderr
+
+
+def test_no_warning_when_the_collector_named_elsewhere_is_conf_s_or_the_jvm_was_started_by_spark_submit(
+    config, tmp_path, caplog
+):
+    same = {"SPARK_CONF_DIR": str(tmp_path), "JAVA_TOOL_OPTIONS": "-XX:+UseParallelGC"}
+    submitted = {"SPARK_CONF_DIR": str(tmp_path), "JAVA_TOOL_OPTIONS": "-XX:+UseG1GC", "PYSPARK_GATEWAY_PORT": "1"}
+    with caplog.at_level("WARNING", logger="ld_spark.session"):
+        for environ in (same, submitted):
+            assert session.driver_java_options(config.spark, environ) == ["-Duser.timezone=UTC", "-XX:GCTimeRatio=4"]
+    assert caplog.text == ""
 
 
 def test_the_cap_goes_to_child_processes_through_the_environment(monkeypatch):
