@@ -10,6 +10,8 @@ stage's end). In each window:
 - wall: the stage's seconds;
 - spark busy: the union of the intervals in which at least one Spark job ran;
 - driver only: wall less spark busy: Python, DuckDB, Delta's commits and MLflow calls;
+- of which writing tables: the busy time of the jobs of the tables' writes (computing the rows
+  they write included: a write runs its query);
 - jobs: how many Spark jobs it ran (a job is a few hundred ms of scheduling however small).
 
 Then the call sites by their busy time: the union of their jobs' intervals (adaptive execution
@@ -31,7 +33,11 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
+from ld_spark.io import JOB_PREFIX
+
 ROOT = Path(__file__).resolve().parent.parent
+# What catalog's writes are described as, after io.JOB_PREFIX ("ld-spark: write analysis/panel").
+WRITES = ("write ", "append to ", "merge into ")
 RESULTS = ROOT / "benchmarks" / "results"
 STAGES = ["landing", "bronze", "linkage", "series", "effects", "sensitivity", "release"]
 
@@ -61,15 +67,18 @@ def jobs_of(event_log: Path) -> list[dict]:
 
 
 def label(job_start: dict) -> str:
-    """What ran a job: the line of our Python that called the action where Spark recorded it,
-    else what Delta said it was doing, else its first stage's name."""
+    """What ran a job: the table it writes (the job description io.job_description set, which
+    Delta's own jobs inside the write keep after their "Delta: " prefix), else the line of our
+    Python that called the action where Spark recorded it, else what Delta said it was doing,
+    else its first stage's name."""
     props = job_start.get("Properties") or {}
     site = props.get("callSite.short")
     description = props.get("spark.job.description") or ""
     stages = job_start.get("Stage Infos") or [{}]
     stage = stages[0].get("Stage Name", "")
-    if description.startswith("ld-spark: "):  # a table's write (io.job_description): every job of it
-        return description.removeprefix("ld-spark: ")
+    written = re.search(f"{re.escape(JOB_PREFIX)}([^:]+)", description)
+    if written:  # every job of a table's write, Delta's among them
+        return written.group(1)
     if site:
         return short_site(site)
     if "Compute snapshot" in description:
@@ -180,7 +189,8 @@ def report(args: argparse.Namespace, tracking: str, run_id: str, event_log: Path
         within = [j for j in jobs if j["start"] < end and j["end"] > start]
         inside = [(max(j["start"], start), min(j["end"], end)) for j in within]
         spark_busy = busy(inside)
-        rows.append((stage, end - start, spark_busy, end - start - spark_busy, len(inside)))
+        writes = busy([i for j, i in zip(within, inside) if j["site"].startswith(WRITES)])
+        rows.append((stage, end - start, spark_busy, writes, end - start - spark_busy, len(inside)))
         stage_sites: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for j, interval in zip(within, inside):
             stage_sites[j["site"]].append(interval)
@@ -198,11 +208,11 @@ def report(args: argparse.Namespace, tracking: str, run_id: str, event_log: Path
         f"Machine: {os.cpu_count()} cores, {platform.system()}; `--conf local`; seed 1. "
         "`benchmarks/spark_profile.py` (see its docstring for the columns).",
         "",
-        "| stage | wall s | spark busy s | driver only s | spark jobs |",
-        "|---|---|---|---|---|",
-        *[f"| {s} | {w:.1f} | {b:.1f} | {d:.1f} | {n} |" for s, w, b, d, n in rows],
+        "| stage | wall s | spark busy s | of which writing tables s | driver only s | spark jobs |",
+        "|---|---|---|---|---|---|",
+        *[f"| {s} | {w:.1f} | {b:.1f} | {t:.1f} | {d:.1f} | {n} |" for s, w, b, t, d, n in rows],
         f"| total | {sum(r[1] for r in rows):.1f} | {sum(r[2] for r in rows):.1f} | "
-        f"{sum(r[3] for r in rows):.1f} | {sum(r[4] for r in rows)} |",
+        f"{sum(r[3] for r in rows):.1f} | {sum(r[4] for r in rows):.1f} | {sum(r[5] for r in rows)} |",
         "",
         f"Call sites with the most busy time (top {args.top}; all {len(jobs)} jobs):",
         "",

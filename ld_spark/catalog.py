@@ -151,7 +151,7 @@ def write(df: DataFrame, out: str | Path, table: Table, checks: dict[str, str] |
     and a scan of the table apiece (2.2 s for two on hes_ae at scale 1; bronze has 45)."""
     target = path(out, table)
     constraints = {f"delta.constraints.{name}": condition for name, condition in (checks or {}).items()}
-    with io.job_description(df.sparkSession, f"ld-spark: write {table.layer}/{table.name}"):
+    with io.job_description(df.sparkSession, f"write {table.layer}/{table.name}"):
         io.write_delta(
             df, target, partition_by=list(table.partition_by) or None, properties=properties(table) | constraints
         )
@@ -161,7 +161,7 @@ def write(df: DataFrame, out: str | Path, table: Table, checks: dict[str, str] |
 def append(df: DataFrame, out: str | Path, table: Table) -> int:
     """Add the rows to the table (made if absent) in one Delta commit; returns the version written."""
     target = path(out, table)
-    with io.job_description(df.sparkSession, f"ld-spark: append to {table.layer}/{table.name}"):
+    with io.job_description(df.sparkSession, f"append to {table.layer}/{table.name}"):
         io.append_delta(df, target, properties=properties(table))
     return io.delta_version(target)
 
@@ -185,7 +185,7 @@ def replace_keys(
     """In one Delta MERGE: every row of the table whose key is one of `keys` is deleted, and
     `rows` (whose keys are all among them) are inserted. Returns the version written."""
     target = path(out, table)
-    with io.job_description(spark, f"ld-spark: merge into {table.layer}/{table.name}"):
+    with io.job_description(spark, f"merge into {table.layer}/{table.name}"):
         io.merge_replace(spark, target, rows, keys, key)
     return io.delta_version(target)
 

@@ -433,18 +433,21 @@ def raw_record_counts(spark: SparkSession, layouts: dict[str, tuple[str, dict]])
 
 
 # The SparkContext's local property Spark shows as a job's description (its UI's Jobs and SQL
-# pages, the event log), and SQL executions take as theirs.
+# pages, the event log), and SQL executions take as theirs; ours start with JOB_PREFIX.
 JOB_DESCRIPTION = "spark.job.description"
+JOB_PREFIX = "ld-spark: "
 
 
 @contextlib.contextmanager
 def job_description(spark: SparkSession, text: str) -> Iterator[None]:
-    """The Spark jobs this thread starts in the block are described as `text` (the UI and the
-    event log show it for every job of a write, where they would show "save at <unknown>:0");
-    the thread's description before is put back after."""
+    """The Spark jobs this thread starts in the block are described as JOB_PREFIX + `text` (the
+    UI and the event log show it for every job of a write, where they would show "save at
+    <unknown>:0"); the thread's description before is put back after. Local properties are the
+    thread's own under PySpark's pinned threads (its default), so tables written side by side
+    keep theirs. `text` names a table, never a value from one: event logs leave the linkage layer."""
     sc = spark.sparkContext
     before = sc.getLocalProperty(JOB_DESCRIPTION)
-    sc.setLocalProperty(JOB_DESCRIPTION, text)
+    sc.setLocalProperty(JOB_DESCRIPTION, JOB_PREFIX + text)
     try:
         yield
     finally:

@@ -311,10 +311,10 @@ def test_a_tables_writes_are_described_in_spark_as_that_table_and_the_threads_ow
     from ld_spark import catalog
 
     before = _sql_descriptions(spark)
-    with io.job_description(spark, "a caller's own"):
+    with io.job_description(spark, "a caller's own"):  # described as "ld-spark: a caller's own"
         catalog.write(spark.range(3), tmp_path, catalog.ESTIMATES)
         catalog.append(spark.range(2), tmp_path, catalog.ESTIMATES)
-        assert spark.sparkContext.getLocalProperty(io.JOB_DESCRIPTION) == "a caller's own"
+        assert spark.sparkContext.getLocalProperty(io.JOB_DESCRIPTION) == "ld-spark: a caller's own"
     assert spark.sparkContext.getLocalProperty(io.JOB_DESCRIPTION) is None
     new = [d for i, d in _sql_descriptions(spark).items() if i not in before]
     assert "ld-spark: write analysis/estimates" in new
