@@ -63,6 +63,9 @@ class SparkConf(_Strict):
     driver_memory: str = Field(pattern=f"^({SIZE}|auto)$")
     heap: HeapConf
     shuffle_partitions: int
+    # Tasks Delta rebuilds a table's state from its log with, on every read and write (Delta's
+    # default: 50). Our tables' logs are a few commits whatever the rows (ld_spark/session.py).
+    delta_snapshot_partitions: int = Field(2, ge=1)
     delta_package: str
     jars_dir: str
     ivy_dir: str

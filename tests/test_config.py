@@ -33,3 +33,8 @@ def test_unknown_key_is_rejected(tmp_path):
 def test_missing_overlay_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="nosuch.yaml"):
         config_module.load("nosuch")
+
+
+def test_delta_rebuilds_a_tables_state_with_the_tasks_from_conf_not_the_shuffles(spark, config):
+    assert config.spark.delta_snapshot_partitions == 2  # base.yaml's; test.yaml shuffles into 4
+    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == "2"
