@@ -111,14 +111,27 @@ def cohort_events(bronze: Callable[[str], DataFrame], record_person: DataFrame, 
 
     bronze: table name -> its bronze DataFrame (the caller's reader; no I/O here).
     Returns person_key, outcome, event_date; health contacts carry outcome `health_contacts`.
+
+    Every table's events go through one join with the people's linked keys, on (source_table,
+    record_key): a join per table made a Spark job or more per table, each reading record_person
+    and broadcasting the people again.
     """
     rules = [*OUTCOMES.items(), *[(HEALTH_CONTACT, rule) for rule in HEALTH_CONTACTS.values()]]
-    linked = []
-    for table in dict.fromkeys(rule.table for _, rule in rules):
-        # All rules of one table go through one join with its linked keys.
-        parts = [bronze(table).transform(rule_events(o, rule)) for o, rule in rules if rule.table == table]
-        linked.append(union_all(parts).transform(with_person(table, record_person, people)))
-    return union_all(linked).select("person_key", "outcome", "event_date")
+    tables = list(dict.fromkeys(rule.table for _, rule in rules))
+    dated = union_all(
+        bronze(table).transform(rule_events(o, rule)).withColumn("source_table", F.lit(source_name(table)))
+        for table in tables
+        for o, rule in rules
+        if rule.table == table
+    )
+    keys = (
+        record_person.filter(F.col("source_table").isin(*[source_name(t) for t in tables]))
+        .join(F.broadcast(people.select("person_key").distinct()), on=["person_key"], how="inner")
+        .select("source_table", "record_key", "person_key")
+    )
+    return dated.join(keys, on=["source_table", "record_key"], how="inner").select(
+        "person_key", "outcome", "event_date"
+    )
 
 
 # NDTMS Treatment Outcomes Profile: self-rated psychological health, physical health and quality

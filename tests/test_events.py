@@ -110,3 +110,30 @@ def test_other_peoples_events_are_left_out(spark):
 def test_every_dated_health_record_is_a_prior_contact_whatever_its_kind(spark):
     # A1, R1-R3, C1-C4, M1-M3, I1, J1-J2, E1, O1: every dated health-source record.
     assert _counts(spark)[HEALTH_CONTACT] == 16
+
+
+def test_a_key_two_sources_share_gives_each_sources_event_to_that_sources_person(spark):
+    # Referral ids are each service's own: S1 is p1's MHSDS referral and p2's IAPT referral.
+    tables = {
+        "mhsds/mhs101_referral": spark.createDataFrame([("S1", "L1", "P1", D(2017, 1, 1), "E5", "C01")], MHS101),
+        "iapt/ids101_referral": spark.createDataFrame(
+            [("S1", D(2017, 2, 1))], "ServiceRequestId string, ReferralRequestReceivedDate date"
+        ),
+    }
+    empty = _bronze(spark)
+
+    def bronze(table):
+        return tables[table] if table in tables else empty(table).limit(0)
+
+    record_person = spark.createDataFrame(
+        [("mhsds.mhs101_referral", "S1", "p1"), ("iapt.ids101_referral", "S1", "p2")],
+        "source_table string, record_key string, person_key string",
+    )
+    people = spark.createDataFrame([("p1",), ("p2",)], "person_key string")
+    events = cohort_events(bronze, record_person, people)
+    assert sorted((r.person_key, r.outcome, r.event_date) for r in events.collect()) == [
+        ("p1", HEALTH_CONTACT, D(2017, 1, 1)),
+        ("p1", "mh_referrals", D(2017, 1, 1)),
+        ("p2", HEALTH_CONTACT, D(2017, 2, 1)),
+        ("p2", "iapt_referrals", D(2017, 2, 1)),
+    ]
