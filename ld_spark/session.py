@@ -78,15 +78,19 @@ JAVA_OPTION_VARIABLES = (
 DEFAULT_JAVA_OPTIONS = "spark.driver.defaultJavaOptions"
 
 
+def spark_home(environ: Mapping[str, str] = os.environ) -> Path:
+    """The Spark that spark-submit and spark-class run from: $SPARK_HOME, or pip's pyspark folder."""
+    from pyspark.find_spark_home import _find_spark_home
+
+    return Path(environ.get("SPARK_HOME") or _find_spark_home())
+
+
 def spark_conf_dir(environ: Mapping[str, str]) -> Path:
-    """The folder spark-submit reads its conf files from: $SPARK_CONF_DIR, or $SPARK_HOME/conf
-    (SPARK_HOME: pip's pyspark folder when unset)."""
+    """The folder spark-submit reads its conf files from: $SPARK_CONF_DIR, or $SPARK_HOME/conf."""
     conf_dir = environ.get("SPARK_CONF_DIR")
     if conf_dir:
         return Path(conf_dir)
-    from pyspark.find_spark_home import _find_spark_home
-
-    return Path(environ.get("SPARK_HOME") or _find_spark_home()) / "conf"
+    return spark_home(environ) / "conf"
 
 
 def collector_named_elsewhere(conf: SparkConf, environ: Mapping[str, str]) -> str | None:
@@ -112,17 +116,17 @@ def collector_named_elsewhere(conf: SparkConf, environ: Mapping[str, str]) -> st
 
 def driver_java_options(conf: SparkConf, environ: Mapping[str, str] = os.environ) -> list[str]:
     """The driver JVM's options (a local run's one JVM; under spark-submit the JVM has already
-    started and they are spark-submit's to set). `spark.gc`'s collector is left out when the
-    environment names one already: a warning in the log when that one is another collector and
-    this process starts the JVM."""
+    started and they are spark-submit's to set, so no collector is looked for or named).
+    `spark.gc`'s collector is left out when the environment names one already, with a warning in
+    the log when that one is another collector."""
     options = ["-Duser.timezone=UTC"]
     if conf.gc_time_ratio:
         options.append(f"-XX:GCTimeRatio={conf.gc_time_ratio}")
-    if conf.gc:
+    if conf.gc and not submitted_by_spark_submit(environ):
         elsewhere = collector_named_elsewhere(conf, environ)
         if elsewhere is None:
             options.append(GC_OPTIONS[conf.gc])
-        elif not elsewhere.endswith(GC_OPTIONS[conf.gc]) and not submitted_by_spark_submit(environ):
+        elif not elsewhere.endswith(GC_OPTIONS[conf.gc]):
             log.warning("spark.gc: %s left out: %s, and the JVM takes one collector", conf.gc, elsewhere)
     return options
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from ld_spark import session
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -33,12 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
@@ -65,12 +61,12 @@ def cluster(tmp_path_factory):
     work = tmp_path_factory.mktemp("cluster")
     env = {
         **os.environ,
-        "SPARK_HOME": str(spark_home()),
+        "SPARK_HOME": str(session.spark_home()),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "SPARK_LOG_DIR": str(work),
         "SPARK_WORKER_DIR": str(work / "work"),
     }
-    spark_class = str(spark_home() / "bin" / "spark-class")
+    spark_class = str(session.spark_home() / "bin" / "spark-class")
     port = free_port()
     processes = []
 
@@ -132,7 +128,7 @@ def submit_command(url: str, script: str, *args: str, work: Path) -> list[str]:
     ).stdout.strip()
     code = shutil.make_archive(str(work / "ld_spark"), "zip", root_dir=REPO, base_dir="ld_spark")
     command = [
-        str(spark_home() / "bin" / "spark-submit"),
+        str(session.spark_home() / "bin" / "spark-submit"),
         "--master",
         url,
         "--deploy-mode",
@@ -198,7 +194,7 @@ def probe(cluster, tmp_path_factory) -> subprocess.CompletedProcess:
         "    yield ld_spark.__file__\n"
         "print('EXECUTOR_IMPORTS', sorted(set(spark.sparkContext.parallelize(range(4), 4).mapPartitions(where).collect())))\n"
     )
-    return submit(url, str(script), work=work, env={**os.environ, "SPARK_HOME": str(spark_home())})
+    return submit(url, str(script), work=work, env={**os.environ, "SPARK_HOME": str(session.spark_home())})
 
 
 @pytest.fixture(scope="session")
@@ -222,7 +218,11 @@ def cluster_run(cluster, probe, finished_run, small_extract, tmp_path_factory):
     overlay.write_text(
         f"linkage:\n  model_in: {catalog.file(local_out, catalog.MODEL_FILE)}\nsensitivity:\n  enabled: false\n"
     )
-    env = {**os.environ, "SPARK_HOME": str(spark_home()), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(session.spark_home()),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+    }
     arguments = ["--raw", str(raw), "--out", str(out), "--conf", "test", "--conf", str(overlay)]
     job = Submitted(submit_command(url, "jobs/run.py", *arguments, work=work), env, work)
     yield out, job

@@ -125,6 +125,11 @@ def test_no_warning_when_the_collector_named_elsewhere_is_conf_s_or_the_jvm_was_
     assert caplog.text == ""
 
 
+def test_under_spark_submit_no_collector_is_named_its_jvm_running_already(config, tmp_path):
+    submitted = {"SPARK_CONF_DIR": str(tmp_path), "PYSPARK_GATEWAY_PORT": "1"}
+    assert session.driver_java_options(config.spark, submitted) == ["-Duser.timezone=UTC", "-XX:GCTimeRatio=4"]
+
+
 def test_the_cap_goes_to_child_processes_through_the_environment(monkeypatch):
     monkeypatch.setenv(memory.ENVIRONMENT, "")  # recorded, so the value set below is undone after
     monkeypatch.delenv(memory.ENVIRONMENT)
