@@ -185,23 +185,26 @@ def _landed_row_match(table: str) -> str:
     )
 
 
-def _merge_delete(spark: SparkSession, target: fs.Location, source: DataFrame, condition: str) -> int:
-    """Delete the target's rows that match a source row; returns how many."""
+def _merge_delete(spark: SparkSession, target: fs.Location, source: DataFrame, condition: str, name: str) -> int:
+    """Delete the target's rows that match a source row; returns how many. Its Spark jobs are
+    described as "erase from `name`" (the table's path under OUT_DIR)."""
     from delta.tables import DeltaTable
 
-    result = DeltaTable.forPath(spark, str(target)).alias("t").merge(source.alias("s"), condition)
-    return int(result.whenMatchedDelete().execute().first()["num_deleted_rows"])
+    with io.job_description(spark, f"erase from {name}"):
+        result = DeltaTable.forPath(spark, str(target)).alias("t").merge(source.alias("s"), condition)
+        return int(result.whenMatchedDelete().execute().first()["num_deleted_rows"])
 
 
-def _vacuumed(spark: SparkSession, target: fs.Location) -> None:
+def _vacuumed(spark: SparkSession, target: fs.Location, name: str) -> None:
     """The table's files that no current row needs, deleted now: its earlier versions go with them."""
     from delta.tables import DeltaTable
 
-    table = DeltaTable.forPath(spark, str(target))
-    properties = table.detail().first()["properties"] or {}
-    if properties.get("delta.enableDeletionVectors") == "true":
-        spark.sql(f"REORG TABLE delta.`{target}` APPLY (PURGE)")
-    table.vacuum(0)
+    with io.job_description(spark, f"vacuum {name}"):
+        table = DeltaTable.forPath(spark, str(target))
+        properties = table.detail().first()["properties"] or {}
+        if properties.get("delta.enableDeletionVectors") == "true":
+            spark.sql(f"REORG TABLE delta.`{target}` APPLY (PURGE)")
+        table.vacuum(0)
 
 
 @contextlib.contextmanager
@@ -310,7 +313,9 @@ def erase(
     raw_deleted: dict[str, int] = {}
     for table, rows in raw_rows.items():
         source = spark.createDataFrame([r[:3] for r in rows], "file string, line long, row string")
-        raw_deleted[table] = _merge_delete(spark, landing_path, source, _landed_row_match(table))
+        raw_deleted[table] = _merge_delete(
+            spark, landing_path, source, _landed_row_match(table), f"{catalog.LANDING.layer}/{catalog.LANDING.name}"
+        )
         keys = sorted(set(r[3] for r in rows), key=str)
         touched[table] = spark.createDataFrame(keys, ", ".join(f"`{k}` string" for k in KEYS[table]))
     after = catalog.read_latest(spark, out, catalog.LANDING)
@@ -361,11 +366,12 @@ def erase(
         by_table |= {str(t): by_table.get(str(t), []) for t in every_table if str(t).startswith(linkage_layer)}
 
     def delete(target: fs.Location, sources: list[tuple[DataFrame, str]]) -> None:
-        n = sum(_merge_delete(spark, target, source, condition) for source, condition in sources)
+        name = str(target)[len(str(out)) :].lstrip("/")
+        n = sum(_merge_delete(spark, target, source, condition, name) for source, condition in sources)
         if n:
-            deleted[str(target)[len(str(out)) :].lstrip("/")] = n
+            deleted[name] = n
         if n or vacuum_linkage or str(target) in changed:
-            _vacuumed(spark, target)
+            _vacuumed(spark, target, name)
 
     # The scores' scope is set aside while tables change: a stop between the deletes from the
     # scored tuples and from the pairs must not leave a tuple's scores half gone and still used.

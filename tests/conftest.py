@@ -227,3 +227,9 @@ def table_contents(spark, out, layer: str = "") -> dict[str, tuple[int, int]]:
     contents = {name: (0, 0) for name in names}  # an empty table has no row in the aggregate
     contents.update({r["table"]: (int(r["n"]), int(r["h"] or 0)) for r in rows})
     return contents
+
+
+def sql_descriptions(spark) -> dict[int, str]:
+    """Every SQL execution of the session so far: id -> description (Spark's SQL status store)."""
+    executions = spark._jsparkSession.sharedState().statusStore().executionsList()
+    return {executions.apply(i).executionId(): executions.apply(i).description() for i in range(executions.size())}

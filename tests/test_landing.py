@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from conftest import sql_descriptions
 from pyspark.sql import types as T
 
 from ld_spark import io
@@ -301,22 +302,16 @@ def test_parquet_files_typing_a_column_differently_land_together_as_contract_tex
     assert io.raw_record_counts(spark, {"hmcts/hearings": (kind, groups)}) == {"hmcts/hearings": 2}
 
 
-def _sql_descriptions(spark) -> dict[int, str]:
-    """Every SQL execution of the session so far: id -> description (Spark's SQL status store)."""
-    executions = spark._jsparkSession.sharedState().statusStore().executionsList()
-    return {executions.apply(i).executionId(): executions.apply(i).description() for i in range(executions.size())}
-
-
 def test_a_tables_writes_are_described_in_spark_as_that_table_and_the_threads_own_description_kept(spark, tmp_path):
     from ld_spark import catalog
 
-    before = _sql_descriptions(spark)
+    before = sql_descriptions(spark)
     with io.job_description(spark, "a caller's own"):  # described as "ld-spark: a caller's own"
         catalog.write(spark.range(3), tmp_path, catalog.ESTIMATES)
         catalog.append(spark.range(2), tmp_path, catalog.ESTIMATES)
         assert spark.sparkContext.getLocalProperty(io.JOB_DESCRIPTION) == "ld-spark: a caller's own"
     assert spark.sparkContext.getLocalProperty(io.JOB_DESCRIPTION) is None
-    new = [d for i, d in _sql_descriptions(spark).items() if i not in before]
+    new = [d for i, d in sql_descriptions(spark).items() if i not in before]
     assert "ld-spark: write analysis/estimates" in new
     assert "ld-spark: append to analysis/estimates" in new
     assert catalog.read(spark, tmp_path, catalog.ESTIMATES).count() == 5

@@ -24,7 +24,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, cli_env
+from conftest import REPO, cli_env, sql_descriptions
 from pyspark.sql import functions as F
 
 from ld_spark import bronze, catalog, io, link, pipeline, refresh, rekey
@@ -436,6 +436,22 @@ def test_numbers_are_normalised_as_bronze_normalises_them():
     from ld_spark import erase
 
     assert erase.request_numbers('nhs_number\n"943 476 5919"\n943-476-5919\n9434765919\n', "r") == [NHS]
+
+
+def test_an_erasures_deletes_and_vacuums_are_described_in_spark_by_the_table(spark, tmp_path):
+    from ld_spark import erase
+
+    target = tmp_path / "linkage" / "cohort_index"
+    io.write_delta(spark.createDataFrame([("p1",), ("p2",), ("p3",)], "person_key string"), target)
+    doomed = spark.createDataFrame([("p2",)], "person_key string")
+    before = sql_descriptions(spark)
+    assert erase._merge_delete(spark, target, doomed, "t.person_key = s.person_key", "linkage/cohort_index") == 1
+    with erase._vacuum_settings(spark):
+        erase._vacuumed(spark, target, "linkage/cohort_index")
+    new = {d for i, d in sql_descriptions(spark).items() if i not in before}
+    assert {"ld-spark: erase from linkage/cohort_index", "ld-spark: vacuum linkage/cohort_index"} <= new
+    assert sorted(r.person_key for r in io.read_delta(spark, target).collect()) == ["p1", "p3"]
+    assert spark.sparkContext.getLocalProperty(io.JOB_DESCRIPTION) is None
 
 
 def test_their_raw_rows_are_found_by_record_key_nhs_number_parent_record_and_pnc_id(spark):
