@@ -115,8 +115,9 @@ def collector_named_elsewhere(conf: SparkConf, environ: Mapping[str, str]) -> st
 
 
 def driver_java_options(conf: SparkConf, environ: Mapping[str, str] = os.environ) -> list[str]:
-    """The driver JVM's options (a local run's one JVM; under spark-submit the JVM has already
-    started and they are spark-submit's to set, so no collector is looked for or named).
+    """The driver JVM's options (a local run's one JVM). Under spark-submit the JVM has already
+    started and its options are spark-submit's: these are set in the conf but change nothing,
+    and no collector is looked for or named.
     `spark.gc`'s collector is left out when the environment names one already, with a warning in
     the log when that one is another collector."""
     options = ["-Duser.timezone=UTC"]

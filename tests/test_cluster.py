@@ -1,7 +1,7 @@
 """spark-submit on a real Spark standalone cluster: a master and two workers on 127.0.0.1.
 
-The cluster is started from the pip wheel's `bin/spark-class`, as on a machine without a Spark
-install. The job reaches it the way it would reach any cluster: `spark-submit --master spark://...`
+The cluster is started from SPARK_HOME's `bin/spark-class` (session.spark_home: the pip wheel's
+unless SPARK_HOME names another Spark), as on a machine without a Spark install. The job reaches it the way it would reach any cluster: `spark-submit --master spark://...`
 with the Delta and Splink jars in `--jars` and the project's code in `--py-files` (a zip of
 `ld_spark/`, which the executors import; a probe job checks they do). The whole pipeline runs
 on the session's small extract, linking with the local run's saved Splink model (predict only:
