@@ -30,6 +30,12 @@ class Table:
     name: str
     partition_by: tuple[str, ...] = ()
 
+    @property
+    def label(self) -> str:
+        """layer/name: the table's folder under OUT_DIR, as logs, Spark's job descriptions and
+        MLflow name it."""
+        return f"{self.layer}/{self.name}"
+
 
 def folder(contract_table: str) -> str:
     return contract_table.replace("/", "__")
@@ -151,7 +157,7 @@ def write(df: DataFrame, out: str | Path, table: Table, checks: dict[str, str] |
     and a scan of the table apiece (2.2 s for two on hes_ae at scale 1; bronze has 45)."""
     target = path(out, table)
     constraints = {f"delta.constraints.{name}": condition for name, condition in (checks or {}).items()}
-    with io.job_description(df.sparkSession, f"write {table.layer}/{table.name}"):
+    with io.job_description(df.sparkSession, f"write {table.label}"):
         io.write_delta(
             df, target, partition_by=list(table.partition_by) or None, properties=properties(table) | constraints
         )
@@ -161,7 +167,7 @@ def write(df: DataFrame, out: str | Path, table: Table, checks: dict[str, str] |
 def append(df: DataFrame, out: str | Path, table: Table) -> int:
     """Add the rows to the table (made if absent) in one Delta commit; returns the version written."""
     target = path(out, table)
-    with io.job_description(df.sparkSession, f"append to {table.layer}/{table.name}"):
+    with io.job_description(df.sparkSession, f"append to {table.label}"):
         io.append_delta(df, target, properties=properties(table))
     return io.delta_version(target)
 
@@ -185,7 +191,7 @@ def replace_keys(
     """In one Delta MERGE: every row of the table whose key is one of `keys` is deleted, and
     `rows` (whose keys are all among them) are inserted. Returns the version written."""
     target = path(out, table)
-    with io.job_description(spark, f"merge into {table.layer}/{table.name}"):
+    with io.job_description(spark, f"merge into {table.label}"):
         io.merge_replace(spark, target, rows, keys, key)
     return io.delta_version(target)
 
@@ -236,9 +242,7 @@ def versions(out: str | Path) -> dict[str, int]:
     """Every table of the catalog that exists under OUT_DIR (by its path there), and every
     sensitivity variant of one, -> its latest version."""
     found = {
-        f"{t.layer}/{t.name}": io.delta_version(path(out, t))
-        for t in tables()
-        if fs.is_dir(fs.join(path(out, t), "_delta_log"))
+        t.label: io.delta_version(path(out, t)) for t in tables() if fs.is_dir(fs.join(path(out, t), "_delta_log"))
     }
     # The sensitivity analyses' own tables (variant()), whichever analyses this run made.
     for layer in (LINKAGE, ANALYSIS):

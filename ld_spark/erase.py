@@ -313,9 +313,7 @@ def erase(
     raw_deleted: dict[str, int] = {}
     for table, rows in raw_rows.items():
         source = spark.createDataFrame([r[:3] for r in rows], "file string, line long, row string")
-        raw_deleted[table] = _merge_delete(
-            spark, landing_path, source, _landed_row_match(table), f"{catalog.LANDING.layer}/{catalog.LANDING.name}"
-        )
+        raw_deleted[table] = _merge_delete(spark, landing_path, source, _landed_row_match(table), catalog.LANDING.label)
         keys = sorted(set(r[3] for r in rows), key=str)
         touched[table] = spark.createDataFrame(keys, ", ".join(f"`{k}` string" for k in KEYS[table]))
     after = catalog.read_latest(spark, out, catalog.LANDING)

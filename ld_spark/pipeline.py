@@ -608,10 +608,7 @@ class Job:
         tracking.log_table(released, ESTIMATES_TABLE)
         read = (catalog.PANEL, catalog.OFFENCES, catalog.COURT_CASES, catalog.COHORTS, catalog.PERSONS)
         tracking.log_delta_inputs(
-            {
-                f"{t.layer}/{t.name}": (catalog.path(self.out, t), io.delta_version(catalog.path(self.out, t)))
-                for t in read
-            }
+            {t.label: (catalog.path(self.out, t), io.delta_version(catalog.path(self.out, t))) for t in read}
         )
         return released
 
