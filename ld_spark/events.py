@@ -118,12 +118,15 @@ def cohort_events(bronze: Callable[[str], DataFrame], record_person: DataFrame, 
     """
     rules = [*OUTCOMES.items(), *[(HEALTH_CONTACT, rule) for rule in HEALTH_CONTACTS.values()]]
     tables = list(dict.fromkeys(rule.table for _, rule in rules))
-    dated = union_all(
-        bronze(table).transform(rule_events(o, rule)).withColumn("source_table", F.lit(source_name(table)))
-        for table in tables
-        for o, rule in rules
-        if rule.table == table
-    )
+    parts = []
+    for table in tables:
+        frame, name = bronze(table), F.lit(source_name(table))  # read once, for all its rules
+        parts += [
+            frame.transform(rule_events(o, rule)).withColumn("source_table", name)
+            for o, rule in rules
+            if rule.table == table
+        ]
+    dated = union_all(parts)
     keys = (
         record_person.filter(F.col("source_table").isin(*[source_name(t) for t in tables]))
         .join(F.broadcast(people.select("person_key").distinct()), on=["person_key"], how="inner")
