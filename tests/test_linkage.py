@@ -48,6 +48,25 @@ def test_each_source_maps_to_the_common_identity_layout(spark):
     assert (row["initials"], row["client"], row["postcode"], row["forename"]) == ("JS", "AG1|C9", "LS6 2", None)
 
 
+def test_an_ndtms_episode_without_a_client_id_has_no_client_and_links_no_one_by_it(spark):
+    # Two people's episodes at one agency, CLIENTID blank (and one with the agency blank too):
+    # "AG1" alone would be a strong identifier they share, merging them and everyone they link to.
+    ndtms = spark.createDataFrame(
+        [
+            ("E1", "AG1", None, "J", "S", "1985-02-03", "M", "LS6 2"),
+            ("E2", "AG1", None, "A", "B", "1979-11-20", "F", "BD1 3"),
+            ("E3", None, "C9", "A", "B", "1979-11-20", "F", "BD1 3"),
+            ("E4", None, None, "K", "L", "1990-01-01", "M", "LS1 1"),
+        ],
+        "EPISODID string, AGNCY string, CLIENTID string, FINITIAL string, SINITIAL string, "
+        "DOB string, SEX string, PC string",
+    )
+    records = ndtms.transform(link.identity.identity_records("ndtms.episodes")).transform(link.identity.with_tuple_id)
+    assert [r["client"] for r in records.orderBy("record_key").collect()] == [None] * 4
+    tuples = link.identity.identity_tuples(records)
+    assert link.deterministic.deterministic_edges(tuples).count() == 0
+
+
 def test_thin_records_are_never_merged_for_sharing_nulls(spark):
     records = spark.createDataFrame(
         [

@@ -53,6 +53,8 @@ SOURCES: dict[str, tuple[str, str, dict[str, str]]] = {
         {"dob": "PersonBirthDate", "sex": _sex_129("Gender"), "postcode": "Postcode", "nhs": "NHSNumber"},
     ),
     # NDTMS holds initials, DOB, sex and postcode sector only; a client id is stable within an agency.
+    # Without either part there is no client (concat's null), never the agency alone: a strong
+    # identifier every blank-CLIENTID episode of an agency shared would merge their people.
     "ndtms.episodes": (
         "ndtms/episodes",
         "EPISODID",
@@ -61,7 +63,7 @@ SOURCES: dict[str, tuple[str, str, dict[str, str]]] = {
             "dob": "DOB",
             "sex": _sex_mf("SEX"),
             "postcode": "PC",
-            "client": "concat_ws('|', AGNCY, CLIENTID)",
+            "client": "concat(AGNCY, '|', CLIENTID)",
         },
     ),
     "pnc.offences": (
@@ -153,7 +155,7 @@ def person_attributes(records: DataFrame, record_person: DataFrame) -> DataFrame
     date of birth, names and every identifier stay in the linkage layer.
     """
     # One join and one aggregate (Spark's mode: ties to the lowest value, nulls left out). With a
-    # join and a window per attribute, writing the table took 10.9 s of Spark's time at scale 1
+    # join and a window per attribute, writing the table took 12.5 s of Spark's busy time at scale 1
     # (benchmarks/results/profile_scale_1_2026-12-07.md).
     identity = records.select("source_table", "record_key", F.substring("dob", 1, 4).cast("int").alias("year"), "sex")
     return (
