@@ -377,6 +377,19 @@ CODES: dict[str, dict[str, set[str]]] = {
     },
 }
 
+# Text columns whose values the contract writes with leading zeros, and their width. A parquet
+# writer may have stored one as a whole number ("01" as 1, an NHS number starting 0 as 9
+# digits); landing pads such a number back to its width, or face-to-face "01" would read as
+# "1" and match no rule.
+ZERO_PADDED: dict[str, dict[str, int]] = {
+    "ld_referrals": {"nhs_number": 10},
+    "hes_ae": {"NEWNHSNO": 10, "AEATTENDDISP": 2},
+    "mhsds/mhs001_mpi": {"NHSNumber": 10},
+    "mhsds/mhs201_care_contact": {"ConsMechanismMH": 2},
+    "mhsds/mhs401_mha_period": {"LegalStatusCode": 2},
+    "iapt/ids001_mpi": {"NHSNumber": 10},
+}
+
 # Identity columns: normalised in bronze (a bad value becomes null, it does not lose the row).
 IDENTITY_COLUMNS: dict[str, dict[str, str]] = {
     "ld_referrals": {

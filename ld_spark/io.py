@@ -13,12 +13,12 @@ from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ld_spark import fs
-from ld_spark.contract import DATE, INT, TABLES, TYPES, YN
+from ld_spark.contract import DATE, INT, TABLES, TYPES, YN, ZERO_PADDED
 from ld_spark.errors import InputError
 
 SOURCE_FILE = "_source_file"
@@ -105,6 +105,7 @@ def csv_header(table: str, path: fs.Location) -> list[str]:
 # kind can use; anything else (double, timestamp, boolean, binary, struct, array, ...) reads as
 # text that would quarantine every row, or as garbage.
 _WHOLE_NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+WHOLE_NUMBER_NAMES = {t().simpleString() for t in _WHOLE_NUMBERS}  # tinyint, smallint, int, bigint
 READABLE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "str": ((T.StringType, *_WHOLE_NUMBERS), "string or whole numbers"),
     INT: ((T.StringType, *_WHOLE_NUMBERS), "string or whole numbers"),
@@ -341,6 +342,16 @@ LANDING_SCHEMA = T.StructType(
 )
 
 
+def parquet_text(table: str, column: str, parquet_type: str) -> Column:
+    """A parquet column as the contract's text: a whole number in a column of zero-padded codes
+    (contract.ZERO_PADDED) padded back to its width, anything else as Spark casts it."""
+    text = F.col(column).cast(T.StringType())
+    width = ZERO_PADDED.get(table, {}).get(column)
+    if width is None or parquet_type not in WHOLE_NUMBER_NAMES:
+        return text
+    return F.when(F.length(text) < width, F.lpad(text, width, "0")).otherwise(text)
+
+
 def read_landing(
     spark: SparkSession, layouts: dict[str, tuple[str, dict[tuple[str, ...], list[fs.Location]]]]
 ) -> DataFrame:
@@ -355,17 +366,18 @@ def read_landing(
             continue
         # One scan per schema (check_columns groups by it): a scan of files that type a column
         # differently fails part-way through.
-        pairs = [part for c in TABLES[table] for part in (F.lit(c), F.col(c).cast(T.StringType()))]
-        parts += [
-            spark.read.parquet(*[str(p) for p in group]).select(
-                F.lit(table).alias(SOURCE_TABLE),
-                F.create_map(*pairs).alias(VALUES),
-                F.input_file_name().alias(SOURCE_FILE),
-                F.lit(None).cast("long").alias(LINE),
-                F.lit(None).cast("string").alias(ROW_FAULT),
+        for schema, group in groups.items():
+            types = dict(part.split(":", 1) for part in schema)  # column -> its parquet type
+            pairs = [part for c in TABLES[table] for part in (F.lit(c), parquet_text(table, c, types[c]))]
+            parts.append(
+                spark.read.parquet(*[str(p) for p in group]).select(
+                    F.lit(table).alias(SOURCE_TABLE),
+                    F.create_map(*pairs).alias(VALUES),
+                    F.input_file_name().alias(SOURCE_FILE),
+                    F.lit(None).cast("long").alias(LINE),
+                    F.lit(None).cast("string").alias(ROW_FAULT),
+                )
             )
-            for group in groups.values()
-        ]
 
     def parse(table, path, handle):
         import pandas as pd

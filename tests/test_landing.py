@@ -302,6 +302,25 @@ def test_parquet_files_typing_a_column_differently_land_together_as_contract_tex
     assert io.raw_record_counts(spark, {"hmcts/hearings": (kind, groups)}) == {"hmcts/hearings": 2}
 
 
+def test_zero_padded_codes_a_parquet_file_holds_as_whole_numbers_get_their_zeros_back(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # A writer inferred LegalStatusCode ("02" s2, "20" s136) as integers, and the period ids too.
+    table = "mhsds/mhs401_mha_period"
+    columns = {c: pa.array(["x", "y", "z"]) for c in TABLES[table]}
+    columns["MHActLegalStatusClassPeriodId"] = pa.array([7, 8, 9], pa.int64())
+    columns["LegalStatusCode"] = pa.array([2, 20, None], pa.int32())
+    path = tmp_path / "mhsds/mhs401_mha_period/a.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table(columns), path)
+    kind, groups = io.check_columns(spark, tmp_path, table)
+    landed = io.read_raw(spark, table, kind, groups)
+    got = sorted((r["MHActLegalStatusClassPeriodId"], r["LegalStatusCode"]) for r in landed.collect())
+    # The codes are padded to the contract's two digits; an id, which has no width, is not.
+    assert got == [("7", "02"), ("8", "20"), ("9", None)]
+
+
 def test_a_tables_writes_are_described_in_spark_as_that_table_and_the_threads_own_description_kept(spark, tmp_path):
     from ld_spark import catalog
 
