@@ -1,9 +1,9 @@
 """Justice outcomes under the proven-reoffending rules of contract section 4.
 
-- A **proven offence** ends in a conviction disposal (custodial or non-custodial code) dated no
-  later than `waiting_months` after the end of the period its offence falls in (pre: month -1,
-  post: month +11, any other month: itself). The same window in every cohort and period, so an
-  extract cut soon after the follow-up cannot favour one cell.
+- A **proven offence** is charged and ends in a conviction disposal (custodial or non-custodial
+  code) dated no later than `waiting_months` after the end of the period its offence falls in
+  (pre: month -1, post: month +11, any other month: itself). The same window in every cohort and
+  period, so an extract cut soon after the follow-up cannot favour one cell.
 - The **index offence** (the one the index date stands for) is not a re-offence; it sits in month
   0 of its own cohort whatever its offence date says, for custody, sentence and court outcomes too.
 - A **police contact** is any other PNC record that is not a proven offence (no charge, no
@@ -101,20 +101,25 @@ def index_offences(cohorts: DataFrame, tolerance_days: int) -> Transform:
     cohort member's index offence (its dates find its court case).
 
     The offence whose arrest (or, without one, offence) date is nearest the index date, at most
-    `tolerance_days` away; ties go to a charged offence, then the lowest offence_id. The
-    historic index is an arrest date, so its own offence is found at distance 0; the L&D index
-    offence date is the custody contact, usually the arrest day.
+    `tolerance_days` away; failing that, the one whose offence date is (the L&D index is "the
+    arrest/offence that led to the referral": an offence found later, arrested weeks after, is
+    still the index). Ties go to a charged offence, then the lowest offence_id. The historic
+    index is an arrest date, so its own offence is found at distance 0 by its arrest.
     """
     index = F.broadcast(cohorts.select("person_key", "cohort", "index_date"))
 
     def _(offences: DataFrame) -> DataFrame:
-        when = F.coalesce("arrest_date", "offence_date")
+        by_arrest = F.abs(F.datediff(F.coalesce("arrest_date", "offence_date"), "index_date"))
+        by_offence = F.abs(F.datediff("offence_date", "index_date"))
         near = (
             offences.join(index, on=["person_key"], how="inner")
-            .withColumn("_gap", F.abs(F.datediff(when, "index_date")))
-            .filter(F.col("_gap") <= tolerance_days)
+            .withColumn("_tier", F.when(by_arrest <= tolerance_days, 0).when(by_offence <= tolerance_days, 1))
+            .filter(F.col("_tier").isNotNull())
+            .withColumn("_gap", F.when(F.col("_tier") == 0, by_arrest).otherwise(by_offence))
         )
-        order = Window.partitionBy("person_key", "cohort").orderBy("_gap", F.col("charge_date").isNull(), "offence_id")
+        order = Window.partitionBy("person_key", "cohort").orderBy(
+            "_tier", "_gap", F.col("charge_date").isNull(), "offence_id"
+        )
         return (
             near.withColumn("_n", F.row_number().over(order))
             .filter(F.col("_n") == 1)
@@ -200,7 +205,9 @@ def cohort_offences(
             .withColumn("_period_end", period_end + waiting_months)
         )
         deadline = F.last_day(F.expr("add_months(trunc(index_date, 'month'), _period_end)"))
-        proven = conviction & F.coalesce(F.col("disposal_date") <= deadline, F.lit(False))
+        # Contract: "PNC records with no charge, or with no conviction, are not offences."
+        charged = F.col("charge_date").isNotNull()
+        proven = charged & conviction & F.coalesce(F.col("disposal_date") <= deadline, F.lit(False))
         custodial = proven & custodial_code
         return (
             placed.withColumn("convicted", conviction & disposed)
@@ -331,19 +338,34 @@ def hearing_counts(hearings: DataFrame, cases: DataFrame, horizon_days: int) -> 
     )
 
 
-def arrest_dates(offences: DataFrame) -> DataFrame:
-    """Linked PNC offences -> person_key, offence_date, charge_date, arrest_date, offence_id
-    (one row per person and dates).
+def case_offences(cases: DataFrame, offences: DataFrame, index_ids: DataFrame) -> DataFrame:
+    """Linked HMCTS cases + linked PNC offences -> case_id, offence_id, arrest_date: the PNC
+    offence each case is for, at most one.
 
-    A court case names its offence and charge dates but not the arrest; the PNC offence with the
-    same person and dates gives it (the earliest arrest if two offences share the dates).
+    A court case names its offence and charge dates, not its offence or arrest. Its offence is
+    the same person's PNC offence with the same offence date: the one with the same charge date
+    first, then the nearest charge date (a summons case has none, and the two systems' clocks can
+    differ by days), then an index offence (index_ids: index_offences()), the earliest arrest and
+    the lowest offence_id. A case with no such offence has no arrest date and is no index case.
     """
-    order = Window.partitionBy("person_key", "offence_date", "charge_date").orderBy("arrest_date", "offence_id")
+    pnc = offences.filter(F.col("offence_date").isNotNull()).select(
+        "person_key", "offence_date", F.col("charge_date").alias("_charged"), "arrest_date", "offence_id"
+    )
+    index = index_ids.select("person_key", "offence_id", F.lit(True).alias("_index")).distinct()
+    order = Window.partitionBy("case_id").orderBy(
+        ~F.col("charge_date").eqNullSafe(F.col("_charged")),
+        F.abs(F.datediff("charge_date", "_charged")).asc_nulls_last(),
+        F.col("_index").asc_nulls_last(),
+        "arrest_date",
+        "offence_id",
+    )
     return (
-        offences.filter(F.col("offence_date").isNotNull() & F.col("charge_date").isNotNull())
+        cases.select("case_id", "person_key", "offence_date", "charge_date")
+        .join(pnc, on=["person_key", "offence_date"], how="inner")
+        .join(index, on=["person_key", "offence_id"], how="left")
         .withColumn("_n", F.row_number().over(order))
         .filter(F.col("_n") == 1)
-        .select("person_key", "offence_date", "charge_date", "arrest_date", "offence_id")
+        .select("case_id", "offence_id", "arrest_date")
     )
 
 
@@ -351,7 +373,7 @@ def cohort_cases(
     cohorts: DataFrame,
     index_ids: DataFrame,
     hearings: DataFrame,
-    arrests: DataFrame,
+    offences_of_cases: DataFrame,
     end: dt.date,
     series: tuple[int, int],
     pre: tuple[int, int],
@@ -360,9 +382,9 @@ def cohort_cases(
 ) -> Transform:
     """Linked HMCTS cases (person_key + bronze columns) -> the cohorts' cases with their timeliness.
 
-    hearings: hearing_counts(); arrests: arrest_dates(); both unique on their join keys.
-    A case is its PNC offence's (same person, offence and charge dates): the case with the index
-    offence's dates sits in month 0. Open cases keep the days to the extract's end, marked not observed.
+    hearings: hearing_counts(); offences_of_cases: case_offences(); both unique on case_id.
+    A case is its PNC offence's (case_offences): the index offence's case sits in month 0. Open
+    cases keep the days to the extract's end, marked not observed.
     """
 
     def _(cases: DataFrame) -> DataFrame:
@@ -372,19 +394,19 @@ def cohort_cases(
         return (
             cases.filter(F.col("offence_date").isNotNull())
             .join(hearings, on=["case_id"], how="left")
-            .join(arrests, on=["person_key", "offence_date", "charge_date"], how="left")
-            .transform(
-                _placed(
-                    cohorts, index_ids, series, pre, post, ["person_key", "offence_date", "charge_date"], "offence_date"
-                )
-            )
+            .join(offences_of_cases, on=["case_id"], how="left")
+            .transform(_placed(cohorts, index_ids, series, pre, post, ["person_key", "offence_id"], "offence_date"))
             .withColumn("completed", ~open_)
             .withColumn(
                 "duration_days",
                 F.when(open_, days_to_end).otherwise(F.datediff("completion_date", "first_hearing_date")),
             )
             .withColumn("duration_observed", ~open_)
-            .withColumn("hearings_observed", F.date_add("first_hearing_date", horizon_days) <= F.lit(end))
+            # A case without a first hearing date has no hearing window to observe: false, not null.
+            .withColumn(
+                "hearings_observed",
+                F.coalesce(F.date_add("first_hearing_date", horizon_days) <= F.lit(end), F.lit(False)),
+            )
             .withColumn("hearings", F.coalesce("hearings", F.lit(0)))
             .withColumn("adjournments", F.coalesce("adjournments", F.lit(0)))
             .withColumn("hearings_all", F.coalesce("hearings_all", F.lit(0)))
@@ -448,7 +470,7 @@ def classified_cases(
     analysis: AnalysisConf,
 ) -> Transform:
     """Linked HMCTS cases -> the analysis layer's court_cases table: hearings counted from bronze
-    hearings, arrests taken from the linked PNC offences."""
+    hearings, offences and arrests found among the linked PNC offences."""
     a = analysis
 
     def _(cases: DataFrame) -> DataFrame:
@@ -458,7 +480,7 @@ def classified_cases(
                 cohorts,
                 index_ids,
                 counted,
-                arrest_dates(offences),
+                case_offences(cases, offences, index_ids),
                 end,
                 a.series_months,
                 a.pre_months,

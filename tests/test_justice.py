@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from ld_spark.justice import (
-    arrest_dates,
+    case_offences,
     cohort_cases,
     cohort_offences,
     hearing_counts,
@@ -79,7 +79,11 @@ def test_evaluation_index_offence_is_the_arrest_nearest_the_index_date_within_th
     ]  # arrested 8 days after
     offences = spark.createDataFrame([("p1", *r) for r in rows], OFFENCES)
     assert [r.offence_id for r in offences.transform(index_offences(cohorts, 7)).collect()] == ["E2"]
-    far = offences.filter("offence_id = 'E3'")
+    # Without an arrest near the index, the offence on it is the index ("the arrest/offence that
+    # led to the referral"); one whose dates are both more than 7 days away is not.
+    late_arrest = offences.filter("offence_id = 'E3'")
+    assert [r.offence_id for r in late_arrest.transform(index_offences(cohorts, 7)).collect()] == ["E3"]
+    far = spark.createDataFrame([("p1", "E4", D(2017, 3, 1), D(2017, 3, 20), None, "CS", None, None, None)], OFFENCES)
     assert far.transform(index_offences(cohorts, 7)).count() == 0
 
 
@@ -110,6 +114,23 @@ def test_a_conviction_counts_only_within_six_months_after_its_period_ends(spark)
     for r in offence_events(got.filter("cohort = 'evaluation'")).collect():
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     assert counts == {"offences": 2, "police_contacts": 4}
+
+
+def test_a_conviction_without_a_charge_is_a_police_contact_not_a_proven_offence(spark):
+    # Contract: "PNC records with no charge, or with no conviction, are not offences" - even with
+    # a conviction code disposed in time (a summons, say). The same record charged is proven.
+    rows = [
+        ("S", D(2017, 5, 2), D(2017, 5, 2), None, "CM", D(2017, 8, 1), "1002", 30),
+        ("T", D(2017, 6, 6), D(2017, 6, 6), D(2017, 6, 7), "CM", D(2017, 8, 1), "1002", 30),
+    ]
+    _, got = _classified(spark, [("p1", *r) for r in rows])
+    ev = sorted(got.filter("cohort = 'evaluation'").collect(), key=lambda r: r.rel_month)
+    assert [(r.rel_month, r.proven, r.police_contact, r.sentenced, r.custodial) for r in ev] == [
+        (2, False, True, False, False),
+        (3, True, False, True, True),
+    ]
+    events = sorted((r.outcome, r.rel_month) for r in offence_events(got.filter("cohort = 'evaluation'")).collect())
+    assert events == [("offences", 3), ("police_contacts", 2)]
 
 
 def test_a_disposal_without_a_code_is_a_police_contact_not_a_lost_record(spark):
@@ -201,7 +222,15 @@ def test_open_cases_are_censored_at_the_extract_end_and_the_index_case_sits_in_m
         (r.cohort, r.rel_month): r
         for r in cases.transform(
             cohort_cases(
-                cohorts, ids, hearing_counts(hearings, cases, 365), arrest_dates(offences), end, SERIES, PRE, POST, 365
+                cohorts,
+                ids,
+                hearing_counts(hearings, cases, 365),
+                case_offences(cases, offences, ids),
+                end,
+                SERIES,
+                PRE,
+                POST,
+                365,
             )
         ).collect()
     }
@@ -222,7 +251,15 @@ def test_open_cases_are_censored_at_the_extract_end_and_the_index_case_sits_in_m
         "arrest_date"
         not in cases.transform(
             cohort_cases(
-                cohorts, ids, hearing_counts(hearings, cases, 365), arrest_dates(offences), end, SERIES, PRE, POST, 365
+                cohorts,
+                ids,
+                hearing_counts(hearings, cases, 365),
+                case_offences(cases, offences, ids),
+                end,
+                SERIES,
+                PRE,
+                POST,
+                365,
             )
         ).columns
     )
@@ -241,3 +278,56 @@ def test_the_historic_charge_window_before_the_index_is_not_time_at_risk(spark):
     assert (got["historic", -3], got["historic", -2], got["historic", -1]) == (1.0, 0.0, 0.0)
     assert got["historic", 0] == pytest.approx(28 / 30)
     assert all(v == 1.0 for (c, _), v in got.items() if c == "evaluation")
+
+
+def test_a_case_finds_its_offence_without_the_same_charge_date_and_one_without_a_first_hearing_is_counted(spark):
+    cohorts = _cohorts(spark)
+    offences = spark.createDataFrame(
+        [
+            ("p1", "O1", D(2013, 4, 24), D(2013, 6, 3), D(2013, 6, 4), "CE", None, None, None),  # historic index
+            ("p1", "O5", D(2017, 6, 1), D(2017, 6, 1), D(2017, 6, 2), "CS", None, None, None),
+        ],
+        OFFENCES,
+    )
+    cases = spark.createDataFrame(
+        [
+            # A summons: no charge date in HMCTS. Still the historic index's case: month 0, and
+            # its arrest found, not a case of month -2 without one.
+            ("C1", "p1", "XHIBIT", D(2013, 4, 24), None, D(2013, 6, 20), D(2014, 1, 10), "convicted", D(2014, 1, 10)),
+            # Charged a day later by the court's clock; open, and not yet heard.
+            ("C2", "p1", "LIBRA", D(2017, 6, 1), D(2017, 6, 3), None, None, None, None),
+        ],
+        CASES,
+    )
+    hearings = spark.createDataFrame([], "hearing_id string, case_id string, hearing_date date, adjourned boolean")
+    ids = offences.transform(index_offences(cohorts, 7))
+    found = {r.case_id: (r.offence_id, r.arrest_date) for r in case_offences(cases, offences, ids).collect()}
+    assert found == {"C1": ("O1", D(2013, 6, 3)), "C2": ("O5", D(2017, 6, 1))}
+    got = {
+        r.cohort: r
+        for r in cases.transform(
+            cohort_cases(
+                cohorts,
+                ids,
+                hearing_counts(hearings, cases, 365),
+                case_offences(cases, offences, ids),
+                D(2018, 1, 31),
+                SERIES,
+                PRE,
+                POST,
+                365,
+            )
+        ).collect()
+    }
+    c1 = got["historic"]
+    assert (c1.index_offence, c1.rel_month, c1.period, c1.duration_days, c1.arrest_to_sentence_days) == (
+        True,
+        0,
+        "post",
+        204,
+        221,
+    )
+    # No first hearing: no duration and no hearing window to observe - false, never null (a null
+    # mask stopped the effects stage); its arrest-to-sentence time is still censored at the end.
+    c2 = got["evaluation"]
+    assert (c2.rel_month, c2.duration_days, c2.hearings_observed, c2.arrest_to_sentence_days) == (3, None, False, 244)
