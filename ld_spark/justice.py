@@ -369,6 +369,51 @@ def case_offences(cases: DataFrame, offences: DataFrame, index_ids: DataFrame) -
     )
 
 
+def committals(cases: DataFrame, offences_of_cases: DataFrame) -> DataFrame:
+    """case_id, crown_case_id: each case committed to the Crown Court (`case_outcome` committed)
+    and the Crown Court case that continued it: the same person's XHIBIT case of the same PNC
+    offence (offences_of_cases: case_offences()), the one first heard earliest. A committal whose
+    Crown case is not found has no row."""
+    found = cases.join(offences_of_cases.filter(F.col("offence_id").isNotNull()), on=["case_id"], how="inner")
+    committed = found.filter(F.col("case_outcome") == "committed").select("case_id", "person_key", "offence_id")
+    crown = found.filter(F.col("source_system") == "XHIBIT").select(
+        F.col("case_id").alias("crown_case_id"), "person_key", "offence_id", F.col("first_hearing_date").alias("_first")
+    )
+    order = Window.partitionBy("case_id").orderBy(F.col("_first").asc_nulls_last(), "crown_case_id")
+    return (
+        committed.join(crown, on=["person_key", "offence_id"], how="inner")
+        .filter(F.col("case_id") != F.col("crown_case_id"))
+        .withColumn("_n", F.row_number().over(order))
+        .filter(F.col("_n") == 1)
+        .select("case_id", "crown_case_id")
+    )
+
+
+def through_committals(cases: DataFrame, hearings: DataFrame, committed: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Cases and hearings with each committal and its Crown case as one case (committed:
+    committals()). The Ministry of Justice times a case sent to the Crown Court from its first
+    listing at the magistrates' court to its completion at the Crown Court: the Crown case keeps
+    the earlier first hearing of the two and both legs' hearings, and the magistrates' leg, whose
+    completion is only its committal, leaves the cases (it is part of the Crown case now)."""
+    legs = (
+        cases.join(committed, on=["case_id"], how="inner")
+        .groupBy(F.col("crown_case_id").alias("case_id"))
+        .agg(F.min("first_hearing_date").alias("_first"))
+    )
+    merged_cases = (
+        cases.join(committed.select("case_id"), on=["case_id"], how="left_anti")
+        .join(legs, on=["case_id"], how="left")
+        .withColumn("first_hearing_date", F.least("first_hearing_date", "_first"))
+        .drop("_first")
+    )
+    merged_hearings = (
+        hearings.join(committed, on=["case_id"], how="left")
+        .withColumn("case_id", F.coalesce("crown_case_id", "case_id"))
+        .drop("crown_case_id")
+    )
+    return merged_cases, merged_hearings
+
+
 def cohort_cases(
     cohorts: DataFrame,
     index_ids: DataFrame,
@@ -384,24 +429,30 @@ def cohort_cases(
 
     hearings: hearing_counts(); offences_of_cases: case_offences(); both unique on case_id.
     A case is its PNC offence's (case_offences): the index offence's case sits in month 0. Open
-    cases keep the days to the extract's end, marked not observed.
+    cases keep the days to the extract's end, marked not observed. A committal left here (its
+    Crown case not found: through_committals) had not ended when it left the magistrates'
+    court: it keeps the days to its committal, marked not observed.
     """
 
     def _(cases: DataFrame) -> DataFrame:
         open_ = F.col("completion_date").isNull()
-        days_to_end = F.datediff(F.lit(end), "first_hearing_date")
+        committed = F.coalesce(F.col("case_outcome") == "committed", F.lit(False))
+        ended = ~open_ & ~committed
+        censored_at = F.when(open_, F.lit(end)).otherwise(F.col("completion_date"))
         sentenced = F.col("sentence_date").isNotNull()
         return (
             cases.filter(F.col("offence_date").isNotNull())
             .join(hearings, on=["case_id"], how="left")
             .join(offences_of_cases, on=["case_id"], how="left")
             .transform(_placed(cohorts, index_ids, series, pre, post, ["person_key", "offence_id"], "offence_date"))
-            .withColumn("completed", ~open_)
+            .withColumn("completed", ended)
             .withColumn(
                 "duration_days",
-                F.when(open_, days_to_end).otherwise(F.datediff("completion_date", "first_hearing_date")),
+                F.when(ended, F.datediff("completion_date", "first_hearing_date")).otherwise(
+                    F.datediff(censored_at, "first_hearing_date")
+                ),
             )
-            .withColumn("duration_observed", ~open_)
+            .withColumn("duration_observed", ended)
             # A case without a first hearing date has no hearing window to observe: false, not null.
             .withColumn(
                 "hearings_observed",
@@ -411,11 +462,12 @@ def cohort_cases(
             .withColumn("adjournments", F.coalesce("adjournments", F.lit(0)))
             .withColumn("hearings_all", F.coalesce("hearings_all", F.lit(0)))
             .withColumn("adjournments_all", F.coalesce("adjournments_all", F.lit(0)))
-            # Sentenced: observed. Open: censored at the end. Completed without a sentence: none.
+            # Sentenced: observed. Open: censored at the end (a committal: at its committal).
+            # Ended without a sentence: none.
             .withColumn(
                 "arrest_to_sentence_days",
                 F.when(sentenced, F.datediff("sentence_date", "arrest_date")).when(
-                    open_, F.datediff(F.lit(end), "arrest_date")
+                    ~ended, F.datediff(censored_at, "arrest_date")
                 ),
             )
             .withColumn("sentence_observed", sentenced)
@@ -469,18 +521,21 @@ def classified_cases(
     end: dt.date,
     analysis: AnalysisConf,
 ) -> Transform:
-    """Linked HMCTS cases -> the analysis layer's court_cases table: hearings counted from bronze
-    hearings, offences and arrests found among the linked PNC offences."""
+    """Linked HMCTS cases -> the analysis layer's court_cases table: offences and arrests found
+    among the linked PNC offences, committals joined to their Crown cases, hearings counted from
+    bronze hearings."""
     a = analysis
 
     def _(cases: DataFrame) -> DataFrame:
-        counted = hearing_counts(hearings, cases, a.restricted_mean_days)
-        return cases.transform(
+        offences_of_cases = case_offences(cases, offences, index_ids)
+        merged, merged_hearings = through_committals(cases, hearings, committals(cases, offences_of_cases))
+        counted = hearing_counts(merged_hearings, merged, a.restricted_mean_days)
+        return merged.transform(
             cohort_cases(
                 cohorts,
                 index_ids,
                 counted,
-                case_offences(cases, offences, index_ids),
+                offences_of_cases,
                 end,
                 a.series_months,
                 a.pre_months,

@@ -8,8 +8,10 @@ import pytest
 
 from ld_spark.justice import (
     case_offences,
+    classified_cases,
     cohort_cases,
     cohort_offences,
+    committals,
     hearing_counts,
     index_offences,
     months_at_risk,
@@ -331,3 +333,62 @@ def test_a_case_finds_its_offence_without_the_same_charge_date_and_one_without_a
     # mask stopped the effects stage); its arrest-to-sentence time is still censored at the end.
     c2 = got["evaluation"]
     assert (c2.rel_month, c2.duration_days, c2.hearings_observed, c2.arrest_to_sentence_days) == (3, None, False, 244)
+
+
+def test_a_case_committed_to_the_crown_court_is_timed_with_its_crown_case_and_alone_is_censored(spark, config):
+    # MoJ times a case sent to the Crown Court from its first listing at the magistrates' court
+    # to its completion at the Crown Court: M1 and X1 are one case of the evaluation index offence.
+    cohorts = _cohorts(spark)
+    offences = spark.createDataFrame(
+        [
+            ("p1", "O3", D(2017, 3, 1), D(2017, 3, 10), D(2017, 3, 11), "CE", D(2017, 9, 1), "1002", 90),
+            ("p1", "O5", D(2017, 6, 1), D(2017, 6, 1), D(2017, 6, 2), "CE", None, None, None),
+        ],
+        OFFENCES,
+    )
+    cases = spark.createDataFrame(
+        [
+            ("M1", "p1", "LIBRA", D(2017, 3, 1), D(2017, 3, 11), D(2017, 3, 20), D(2017, 4, 10), "committed", None),
+            (
+                "X1",
+                "p1",
+                "XHIBIT",
+                D(2017, 3, 1),
+                D(2017, 3, 11),
+                D(2017, 5, 1),
+                D(2017, 9, 1),
+                "convicted",
+                D(2017, 9, 1),
+            ),
+            # Committed, and its Crown case not in the extract: not ended, so censored at its committal.
+            ("M2", "p1", "LIBRA", D(2017, 6, 1), D(2017, 6, 2), D(2017, 6, 10), D(2017, 6, 20), "committed", None),
+        ],
+        CASES,
+    )
+    hearings = spark.createDataFrame(
+        [
+            ("H1", "M1", D(2017, 3, 20), True),
+            ("H2", "M1", D(2017, 4, 10), False),
+            ("H3", "X1", D(2017, 5, 1), True),
+            ("H4", "X1", D(2017, 9, 1), False),
+            ("H5", "M2", D(2017, 6, 10), False),
+        ],
+        "hearing_id string, case_id string, hearing_date date, adjourned boolean",
+    )
+    ids = offences.transform(index_offences(cohorts, 7))
+    found = case_offences(cases, offences, ids)
+    assert [tuple(r) for r in committals(cases, found).collect()] == [("M1", "X1")]
+    analysis = config.analysis.model_copy(update={"restricted_mean_days": 365})
+    got = {
+        r.rel_month: r
+        for r in cases.transform(classified_cases(cohorts, ids, offences, hearings, D(2018, 1, 31), analysis))
+        .filter("cohort = 'evaluation'")
+        .collect()
+    }
+    assert sorted(got) == [0, 3]  # M1 is part of X1 now
+    x1 = got[0]
+    assert (x1.index_offence, x1.completed, x1.duration_days, x1.duration_observed) == (True, True, 165, True)
+    assert (x1.hearings, x1.adjournments, x1.arrest_to_sentence_days, x1.sentence_observed) == (4, 2, 175, True)
+    m2 = got[3]
+    assert (m2.completed, m2.duration_days, m2.duration_observed) == (False, 10, False)
+    assert (m2.hearings, m2.arrest_to_sentence_days, m2.sentence_observed) == (1, 19, False)
