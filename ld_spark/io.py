@@ -248,6 +248,11 @@ def count_records(handle: BinaryIO) -> int:
     return sum(1 for _ in csv_records(handle))
 
 
+# The white space around a field that goes (blank = null; a field of spaces is blank): ASCII's,
+# as Java's regex \s, so that CSV and parquet fields are read alike.
+BLANKS = " \t\n\r\f\v"
+
+
 def _parsed(record: bytes, positions: list[int], width: int, split_fault: str | None) -> tuple[list, str | None]:
     """One record's contract values and its faults (every one, `; `-joined), or None.
 
@@ -261,7 +266,9 @@ def _parsed(record: bytes, positions: list[int], width: int, split_fault: str | 
         text, not_utf8 = record.decode("utf-8", "replace"), "bytes that are not UTF-8"
     try:
         row = next(csv.reader([text]), [])
-        values = [row[i] if i < len(row) and row[i] != "" else None for i in positions]
+        # Blank = null (contract), and a field of spaces is blank: fixed-width exports pad their
+        # fields, and " D02" is the code D02, "  " no date at all.
+        values = [(row[i].strip(BLANKS) or None) if i < len(row) else None for i in positions]
         misshapen = None if len(row) == width else f"row has {len(row)} fields, header has {width}"
     except csv.Error as err:  # a field over csv.field_size_limit(), a carriage return outside quotes
         values, misshapen = [None] * len(positions), f"malformed CSV ({err})"
@@ -343,11 +350,14 @@ LANDING_SCHEMA = T.StructType(
 
 
 def parquet_text(table: str, column: str, parquet_type: str) -> Column:
-    """A parquet column as the contract's text: a whole number in a column of zero-padded codes
-    (contract.ZERO_PADDED) padded back to its width, anything else as Spark casts it."""
-    text = F.col(column).cast(T.StringType())
+    """A parquet column as the contract's text, as a CSV field is read (blank or spaces: null;
+    spaces around a value go); a whole number in a column of zero-padded codes
+    (contract.ZERO_PADDED) padded back to its width."""
+    trimmed = F.regexp_replace(F.col(column).cast(T.StringType()), r"^\s+|\s+$", "")  # Java's \s: BLANKS
+    text = F.nullif(trimmed, F.lit(""))
     width = ZERO_PADDED.get(table, {}).get(column)
-    if width is None or parquet_type not in WHOLE_NUMBER_NAMES:
+    whole = parquet_type in WHOLE_NUMBER_NAMES or re.fullmatch(r"decimal\(\d+,0\)", parquet_type)
+    if width is None or not whole:
         return text
     return F.when(F.length(text) < width, F.lpad(text, width, "0")).otherwise(text)
 

@@ -302,7 +302,27 @@ def test_parquet_files_typing_a_column_differently_land_together_as_contract_tex
     assert io.raw_record_counts(spark, {"hmcts/hearings": (kind, groups)}) == {"hmcts/hearings": 2}
 
 
+def test_a_field_of_spaces_is_blank_and_spaces_around_a_value_go_in_csv_and_parquet_alike(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # A fixed-width export's padding: "  " is no date, " FH " is the code FH, "" in parquet is blank.
+    _write(tmp_path / "hmcts/hearings/a.csv", HEARINGS, [["H1", "C1", "  ", " FH ", "Y\t"]])
+    kind, groups = io.check_columns(spark, tmp_path, "hmcts/hearings")
+    csv_rows = [tuple(r[c] for c in HEARINGS) for r in io.read_raw(spark, "hmcts/hearings", kind, groups).collect()]
+    assert csv_rows == [("H1", "C1", None, "FH", "Y")]
+    other = tmp_path / "other"
+    path = other / "hmcts/hearings/a.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table(dict(zip(HEARINGS, [["H1"], ["C1"], [""], [" FH "], ["Y\t"]]))), path)
+    kind, groups = io.check_columns(spark, other, "hmcts/hearings")
+    parquet_rows = [tuple(r[c] for c in HEARINGS) for r in io.read_raw(spark, "hmcts/hearings", kind, groups).collect()]
+    assert parquet_rows == csv_rows
+
+
 def test_zero_padded_codes_a_parquet_file_holds_as_whole_numbers_get_their_zeros_back(spark, tmp_path):
+    import decimal
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -314,11 +334,15 @@ def test_zero_padded_codes_a_parquet_file_holds_as_whole_numbers_get_their_zeros
     path = tmp_path / "mhsds/mhs401_mha_period/a.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(pa.table(columns), path)
+    # A database export's NUMBER(2): decimal(2,0).
+    columns["MHActLegalStatusClassPeriodId"] = pa.array(["10"])
+    columns["LegalStatusCode"] = pa.array([decimal.Decimal(3)], pa.decimal128(2, 0))
+    pq.write_table(pa.table({c: v[:1] for c, v in columns.items()}), path.with_name("b.parquet"))
     kind, groups = io.check_columns(spark, tmp_path, table)
     landed = io.read_raw(spark, table, kind, groups)
     got = sorted((r["MHActLegalStatusClassPeriodId"], r["LegalStatusCode"]) for r in landed.collect())
     # The codes are padded to the contract's two digits; an id, which has no width, is not.
-    assert got == [("7", "02"), ("8", "20"), ("9", None)]
+    assert got == [("10", "03"), ("7", "02"), ("8", "20"), ("9", None)]
 
 
 def test_a_tables_writes_are_described_in_spark_as_that_table_and_the_threads_own_description_kept(spark, tmp_path):
