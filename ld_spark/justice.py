@@ -98,7 +98,7 @@ def with_justice_follow_up(end: dt.date, post: tuple[int, int], waiting_months: 
 
 def index_offences(cohorts: DataFrame, tolerance_days: int) -> Transform:
     """Linked PNC offences -> person_key, cohort, offence_id, offence_date, charge_date: each
-    cohort member's index offence (its dates find its court case).
+    cohort member's index offence (case_offences marks its court case by its offence_id).
 
     The offence whose arrest (or, without one, offence) date is nearest the index date, at most
     `tolerance_days` away; failing that, the one whose offence date is (the L&D index is "the
@@ -338,30 +338,35 @@ def hearing_counts(hearings: DataFrame, cases: DataFrame, horizon_days: int) -> 
     )
 
 
-def case_offences(cases: DataFrame, offences: DataFrame, index_ids: DataFrame) -> DataFrame:
+def case_offences(cases: DataFrame, offences: DataFrame, index_ids: DataFrame, tolerance_days: int) -> DataFrame:
     """Linked HMCTS cases + linked PNC offences -> case_id, offence_id, arrest_date: the PNC
     offence each case is for, at most one.
 
     A court case names its offence and charge dates, not its offence or arrest. Its offence is
-    the same person's PNC offence with the same offence date: the one with the same charge date
-    first, then the nearest charge date (a summons case has none, and the two systems' clocks can
-    differ by days), then an index offence (index_ids: index_offences()), the earliest arrest and
-    the lowest offence_id. A case with no such offence has no arrest date and is no index case.
+    one of the same person's PNC offences with the same offence date, charged at most
+    `tolerance_days` from the case's charge date where both have one (the two systems' clocks
+    can differ by days; a summons case has none): the one with the same charge date first, then
+    the nearest, then an index offence (index_ids: index_offences()), then a charged one, the
+    earliest arrest and the lowest offence_id. A case with no such offence has no arrest date
+    and is no index case.
     """
     pnc = offences.filter(F.col("offence_date").isNotNull()).select(
         "person_key", "offence_date", F.col("charge_date").alias("_charged"), "arrest_date", "offence_id"
     )
     index = index_ids.select("person_key", "offence_id", F.lit(True).alias("_index")).distinct()
+    gap = F.abs(F.datediff("charge_date", "_charged"))  # null where either has no charge date
     order = Window.partitionBy("case_id").orderBy(
-        ~F.col("charge_date").eqNullSafe(F.col("_charged")),
-        F.abs(F.datediff("charge_date", "_charged")).asc_nulls_last(),
+        F.col("_gap").asc_nulls_last(),
         F.col("_index").asc_nulls_last(),
-        "arrest_date",
+        F.col("_charged").isNull(),
+        F.col("arrest_date").asc_nulls_last(),
         "offence_id",
     )
     return (
         cases.select("case_id", "person_key", "offence_date", "charge_date")
         .join(pnc, on=["person_key", "offence_date"], how="inner")
+        .withColumn("_gap", gap)
+        .filter(F.col("_gap").isNull() | (F.col("_gap") <= tolerance_days))
         .join(index, on=["person_key", "offence_id"], how="left")
         .withColumn("_n", F.row_number().over(order))
         .filter(F.col("_n") == 1)
@@ -527,7 +532,7 @@ def classified_cases(
     a = analysis
 
     def _(cases: DataFrame) -> DataFrame:
-        offences_of_cases = case_offences(cases, offences, index_ids)
+        offences_of_cases = case_offences(cases, offences, index_ids, a.index_offence_tolerance_days)
         merged, merged_hearings = through_committals(cases, hearings, committals(cases, offences_of_cases))
         counted = hearing_counts(merged_hearings, merged, a.restricted_mean_days)
         return merged.transform(

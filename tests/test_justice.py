@@ -227,7 +227,7 @@ def test_open_cases_are_censored_at_the_extract_end_and_the_index_case_sits_in_m
                 cohorts,
                 ids,
                 hearing_counts(hearings, cases, 365),
-                case_offences(cases, offences, ids),
+                case_offences(cases, offences, ids, 7),
                 end,
                 SERIES,
                 PRE,
@@ -256,7 +256,7 @@ def test_open_cases_are_censored_at_the_extract_end_and_the_index_case_sits_in_m
                 cohorts,
                 ids,
                 hearing_counts(hearings, cases, 365),
-                case_offences(cases, offences, ids),
+                case_offences(cases, offences, ids, 7),
                 end,
                 SERIES,
                 PRE,
@@ -287,40 +287,46 @@ def test_a_case_finds_its_offence_without_the_same_charge_date_and_one_without_a
     offences = spark.createDataFrame(
         [
             ("p1", "O1", D(2013, 4, 24), D(2013, 6, 3), D(2013, 6, 4), "CE", None, None, None),  # historic index
+            ("p1", "O2", D(2013, 4, 24), D(2013, 4, 25), D(2013, 4, 26), "CS", None, None, None),  # arrested earlier
             ("p1", "O5", D(2017, 6, 1), D(2017, 6, 1), D(2017, 6, 2), "CS", None, None, None),
+            ("p1", "O6", D(2017, 6, 1), D(2017, 6, 4), D(2017, 6, 4), "CS", None, None, None),
         ],
         OFFENCES,
     )
     cases = spark.createDataFrame(
         [
-            # A summons: no charge date in HMCTS. Still the historic index's case: month 0, and
-            # its arrest found, not a case of month -2 without one.
+            # A summons: no charge date in HMCTS to compare. Still the historic index's case (not
+            # O2's, arrested earlier the same day): month 0, and its arrest found.
             ("C1", "p1", "XHIBIT", D(2013, 4, 24), None, D(2013, 6, 20), D(2014, 1, 10), "convicted", D(2014, 1, 10)),
-            # Charged a day later by the court's clock; open, and not yet heard.
+            # Charged a day after O5 and a day before O6 by the court's clock: the earlier arrest,
+            # O5's. Open, and not yet heard.
             ("C2", "p1", "LIBRA", D(2017, 6, 1), D(2017, 6, 3), None, None, None, None),
+            # Nearest O6 (1 day) rather than O5 (3 days); and 27 days or more from both: none.
+            ("C3", "p1", "LIBRA", D(2017, 6, 1), D(2017, 6, 5), None, None, None, None),
+            ("C4", "p1", "LIBRA", D(2017, 6, 1), D(2017, 7, 1), None, None, None, None),
         ],
         CASES,
     )
     hearings = spark.createDataFrame([], "hearing_id string, case_id string, hearing_date date, adjourned boolean")
     ids = offences.transform(index_offences(cohorts, 7))
-    found = {r.case_id: (r.offence_id, r.arrest_date) for r in case_offences(cases, offences, ids).collect()}
-    assert found == {"C1": ("O1", D(2013, 6, 3)), "C2": ("O5", D(2017, 6, 1))}
-    got = {
-        r.cohort: r
-        for r in cases.transform(
-            cohort_cases(
-                cohorts,
-                ids,
-                hearing_counts(hearings, cases, 365),
-                case_offences(cases, offences, ids),
-                D(2018, 1, 31),
-                SERIES,
-                PRE,
-                POST,
-                365,
-            )
-        ).collect()
-    }
+    found = {r.case_id: (r.offence_id, r.arrest_date) for r in case_offences(cases, offences, ids, 7).collect()}
+    assert found == {"C1": ("O1", D(2013, 6, 3)), "C2": ("O5", D(2017, 6, 1)), "C3": ("O6", D(2017, 6, 4))}
+    cases = cases.filter("case_id IN ('C1', 'C2')")
+    rows = cases.transform(
+        cohort_cases(
+            cohorts,
+            ids,
+            hearing_counts(hearings, cases, 365),
+            case_offences(cases, offences, ids, 7),
+            D(2018, 1, 31),
+            SERIES,
+            PRE,
+            POST,
+            365,
+        )
+    ).collect()
+    assert len(rows) == 2  # one row per case and cohort
+    got = {r.cohort: r for r in rows}
     c1 = got["historic"]
     assert (c1.index_offence, c1.rel_month, c1.period, c1.duration_days, c1.arrest_to_sentence_days) == (
         True,
@@ -376,7 +382,7 @@ def test_a_case_committed_to_the_crown_court_is_timed_with_its_crown_case_and_al
         "hearing_id string, case_id string, hearing_date date, adjourned boolean",
     )
     ids = offences.transform(index_offences(cohorts, 7))
-    found = case_offences(cases, offences, ids)
+    found = case_offences(cases, offences, ids, 7)
     assert [tuple(r) for r in committals(cases, found).collect()] == [("M1", "X1")]
     analysis = config.analysis.model_copy(update={"restricted_mean_days": 365})
     got = {
@@ -386,6 +392,8 @@ def test_a_case_committed_to_the_crown_court_is_timed_with_its_crown_case_and_al
         .collect()
     }
     assert sorted(got) == [0, 3]  # M1 is part of X1 now
+    every = cases.transform(classified_cases(cohorts, ids, offences, hearings, D(2018, 1, 31), analysis))
+    assert every.filter("cohort = 'evaluation'").count() == 2  # one row per case
     x1 = got[0]
     assert (x1.index_offence, x1.completed, x1.duration_days, x1.duration_observed) == (True, True, 165, True)
     assert (x1.hearings, x1.adjournments, x1.arrest_to_sentence_days, x1.sentence_observed) == (4, 2, 175, True)
