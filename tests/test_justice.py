@@ -29,6 +29,7 @@ CASES = (
     "case_id string, person_key string, source_system string, offence_date date, charge_date date, "
     "first_hearing_date date, completion_date date, case_outcome string, sentence_date date"
 )
+HEARINGS = "hearing_id string, case_id string, hearing_date date, adjourned boolean"
 END = D(2019, 6, 30)
 
 
@@ -45,6 +46,13 @@ def _classified(spark, rows, cohorts=None):
     ids = offences.transform(index_offences(cohorts, 7))
     got = offences.transform(cohort_offences(cohorts, ids, SERIES, PRE, POST, WAIT))
     return ids, got
+
+
+def _court_cases(cohorts, ids, offences, cases, hearings, end):
+    """cohort_cases with the contract's windows, 365 days' horizon and 7 days' tolerance."""
+    offences_of_cases = case_offences(cases, offences, ids, 7)
+    counted = hearing_counts(hearings, cases, 365)
+    return cases.transform(cohort_cases(cohorts, ids, counted, offences_of_cases, end, SERIES, PRE, POST, 365))
 
 
 def test_historic_index_offence_weeks_before_its_arrest_sits_in_month_0_and_is_no_reoffence(spark):
@@ -216,26 +224,11 @@ def test_open_cases_are_censored_at_the_extract_end_and_the_index_case_sits_in_m
             ("H4", "K2", D(2017, 4, 10), None),
             ("H5", "K2", D(2018, 4, 11), True),
         ],  # 366 days after the first
-        "hearing_id string, case_id string, hearing_date date, adjourned boolean",
+        HEARINGS,
     )
     ids = offences.transform(index_offences(cohorts, 7))
     end = D(2018, 1, 31)
-    got = {
-        (r.cohort, r.rel_month): r
-        for r in cases.transform(
-            cohort_cases(
-                cohorts,
-                ids,
-                hearing_counts(hearings, cases, 365),
-                case_offences(cases, offences, ids, 7),
-                end,
-                SERIES,
-                PRE,
-                POST,
-                365,
-            )
-        ).collect()
-    }
+    got = {(r.cohort, r.rel_month): r for r in _court_cases(cohorts, ids, offences, cases, hearings, end).collect()}
     # The historic index case (offence two months before the arrest) is month 0, post.
     k1 = got["historic", 0]
     assert (k1.index_offence, k1.period, k1.duration_days, k1.duration_observed) == (True, "post", 204, True)
@@ -249,22 +242,7 @@ def test_open_cases_are_censored_at_the_extract_end_and_the_index_case_sits_in_m
     # Acquitted: a completed duration, and no arrest-to-sentence time at all.
     k3 = got["evaluation", 0]
     assert (k3.index_offence, k3.duration_days, k3.arrest_to_sentence_days) == (True, 60, None)
-    assert (
-        "arrest_date"
-        not in cases.transform(
-            cohort_cases(
-                cohorts,
-                ids,
-                hearing_counts(hearings, cases, 365),
-                case_offences(cases, offences, ids, 7),
-                end,
-                SERIES,
-                PRE,
-                POST,
-                365,
-            )
-        ).columns
-    )
+    assert "arrest_date" not in _court_cases(cohorts, ids, offences, cases, hearings, end).columns
 
 
 def test_the_historic_charge_window_before_the_index_is_not_time_at_risk(spark):
@@ -307,24 +285,12 @@ def test_a_case_finds_its_offence_without_the_same_charge_date_and_one_without_a
         ],
         CASES,
     )
-    hearings = spark.createDataFrame([], "hearing_id string, case_id string, hearing_date date, adjourned boolean")
+    hearings = spark.createDataFrame([], HEARINGS)
     ids = offences.transform(index_offences(cohorts, 7))
     found = {r.case_id: (r.offence_id, r.arrest_date) for r in case_offences(cases, offences, ids, 7).collect()}
     assert found == {"C1": ("O1", D(2013, 6, 3)), "C2": ("O5", D(2017, 6, 1)), "C3": ("O6", D(2017, 6, 4))}
     cases = cases.filter("case_id IN ('C1', 'C2')")
-    rows = cases.transform(
-        cohort_cases(
-            cohorts,
-            ids,
-            hearing_counts(hearings, cases, 365),
-            case_offences(cases, offences, ids, 7),
-            D(2018, 1, 31),
-            SERIES,
-            PRE,
-            POST,
-            365,
-        )
-    ).collect()
+    rows = _court_cases(cohorts, ids, offences, cases, hearings, D(2018, 1, 31)).collect()
     assert len(rows) == 2  # one row per case and cohort
     got = {r.cohort: r for r in rows}
     c1 = got["historic"]
@@ -379,7 +345,7 @@ def test_a_case_committed_to_the_crown_court_is_timed_with_its_crown_case_and_al
             ("H4", "X1", D(2017, 9, 1), False),
             ("H5", "M2", D(2017, 6, 10), False),
         ],
-        "hearing_id string, case_id string, hearing_date date, adjourned boolean",
+        HEARINGS,
     )
     ids = offences.transform(index_offences(cohorts, 7))
     found = case_offences(cases, offences, ids, 7)
