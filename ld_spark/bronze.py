@@ -200,7 +200,8 @@ def constraints(table: str) -> dict[str, str]:
 
 
 def quarantined(table: str, run_id: str) -> Transform:
-    """Quarantined rows with their first rule, all rules, where they came from and the raw row."""
+    """Quarantined rows with their first rule, all rules, where they came from (file and line) and
+    the row's values as landed."""
 
     def _(classified: DataFrame) -> DataFrame:
         rows = classified.filter(F.col(STATUS) == QUARANTINED)

@@ -9,7 +9,9 @@
 - A **police contact** is any other PNC record that is not a proven offence (no charge, no
   conviction, or none within the waiting period).
 - **Court durations** stay with open cases: a case still open at the extract's end carries the
-  days to that end and `*_observed = false`, for the restricted-mean estimator.
+  days to that end and `*_observed = false`, for the restricted-mean estimator. A case committed
+  to the Crown Court is timed with its Crown case; one whose Crown case is not found is censored
+  at its committal.
 - **Time at risk**: days in custody (sentence date onward, custodial days x the share served) and
   days after the extract's end are not months in which a person can offend.
 
@@ -381,7 +383,9 @@ def committals(cases: DataFrame, offences_of_cases: DataFrame) -> DataFrame:
     Crown case is not found has no row."""
     found = cases.join(offences_of_cases.filter(F.col("offence_id").isNotNull()), on=["case_id"], how="inner")
     committed = found.filter(F.col("case_outcome") == "committed").select("case_id", "person_key", "offence_id")
-    crown = found.filter(F.col("source_system") == "XHIBIT").select(
+    # A Crown case committed on in its turn is a committal, not the case that continued one.
+    continued = (F.col("source_system") == "XHIBIT") & ~F.coalesce(F.col("case_outcome") == "committed", F.lit(False))
+    crown = found.filter(continued).select(
         F.col("case_id").alias("crown_case_id"), "person_key", "offence_id", F.col("first_hearing_date").alias("_first")
     )
     order = Window.partitionBy("case_id").orderBy(F.col("_first").asc_nulls_last(), "crown_case_id")
@@ -436,7 +440,8 @@ def cohort_cases(
     A case is its PNC offence's (case_offences): the index offence's case sits in month 0. Open
     cases keep the days to the extract's end, marked not observed. A committal left here (its
     Crown case not found: through_committals) had not ended when it left the magistrates'
-    court: it keeps the days to its committal, marked not observed.
+    court: it keeps the days to its committal, marked not observed, and its hearings (the
+    magistrates' only) are not counted.
     """
 
     def _(cases: DataFrame) -> DataFrame:
@@ -459,9 +464,10 @@ def cohort_cases(
             )
             .withColumn("duration_observed", ended)
             # A case without a first hearing date has no hearing window to observe: false, not null.
+            # Nor has a committal whose Crown case is not found: its Crown hearings are missing.
             .withColumn(
                 "hearings_observed",
-                F.coalesce(F.date_add("first_hearing_date", horizon_days) <= F.lit(end), F.lit(False)),
+                F.coalesce(F.date_add("first_hearing_date", horizon_days) <= F.lit(end), F.lit(False)) & ~committed,
             )
             .withColumn("hearings", F.coalesce("hearings", F.lit(0)))
             .withColumn("adjournments", F.coalesce("adjournments", F.lit(0)))

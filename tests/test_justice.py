@@ -266,15 +266,21 @@ def test_a_case_finds_its_offence_without_the_same_charge_date_and_one_without_a
         [
             ("p1", "O1", D(2013, 4, 24), D(2013, 6, 3), D(2013, 6, 4), "CE", None, None, None),  # historic index
             ("p1", "O2", D(2013, 4, 24), D(2013, 4, 25), D(2013, 4, 26), "CS", None, None, None),  # arrested earlier
+            ("p1", "O2U", D(2013, 4, 24), D(2013, 4, 24), None, "CS", None, None, None),  # not charged
             ("p1", "O5", D(2017, 6, 1), D(2017, 6, 1), D(2017, 6, 2), "CS", None, None, None),
             ("p1", "O6", D(2017, 6, 1), D(2017, 6, 4), D(2017, 6, 4), "CS", None, None, None),
+            # No index among them: a charged offence first, then the earliest arrest, one unknown last.
+            ("p1", "O7", D(2017, 8, 1), D(2017, 8, 10), None, "CS", None, None, None),
+            ("p1", "O8", D(2017, 8, 1), D(2017, 8, 12), D(2017, 8, 12), "CS", None, None, None),
+            ("p1", "O9", D(2017, 8, 1), None, D(2017, 8, 13), "CS", None, None, None),
         ],
         OFFENCES,
     )
     cases = spark.createDataFrame(
         [
             # A summons: no charge date in HMCTS to compare. Still the historic index's case (not
-            # O2's, arrested earlier the same day): month 0, and its arrest found.
+            # O2's, arrested earlier the same day, nor O2U's, which has no charge date either):
+            # month 0, and its arrest found.
             ("C1", "p1", "XHIBIT", D(2013, 4, 24), None, D(2013, 6, 20), D(2014, 1, 10), "convicted", D(2014, 1, 10)),
             # Charged a day after O5 and a day before O6 by the court's clock: the earlier arrest,
             # O5's. Open, and not yet heard.
@@ -282,13 +288,19 @@ def test_a_case_finds_its_offence_without_the_same_charge_date_and_one_without_a
             # Nearest O6 (1 day) rather than O5 (3 days); and 27 days or more from both: none.
             ("C3", "p1", "LIBRA", D(2017, 6, 1), D(2017, 6, 5), None, None, None, None),
             ("C4", "p1", "LIBRA", D(2017, 6, 1), D(2017, 7, 1), None, None, None, None),
+            ("C5", "p1", "LIBRA", D(2017, 8, 1), None, None, None, None, None),
         ],
         CASES,
     )
     hearings = spark.createDataFrame([], HEARINGS)
     ids = offences.transform(index_offences(cohorts, 7))
     found = {r.case_id: (r.offence_id, r.arrest_date) for r in case_offences(cases, offences, ids, 7).collect()}
-    assert found == {"C1": ("O1", D(2013, 6, 3)), "C2": ("O5", D(2017, 6, 1)), "C3": ("O6", D(2017, 6, 4))}
+    assert found == {
+        "C1": ("O1", D(2013, 6, 3)),
+        "C2": ("O5", D(2017, 6, 1)),
+        "C3": ("O6", D(2017, 6, 4)),
+        "C5": ("O8", D(2017, 8, 12)),
+    }
     cases = cases.filter("case_id IN ('C1', 'C2')")
     rows = _court_cases(cohorts, ids, offences, cases, hearings, D(2018, 1, 31)).collect()
     assert len(rows) == 2  # one row per case and cohort
@@ -366,3 +378,57 @@ def test_a_case_committed_to_the_crown_court_is_timed_with_its_crown_case_and_al
     m2 = got[3]
     assert (m2.completed, m2.duration_days, m2.duration_observed) == (False, 10, False)
     assert (m2.hearings, m2.arrest_to_sentence_days, m2.sentence_observed) == (1, 19, False)
+
+
+def test_a_crown_case_committed_on_does_not_continue_a_committal_and_a_lone_committal_counts_no_hearings(spark, config):
+    cohorts = _cohorts(spark)
+    offences = spark.createDataFrame(
+        [
+            ("p1", "O7", D(2017, 7, 1), D(2017, 7, 1), D(2017, 7, 2), "CI", None, None, None),
+            ("p1", "O9", D(2017, 9, 1), D(2017, 9, 1), D(2017, 9, 2), "CE", None, None, None),
+        ],
+        OFFENCES,
+    )
+    cases = spark.createDataFrame(
+        [
+            # M3 and X3 (a Crown case committed on in its turn) both continue in X4, first heard
+            # latest of the three: one case from M3's first listing to X4's completion.
+            ("M3", "p1", "LIBRA", D(2017, 7, 1), D(2017, 7, 2), D(2017, 7, 3), D(2017, 7, 20), "committed", None),
+            ("X3", "p1", "XHIBIT", D(2017, 7, 1), D(2017, 7, 2), D(2017, 7, 10), D(2017, 8, 1), "committed", None),
+            ("X4", "p1", "XHIBIT", D(2017, 7, 1), D(2017, 7, 2), D(2017, 8, 15), D(2017, 12, 1), "convicted", None),
+            # Its Crown case not found: its 365 days are past by the end, but its Crown hearings are
+            # missing, so it is not in the hearings per case.
+            ("M5", "p1", "LIBRA", D(2017, 9, 1), D(2017, 9, 2), D(2017, 9, 5), D(2017, 9, 20), "committed", None),
+        ],
+        CASES,
+    )
+    hearings = spark.createDataFrame(
+        [
+            ("H1", "M3", D(2017, 7, 3), True),
+            ("H2", "X3", D(2017, 7, 10), True),
+            ("H3", "X4", D(2017, 8, 15), False),
+            ("H4", "X4", D(2017, 12, 1), False),
+            ("H5", "M5", D(2017, 9, 5), False),
+        ],
+        HEARINGS,
+    )
+    ids = offences.transform(index_offences(cohorts, 7))
+    found = case_offences(cases, offences, ids, 7)
+    assert sorted(tuple(r) for r in committals(cases, found).collect()) == [("M3", "X4"), ("X3", "X4")]
+    rows = (
+        cases.transform(classified_cases(cohorts, ids, offences, hearings, D(2019, 6, 30), config.analysis))
+        .filter("cohort = 'evaluation'")
+        .collect()
+    )
+    got = {r.rel_month: r for r in rows}
+    assert len(rows) == 2 and sorted(got) == [4, 6]
+    x4 = got[4]
+    assert (x4.duration_days, x4.duration_observed, x4.hearings, x4.adjournments, x4.hearings_observed) == (
+        151,
+        True,
+        4,
+        2,
+        True,
+    )
+    m5 = got[6]
+    assert (m5.duration_days, m5.duration_observed, m5.hearings_observed) == (15, False, False)
