@@ -105,7 +105,6 @@ def csv_header(table: str, path: fs.Location) -> list[str]:
 # kind can use; anything else (double, timestamp, boolean, binary, struct, array, ...) reads as
 # text that would quarantine every row, or as garbage.
 _WHOLE_NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
-WHOLE_NUMBER_NAMES = {t().simpleString() for t in _WHOLE_NUMBERS}  # tinyint, smallint, int, bigint
 READABLE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "str": ((T.StringType, *_WHOLE_NUMBERS), "string or whole numbers"),
     INT: ((T.StringType, *_WHOLE_NUMBERS), "string or whole numbers"),
@@ -114,13 +113,20 @@ READABLE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
+def whole_number(type_name: str) -> bool:
+    """A parquet column type (Spark's simple string) of whole numbers: an integer type, or a
+    decimal without a scale (a database's NUMBER(n))."""
+    integers = {t().simpleString() for t in _WHOLE_NUMBERS}  # tinyint, smallint, int, bigint
+    return type_name in integers or re.fullmatch(r"decimal\(\d+,0\)", type_name) is not None
+
+
 def parquet_type_fault(kind: str, data_type: T.DataType) -> str | None:
     """Why a parquet column of `data_type` cannot hold a contract column of `kind`, or None."""
     types, wanted = READABLE_TYPES[kind]
     if isinstance(data_type, (T.NullType, *types)):  # NullType: null in every row of the file
         return None
-    if isinstance(data_type, T.DecimalType) and data_type.scale == 0 and T.LongType in types:
-        return None  # NUMBER(n) of database exports: whole numbers, no decimal point in their text
+    if T.LongType in types and whole_number(data_type.simpleString()):
+        return None  # NUMBER(n) of database exports: decimal(n,0), no decimal point in their text
     return f"is {data_type.simpleString()}, which cannot be read as the contract's {kind} ({wanted})"
 
 
@@ -356,8 +362,7 @@ def parquet_text(table: str, column: str, parquet_type: str) -> Column:
     trimmed = F.regexp_replace(F.col(column).cast(T.StringType()), r"^\s+|\s+$", "")  # Java's \s: BLANKS
     text = F.nullif(trimmed, F.lit(""))
     width = ZERO_PADDED.get(table, {}).get(column)
-    whole = parquet_type in WHOLE_NUMBER_NAMES or re.fullmatch(r"decimal\(\d+,0\)", parquet_type)
-    if width is None or not whole:
+    if width is None or not whole_number(parquet_type):
         return text
     return F.when(F.length(text) < width, F.lpad(text, width, "0")).otherwise(text)
 
