@@ -194,6 +194,7 @@ class DirtConf(_Strict):
     postcode_nfa: float
     postcode_zz99: float
     sex_miscoded: float = 0.0
+    client_missing: float = 0.0  # NDTMS episodes without the agency's CLIENTID
     bad_date: float
     bad_code: float
     moved_share: float
@@ -246,6 +247,11 @@ class GeneratorConf(_Strict):
     adjourn_rate: float
     two_pnc_ids_share: float
     twins_share: float = 0.0  # people who are the same-sex twin, at one address, of another
+    # Real court records (tables_justice): Crown cases sent on by a magistrates' court (two records),
+    # magistrates' cases without the charge date, and charge dates days from the police's.
+    committal_share: float = Field(0.0, ge=0, le=1)
+    summons_share: float = Field(0.0, ge=0, le=1)
+    court_charge_slip_share: float = Field(0.0, ge=0, le=1)
     dirt: DirtConf
 
 

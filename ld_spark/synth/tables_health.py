@@ -470,6 +470,9 @@ def build_ndtms(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
         }
     )
 
+    if dirt.client_missing > 0:
+        episodes_table["CLIENTID"] = recorded.blank(rng, episodes_table["CLIENTID"].to_numpy(), dirt.client_missing)
+
     starts = _events_at(persons, patients, "drug_start", cfg, rng)
     ns = len(starts)
     home = _attach(starts["idx"].to_numpy(), starts["day"].to_numpy(), episodes)

@@ -270,10 +270,14 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
         fh,
         np.where(h_kind == 2, comp, fh + 1 + (rng.random(len(h_case)) * np.maximum(comp - fh - 1, 1)).astype("int64")),
     )
-    keep = h_day <= end_day
-    h_case, h_kind, h_day = h_case[keep], h_kind[keep], h_day[keep]
+    # Sorted before the extract's end cuts them, so that a committal can fall after the cut.
     order = np.lexsort((h_kind, h_day, h_case))
     h_case, h_kind, h_day = h_case[order], h_kind[order], h_day[order]
+    sent = crown[c] & (rng.random(nc) < cfg.committal_share) if cfg.committal_share > 0 else np.zeros(nc, bool)
+    at_magistrates, committal_day, crown_first_day = committal_split(rng, h_case, h_day, sent)
+    sent = committal_day >= 0
+    keep = h_day <= end_day
+    h_case, h_kind, h_day, at_magistrates = h_case[keep], h_kind[keep], h_day[keep], at_magistrates[keep]
     nh = len(h_case)
     final_type = np.where(outcome[h_case] == "convicted", np.where(rng.random(nh) < 0.4, "SWPSR", "STPSR"), "TRIAL")
     h_type = np.where(
@@ -290,13 +294,32 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
         }
     )
 
+    if cfg.summons_share > 0 or cfg.court_charge_slip_share > 0:
+        cases["charge_date"] = court_charge_dates(rng, off["charge_day"].to_numpy()[c], crown[c], cfg)
+    case_person = cp["person_id"].to_numpy()
+    if sent.any():
+        cases, hearing_case = with_committals(
+            rng,
+            cases,
+            cp,
+            hearings["case_id"].to_numpy(),
+            at_magistrates,
+            sent,
+            committal_day,
+            crown_first_day,
+            cfg,
+            block,
+        )
+        hearings["case_id"] = hearing_case
+        case_person = np.concatenate([case_person, cp["person_id"].to_numpy()[sent & (committal_day <= end_day)]])
+
     truth = pd.concat(
         [
             pd.DataFrame(
                 {"source_table": "pnc.offences", "record_key": offence_ids, "person_id": p["person_id"].to_numpy()}
             ),
             pd.DataFrame(
-                {"source_table": "hmcts.cases", "record_key": case_ids, "person_id": cp["person_id"].to_numpy()}
+                {"source_table": "hmcts.cases", "record_key": cases["case_id"].to_numpy(), "person_id": case_person}
             ),
         ],
         ignore_index=True,
@@ -304,6 +327,98 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
     tables = {"pnc/offences": pnc_table, "hmcts/cases": cases, "hmcts/hearings": hearings}
     tables = {k: recorded.duplicate_rows(rng, v, dirt.duplicate_row) for k, v in tables.items()}
     return tables, truth
+
+
+def committal_split(
+    rng: np.random.Generator, h_case: np.ndarray, h_day: np.ndarray, sent: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each case sent to the Crown Court leaves the magistrates' court.
+
+    h_case, h_day: every hearing of every case (h_case indexes the cases), sorted by case and
+    day; sent: the cases that begin at a magistrates' court and are sent on (committed). A sent
+    case's hearings are cut after one of them, drawn at random from all but its last: the ones
+    before the cut are the magistrates' court's, the first after it the Crown Court's first.
+    Returns, per hearing, whether it is at the magistrates' court, and per case the committal day
+    (the day of its last magistrates' hearing) and the Crown Court's first hearing day (-1 where
+    the case is not sent, or has one hearing only). No draws are made when no case is sent.
+    """
+    nc = len(sent)
+    committal_day = np.full(nc, -1, dtype="int64")
+    crown_first_day = np.full(nc, -1, dtype="int64")
+    if not sent.any():
+        return np.zeros(len(h_case), bool), committal_day, crown_first_day
+    count = np.bincount(h_case, minlength=nc)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    sent = sent & (count >= 2)
+    cut = np.where(sent, rng.integers(1, np.maximum(count, 2)), 0)  # hearings at the magistrates' court
+    position = np.arange(len(h_case)) - start[h_case]
+    at_magistrates = sent[h_case] & (position < cut[h_case])
+    committal_day[sent] = h_day[start[sent] + cut[sent] - 1]
+    crown_first_day[sent] = h_day[start[sent] + cut[sent]]
+    return at_magistrates, committal_day, crown_first_day
+
+
+def with_committals(
+    rng: np.random.Generator,
+    cases: pd.DataFrame,
+    persons: pd.DataFrame,
+    hearing_case_ids: np.ndarray,
+    at_magistrates: np.ndarray,
+    sent: np.ndarray,
+    committal_day: np.ndarray,
+    crown_first_day: np.ndarray,
+    cfg: GeneratorConf,
+    block: int,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Crown Court cases as real extracts hold them: a case sent on by a magistrates' court is two
+    records, the magistrates' (LIBRA, outcome committed, completed on its committal day, with the
+    hearings before it) and the Crown Court's (XHIBIT, first heard after the committal, with the
+    rest), each with the court's own view of the defendant. Joined again they are the one case
+    whose days and hearings the planted values describe (ld_spark.justice.through_committals).
+
+    cases: one row per case, persons its person's rows; hearing_case_ids and at_magistrates per
+    hearing kept; sent, committal_day, crown_first_day per case (committal_split). A case whose
+    committal falls after the extract's end is still at the magistrates' court: one LIBRA case.
+    Returns the cases, the magistrates' records appended, and each hearing's case_id.
+    """
+    end_day = cal.day(cfg.extract_end)
+    cases = cases.copy()
+    magistrates_code = "B" + cases["court_code"].str.slice(1)
+    waiting = sent & (committal_day > end_day)
+    cases.loc[waiting, "source_system"] = "LIBRA"
+    cases.loc[waiting, "court_code"] = magistrates_code[waiting]
+    committed = sent & (committal_day <= end_day)
+    rows = np.nonzero(committed)[0]
+    legs = cases.iloc[rows].copy()
+    legs["case_id"] = keys("CS", block, len(cases) + np.arange(len(rows)), 62, 12)
+    legs["source_system"] = "LIBRA"
+    legs["court_code"] = magistrates_code.to_numpy()[rows]
+    lp = persons.iloc[rows]
+    legs["defendant_forename"], legs["defendant_surname"] = recorded.names(
+        rng, lp["forename"].to_numpy(), lp["surname"].to_numpy(), cfg.dirt
+    )
+    legs["defendant_dob"] = recorded.dob(rng, lp["dob"].to_numpy(), cfg.dirt)
+    legs["completion_date"] = cal.iso(committal_day[rows])
+    legs["case_outcome"] = "committed"
+    legs["sentence_date"] = None
+    # The Crown Court's first hearing; not yet held at the extract's end, not yet known.
+    first = crown_first_day[rows]
+    cases.loc[committed, "first_hearing_date"] = cal.iso(np.where(first <= end_day, first, np.nan))
+    leg_of_case = pd.Series(legs["case_id"].to_numpy(), index=cases["case_id"].to_numpy()[rows])
+    moved = at_magistrates & pd.Series(hearing_case_ids).isin(leg_of_case.index).to_numpy()
+    hearing_case = np.where(moved, leg_of_case.reindex(hearing_case_ids).to_numpy(), hearing_case_ids)
+    return pd.concat([cases, legs], ignore_index=True), hearing_case
+
+
+def court_charge_dates(
+    rng: np.random.Generator, charge_day: np.ndarray, crown: np.ndarray, cfg: GeneratorConf
+) -> np.ndarray:
+    """The charge date as the court records it: blank for a share of magistrates' cases (a
+    summons, or not keyed), a few days from the police's for another share (clocks differ)."""
+    n = len(charge_day)
+    summons = ~crown & (rng.random(n) < cfg.summons_share)
+    slip = np.where(rng.random(n) < cfg.court_charge_slip_share, rng.choice([-3, -2, -1, 1, 2, 3], size=n), 0)
+    return np.where(summons, None, cal.iso(charge_day + slip)).astype(object)
 
 
 def custody_logit(cfg: GeneratorConf, crown: np.ndarray, treated: np.ndarray) -> np.ndarray:
