@@ -4,8 +4,9 @@ Every landed row ends in exactly one state, so the counts reconcile to the row:
     read = loaded + quarantined + exact duplicates removed + superseded submissions (+ erased:
     rows of opted-out people deleted since, ld_spark.erase)
 - duplicate:   an exact copy (every contract column equal) of an earlier row, a resubmission;
-- quarantined: it breaks a rule (malformed row, missing key, unparseable date or number,
-               code outside its list, a key reused with different content); the rule is kept;
+- quarantined: it breaks a rule (malformed row, missing key or required value, unparseable
+               date or number, code outside its list, a key reused with different content);
+               the rule is kept;
 - superseded:  MHSDS/IAPT only, an earlier monthly submission of a record sent again later;
 - loaded:      everything else, typed, with identity values normalised.
 """
@@ -26,6 +27,7 @@ from ld_spark.contract import (
     KEYS,
     MONTHLY_SUBMISSION_TABLES,
     ONWARD_REFERRALS,
+    REQUIRED,
     TABLES,
     TYPES,
     YN,
@@ -56,6 +58,7 @@ def row_rules(table: str) -> list[Column]:
     identity = IDENTITY_COLUMNS.get(table, {})
     rules = [_rule(F.col(ROW_FAULT).isNotNull(), "malformed_row", "*")]
     rules += [_rule(F.col(k).isNull(), "missing_key", k) for k in KEYS[table]]
+    rules += [_rule(F.col(c).isNull(), "missing_value", c) for c in REQUIRED.get(table, [])]
     for column, kind in TYPES[table].items():
         if column in identity:
             continue  # identity values are normalised, never a reason to lose the row
@@ -185,11 +188,12 @@ def changed_states(after: dict[str, int], before: dict[str, int]) -> dict[str, i
 
 
 def constraints(table: str) -> dict[str, str]:
-    """The bronze table's CHECK constraints: every loaded row has its key, and each date that is
-    not a date of birth lies in DATE_RANGE (a row breaking either is quarantined, so a write that
-    breaks one is a bug, and fails rather than commits)."""
+    """The bronze table's CHECK constraints: every loaded row has its key and its required values
+    (contract.REQUIRED), and each date that is not a date of birth lies in DATE_RANGE (a row
+    breaking either is quarantined, so a write that breaks one is a bug, and fails rather than
+    commits)."""
     identity = IDENTITY_COLUMNS.get(table, {})
-    checks = {f"{c.lower()}_present": f"`{c}` IS NOT NULL" for c in KEYS[table]}
+    checks = {f"{c.lower()}_present": f"`{c}` IS NOT NULL" for c in [*KEYS[table], *REQUIRED.get(table, [])]}
     low, high = DATE_RANGE
     for column, kind in TYPES[table].items():
         if kind == DATE and column not in identity:

@@ -312,6 +312,11 @@ KEYS: dict[str, list[str]] = {
     "hmcts/hearings": ["hearing_id"],
 }
 
+# Columns, not keys, without which a row has no use: quarantined (rule missing_value) rather than
+# loaded and then left out of every analysis table unseen. A court case is placed in its months,
+# and found among its person's PNC offences, by its offence date alone (ld_spark.justice).
+REQUIRED: dict[str, list[str]] = {"hmcts/cases": ["offence_date"]}
+
 # MHSDS and IAPT are monthly submissions: the same record recurs; the latest UniqMonthID wins.
 MONTHLY_SUBMISSION_TABLES = {t for t in TABLES if t.startswith(("mhsds/", "iapt/"))}
 

@@ -17,7 +17,18 @@ from pathlib import Path
 import pytest
 
 from ld_spark import bronze, io, pipeline
-from ld_spark.contract import CODES, DATE, IDENTITY_COLUMNS, INT, KEYS, MONTHLY_SUBMISSION_TABLES, TABLES, TYPES, YN
+from ld_spark.contract import (
+    CODES,
+    DATE,
+    IDENTITY_COLUMNS,
+    INT,
+    KEYS,
+    MONTHLY_SUBMISSION_TABLES,
+    REQUIRED,
+    TABLES,
+    TYPES,
+    YN,
+)
 from ld_spark.errors import InputError
 
 TRIED: set[tuple[str, str]] = set()  # (table, damage) of every test that passed, checked by the last test
@@ -113,6 +124,7 @@ def _row_damages(table: str, header: list[str]) -> list[tuple[str, str, str, obj
         ("not_utf8", "malformed_row", "*", None),  # written as bytes below
         ("quote_left_open", "malformed_row", "*", None),
     ]
+    damages += [("missing_required_value", "missing_value", c, setter(c, "")) for c in REQUIRED.get(table, [])]
     if dates:
         damages += [
             ("impossible_date", "unparseable_date", dates[0], setter(dates[0], "2017-02-30")),

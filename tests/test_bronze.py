@@ -286,3 +286,23 @@ def test_bronze_constraints_refuse_a_row_without_its_key_or_with_a_date_out_of_r
                 checks=bronze.constraints(table),
             )
     assert catalog.read(spark, tmp_path, catalog.bronze(table)).count() == 1
+
+
+def test_a_court_case_without_its_offence_date_is_quarantined_not_loaded_and_left_out_unseen(spark):
+    # The justice stage places a case, and finds its PNC offence, by its offence date alone: without
+    # one the case would be loaded, then left out of every court table with no count anywhere.
+    table = "hmcts/cases"
+    case = {
+        "case_id": "C1",
+        "source_system": "LIBRA",
+        "offence_date": "2017-03-01",
+        "charge_date": "2017-03-02",
+        "first_hearing_date": "2017-03-20",
+    }
+    rows = landed(spark, table, [case, {**case, "case_id": "C2", "offence_date": None}])
+    classified = rows.transform(bronze.classify(table))
+    assert states(classified, "case_id") == {"C1": "loaded", "C2": "quarantined"}
+    assert [r[0] for r in classified.filter("case_id = 'C2'").select(bronze.FAILURES).collect()] == [
+        ["missing_value:offence_date"]
+    ]
+    assert bronze.constraints(table)["offence_date_present"] == "`offence_date` IS NOT NULL"
