@@ -102,12 +102,13 @@ def csv_header(table: str, path: fs.Location) -> list[str]:
 
 
 # The Spark types whose text (landing casts every column to string) a contract column of each
-# kind can use; anything else (double, timestamp, boolean, binary, struct, array, ...) reads as
-# text that would quarantine every row, or as garbage.
+# kind can use; anything else (float, timestamp, boolean, binary, struct, array, ...) reads as
+# text that would quarantine every row, or as garbage. A double is read for its whole numbers:
+# pandas writes an integer column that has a blank as double (120.0 for 120).
 _WHOLE_NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 READABLE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "str": ((T.StringType, *_WHOLE_NUMBERS), "string or whole numbers"),
-    INT: ((T.StringType, *_WHOLE_NUMBERS), "string or whole numbers"),
+    "str": ((T.StringType, *_WHOLE_NUMBERS, T.DoubleType), "string or whole numbers"),
+    INT: ((T.StringType, *_WHOLE_NUMBERS, T.DoubleType), "string or whole numbers"),
     DATE: ((T.StringType, T.DateType), "string or date"),
     YN: ((T.StringType,), "string"),
 }
@@ -355,16 +356,27 @@ LANDING_SCHEMA = T.StructType(
 )
 
 
+# Doubles below this are whole numbers exactly (a 53-bit mantissa): a 10-digit NHS number is.
+EXACT_DOUBLE = 2**53
+
+
 def parquet_text(table: str, column: str, parquet_type: str) -> Column:
     """A parquet column as the contract's text, as a CSV field is read (blank or spaces: null;
-    spaces around a value go); a whole number in a column of zero-padded codes
-    (contract.ZERO_PADDED) padded back to its width."""
-    trimmed = F.regexp_replace(F.col(column).cast(T.StringType()), r"^\s+|\s+$", "")  # Java's \s: BLANKS
+    spaces around a value go); a double that is a whole number as that number (120.0 -> "120";
+    a fraction or NaN keeps its text, for bronze's rules to judge); a whole number in a column
+    of zero-padded codes (contract.ZERO_PADDED) padded back to its width."""
+    value = F.col(column)
+    if parquet_type == "double":
+        whole = (value % 1 == 0) & (F.abs(value) < EXACT_DOUBLE)
+        # Each branch its own text: one CASE of a long and a double would be a double again.
+        value = F.when(whole, value.try_cast(T.LongType()).cast(T.StringType())).otherwise(value.cast(T.StringType()))
+    trimmed = F.regexp_replace(value.cast(T.StringType()), r"^\s+|\s+$", "")  # Java's \s: BLANKS
     text = F.nullif(trimmed, F.lit(""))
     width = ZERO_PADDED.get(table, {}).get(column)
-    if width is None or not whole_number(parquet_type):
+    if width is None or not (whole_number(parquet_type) or parquet_type == "double"):
         return text
-    return F.when(F.length(text) < width, F.lpad(text, width, "0")).otherwise(text)
+    # Digits only: a fraction or a sign is no code's shortened form, and keeps its text.
+    return F.when(text.rlike("^[0-9]+$") & (F.length(text) < width), F.lpad(text, width, "0")).otherwise(text)
 
 
 def read_landing(

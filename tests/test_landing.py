@@ -358,3 +358,32 @@ def test_a_tables_writes_are_described_in_spark_as_that_table_and_the_threads_ow
     assert "ld-spark: write analysis/estimates" in new
     assert "ld-spark: append to analysis/estimates" in new
     assert catalog.read(spark, tmp_path, catalog.ESTIMATES).count() == 5
+
+
+def test_a_pandas_written_parquet_files_doubles_are_read_as_the_whole_numbers_they_hold(spark, tmp_path):
+    import pandas as pd
+
+    # pandas writes an integer column with a blank as double: a data manager's read_csv -> to_parquet
+    # gives NEWNHSNO 4857773456.0, AEATTENDDISP 1.0 (the code 01) and ARRIVALTIME 930.0.
+    table = "hes_ae"
+    frame = pd.DataFrame({c: ["x", "y", "z", "w"] for c in TABLES[table]})
+    frame["AEKEY"] = ["A1", "A2", "A3", "A4"]
+    frame["NEWNHSNO"] = [4857773456.0, None, 9434765919.0, 1.5]
+    frame["AEATTENDDISP"] = [1.0, 12.0, None, float("nan")]
+    frame["ARRIVALTIME"] = [930.0, 1405.0, 5.0, 0.0]
+    path = tmp_path / table / "a.parquet"
+    path.parent.mkdir(parents=True)
+    frame.to_parquet(path, index=False)
+    kind, groups = io.check_columns(spark, tmp_path, table)
+    got = {
+        r["AEKEY"]: (r["NEWNHSNO"], r["AEATTENDDISP"], r["ARRIVALTIME"])
+        for r in io.read_raw(spark, table, kind, groups).collect()
+    }
+    # Whole numbers as their digits, codes padded to their width; a fraction keeps its text for
+    # the rules (here an NHS number that normalises to none); pandas' NaN is a blank.
+    assert got == {
+        "A1": ("4857773456", "01", "930"),
+        "A2": (None, "12", "1405"),
+        "A3": ("9434765919", None, "5"),
+        "A4": ("1.5", None, "0"),
+    }
