@@ -470,9 +470,6 @@ def build_ndtms(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
         }
     )
 
-    if dirt.client_missing > 0:
-        episodes_table["CLIENTID"] = recorded.blank(rng, episodes_table["CLIENTID"].to_numpy(), dirt.client_missing)
-
     starts = _events_at(persons, patients, "drug_start", cfg, rng)
     ns = len(starts)
     home = _attach(starts["idx"].to_numpy(), starts["day"].to_numpy(), episodes)
@@ -524,6 +521,9 @@ def build_ndtms(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
             "QUALLIFE": score(11.0),
         }
     )
+    if dirt.client_missing > 0:
+        # Drawn after every other value, so that no other value moves with it.
+        episodes_table["CLIENTID"] = recorded.blank(rng, episodes_table["CLIENTID"].to_numpy(), dirt.client_missing)
     tables = {"ndtms/episodes": episodes_table, "ndtms/modalities": modalities, "ndtms/top": top}
     tables = {k: recorded.duplicate_rows(rng, v, dirt.duplicate_row) for k, v in tables.items()}
     return tables, _truth("ndtms.episodes", episode_ids, p["person_id"].to_numpy())

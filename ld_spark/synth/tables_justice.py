@@ -270,14 +270,11 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
         fh,
         np.where(h_kind == 2, comp, fh + 1 + (rng.random(len(h_case)) * np.maximum(comp - fh - 1, 1)).astype("int64")),
     )
-    # Sorted before the extract's end cuts them, so that a committal can fall after the cut.
     order = np.lexsort((h_kind, h_day, h_case))
     h_case, h_kind, h_day = h_case[order], h_kind[order], h_day[order]
-    sent = crown[c] & (rng.random(nc) < cfg.committal_share) if cfg.committal_share > 0 else np.zeros(nc, bool)
-    at_magistrates, committal_day, crown_first_day = committal_split(rng, h_case, h_day, sent)
-    sent = committal_day >= 0
+    every_case, every_day = h_case, h_day  # before the extract's end cuts them: a committal may fall after it
     keep = h_day <= end_day
-    h_case, h_kind, h_day, at_magistrates = h_case[keep], h_kind[keep], h_day[keep], at_magistrates[keep]
+    h_case, h_kind, h_day = h_case[keep], h_kind[keep], h_day[keep]
     nh = len(h_case)
     final_type = np.where(outcome[h_case] == "convicted", np.where(rng.random(nh) < 0.4, "SWPSR", "STPSR"), "TRIAL")
     h_type = np.where(
@@ -297,13 +294,17 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
     if cfg.summons_share > 0 or cfg.court_charge_slip_share > 0:
         cases["charge_date"] = court_charge_dates(rng, off["charge_day"].to_numpy()[c], crown[c], cfg)
     case_person = cp["person_id"].to_numpy()
-    if sent.any():
+    if cfg.committal_share > 0:
+        # Drawn after every other value of the plain court process, so that none moves with it.
+        sent = crown[c] & (rng.random(nc) < cfg.committal_share)
+        at_magistrates, committal_day, crown_first_day = committal_split(rng, every_case, every_day, sent)
+        sent = committal_day >= 0
         cases, hearing_case = with_committals(
             rng,
             cases,
             cp,
             hearings["case_id"].to_numpy(),
-            at_magistrates,
+            at_magistrates[keep],
             sent,
             committal_day,
             crown_first_day,
