@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ld_spark.contract import DATE, INT, TABLES, TYPES, YN
+from ld_spark.contract import DATE, INT, KEYS, MONTHLY_SUBMISSION_TABLES, TABLES, TYPES, YN
 from ld_spark.synth import identity as ident
 from ld_spark.synth.generate import generate_rows
 
@@ -326,6 +326,20 @@ def test_custody_odds_halve_after_index_and_court_duration_falls(raw, truth, coh
 
 
 # --- dirt at its configured rate -------------------------------------------------------------------
+
+
+def test_a_key_two_rows_share_is_an_exact_resubmission_outside_the_monthly_submissions(raw):
+    # Contract: keys are unique unless a duplicate row is an exact resubmission. A copy keyed
+    # again with another sex would be a key reused with different content, and bronze would
+    # quarantine both copies (sex is miscoded after rows are duplicated, so copies share it).
+    for table in TABLES:
+        if table in MONTHLY_SUBMISSION_TABLES:
+            continue  # a record recurs in later months, as it was then
+        df = raw(table)
+        shared = df[df.duplicated(KEYS[table], keep=False)]
+        assert len(shared) > 0, table  # resubmissions are there to check
+        versions = shared.drop_duplicates().groupby(KEYS[table], dropna=False).size()
+        assert (versions == 1).all(), (table, versions[versions > 1].head().to_dict())
 
 
 def test_each_kind_of_dirt_is_present_at_about_its_rate(raw, truth, identity, config):

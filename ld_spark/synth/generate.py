@@ -138,7 +138,10 @@ def generate_block(
         truths.append(truth)
     miscoding = block_rng(seed, block, FAMILIES["sex_miscoded"])
     for table, column in SEX_COLUMNS.items():
-        tables[table][column] = recorded.miscode_sex(miscoding, tables[table][column].to_numpy(), cfg.dirt.sex_miscoded)
+        copies = pd.util.hash_pandas_object(tables[table], index=False).to_numpy()
+        tables[table][column] = recorded.miscode_sex(
+            miscoding, tables[table][column].to_numpy(), cfg.dirt.sex_miscoded, copies
+        )
     # One row per record: MPI records recur in monthly submissions but are one record each.
     truth = pd.concat(truths, ignore_index=True).drop_duplicates(["source_table", "record_key"])
     truth["person_id"] = person_key_text(truth["person_id"].to_numpy())

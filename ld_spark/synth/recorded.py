@@ -84,10 +84,16 @@ def bad_codes(rng: np.random.Generator, values: np.ndarray, rate: float) -> np.n
 SEX_FLIP = {"M": "F", "F": "M", "1": "2", "2": "1"}
 
 
-def miscode_sex(rng: np.random.Generator, values: np.ndarray, rate: float) -> np.ndarray:
+def miscode_sex(
+    rng: np.random.Generator, values: np.ndarray, rate: float, copies: np.ndarray | None = None
+) -> np.ndarray:
     """Recorded sex flipped to the other sex at `rate` (a keying slip), in either coding;
-    unknown codes stay as they are."""
+    unknown codes stay as they are. copies: a label per row, equal for exact copies of a row
+    (duplicate_rows' resubmissions), which keep the first copy's sex: a resubmission is exact,
+    or the contract would call it a key reused with different content."""
     flip = rng.random(len(values)) < rate
+    if copies is not None:
+        flip = pd.Series(flip).groupby(copies, sort=False).transform("first").to_numpy()
     return np.array([SEX_FLIP.get(v, v) if f else v for v, f in zip(values, flip)], dtype=object)
 
 
