@@ -388,11 +388,12 @@ CODES: dict[str, dict[str, set[str]]] = {
 # "1" and match no rule.
 ZERO_PADDED: dict[str, dict[str, int]] = {
     "ld_referrals": {"nhs_number": 10},
-    "hes_ae": {"NEWNHSNO": 10, "AEATTENDDISP": 2},
+    "hes_ae": {"NEWNHSNO": 10, "AEATTENDDISP": 2, "ARRIVALTIME": 4},  # ARRIVALTIME: HHMM
     "mhsds/mhs001_mpi": {"NHSNumber": 10},
     "mhsds/mhs201_care_contact": {"ConsMechanismMH": 2},
     "mhsds/mhs401_mha_period": {"LegalStatusCode": 2},
     "iapt/ids001_mpi": {"NHSNumber": 10},
+    "pnc/offences": {"ho_offence_code": 5},  # the Home Office's 5-character code, 00101 and on
 }
 
 # Identity columns: normalised in bronze (a bad value becomes null, it does not lose the row).

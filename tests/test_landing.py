@@ -364,7 +364,7 @@ def test_a_pandas_written_parquet_files_doubles_are_read_as_the_whole_numbers_th
     import pandas as pd
 
     # pandas writes an integer column with a blank as double: a data manager's read_csv -> to_parquet
-    # gives NEWNHSNO 4857773456.0, AEATTENDDISP 1.0 (the code 01) and ARRIVALTIME 930.0.
+    # gives NEWNHSNO 4857773456.0, AEATTENDDISP 1.0 (the code 01) and ARRIVALTIME 930.0 (09:30).
     table = "hes_ae"
     frame = pd.DataFrame({c: ["x", "y", "z", "w"] for c in TABLES[table]})
     frame["AEKEY"] = ["A1", "A2", "A3", "A4"]
@@ -382,8 +382,8 @@ def test_a_pandas_written_parquet_files_doubles_are_read_as_the_whole_numbers_th
     # Whole numbers as their digits, codes padded to their width; a fraction keeps its text for
     # the rules (here an NHS number that normalises to none); pandas' NaN is a blank.
     assert got == {
-        "A1": ("4857773456", "01", "930"),
+        "A1": ("4857773456", "01", "0930"),
         "A2": (None, "12", "1405"),
-        "A3": ("9434765919", None, "5"),
-        "A4": ("1.5", None, "0"),
+        "A3": ("9434765919", None, "0005"),
+        "A4": ("1.5", None, "0000"),
     }
