@@ -388,7 +388,8 @@ CODES: dict[str, dict[str, set[str]]] = {
 # "1" and match no rule.
 ZERO_PADDED: dict[str, dict[str, int]] = {
     "ld_referrals": {"nhs_number": 10},
-    "hes_ae": {"NEWNHSNO": 10, "AEATTENDDISP": 2, "ARRIVALTIME": 4},  # ARRIVALTIME: HHMM
+    # ARRIVALTIME is HHMM; DIAG_01 the two-digit A&E diagnosis (03, 35 psychiatric).
+    "hes_ae": {"NEWNHSNO": 10, "AEATTENDDISP": 2, "ARRIVALTIME": 4, "DIAG_01": 2},
     "mhsds/mhs001_mpi": {"NHSNumber": 10},
     "mhsds/mhs201_care_contact": {"ConsMechanismMH": 2},
     "mhsds/mhs401_mha_period": {"LegalStatusCode": 2},

@@ -103,14 +103,16 @@ def csv_header(table: str, path: fs.Location) -> list[str]:
 
 # The Spark types whose text (landing casts every column to string) a contract column of each
 # kind can use; anything else (float, timestamp, boolean, binary, struct, array, ...) reads as
-# text that would quarantine every row, or as garbage. A double is read for its whole numbers:
-# pandas writes an integer column that has a blank as double (120.0 for 120).
+# text that would quarantine every row, or as garbage. A double is read for what it holds, in
+# any column: pandas writes an integer column that has a blank as double (120.0 for 120), and a
+# column blank in every row of a file as double too; a number in a date or Y/N column is text
+# that bronze quarantines its row for.
 _WHOLE_NUMBERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 READABLE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "str": ((T.StringType, *_WHOLE_NUMBERS, T.DoubleType), "string or whole numbers"),
     INT: ((T.StringType, *_WHOLE_NUMBERS, T.DoubleType), "string or whole numbers"),
-    DATE: ((T.StringType, T.DateType), "string or date"),
-    YN: ((T.StringType,), "string"),
+    DATE: ((T.StringType, T.DateType, T.DoubleType), "string or date"),
+    YN: ((T.StringType, T.DoubleType), "string"),
 }
 
 
