@@ -252,6 +252,7 @@ class GeneratorConf(_Strict):
     committal_share: float = Field(0.0, ge=0, le=1)
     summons_share: float = Field(0.0, ge=0, le=1)
     court_charge_slip_share: float = Field(0.0, ge=0, le=1)
+    court_charge_slip_days_max: int = Field(3, ge=1)
     dirt: DirtConf
 
 

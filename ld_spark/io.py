@@ -365,10 +365,11 @@ EXACT_DOUBLE = 2**53
 def parquet_text(table: str, column: str, parquet_type: str) -> Column:
     """A parquet column as the contract's text, as a CSV field is read (blank or spaces: null;
     spaces around a value go); a double that is a whole number as that number (120.0 -> "120";
-    a fraction or NaN keeps its text, for bronze's rules to judge); a whole number in a column
+    NaN is blank; a fraction keeps its text, for bronze's rules to judge); a whole number in a column
     of zero-padded codes (contract.ZERO_PADDED) padded back to its width."""
     value = F.col(column)
     if parquet_type == "double":
+        value = F.when(~F.isnan(value), value)  # NaN, pandas' blank, is a blank
         whole = (value % 1 == 0) & (F.abs(value) < EXACT_DOUBLE)
         # Each branch its own text: one CASE of a long and a double would be a double again.
         value = F.when(whole, value.try_cast(T.LongType()).cast(T.StringType())).otherwise(value.cast(T.StringType()))

@@ -361,7 +361,11 @@ def test_a_tables_writes_are_described_in_spark_as_that_table_and_the_threads_ow
 
 
 def test_a_pandas_written_parquet_files_doubles_are_read_as_the_whole_numbers_they_hold(spark, tmp_path):
+    import math
+
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     # pandas writes an integer column with a blank as double: a data manager's read_csv -> to_parquet
     # gives NEWNHSNO 4857773456.0, AEATTENDDISP 1.0 (the code 01) and ARRIVALTIME 930.0 (09:30).
@@ -377,6 +381,12 @@ def test_a_pandas_written_parquet_files_doubles_are_read_as_the_whole_numbers_th
     path = tmp_path / table / "a.parquet"
     path.parent.mkdir(parents=True)
     frame.to_parquet(path, index=False)
+    # Another writer keeps NaN as a value (pyarrow from a list), not as a null as pandas does.
+    nan = frame.iloc[:1].assign(AEKEY="A5", NEWNHSNO=float("nan"), AEATTENDDISP=float("nan"))
+    pq.write_table(
+        pa.table({c: pa.array(nan[c].tolist(), from_pandas=False) for c in nan.columns}), path.with_name("b.parquet")
+    )
+    assert math.isnan(pq.read_table(path.with_name("b.parquet")).column("NEWNHSNO")[0].as_py())
     kind, groups = io.check_columns(spark, tmp_path, table)
     got = {
         r["AEKEY"]: (r["NEWNHSNO"], r["AEATTENDDISP"], r["ARRIVALTIME"], r["ARRIVALDATE"])
@@ -389,6 +399,7 @@ def test_a_pandas_written_parquet_files_doubles_are_read_as_the_whole_numbers_th
         "A2": (None, "12", "1405", None),
         "A3": ("9434765919", None, "0005", None),
         "A4": ("1.5", None, "0000", "20180417"),
+        "A5": (None, None, "0930", None),
     }
 
 

@@ -129,13 +129,14 @@ def test_a_case_sent_on_is_a_committed_magistrates_record_and_a_crown_record_unt
     assert list(legs["first_hearing_date"]) == ["2018-01-05", "2019-05-02"]
     assert list(legs["offence_date"]) == ["2017-12-01", "2019-04-01"]
     assert list(legs["charge_date"]) == ["2017-12-20", "2019-04-20"]
-    # The Crown records: first heard after the committal; CS3 not yet heard there at the end.
+    # The Crown records: first heard on or after the committal day.
     assert by_id.loc["CS0", ["source_system", "first_hearing_date", "completion_date"]].tolist() == [
         "XHIBIT",
         "2018-03-15",
         "2018-09-20",
     ]
-    assert by_id.loc["CS3", "source_system"] == "XHIBIT" and pd.isna(by_id.loc["CS3", "first_hearing_date"])
+    # CS3's Crown hearing is listed for after the end: its record has that date all the same.
+    assert by_id.loc["CS3", ["source_system", "first_hearing_date"]].tolist() == ["XHIBIT", "2019-09-01"]
     # CS1's committal falls after the end: it is one open magistrates' case.
     assert by_id.loc["CS1", ["source_system", "court_code", "first_hearing_date"]].tolist() == [
         "LIBRA",
@@ -218,3 +219,56 @@ def test_court_charge_dates_are_blank_for_summonses_and_days_off_for_slips_only_
     assert abs((off != 0).mean() - 0.05) < 0.01
     plain = court_charge_dates(np.random.default_rng(3), charge_day, crown, config.generator)
     assert list(plain) == ["2018-04-20"] * n
+
+
+def test_build_justice_sends_crown_cases_on_and_folded_back_they_are_the_extract_without_committals():
+    from ld_spark import config as config_module
+    from ld_spark.synth.generate import FAMILIES
+    from ld_spark.synth.persons import block_rng, make_persons
+    from ld_spark.synth.tables_justice import build_justice
+
+    shape = config_module.load("test", "shape_realistic").generator
+    plain_cfg = shape.model_copy(update={"committal_share": 0.0, "summons_share": 0.0, "court_charge_slip_share": 0.0})
+    sent_cfg = plain_cfg.model_copy(update={"committal_share": 1.0})
+    persons = make_persons(plain_cfg, 5, 1.0, 2)
+
+    def built(cfg):
+        tables, truth = build_justice(persons, cfg, block_rng(5, 2, FAMILIES["justice"]), 2)
+        person = truth[truth["source_table"] == "hmcts.cases"].set_index("record_key")["person_id"]
+        cases, hearings = (tables[t].drop_duplicates() for t in ("hmcts/cases", "hmcts/hearings"))
+        return tables["pnc/offences"].drop_duplicates(), cases.assign(person=cases["case_id"].map(person)), hearings
+
+    offences0, cases0, hearings0 = built(plain_cfg)
+    offences1, cases1, hearings1 = built(sent_cfg)
+    # Nothing else moves: the PNC, and every hearing but for which record holds it.
+    pd.testing.assert_frame_equal(offences0.reset_index(drop=True), offences1.reset_index(drop=True))
+    assert hearings1.drop(columns="case_id").equals(hearings0.drop(columns="case_id"))
+    assert cases1["case_id"].is_unique and cases1["person"].notna().all()
+
+    # Each committed magistrates' record is its person's, with its Crown record's offence and charge.
+    legs = cases1[~cases1["case_id"].isin(cases0["case_id"])]
+    assert len(legs) > 20 and set(legs["case_outcome"]) == {"committed"} and set(legs["source_system"]) == {"LIBRA"}
+    twin_key = ["person", "offence_date", "charge_date"]
+    crown = cases1[cases1["case_id"].isin(cases0["case_id"]) & (cases1["source_system"] == "XHIBIT")]
+    twins = legs.merge(crown, on=twin_key, suffixes=("", "_crown"), validate="one_to_one")
+    assert len(twins) == len(legs)
+
+    # Folded back (the Crown record with the magistrates' first listing and both records'
+    # hearings), they are the cases without committals; cases still waiting to be sent at the
+    # end are the same cases, at the magistrates' court.
+    crown_of = dict(zip(twins["case_id"], twins["case_id_crown"]))
+    first_of = dict(zip(twins["case_id_crown"], twins["first_hearing_date"]))
+    folded = cases1[~cases1["case_id"].isin(legs["case_id"])].copy()
+    folded["first_hearing_date"] = folded["case_id"].map(first_of).fillna(folded["first_hearing_date"])
+    folded = folded.set_index("case_id").sort_index()
+    plain = cases0.set_index("case_id").sort_index()
+    waiting = (plain["source_system"] == "XHIBIT") & (folded["source_system"] == "LIBRA")
+    assert (
+        folded[waiting]["completion_date"].isna().all()
+        and (plain[waiting]["court_code"].str[1:] == folded[waiting]["court_code"].str[1:]).all()
+    )
+    moved = ["source_system", "court_code"]
+    pd.testing.assert_frame_equal(folded.drop(columns=moved), plain.drop(columns=moved))
+    assert (folded[~waiting][moved] == plain[~waiting][moved]).all().all()
+    held = dict(zip(hearings1["hearing_id"], hearings1["case_id"].map(lambda c: crown_of.get(c, c))))
+    assert held == dict(zip(hearings0["hearing_id"], hearings0["case_id"]))

@@ -522,8 +522,10 @@ def build_ndtms(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
         }
     )
     if dirt.client_missing > 0:
-        # Drawn after every other value, so that no other value moves with it.
-        episodes_table["CLIENTID"] = recorded.blank(rng, episodes_table["CLIENTID"].to_numpy(), dirt.client_missing)
+        # On a stream of its own (spawning one leaves this one's state as it was), so that no
+        # other value moves with it; before duplicate_rows, so a resubmission keeps it.
+        blanks = rng.spawn(1)[0]
+        episodes_table["CLIENTID"] = recorded.blank(blanks, episodes_table["CLIENTID"].to_numpy(), dirt.client_missing)
     tables = {"ndtms/episodes": episodes_table, "ndtms/modalities": modalities, "ndtms/top": top}
     tables = {k: recorded.duplicate_rows(rng, v, dirt.duplicate_row) for k, v in tables.items()}
     return tables, _truth("ndtms.episodes", episode_ids, p["person_id"].to_numpy())

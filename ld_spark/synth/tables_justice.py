@@ -291,16 +291,18 @@ def build_justice(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Gene
         }
     )
 
+    # Court records as real extracts hold them, drawn from a stream of their own (spawning one
+    # leaves this one's state as it was), so that no value of the plain process moves with them.
+    records = rng.spawn(1)[0]
     if cfg.summons_share > 0 or cfg.court_charge_slip_share > 0:
-        cases["charge_date"] = court_charge_dates(rng, off["charge_day"].to_numpy()[c], crown[c], cfg)
+        cases["charge_date"] = court_charge_dates(records, off["charge_day"].to_numpy()[c], crown[c], cfg)
     case_person = cp["person_id"].to_numpy()
     if cfg.committal_share > 0:
-        # Drawn after every other value of the plain court process, so that none moves with it.
-        sent = crown[c] & (rng.random(nc) < cfg.committal_share)
-        at_magistrates, committal_day, crown_first_day = committal_split(rng, every_case, every_day, sent)
+        sent = crown[c] & (records.random(nc) < cfg.committal_share)
+        at_magistrates, committal_day, crown_first_day = committal_split(records, every_case, every_day, sent)
         sent = committal_day >= 0
         cases, hearing_case = with_committals(
-            rng,
+            records,
             cases,
             cp,
             hearings["case_id"].to_numpy(),
@@ -402,9 +404,9 @@ def with_committals(
     legs["completion_date"] = cal.iso(committal_day[rows])
     legs["case_outcome"] = "committed"
     legs["sentence_date"] = None
-    # The Crown Court's first hearing; not yet held at the extract's end, not yet known.
-    first = crown_first_day[rows]
-    cases.loc[committed, "first_hearing_date"] = cal.iso(np.where(first <= end_day, first, np.nan))
+    # The Crown Court's first hearing, listed even where it falls after the extract's end (as a
+    # case charged near the end is): a Crown record found alone still has its start.
+    cases.loc[committed, "first_hearing_date"] = cal.iso(crown_first_day[rows])
     leg_of_case = pd.Series(legs["case_id"].to_numpy(), index=cases["case_id"].to_numpy()[rows])
     moved = at_magistrates & pd.Series(hearing_case_ids).isin(leg_of_case.index).to_numpy()
     hearing_case = np.where(moved, leg_of_case.reindex(hearing_case_ids).to_numpy(), hearing_case_ids)
@@ -414,11 +416,14 @@ def with_committals(
 def court_charge_dates(
     rng: np.random.Generator, charge_day: np.ndarray, crown: np.ndarray, cfg: GeneratorConf
 ) -> np.ndarray:
-    """The charge date as the court records it: blank for a share of magistrates' cases (a
-    summons, or not keyed), a few days from the police's for another share (clocks differ)."""
+    """The charge date as the court records it: blank for a share of the cases heard only at a
+    magistrates' court (a summons, or not keyed), 1 to court_charge_slip_days_max days from the
+    police's for another share of every case (the two systems' clocks differ)."""
     n = len(charge_day)
     summons = ~crown & (rng.random(n) < cfg.summons_share)
-    slip = np.where(rng.random(n) < cfg.court_charge_slip_share, rng.choice([-3, -2, -1, 1, 2, 3], size=n), 0)
+    most = cfg.court_charge_slip_days_max
+    days = rng.integers(1, most + 1, size=n) * rng.choice([-1, 1], size=n)
+    slip = np.where(rng.random(n) < cfg.court_charge_slip_share, days, 0)
     return np.where(summons, None, cal.iso(charge_day + slip)).astype(object)
 
 
