@@ -375,7 +375,7 @@ def with_committals(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Crown Court cases as real extracts hold them: a case sent on by a magistrates' court is two
     records, the magistrates' (LIBRA, outcome committed, completed on its committal day, with the
-    hearings before it) and the Crown Court's (XHIBIT, first heard after the committal, with the
+    hearings before it) and the Crown Court's (XHIBIT, first heard on or after the committal, with the
     rest), each with the court's own view of the defendant. Joined again they are the one case
     whose days and hearings the planted values describe (ld_spark.justice.through_committals).
 
