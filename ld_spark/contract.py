@@ -384,8 +384,8 @@ CODES: dict[str, dict[str, set[str]]] = {
 
 # Text columns whose values the contract writes with leading zeros, and their width. A parquet
 # writer may have stored one as a whole number ("01" as 1, an NHS number starting 0 as 9
-# digits); landing pads such a number back to its width, or face-to-face "01" would read as
-# "1" and match no rule.
+# digits), a spreadsheet saved a CSV with it as a number; landing pads digits-only text short of
+# its width back to it (io.zero_padded), or face-to-face "01" would read as "1" and match no rule.
 ZERO_PADDED: dict[str, dict[str, int]] = {
     "ld_referrals": {"nhs_number": 10},
     # ARRIVALTIME is HHMM; DIAG_01 the two-digit A&E diagnosis (03, 35 psychiatric).

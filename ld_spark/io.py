@@ -285,9 +285,19 @@ def _parsed(record: bytes, positions: list[int], width: int, split_fault: str | 
     return values, "; ".join(faults) or None
 
 
-def _csv_rows(handle: BinaryIO, columns: list[str]):
+def zero_padded(value: str | None, width: int | None) -> str | None:
+    """A code the contract writes with leading zeros, written without them (a spreadsheet's or a
+    writer's number: face-to-face `01` as `1`), padded back to its width: digits only, so a
+    fraction, a sign or a letter keeps its text for bronze's rules to judge."""
+    if value is None or width is None or not (value.isascii() and value.isdigit()) or len(value) >= width:
+        return value
+    return value.zfill(width)
+
+
+def _csv_rows(handle: BinaryIO, columns: list[str], widths: dict[str, int] | None = None):
     """Rows of one CSV file (an open binary handle at its start) as contract-ordered string
-    tuples with their line and any fault.
+    tuples with their line and any fault; a zero-padded code (widths: column -> its width,
+    contract.ZERO_PADDED) written short is padded back (zero_padded).
 
     Our own split into records (`csv_records`) and Python's csv module on each record (not
     Spark's reader) so that every record keeps its line number, a malformed one (wrong field
@@ -296,8 +306,11 @@ def _csv_rows(handle: BinaryIO, columns: list[str]):
     """
     header = _header_fields(handle.readline())
     positions = [header.index(c) for c in columns]
+    padded = [(i, w) for i, c in enumerate(columns) if (w := (widths or {}).get(c))]
     for line, record, split_fault in csv_records(handle):
         values, fault = _parsed(record, positions, len(header), split_fault)
+        for i, width in padded:
+            values[i] = zero_padded(values[i], width)
         yield values, line, fault
 
 
@@ -366,7 +379,8 @@ def parquet_text(table: str, column: str, parquet_type: str) -> Column:
     """A parquet column as the contract's text, as a CSV field is read (blank or spaces: null;
     spaces around a value go); a double that is a whole number as that number (120.0 -> "120";
     NaN is blank; a fraction keeps its text, for bronze's rules to judge); a whole number in a column
-    of zero-padded codes (contract.ZERO_PADDED) padded back to its width."""
+    of zero-padded codes (contract.ZERO_PADDED) padded back to its width, and so is digits-only
+    text written short (as a CSV field is: zero_padded)."""
     value = F.col(column)
     if parquet_type == "double":
         value = F.when(~F.isnan(value), value)  # NaN, pandas' blank, is a blank
@@ -376,7 +390,7 @@ def parquet_text(table: str, column: str, parquet_type: str) -> Column:
     trimmed = F.regexp_replace(value.cast(T.StringType()), r"^\s+|\s+$", "")  # Java's \s: BLANKS
     text = F.nullif(trimmed, F.lit(""))
     width = ZERO_PADDED.get(table, {}).get(column)
-    if width is None or not (whole_number(parquet_type) or parquet_type == "double"):
+    if width is None:
         return text
     # Digits only: a fraction or a sign is no code's shortened form, and keeps its text.
     return F.when(text.rlike("^[0-9]+$") & (F.length(text) < width), F.lpad(text, width, "0")).otherwise(text)
@@ -416,7 +430,7 @@ def read_landing(
             return pd.DataFrame(rows, columns=LANDING_SCHEMA.fieldNames())
 
         columns, buffer = TABLES[table], []
-        for values, line, fault in _csv_rows(handle, columns):
+        for values, line, fault in _csv_rows(handle, columns, ZERO_PADDED.get(table)):
             buffer.append((table, dict(zip(columns, values)), path, line, fault))
             if len(buffer) >= BATCH_ROWS:
                 yield frame(buffer)

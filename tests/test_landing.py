@@ -424,3 +424,37 @@ def test_a_pandas_written_parquet_copy_of_an_extract_lands_as_its_csv_files_do(s
         schema = pd.read_parquet(tmp_path / table / "part-0.parquet").dtypes
         inferred |= {str(t) for t in schema}
     assert {"int64", "float64"} <= inferred  # the copy does hold numbers, not only strings
+
+
+def test_codes_written_without_their_leading_zeros_get_them_back_from_csv_and_parquet_text(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # A spreadsheet saved the extract: face-to-face "01" as 1, s2 "02" as 2. Digits only are
+    # padded; a fraction, a letter or a code at its width keeps its text for bronze's rules.
+    contacts = "mhsds/mhs201_care_contact"
+    header = ",".join(TABLES[contacts])
+    lines = [
+        f"C{i},S1,P1,2017-05-0{i},5,{mech},201705"
+        for i, mech in enumerate(["1", "01", "1.0", "x1", "", "123"], start=1)
+    ]
+    path = tmp_path / contacts / "a.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join([header, *lines]) + "\n")
+    kind, groups = io.check_columns(spark, tmp_path, contacts)
+    got = {r["CareContactId"]: r["ConsMechanismMH"] for r in io.read_raw(spark, contacts, kind, groups).collect()}
+    assert got == {"C1": "01", "C2": "01", "C3": "1.0", "C4": "x1", "C5": None, "C6": "123"}
+    # The same in a parquet file whose writer kept the codes as text.
+    periods = "mhsds/mhs401_mha_period"
+    columns = {c: pa.array(["x", "y"]) for c in TABLES[periods]}
+    columns["MHActLegalStatusClassPeriodId"] = pa.array(["M1", "M2"])
+    columns["LegalStatusCode"] = pa.array(["2", "20"])
+    target = tmp_path / periods / "a.parquet"
+    target.parent.mkdir(parents=True)
+    pq.write_table(pa.table(columns), target)
+    kind, groups = io.check_columns(spark, tmp_path, periods)
+    got = {
+        r["MHActLegalStatusClassPeriodId"]: r["LegalStatusCode"]
+        for r in io.read_raw(spark, periods, kind, groups).collect()
+    }
+    assert got == {"M1": "02", "M2": "20"}
