@@ -6,10 +6,12 @@ Rows come out in the results-table layout (estimand, estimate, ci_low, ci_high, 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ld_spark.cohorts import EVALUATION, HISTORIC
+from ld_spark.cohorts import EVALUATION, HISTORIC, evaluation_cohort
 from ld_spark.contract import VULNERABILITIES
 from ld_spark.events import HEALTH_CONTACT
 
@@ -40,6 +42,87 @@ def justice_follow_up_sizes(cohorts: DataFrame) -> list[dict]:
             "count of people whose follow-up + waiting period passes the extract's end",
         )
         for c in (EVALUATION, HISTORIC)
+    ]
+
+
+def referral_flow(
+    referrals: DataFrame, window: tuple[dt.date, dt.date], end: dt.date, min_follow_up_months: int
+) -> list[dict]:
+    """How the people referred in the window become the evaluation cohort, a count for each step
+    that leaves people out (contract section 3; n_evaluation is who is left):
+    n_referred_in_window; n_not_consenting (no referral of theirs there consented);
+    n_consenting_without_index_date (consented, but with no index offence date to index them);
+    n_follow_up_short (their index + min_follow_up_months passes the extract's end).
+
+    referrals: the linkage layer's referral table (person_key, referral_date, consent,
+    index_offence_date).
+    """
+    consented = F.coalesce(F.col("consent"), F.lit(False))
+    people = (
+        referrals.filter(F.col("referral_date").between(F.lit(window[0]), F.lit(window[1])))
+        .groupBy("person_key")
+        .agg(
+            F.max(consented.cast("int")).alias("consenting"),
+            F.max((consented & F.col("index_offence_date").isNotNull()).cast("int")).alias("dated"),
+        )
+    )
+    row = people.agg(F.count("*").alias("referred"), F.sum("consenting"), F.sum("dated")).first()
+    referred, consenting, dated = (int(v or 0) for v in row)
+    followed = referrals.transform(evaluation_cohort(window, end, min_follow_up_months)).count()
+    counts = {
+        "n_referred_in_window": (referred, "count of people referred in the evaluation window"),
+        "n_not_consenting": (
+            referred - consenting,
+            "count of people referred in the window without a consenting referral there",
+        ),
+        "n_consenting_without_index_date": (
+            consenting - dated,
+            "count of people whose consenting referrals in the window have no index offence date (left out of the cohorts)",
+        ),
+        "n_follow_up_short": (
+            dated - followed,
+            "count of people whose index + minimum follow-up passes the extract's end (left out of the cohorts)",
+        ),
+    }
+    return [_row(name, n, None, None, n, method) for name, (n, method) in counts.items()]
+
+
+def untimed_cases(cases: DataFrame) -> list[dict]:
+    """Court cases of the justice outcomes that a duration cannot time, counted rather than lost:
+    n_cases_untimed_court (no first hearing in the case or its hearings, or completed before it:
+    out of court_duration_days_diff) and n_cases_untimed_sentence (sentenced or still open, but no
+    arrest found for the case, or sentenced before it: out of arrest_to_sentence_days_diff).
+
+    cases: the analysis layer's court_cases table (ld_spark.justice.cohort_cases)."""
+    needs_sentence_time = F.col("sentence_observed") | ~F.col("completed")
+    row = (
+        # The restricted means' population: the justice outcomes' people, in their periods.
+        cases.filter(F.col("in_outcomes") & F.col("justice_followed") & F.col("period").isNotNull())
+        .agg(
+            F.sum(F.col("duration_days").isNull().cast("int")).alias("court"),
+            F.sum((needs_sentence_time & F.col("arrest_to_sentence_days").isNull()).cast("int")).alias("sentence"),
+        )
+        .first()
+    )
+    court, sentence = int(row["court"] or 0), int(row["sentence"] or 0)
+    return [
+        _row(
+            "n_cases_untimed_court",
+            court,
+            None,
+            None,
+            court,
+            "count of cases in the justice periods with no first hearing, or completed before it (not in court_duration_days_diff)",
+        ),
+        _row(
+            "n_cases_untimed_sentence",
+            sentence,
+            None,
+            None,
+            sentence,
+            "count of cases in the justice periods sentenced or open with no arrest found, or sentenced before it "
+            "(not in arrest_to_sentence_days_diff)",
+        ),
     ]
 
 

@@ -11,7 +11,10 @@
 - **Court durations** stay with open cases: a case still open at the extract's end carries the
   days to that end and `*_observed = false`, for the restricted-mean estimator. A case committed
   to the Crown Court is timed with its Crown case; one whose Crown case is not found is censored
-  at its committal.
+  at its committal. A case record without a first hearing date takes its earliest hearing's;
+  one first listed after the extract's end is censored at 0 days (it had not begun); a time the
+  two clocks make negative (completed before its first hearing, sentenced before its arrest) is
+  no time, and such cases are counted in the descriptives (n_cases_untimed_*).
 - **Time at risk**: days in custody (sentence date onward, custodial days x the share served) and
   days after the extract's end are not months in which a person can offend.
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ld_spark import events
@@ -423,6 +426,37 @@ def through_committals(cases: DataFrame, hearings: DataFrame, committed: DataFra
     return merged_cases, merged_hearings
 
 
+def _elapsed(start: str, end: str) -> Column:
+    """Days from start to an end that was seen; null where the two clocks put the end first (a
+    completion before the first hearing, a sentence before the arrest): no time to count."""
+    days = F.datediff(end, start)
+    return F.when(days >= 0, days)
+
+
+def _waited(start: str, censored_at: Column) -> Column:
+    """Days from start to where a case still open was last seen, at least 0: a case first listed
+    after the extract's end had not begun there (it leaves the restricted mean's risk set at once)."""
+    days = F.datediff(censored_at, start)
+    return F.when(days < 0, F.lit(0)).otherwise(days)
+
+
+def first_heard(hearings: DataFrame) -> Transform:
+    """Cases -> the same cases, a blank first_hearing_date taken from the case's earliest hearing
+    (the hearings are the court's own record of when it sat); a case never heard keeps it blank."""
+    earliest = (
+        hearings.filter(F.col("hearing_date").isNotNull()).groupBy("case_id").agg(F.min("hearing_date").alias("_heard"))
+    )
+
+    def _(cases: DataFrame) -> DataFrame:
+        return (
+            cases.join(earliest, on=["case_id"], how="left")
+            .withColumn("first_hearing_date", F.coalesce("first_hearing_date", "_heard"))
+            .select(*cases.columns)
+        )
+
+    return _
+
+
 def cohort_cases(
     cohorts: DataFrame,
     index_ids: DataFrame,
@@ -450,18 +484,19 @@ def cohort_cases(
         ended = ~open_ & ~committed
         censored_at = F.when(open_, F.lit(end)).otherwise(F.col("completion_date"))
         sentenced = F.col("sentence_date").isNotNull()
+        court_days = F.when(ended, _elapsed("first_hearing_date", "completion_date")).otherwise(
+            _waited("first_hearing_date", censored_at)
+        )
+        sentence_days = F.when(sentenced, _elapsed("arrest_date", "sentence_date")).when(
+            ~ended, _waited("arrest_date", censored_at)
+        )
         return (
             cases.filter(F.col("offence_date").isNotNull())
             .join(hearings, on=["case_id"], how="left")
             .join(offences_of_cases, on=["case_id"], how="left")
             .transform(_placed(cohorts, index_ids, series, pre, post, ["person_key", "offence_id"], "offence_date"))
             .withColumn("completed", ended)
-            .withColumn(
-                "duration_days",
-                F.when(ended, F.datediff("completion_date", "first_hearing_date")).otherwise(
-                    F.datediff(censored_at, "first_hearing_date")
-                ),
-            )
+            .withColumn("duration_days", court_days)
             .withColumn("duration_observed", ended)
             # A case without a first hearing date has no hearing window to observe: false, not null.
             # Nor has a committal whose Crown case is not found: its Crown hearings are missing.
@@ -475,12 +510,7 @@ def cohort_cases(
             .withColumn("adjournments_all", F.coalesce("adjournments_all", F.lit(0)))
             # Sentenced: observed. Open: censored at the end (a committal: at its committal).
             # Ended without a sentence: none.
-            .withColumn(
-                "arrest_to_sentence_days",
-                F.when(sentenced, F.datediff("sentence_date", "arrest_date")).when(
-                    ~ended, F.datediff(censored_at, "arrest_date")
-                ),
-            )
+            .withColumn("arrest_to_sentence_days", sentence_days)
             .withColumn("sentence_observed", sentenced)
             .select(*CASE_COLUMNS)
         )
@@ -532,12 +562,13 @@ def classified_cases(
     end: dt.date,
     analysis: AnalysisConf,
 ) -> Transform:
-    """Linked HMCTS cases -> the analysis layer's court_cases table: offences and arrests found
-    among the linked PNC offences, committals joined to their Crown cases, hearings counted from
-    bronze hearings."""
+    """Linked HMCTS cases -> the analysis layer's court_cases table: first hearings found in the
+    hearings where the case has none (first_heard), offences and arrests found among the linked
+    PNC offences, committals joined to their Crown cases, hearings counted from bronze hearings."""
     a = analysis
 
     def _(cases: DataFrame) -> DataFrame:
+        cases = cases.transform(first_heard(hearings))
         offences_of_cases = case_offences(cases, offences, index_ids, a.index_offence_tolerance_days)
         merged, merged_hearings = through_committals(cases, hearings, committals(cases, offences_of_cases))
         counted = hearing_counts(merged_hearings, merged, a.restricted_mean_days)

@@ -545,6 +545,9 @@ class Job:
         site_counts = [r.asDict() for r in uptake.site_onward_counts(referred).collect()]
         described = descriptives.descriptive_estimates(both, referred, panel, self.config.analysis.prior_contact_months)
         described += [e.row() for e in uptake.delivery_estimates(referred, site_counts)]
+        a = self.config.analysis
+        described += descriptives.referral_flow(self.read(catalog.REFERRALS), a.window(), end, a.min_follow_up_months)
+        described += descriptives.untimed_cases(self.read(catalog.COURT_CASES))
         released = publish.estimates("descriptives.csv", described)
         publish.table(
             "vulnerability_profile.csv",

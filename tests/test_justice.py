@@ -432,3 +432,60 @@ def test_a_crown_case_committed_on_does_not_continue_a_committal_and_a_lone_comm
     )
     m5 = got[6]
     assert (m5.duration_days, m5.duration_observed, m5.hearings_observed) == (15, False, False)
+
+
+def test_clocks_that_cannot_time_a_case_give_no_time_and_one_not_yet_begun_is_censored_at_0(spark, config):
+    cohorts = _cohorts(spark)  # evaluation index 2017-03-10
+    offences = spark.createDataFrame(
+        [
+            ("p1", "O1", D(2017, 4, 1), D(2017, 4, 1), D(2017, 4, 2), "CS", None, None, None),
+            ("p1", "O2", D(2017, 5, 1), D(2017, 5, 1), D(2017, 5, 2), "CS", None, None, None),
+            ("p1", "O3", D(2017, 6, 1), D(2017, 6, 20), D(2017, 6, 20), "CS", None, None, None),
+            ("p1", "O4", D(2017, 7, 1), D(2017, 7, 1), D(2017, 7, 2), "CS", None, None, None),
+            ("p1", "O5", D(2017, 8, 1), D(2017, 8, 1), D(2017, 8, 2), "CS", None, None, None),
+        ],
+        OFFENCES,
+    )
+    cases = spark.createDataFrame(
+        [
+            # No first hearing date in the case record: its earliest hearing's (May 20), not its later one's.
+            ("K1", "p1", "LIBRA", D(2017, 4, 1), D(2017, 4, 2), None, D(2017, 6, 9), "convicted", D(2017, 6, 9)),
+            # Completed before its first hearing by the court's own clocks: no court time.
+            ("K2", "p1", "LIBRA", D(2017, 5, 1), D(2017, 5, 2), D(2017, 6, 1), D(2017, 5, 20), "convicted", None),
+            # Sentenced 5 days before the PNC's arrest: no arrest-to-sentence time.
+            (
+                "K3",
+                "p1",
+                "LIBRA",
+                D(2017, 6, 1),
+                D(2017, 6, 20),
+                D(2017, 6, 10),
+                D(2017, 6, 15),
+                "convicted",
+                D(2017, 6, 15),
+            ),
+            # Open, first listed after the extract's end: had not begun there, censored at 0 days.
+            ("K4", "p1", "XHIBIT", D(2017, 7, 1), D(2017, 7, 2), D(2018, 2, 5), None, None, None),
+            # Open and never heard: no first hearing anywhere, so no court time; still waiting for sentence.
+            ("K5", "p1", "LIBRA", D(2017, 8, 1), D(2017, 8, 2), None, None, None, None),
+        ],
+        CASES,
+    )
+    hearings = spark.createDataFrame(
+        [("H1", "K1", D(2017, 6, 9), False), ("H2", "K1", D(2017, 5, 20), True), ("H3", "K5", None, False)],
+        HEARINGS,
+    )
+    ids = offences.transform(index_offences(cohorts, 7))
+    end = D(2018, 1, 31)
+    got = {
+        r.rel_month: r
+        for r in cases.transform(classified_cases(cohorts, ids, offences, hearings, end, config.analysis))
+        .filter("cohort = 'evaluation'")
+        .collect()
+    }
+    k1, k2, k3, k4, k5 = (got[m] for m in (1, 2, 3, 4, 5))
+    assert (k1.duration_days, k1.duration_observed, k1.hearings, k1.adjournments) == (20, True, 2, 1)
+    assert (k2.duration_days, k2.completed, k2.arrest_to_sentence_days) == (None, True, None)
+    assert (k3.duration_days, k3.arrest_to_sentence_days, k3.sentence_observed) == (5, None, True)
+    assert (k4.duration_days, k4.duration_observed, k4.arrest_to_sentence_days) == (0, False, 214)
+    assert (k5.duration_days, k5.hearings_observed, k5.arrest_to_sentence_days) == (None, False, 183)

@@ -1,0 +1,59 @@
+"""Counts of who and what the outcome analysis leaves out, on hand-built frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ld_spark.descriptives import referral_flow, untimed_cases
+
+D = dt.date
+WINDOW = (D(2017, 1, 1), D(2017, 9, 30))
+REFERRALS = "person_key string, referral_date date, consent boolean, index_offence_date date, site_code string, declined boolean"
+CASES = (
+    "cohort string, in_outcomes boolean, justice_followed boolean, period string, completed boolean, "
+    "duration_days int, arrest_to_sentence_days int, sentence_observed boolean"
+)
+
+
+def _counts(rows: list[dict]) -> dict[str, int]:
+    return {r["estimand"]: r["estimate"] for r in rows}
+
+
+def test_the_referral_flow_counts_each_step_that_leaves_people_out(spark):
+    refs = spark.createDataFrame(
+        [
+            ("a", D(2017, 2, 1), True, D(2017, 1, 30), "LD01", False),  # in the cohort
+            ("b", D(2017, 3, 1), False, D(2017, 3, 1), "LD01", False),  # never consented
+            ("b", D(2017, 4, 1), None, D(2017, 4, 1), "LD01", False),  # (a blank consent is not consent)
+            ("c", D(2017, 3, 1), True, None, "LD01", False),  # consented, no index date anywhere
+            ("d", D(2017, 3, 1), True, None, "LD01", False),  # consented twice, one with its index date: in
+            ("d", D(2017, 5, 1), True, D(2017, 4, 29), "LD01", False),
+            ("e", D(2017, 9, 20), True, D(2017, 9, 19), "LD01", False),  # followed only to 2018-09-19 > end
+            ("f", D(2016, 12, 31), True, D(2016, 12, 30), "LD01", False),  # outside the window: not referred there
+        ],
+        REFERRALS,
+    )
+    got = _counts(referral_flow(refs, WINDOW, D(2018, 8, 31), 12))
+    assert got == {
+        "n_referred_in_window": 5,
+        "n_not_consenting": 1,
+        "n_consenting_without_index_date": 1,
+        "n_follow_up_short": 1,
+    }
+
+
+def test_untimed_cases_are_counted_among_the_justice_cases_only(spark):
+    cases = spark.createDataFrame(
+        [
+            ("evaluation", True, True, "post", True, 30, 40, True),  # timed both ways
+            ("evaluation", True, True, "post", True, None, None, True),  # neither
+            ("historic", True, True, "pre", False, None, 100, False),  # open, never heard
+            ("historic", True, True, "pre", False, 10, None, False),  # open, no arrest found
+            ("historic", True, True, "pre", True, 12, None, False),  # acquitted: no sentence to time
+            ("historic", True, False, "pre", True, None, None, True),  # not justice-followed
+            ("historic", False, True, "pre", True, None, None, True),  # declined
+            ("historic", True, True, None, True, None, None, True),  # outside the periods
+        ],
+        CASES,
+    )
+    assert _counts(untimed_cases(cases)) == {"n_cases_untimed_court": 2, "n_cases_untimed_sentence": 2}
