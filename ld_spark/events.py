@@ -7,10 +7,11 @@ evaluation's definitions, so they live together here where a reviewer can read t
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import NamedTuple
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from ld_spark.contract import source_name
@@ -19,6 +20,34 @@ from ld_spark.frames import Transform, union_all
 ATTENDED = "AttendOrDNACode IN ('5', '6')"
 # Sections 2, 3, 5 of the Mental Health Act, s135 and s136: detentions; 01 is an informal patient.
 DETENTION_CODES = "LegalStatusCode IN ('02', '03', '04', '19', '20')"
+
+
+NEW_DETENTION = "new_detention"
+
+
+def with_new_detention(periods: DataFrame) -> DataFrame:
+    """MHSDS MHA legal status periods -> + new_detention: a detention period (DETENTION_CODES)
+    that does not continue the patient's detention at the provider. One detention is often
+    several periods - a section 136 then a section 2, a section 2 renewed as a section 3 - each
+    its own record; the later ones start by the day after an earlier one of the same patient
+    (OrgIDProv, LocalPatientId) ends, or while it is still open (no end date). Only the first of
+    such a chain is a new detention. A period without a patient id is a chain of its own."""
+    detention = F.coalesce(F.expr(DETENTION_CODES), F.lit(False))
+    start, end = F.col("StartDateMHActLegalStatusClass"), F.col("EndDateMHActLegalStatusClass")
+    earlier = (
+        Window.partitionBy("OrgIDProv", "LocalPatientId")
+        .orderBy(start.asc_nulls_last(), "MHActLegalStatusClassPeriodId")
+        .rowsBetween(Window.unboundedPreceding, -1)
+    )
+    open_ended = F.lit(dt.date.max)
+    # The latest day an earlier detention period of the patient runs to (open: for ever).
+    running_to = F.max(F.when(detention, F.coalesce(end, open_ended))).over(earlier)
+    continues = F.col("LocalPatientId").isNotNull() & F.coalesce(running_to >= F.date_sub(start, 1), F.lit(False))
+    return periods.withColumn(NEW_DETENTION, detention & ~continues)
+
+
+# Columns a table's rules need beyond its own: added once, when the table is read.
+PREPARED: dict[str, Callable[[DataFrame], DataFrame]] = {"mhsds/mhs401_mha_period": with_new_detention}
 
 
 class Rule(NamedTuple):
@@ -31,19 +60,21 @@ class Rule(NamedTuple):
 # The outcomes of the person-month panel, in the order of contract section 4.
 OUTCOMES: dict[str, Rule] = {
     "ae_attendances": Rule("hes_ae", "AEKEY", "ARRIVALDATE", "true"),
-    # An L&D team's own referral (team type D02) is the intervention, not an onward MH referral.
+    # An L&D team's own referral (team type D02, in whatever case it was keyed) is the
+    # intervention, not an onward MH referral.
     "mh_referrals": Rule(
         "mhsds/mhs101_referral",
         "ServiceRequestId",
         "ReferralRequestReceivedDate",
-        "coalesce(ServTeamTypeRefToMH, '') <> 'D02'",
+        "upper(coalesce(ServTeamTypeRefToMH, '')) <> 'D02'",
     ),
     "mh_contacts": Rule(
         "mhsds/mhs201_care_contact", "CareContactId", "CareContDate", f"{ATTENDED} AND ConsMechanismMH = '01'"
     ),
-    # Each detention period is a new detention, dated by its start.
+    # A detention period that does not continue one already running is a new detention, dated by
+    # its start (with_new_detention: a section 2 followed by a section 3 is one detention).
     "mha_detentions": Rule(
-        "mhsds/mhs401_mha_period", "MHActLegalStatusClassPeriodId", "StartDateMHActLegalStatusClass", DETENTION_CODES
+        "mhsds/mhs401_mha_period", "MHActLegalStatusClassPeriodId", "StartDateMHActLegalStatusClass", NEW_DETENTION
     ),
     "iapt_referrals": Rule("iapt/ids101_referral", "ServiceRequestId", "ReferralRequestReceivedDate", "true"),
     "iapt_attendances": Rule("iapt/ids201_care_contact", "CareContactId", "CareContDate", ATTENDED),
@@ -121,6 +152,8 @@ def cohort_events(bronze: Callable[[str], DataFrame], record_person: DataFrame, 
     parts = []
     for table in tables:
         frame, name = bronze(table), F.lit(source_name(table))  # read once, for all its rules
+        if table in PREPARED:
+            frame = PREPARED[table](frame)
         parts += [
             frame.transform(rule_events(o, rule)).withColumn("source_table", name)
             for o, rule in rules

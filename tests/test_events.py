@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ld_spark.events import HEALTH_CONTACT, cohort_events
+from ld_spark.events import HEALTH_CONTACT, cohort_events, with_new_detention
 
 D = dt.date
 
@@ -13,7 +13,10 @@ MHS101 = (
     "SourceOfReferralMH string, ServTeamTypeRefToMH string"
 )
 MHS201 = "CareContactId string, CareContDate date, AttendOrDNACode string, ConsMechanismMH string"
-MHS401 = "MHActLegalStatusClassPeriodId string, LegalStatusCode string, StartDateMHActLegalStatusClass date"
+MHS401 = (
+    "MHActLegalStatusClassPeriodId string, OrgIDProv string, LocalPatientId string, LegalStatusCode string, "
+    "StartDateMHActLegalStatusClass date, EndDateMHActLegalStatusClass date"
+)
 
 
 def _bronze(spark):
@@ -27,6 +30,7 @@ def _bronze(spark):
                 ("R1", "L1", "P1", D(2017, 1, 1), "E5", "C01"),
                 ("R2", "L1", "P1", D(2017, 2, 1), "E5", "D02"),  # the L&D team itself
                 ("R3", "L1", "P1", D(2017, 3, 1), "A1", None),
+                ("R4", "L1", "P1", D(2017, 4, 1), "E5", "d02"),  # the L&D team, keyed in lower case
             ],
             MHS101,
         ),
@@ -41,9 +45,9 @@ def _bronze(spark):
         ),
         "mhsds/mhs401_mha_period": spark.createDataFrame(
             [
-                ("M1", "03", D(2017, 1, 6)),
-                ("M2", "20", D(2017, 1, 7)),
-                ("M3", "01", D(2017, 1, 8)),
+                ("M1", "P1", "L1", "03", D(2017, 1, 6), D(2017, 1, 6)),
+                ("M2", "P1", "L1", "20", D(2017, 1, 8), None),  # a day after M1 ended: a new one
+                ("M3", "P1", "L1", "01", D(2017, 1, 8), None),
             ],
             MHS401,
         ),
@@ -65,7 +69,7 @@ def _record_person(spark):
         ("hes_ae", "A1", "p1"),
         ("hes_ae", "A2", "p1"),
         ("hes_ae", "A3", "p2"),  # A3: someone else
-        *[("mhsds.mhs101_referral", k, "p1") for k in ("R1", "R2", "R3")],
+        *[("mhsds.mhs101_referral", k, "p1") for k in ("R1", "R2", "R3", "R4")],
         *[("mhsds.mhs201_care_contact", k, "p1") for k in ("C1", "C2", "C3", "C4")],
         *[("mhsds.mhs401_mha_period", k, "p1") for k in ("M1", "M2", "M3")],
         ("iapt.ids101_referral", "I1", "p1"),
@@ -90,7 +94,7 @@ def _counts(spark):
 
 def test_l_and_d_team_referrals_are_not_specialist_mh_referrals_but_are_contacts(spark):
     counts = _counts(spark)
-    assert counts["mh_referrals"] == 2  # R1 and R3, not the D02 team's R2
+    assert counts["mh_referrals"] == 2  # R1 and R3, not the D02 team's R2 or R4
 
 
 def test_only_attended_face_to_face_contacts_and_detentions_count(spark):
@@ -108,8 +112,8 @@ def test_other_peoples_events_are_left_out(spark):
 
 
 def test_every_dated_health_record_is_a_prior_contact_whatever_its_kind(spark):
-    # A1, R1-R3, C1-C4, M1-M3, I1, J1-J2, E1, O1: every dated health-source record.
-    assert _counts(spark)[HEALTH_CONTACT] == 16
+    # A1, R1-R4, C1-C4, M1-M3, I1, J1-J2, E1, O1: every dated health-source record.
+    assert _counts(spark)[HEALTH_CONTACT] == 17
 
 
 def test_a_key_two_sources_share_gives_each_sources_event_to_that_sources_person(spark):
@@ -137,3 +141,24 @@ def test_a_key_two_sources_share_gives_each_sources_event_to_that_sources_person
         ("p2", HEALTH_CONTACT, D(2017, 2, 1)),
         ("p2", "iapt_referrals", D(2017, 2, 1)),
     ]
+
+
+def test_a_detention_that_continues_one_still_running_is_no_new_detention(spark):
+    periods = spark.createDataFrame(
+        [
+            ("A1", "P1", "L1", "20", D(2017, 1, 7), D(2017, 1, 8)),  # s136: new
+            ("A2", "P1", "L1", "02", D(2017, 1, 9), D(2017, 2, 5)),  # the day after: s2 continues it
+            ("A3", "P1", "L1", "03", D(2017, 2, 5), None),  # s2 renewed as s3: continues
+            ("A4", "P1", "L1", "01", D(2017, 6, 1), D(2017, 6, 30)),  # informal: no detention
+            ("A5", "P2", "L1", "02", D(2017, 1, 20), None),  # another provider's patient L1: new
+            ("B1", "P1", "L2", "02", D(2017, 3, 1), D(2017, 3, 10)),  # new
+            ("B2", "P1", "L2", "01", D(2017, 3, 11), D(2017, 3, 20)),  # informal after it
+            ("B3", "P1", "L2", "03", D(2017, 3, 12), D(2017, 4, 1)),  # two days after B1 ended: new
+            ("B4", "P1", "L2", "02", D(2017, 3, 20), D(2017, 3, 25)),  # within B3: continues
+            ("N1", "P1", None, "02", D(2017, 1, 1), None),  # no patient id: each its own
+            ("N2", "P1", None, "03", D(2017, 1, 2), None),
+        ],
+        MHS401,
+    )
+    got = {r.MHActLegalStatusClassPeriodId: r.new_detention for r in with_new_detention(periods).collect()}
+    assert sorted(k for k, new in got.items() if new) == ["A1", "A5", "B1", "B3", "N1", "N2"]
