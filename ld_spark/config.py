@@ -253,6 +253,8 @@ class GeneratorConf(_Strict):
     summons_share: float = Field(0.0, ge=0, le=1)
     court_charge_slip_share: float = Field(0.0, ge=0, le=1)
     court_charge_slip_days_max: int = Field(3, ge=1)
+    # Detentions that run on in a record of their own (a s136 then a s2, a s2 renewed as a s3).
+    detention_chain_share: float = Field(0.0, ge=0, le=1)
     dirt: DirtConf
 
 

@@ -48,6 +48,9 @@ MH_SOURCES = np.array(["A1", "A2", "B1", "D1", "H1", "M1", "N3", "P1"], dtype=ob
 DETENTIONS = np.array(["02", "03", "04", "19", "20"], dtype=object)
 DETENTION_WEIGHTS = np.array([0.35, 0.2, 0.05, 0.05, 0.35])
 DETENTION_DAYS = {"02": 28, "03": 180, "04": 3, "19": 1, "20": 1}
+# What a detention runs on into: a place of safety (s135, s136) or an emergency s4 into a s2
+# assessment the day after it ends, a s2 into a s3 treatment order the day it ends.
+CONTINUES = {"19": "02", "20": "02", "04": "02", "02": "03"}
 
 
 def _pick(rng: np.random.Generator, values: np.ndarray, n: int, p: np.ndarray | None = None) -> np.ndarray:
@@ -218,6 +221,35 @@ def _events_at(persons, patients, process, cfg, rng):
     return ev.reset_index(drop=True)
 
 
+def _run_on(
+    periods: pd.DataFrame, code: np.ndarray, end: np.ndarray, end_day: int, block: int, share: float, rng
+) -> pd.DataFrame:
+    """MHA periods + a record for each detention (a `share` of those that end by end_day and can
+    run on: CONTINUES) that runs on into the next section, as real detentions do. The run-on is
+    part of the same detention, no new one: the planted process does not count it, and the job
+    must not either (ld_spark.events.with_new_detention)."""
+    n = len(periods)
+    on = np.flatnonzero(np.isin(code, list(CONTINUES)) & (end <= end_day) & (rng.random(n) < share))
+    nxt = np.array([CONTINUES[c] for c in code[on]], dtype=object)
+    start = end[on] + (nxt == "02").astype("int64")
+    length = np.array([DETENTION_DAYS[c] for c in nxt]) * rng.uniform(0.3, 1.0, size=len(on))
+    stop = start + length.astype("int64")
+    kept = start <= end_day
+    on, nxt, start, stop = on[kept], nxt[kept], start[kept], stop[kept]
+    run_ons = pd.DataFrame(
+        {
+            "MHActLegalStatusClassPeriodId": keys("MH", block, n + np.arange(len(on)), 34, 12),
+            "LocalPatientId": periods["LocalPatientId"].to_numpy()[on],
+            "OrgIDProv": periods["OrgIDProv"].to_numpy()[on],
+            "LegalStatusCode": nxt,
+            "StartDateMHActLegalStatusClass": cal.iso(start),
+            "EndDateMHActLegalStatusClass": cal.iso(np.where(stop <= end_day, stop, np.nan)),
+            "UniqMonthID": _s(cal.uniq_month_id(cal.month_of(start))),
+        }
+    )
+    return pd.concat([periods, run_ons], ignore_index=True)
+
+
 def build_mhsds(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Generator, block: int):
     dirt, end_day = cfg.dirt, cal.day(cfg.extract_end)
     end_month = int(cal.uniq_month_id(cal.month_of(np.array([end_day])))[0])
@@ -324,6 +356,11 @@ def build_mhsds(persons: pd.DataFrame, cfg: GeneratorConf, rng: np.random.Genera
             "UniqMonthID": _s(cal.uniq_month_id(cal.month_of(start))),
         }
     )
+
+    if cfg.detention_chain_share > 0:
+        # On a stream of its own (spawning one leaves this one's state as it was), so that no
+        # other value moves with it; before duplicate_rows, so a run-on can be resubmitted too.
+        mhs401 = _run_on(mhs401, code, end, end_day, block, cfg.detention_chain_share, rng.spawn(1)[0])
 
     activity = pd.concat(
         [
