@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ld_spark import fs
-from ld_spark.contract import DATE, INT, TABLES, TYPES, YN, ZERO_PADDED
+from ld_spark.contract import DATE, IDENTITY_COLUMNS, INT, TABLES, TYPES, YN, ZERO_PADDED
 from ld_spark.errors import InputError
 
 SOURCE_FILE = "_source_file"
@@ -285,6 +285,14 @@ def _parsed(record: bytes, positions: list[int], width: int, split_fault: str | 
     return values, "; ".join(faults) or None
 
 
+def text_widths(table: str) -> dict[str, int]:
+    """contract.ZERO_PADDED for values written as text: its codes, not its NHS numbers. A number
+    type cannot hold an NHS number's leading zero, but nine digits of text are one that lost a
+    digit (England's start 4, 6 or 7), and padded they could pass the check as someone else's."""
+    nhs = {c for c, kind in IDENTITY_COLUMNS.get(table, {}).items() if kind == "nhs"}
+    return {c: w for c, w in ZERO_PADDED.get(table, {}).items() if c not in nhs}
+
+
 def zero_padded(value: str | None, width: int | None) -> str | None:
     """A code the contract writes with leading zeros, written without them (a spreadsheet's or a
     writer's number: face-to-face `01` as `1`), padded back to its width: digits only, so a
@@ -380,7 +388,7 @@ def parquet_text(table: str, column: str, parquet_type: str) -> Column:
     spaces around a value go); a double that is a whole number as that number (120.0 -> "120";
     NaN is blank; a fraction keeps its text, for bronze's rules to judge); a whole number in a column
     of zero-padded codes (contract.ZERO_PADDED) padded back to its width, and so is digits-only
-    text written short (as a CSV field is: zero_padded)."""
+    text written short, but an NHS number's (as a CSV field is: text_widths, zero_padded)."""
     value = F.col(column)
     if parquet_type == "double":
         value = F.when(~F.isnan(value), value)  # NaN, pandas' blank, is a blank
@@ -389,7 +397,8 @@ def parquet_text(table: str, column: str, parquet_type: str) -> Column:
         value = F.when(whole, value.try_cast(T.LongType()).cast(T.StringType())).otherwise(value.cast(T.StringType()))
     trimmed = F.regexp_replace(value.cast(T.StringType()), r"^\s+|\s+$", "")  # Java's \s: BLANKS
     text = F.nullif(trimmed, F.lit(""))
-    width = ZERO_PADDED.get(table, {}).get(column)
+    number = whole_number(parquet_type) or parquet_type == "double"
+    width = (ZERO_PADDED.get(table, {}) if number else text_widths(table)).get(column)
     if width is None:
         return text
     # Digits only: a fraction or a sign is no code's shortened form, and keeps its text.
@@ -430,7 +439,7 @@ def read_landing(
             return pd.DataFrame(rows, columns=LANDING_SCHEMA.fieldNames())
 
         columns, buffer = TABLES[table], []
-        for values, line, fault in _csv_rows(handle, columns, ZERO_PADDED.get(table)):
+        for values, line, fault in _csv_rows(handle, columns, text_widths(table)):
             buffer.append((table, dict(zip(columns, values)), path, line, fault))
             if len(buffer) >= BATCH_ROWS:
                 yield frame(buffer)

@@ -458,3 +458,14 @@ def test_codes_written_without_their_leading_zeros_get_them_back_from_csv_and_pa
         for r in io.read_raw(spark, periods, kind, groups).collect()
     }
     assert got == {"M1": "02", "M2": "20"}
+
+    # Nine digits of text in an NHS number's column lost a digit, not a leading zero: kept as they
+    # are (normalise.nhs_number makes them none), never padded into a number that might pass.
+    visits = "hes_ae"
+    row = {c: "" for c in TABLES[visits]} | {"AEKEY": "A1", "NEWNHSNO": "485777345", "AEATTENDDISP": "1"}
+    target = tmp_path / visits / "a.csv"
+    target.parent.mkdir(parents=True)
+    target.write_text(",".join(TABLES[visits]) + "\n" + ",".join(row[c] for c in TABLES[visits]) + "\n")
+    kind, groups = io.check_columns(spark, tmp_path, visits)
+    got = [(r["NEWNHSNO"], r["AEATTENDDISP"]) for r in io.read_raw(spark, visits, kind, groups).collect()]
+    assert got == [("485777345", "01")]
