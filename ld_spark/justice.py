@@ -427,16 +427,17 @@ def through_committals(cases: DataFrame, hearings: DataFrame, committed: DataFra
 
 
 def _elapsed(start: str, end: str) -> Column:
-    """Days from start to an end that was seen; null where the two clocks put the end first (a
-    completion before the first hearing, a sentence before the arrest): no time to count."""
+    """Days from start to a date the records give (a completion, a sentence, a committal); null
+    where the two clocks put that date first (a completion before the first hearing, a sentence
+    before the arrest): no time to count."""
     days = F.datediff(end, start)
     return F.when(days >= 0, days)
 
 
-def _waited(start: str, censored_at: Column) -> Column:
-    """Days from start to where a case still open was last seen, at least 0: a case first listed
-    after the extract's end had not begun there (it leaves the restricted mean's risk set at once)."""
-    days = F.datediff(censored_at, start)
+def _waited(start: str, end: dt.date) -> Column:
+    """Days from start to the extract's end for a case still open there, at least 0: a case first
+    listed after the end had not begun (it leaves the restricted mean's risk set at once)."""
+    days = F.datediff(F.lit(end), start)
     return F.when(days < 0, F.lit(0)).otherwise(days)
 
 
@@ -472,7 +473,8 @@ def cohort_cases(
 
     hearings: hearing_counts(); offences_of_cases: case_offences(); both unique on case_id.
     A case is its PNC offence's (case_offences): the index offence's case sits in month 0. Open
-    cases keep the days to the extract's end, marked not observed. A committal left here (its
+    cases keep the days to the extract's end (0 for one first listed after it), marked not
+    observed; a time the clocks make negative is none (_elapsed). A committal left here (its
     Crown case not found: through_committals) had not ended when it left the magistrates'
     court: it keeps the days to its committal, marked not observed, and its hearings (the
     magistrates' only) are not counted.
@@ -482,13 +484,16 @@ def cohort_cases(
         open_ = F.col("completion_date").isNull()
         committed = F.coalesce(F.col("case_outcome") == "committed", F.lit(False))
         ended = ~open_ & ~committed
-        censored_at = F.when(open_, F.lit(end)).otherwise(F.col("completion_date"))
         sentenced = F.col("sentence_date").isNotNull()
-        court_days = F.when(ended, _elapsed("first_hearing_date", "completion_date")).otherwise(
-            _waited("first_hearing_date", censored_at)
+        # Open: censored at the end. Ended, or committed (censored at its committal): to the
+        # completion date the court gives.
+        court_days = F.when(open_, _waited("first_hearing_date", end)).otherwise(
+            _elapsed("first_hearing_date", "completion_date")
         )
-        sentence_days = F.when(sentenced, _elapsed("arrest_date", "sentence_date")).when(
-            ~ended, _waited("arrest_date", censored_at)
+        sentence_days = (
+            F.when(sentenced, _elapsed("arrest_date", "sentence_date"))
+            .when(open_, _waited("arrest_date", end))
+            .when(committed, _elapsed("arrest_date", "completion_date"))
         )
         return (
             cases.filter(F.col("offence_date").isNotNull())

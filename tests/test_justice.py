@@ -443,6 +443,7 @@ def test_clocks_that_cannot_time_a_case_give_no_time_and_one_not_yet_begun_is_ce
             ("p1", "O3", D(2017, 6, 1), D(2017, 6, 20), D(2017, 6, 20), "CS", None, None, None),
             ("p1", "O4", D(2017, 7, 1), D(2017, 7, 1), D(2017, 7, 2), "CS", None, None, None),
             ("p1", "O5", D(2017, 8, 1), D(2017, 8, 1), D(2017, 8, 2), "CS", None, None, None),
+            ("p1", "O6", D(2017, 9, 1), D(2017, 9, 1), D(2017, 9, 2), "CE", None, None, None),
         ],
         OFFENCES,
     )
@@ -468,6 +469,9 @@ def test_clocks_that_cannot_time_a_case_give_no_time_and_one_not_yet_begun_is_ce
             ("K4", "p1", "XHIBIT", D(2017, 7, 1), D(2017, 7, 2), D(2018, 2, 5), None, None, None),
             # Open and never heard: no first hearing anywhere, so no court time; still waiting for sentence.
             ("K5", "p1", "LIBRA", D(2017, 8, 1), D(2017, 8, 2), None, None, None, None),
+            # Committed (its Crown case not found) ten days before its first hearing: no court
+            # time, not 0; its arrest-to-sentence time is censored at the committal.
+            ("K6", "p1", "LIBRA", D(2017, 9, 1), D(2017, 9, 2), D(2017, 9, 20), D(2017, 9, 10), "committed", None),
         ],
         CASES,
     )
@@ -483,9 +487,10 @@ def test_clocks_that_cannot_time_a_case_give_no_time_and_one_not_yet_begun_is_ce
         .filter("cohort = 'evaluation'")
         .collect()
     }
-    k1, k2, k3, k4, k5 = (got[m] for m in (1, 2, 3, 4, 5))
+    k1, k2, k3, k4, k5, k6 = (got[m] for m in (1, 2, 3, 4, 5, 6))
     assert (k1.duration_days, k1.duration_observed, k1.hearings, k1.adjournments) == (20, True, 2, 1)
     assert (k2.duration_days, k2.completed, k2.arrest_to_sentence_days) == (None, True, None)
     assert (k3.duration_days, k3.arrest_to_sentence_days, k3.sentence_observed) == (5, None, True)
     assert (k4.duration_days, k4.duration_observed, k4.arrest_to_sentence_days) == (0, False, 214)
     assert (k5.duration_days, k5.hearings_observed, k5.arrest_to_sentence_days) == (None, False, 183)
+    assert (k6.duration_days, k6.completed, k6.arrest_to_sentence_days, k6.sentence_observed) == (None, False, 9, False)
