@@ -7,7 +7,6 @@ evaluation's definitions, so they live together here where a reviewer can read t
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -23,6 +22,9 @@ DETENTION_CODES = "LegalStatusCode IN ('02', '03', '04', '19', '20')"
 
 
 NEW_DETENTION = "new_detention"
+# The longest a detention of each section lasts without another period after it: s2 28 days, s3
+# six months (a renewal is a period of its own), s4 72 hours, s135/s136 24 hours + 12.
+LONGEST_DAYS = {"02": 28, "03": 183, "04": 3, "19": 2, "20": 2}
 
 
 def with_new_detention(periods: DataFrame) -> DataFrame:
@@ -30,8 +32,8 @@ def with_new_detention(periods: DataFrame) -> DataFrame:
     that does not continue the patient's detention at the provider. One detention is often
     several periods - a section 136 then a section 2, a section 2 renewed as a section 3 - each
     its own record; the later ones start by the day after an earlier one of the same patient
-    (OrgIDProv, LocalPatientId) ends, or while it is still open (no end date). Only the first of
-    such a chain is a new detention. A period without a patient id is a chain of its own."""
+    (OrgIDProv, LocalPatientId) ends (an open one: LONGEST_DAYS after its start). Only the first
+    of such a chain is a new detention. A period without a patient id is a chain of its own."""
     detention = F.coalesce(F.expr(DETENTION_CODES), F.lit(False))
     start, end = F.col("StartDateMHActLegalStatusClass"), F.col("EndDateMHActLegalStatusClass")
     earlier = (
@@ -39,9 +41,13 @@ def with_new_detention(periods: DataFrame) -> DataFrame:
         .orderBy(start.asc_nulls_last(), "MHActLegalStatusClassPeriodId")
         .rowsBetween(Window.unboundedPreceding, -1)
     )
-    open_ended = F.lit(dt.date.max)
-    # The latest day an earlier detention period of the patient runs to (open: for ever).
-    running_to = F.max(F.when(detention, F.coalesce(end, open_ended))).over(earlier)
+    # An open period (no end date: never closed, or still running when last sent) runs at most
+    # as long as the Act allows it, so one never closed does not swallow every later detention.
+    longest = F.lit(None).cast("int")
+    for code, days in sorted(LONGEST_DAYS.items()):
+        longest = F.when(F.col("LegalStatusCode") == code, F.lit(days)).otherwise(longest)
+    # The latest day an earlier detention period of the patient runs to.
+    running_to = F.max(F.when(detention, F.coalesce(end, F.date_add(start, longest)))).over(earlier)
     continues = F.col("LocalPatientId").isNotNull() & F.coalesce(running_to >= F.date_sub(start, 1), F.lit(False))
     return periods.withColumn(NEW_DETENTION, detention & ~continues)
 

@@ -46,7 +46,7 @@ def _bronze(spark):
         "mhsds/mhs401_mha_period": spark.createDataFrame(
             [
                 ("M1", "P1", "L1", "03", D(2017, 1, 6), D(2017, 1, 6)),
-                ("M2", "P1", "L1", "20", D(2017, 1, 8), None),  # a day after M1 ended: a new one
+                ("M2", "P1", "L1", "20", D(2017, 1, 8), None),  # two days after M1 ended: a new one
                 ("M3", "P1", "L1", "01", D(2017, 1, 8), None),
             ],
             MHS401,
@@ -155,10 +155,15 @@ def test_a_detention_that_continues_one_still_running_is_no_new_detention(spark)
             ("B2", "P1", "L2", "01", D(2017, 3, 11), D(2017, 3, 20)),  # informal after it
             ("B3", "P1", "L2", "03", D(2017, 3, 12), D(2017, 4, 1)),  # two days after B1 ended: new
             ("B4", "P1", "L2", "02", D(2017, 3, 20), D(2017, 3, 25)),  # within B3: continues
+            # An s136 never closed lasts as long as the Act allows, not for ever: L3's s2 months
+            # later is a new detention, its s3 18 days into the open s2 (28 days at most) is not.
+            ("C1", "P1", "L3", "20", D(2017, 1, 1), None),
+            ("C2", "P1", "L3", "02", D(2017, 6, 1), None),
+            ("C3", "P1", "L3", "03", D(2017, 6, 19), None),
             ("N1", "P1", None, "02", D(2017, 1, 1), None),  # no patient id: each its own
             ("N2", "P1", None, "03", D(2017, 1, 2), None),
         ],
         MHS401,
     )
     got = {r.MHActLegalStatusClassPeriodId: r.new_detention for r in with_new_detention(periods).collect()}
-    assert sorted(k for k, new in got.items() if new) == ["A1", "A5", "B1", "B3", "N1", "N2"]
+    assert sorted(k for k, new in got.items() if new) == ["A1", "A5", "B1", "B3", "C1", "C2", "N1", "N2"]
