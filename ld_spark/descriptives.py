@@ -11,8 +11,9 @@ import datetime as dt
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ld_spark.cohorts import EVALUATION, HISTORIC, evaluation_cohort
+from ld_spark.cohorts import EVALUATION, HISTORIC
 from ld_spark.contract import VULNERABILITIES
+from ld_spark.effects import justice_rows
 from ld_spark.events import HEALTH_CONTACT
 
 WILSON = "proportion of people, Wilson 95% interval"
@@ -45,9 +46,7 @@ def justice_follow_up_sizes(cohorts: DataFrame) -> list[dict]:
     ]
 
 
-def referral_flow(
-    referrals: DataFrame, window: tuple[dt.date, dt.date], end: dt.date, min_follow_up_months: int
-) -> list[dict]:
+def referral_flow(referrals: DataFrame, window: tuple[dt.date, dt.date], n_evaluation: int) -> list[dict]:
     """How the people referred in the window become the evaluation cohort, a count for each step
     that leaves people out (contract section 3; n_evaluation is who is left):
     n_referred_in_window; n_not_consenting (no referral of theirs there consented);
@@ -55,7 +54,8 @@ def referral_flow(
     n_follow_up_short (their index + min_follow_up_months passes the extract's end).
 
     referrals: the linkage layer's referral table (person_key, referral_date, consent,
-    index_offence_date).
+    index_offence_date); n_evaluation: the evaluation cohort's size (ld_spark.cohorts.evaluation_cohort,
+    which keeps those whose index + min_follow_up_months is by the extract's end).
     """
     consented = F.coalesce(F.col("consent"), F.lit(False))
     people = (
@@ -68,7 +68,6 @@ def referral_flow(
     )
     row = people.agg(F.count("*").alias("referred"), F.sum("consenting"), F.sum("dated")).first()
     referred, consenting, dated = (int(v or 0) for v in row)
-    followed = referrals.transform(evaluation_cohort(window, end, min_follow_up_months)).count()
     counts = {
         "n_referred_in_window": (referred, "count of people referred in the evaluation window"),
         "n_not_consenting": (
@@ -80,24 +79,25 @@ def referral_flow(
             "count of people whose consenting referrals in the window have no index offence date (left out of the cohorts)",
         ),
         "n_follow_up_short": (
-            dated - followed,
+            dated - n_evaluation,
             "count of people whose index + minimum follow-up passes the extract's end (left out of the cohorts)",
         ),
     }
     return [_row(name, n, None, None, n, method) for name, (n, method) in counts.items()]
 
 
-def untimed_cases(cases: DataFrame) -> list[dict]:
+def untimed_cases(cases: DataFrame, spec: str = "proven_reoffending") -> list[dict]:
     """Court cases of the justice outcomes that a duration cannot time, counted rather than lost:
     n_cases_untimed_court (no first hearing in the case or its hearings, or completed before it:
     out of court_duration_days_diff) and n_cases_untimed_sentence (sentenced or still open, but no
     arrest found for the case, or sentenced before it: out of arrest_to_sentence_days_diff).
 
-    cases: the analysis layer's court_cases table (ld_spark.justice.cohort_cases)."""
+    cases: the analysis layer's court_cases table (ld_spark.justice.cohort_cases); spec:
+    analysis.justice_spec."""
     needs_sentence_time = F.col("sentence_observed") | ~F.col("completed")
     row = (
-        # The restricted means' population: the justice outcomes' people, in their periods.
-        cases.filter(F.col("in_outcomes") & F.col("justice_followed") & F.col("period").isNotNull())
+        # The restricted means' population: the cases the justice estimands use.
+        cases.transform(justice_rows(spec))
         .agg(
             F.sum(F.col("duration_days").isNull().cast("int")).alias("court"),
             F.sum((needs_sentence_time & F.col("arrest_to_sentence_days").isNull()).cast("int")).alias("sentence"),

@@ -215,6 +215,21 @@ def custody_inputs(offences: pd.DataFrame, sums: pd.DataFrame, custody_or: Estim
     )
 
 
+def justice_rows(spec: str = "proven_reoffending") -> Transform:
+    """The analysis layer's offences or court_cases -> the rows the justice estimands use, each
+    in its period: proven_reoffending: people in the outcome analysis whose follow-up reaches the
+    end of the waiting period, by the rules' clock; plain: everyone in the outcome analysis, by
+    each record's own month (justice_frames)."""
+
+    def _(df: DataFrame) -> DataFrame:
+        if spec == "plain":
+            df = df.drop("period").withColumnRenamed("clock_period", "period")
+            return df.filter(F.col("in_outcomes") & F.col("period").isNotNull())
+        return df.filter(F.col("in_outcomes") & F.col("justice_followed") & F.col("period").isNotNull())
+
+    return _
+
+
 def justice_frames(
     offences: DataFrame, cases: DataFrame, spec: str = "proven_reoffending"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -224,15 +239,9 @@ def justice_frames(
     waiting period, placed by the rules' clock (index offence in month 0). plain: everyone in the
     outcome analysis, each record by its own offence month (the specification before the rules).
     """
-    plain = spec == "plain"
 
     def prepared(df: DataFrame, columns: list[str]) -> pd.DataFrame:
-        if plain:
-            df = df.drop("period").withColumnRenamed("clock_period", "period")
-        keep = F.col("in_outcomes") & F.col("period").isNotNull()
-        if not plain:
-            keep = keep & F.col("justice_followed")
-        rows = df.filter(keep).transform(did_columns)
+        rows = df.transform(justice_rows(spec)).transform(did_columns)
         return collected(
             rows.transform(with_person_number).select("person", "evaluation", "post", "rel_month", *columns)
         )

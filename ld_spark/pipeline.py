@@ -546,8 +546,9 @@ class Job:
         described = descriptives.descriptive_estimates(both, referred, panel, self.config.analysis.prior_contact_months)
         described += [e.row() for e in uptake.delivery_estimates(referred, site_counts)]
         a = self.config.analysis
-        described += descriptives.referral_flow(self.read(catalog.REFERRALS), a.window(), end, a.min_follow_up_months)
-        described += descriptives.untimed_cases(self.read(catalog.COURT_CASES))
+        n_evaluation = next(r["estimate"] for r in described if r["estimand"] == "n_evaluation")
+        described += descriptives.referral_flow(self.read(catalog.REFERRALS), a.window(), n_evaluation)
+        described += descriptives.untimed_cases(self.read(catalog.COURT_CASES), a.justice_spec)
         released = publish.estimates("descriptives.csv", described)
         publish.table(
             "vulnerability_profile.csv",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ld_spark.cohorts import evaluation_cohort
 from ld_spark.descriptives import referral_flow, untimed_cases
 
 D = dt.date
@@ -11,7 +12,7 @@ WINDOW = (D(2017, 1, 1), D(2017, 9, 30))
 REFERRALS = "person_key string, referral_date date, consent boolean, index_offence_date date, site_code string, declined boolean"
 CASES = (
     "cohort string, in_outcomes boolean, justice_followed boolean, period string, completed boolean, "
-    "duration_days int, arrest_to_sentence_days int, sentence_observed boolean"
+    "duration_days int, arrest_to_sentence_days int, sentence_observed boolean, clock_period string"
 )
 
 
@@ -33,7 +34,10 @@ def test_the_referral_flow_counts_each_step_that_leaves_people_out(spark):
         ],
         REFERRALS,
     )
-    got = _counts(referral_flow(refs, WINDOW, D(2018, 8, 31), 12))
+    # The evaluation cohort (cohorts.evaluation_cohort, to 2018-08-31 with 12 months' follow-up)
+    # holds a and d: e's index + 12 months is after the end.
+    assert refs.transform(evaluation_cohort(WINDOW, D(2018, 8, 31), 12)).count() == 2
+    got = _counts(referral_flow(refs, WINDOW, n_evaluation=2))
     assert got == {
         "n_referred_in_window": 5,
         "n_not_consenting": 1,
@@ -45,15 +49,27 @@ def test_the_referral_flow_counts_each_step_that_leaves_people_out(spark):
 def test_untimed_cases_are_counted_among_the_justice_cases_only(spark):
     cases = spark.createDataFrame(
         [
-            ("evaluation", True, True, "post", True, 30, 40, True),  # timed both ways
-            ("evaluation", True, True, "post", True, None, None, True),  # neither
-            ("historic", True, True, "pre", False, None, 100, False),  # open, never heard
-            ("historic", True, True, "pre", False, 10, None, False),  # open, no arrest found
-            ("historic", True, True, "pre", True, 12, None, False),  # acquitted: no sentence to time
-            ("historic", True, False, "pre", True, None, None, True),  # not justice-followed
-            ("historic", False, True, "pre", True, None, None, True),  # declined
-            ("historic", True, True, None, True, None, None, True),  # outside the periods
+            ("evaluation", True, True, "post", True, 30, 40, True, "post"),  # timed both ways
+            ("evaluation", True, True, "post", True, None, None, True, "post"),  # neither
+            ("historic", True, True, "pre", False, None, 100, False, "pre"),  # open, never heard
+            ("historic", True, True, "pre", False, 10, None, False, "pre"),  # open, no arrest found
+            ("historic", True, True, "pre", True, 12, None, False, "pre"),  # acquitted: no sentence to time
+            ("historic", True, False, "pre", True, None, None, True, "pre"),  # not justice-followed
+            ("historic", False, True, "pre", True, None, None, True, "pre"),  # declined
+            (
+                "historic",
+                True,
+                True,
+                None,
+                True,
+                None,
+                None,
+                True,
+                "post",
+            ),  # outside the rules' periods, in its own month's
         ],
         CASES,
     )
     assert _counts(untimed_cases(cases)) == {"n_cases_untimed_court": 2, "n_cases_untimed_sentence": 2}
+    # The plain specification's cases: everyone in the outcome analysis, by each case's own month.
+    assert _counts(untimed_cases(cases, "plain")) == {"n_cases_untimed_court": 4, "n_cases_untimed_sentence": 4}
