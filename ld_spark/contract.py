@@ -314,8 +314,17 @@ KEYS: dict[str, list[str]] = {
 
 # Columns, not keys, without which a row has no use: quarantined (rule missing_value) rather than
 # loaded and then left out of every analysis table unseen. A court case is placed in its months,
-# and found among its person's PNC offences, by its offence date alone (ld_spark.justice).
-REQUIRED: dict[str, list[str]] = {"hmcts/cases": ["offence_date"]}
+# and found among its person's PNC offences, by its offence date alone (ld_spark.justice); an A&E
+# attendance, a care contact or an MHA period is an event only in the month its date gives
+# (ld_spark.events). Only records no other record hangs from: a referral or an NDTMS episode
+# without its date still carries its contacts, modalities and reviews to their person.
+REQUIRED: dict[str, list[str]] = {
+    "hmcts/cases": ["offence_date"],
+    "hes_ae": ["ARRIVALDATE"],
+    "mhsds/mhs201_care_contact": ["CareContDate"],
+    "mhsds/mhs401_mha_period": ["StartDateMHActLegalStatusClass"],
+    "iapt/ids201_care_contact": ["CareContDate"],
+}
 
 # MHSDS and IAPT are monthly submissions: the same record recurs; the latest UniqMonthID wins.
 MONTHLY_SUBMISSION_TABLES = {t for t in TABLES if t.startswith(("mhsds/", "iapt/"))}
