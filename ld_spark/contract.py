@@ -395,6 +395,7 @@ CODES: dict[str, dict[str, set[str]]] = {
 # writer may have stored one as a whole number ("01" as 1, an NHS number starting 0 as 9
 # digits), a spreadsheet saved a CSV with it as a number; landing pads digits-only text short of
 # its width back to it (io.zero_padded), or face-to-face "01" would read as "1" and match no rule.
+# An NHS number is padded only from a number type: nine digits of text lost a digit (io.text_widths).
 ZERO_PADDED: dict[str, dict[str, int]] = {
     "ld_referrals": {"nhs_number": 10},
     # ARRIVALTIME is HHMM; DIAG_01 the two-digit A&E diagnosis (03, 35 psychiatric).
