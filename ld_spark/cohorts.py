@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -176,22 +177,57 @@ EXTRACT_DATES = {
 }
 
 
-def follow_up_end(configured: str | None, bronze: dict[str, DataFrame]) -> dt.date:
-    """The extract's end: `configured` (analysis.follow_up_end) if set, else the latest date
-    every source covers (bronze: contract table -> bronze table, for each of EXTRACT_DATES).
+def source_months(bronze: dict[str, DataFrame]) -> dict[str, list[tuple[dt.date, int, dt.date]]]:
+    """Each of EXTRACT_DATES' tables (bronze: contract table -> bronze table) -> its months in
+    order: (first day of the month, rows dated in it, the latest date in it). None after today:
+    a mistyped future date says nothing. One small aggregate per table."""
+    months = {}
+    for table, column in EXTRACT_DATES.items():
+        rows = (
+            bronze[table]
+            .filter(F.col(column) <= F.current_date())
+            .groupBy(F.trunc(column, "month").alias("month"))
+            .agg(F.count("*").alias("rows"), F.max(column).alias("last"))
+            .collect()
+        )
+        months[table] = sorted((r["month"], r["rows"], r["last"]) for r in rows)
+    return months
 
-    Each source's latest date (none after today: a mistyped future date says nothing), then the
-    earliest of those, so no source's follow-up is counted past the day it was cut. A source
-    with no dated rows does not vote.
+
+def follow_up_end(configured: str | None, months: dict[str, list[tuple[dt.date, int, dt.date]]]) -> dt.date:
+    """The extract's end: `configured` (analysis.follow_up_end) if set, else the latest date
+    every source covers (months: source_months).
+
+    Each source's latest date, then the earliest of those, so no source's follow-up is counted
+    past the day it was cut. A source with no dated rows does not vote.
     """
     if configured:
         return dt.date.fromisoformat(configured)
-    latest = []
-    for table, column in EXTRACT_DATES.items():
-        value = bronze[table].filter(F.col(column) <= F.current_date()).agg(F.max(column)).first()[0]
-        if value is not None:
-            latest.append(value)
+    latest = [max(last for _, _, last in rows) for rows in months.values() if rows]
     return min(latest) if latest else dt.date.today()
+
+
+# A source begins at the first month holding at least this share of its median month's rows: a
+# record or two mistyped years before the source began do not move its start.
+FIRST_MONTH_SHARE = 0.1
+
+
+def source_starts(
+    configured: dict[str, dt.date], months: dict[str, list[tuple[dt.date, int, dt.date]]]
+) -> dict[str, dt.date]:
+    """The first day each source covers, by source (`mhsds`, the first part of its tables' names):
+    `configured` (analysis.source_starts; its month counts whole) where set, else the first month of its EXTRACT_DATES
+    table (months: source_months) with at least FIRST_MONTH_SHARE of its median month's rows.
+
+    A real extract begins where each dataset began (IAPT's in April 2012, MHSDS's in 2016): the
+    months before are not observed, and a zero there is no zero (series.unobserved_before).
+    """
+    starts = {}
+    for table, rows in months.items():
+        if rows:
+            median = statistics.median(n for _, n, _ in rows)
+            starts[table.split("/")[0]] = next(m for m, n, _ in rows if n >= FIRST_MONTH_SHARE * median)
+    return starts | {source: day.replace(day=1) for source, day in configured.items()}
 
 
 # The stage's steps, in the order pipeline.Job.series calls them.

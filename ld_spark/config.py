@@ -122,6 +122,9 @@ class AnalysisConf(_Strict):
     event_study_reference: tuple[int, int]
     event_study_months: tuple[int, int]
     follow_up_end: str | None = None
+    # The first day a health source covers, by source name, where the extract does not show it (blank:
+    # the first month its records fill, ld_spark/cohorts.py source_starts).
+    source_starts: dict[Literal["hes_ae", "mhsds", "iapt", "ndtms"], dt.date] = {}
     declined_in_outcomes: bool
     waiting_months: int
     index_offence_tolerance_days: int

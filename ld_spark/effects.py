@@ -60,29 +60,41 @@ def did_columns(df: DataFrame) -> DataFrame:
     )
 
 
+def observed(outcome: str) -> str:
+    """The column of the months an outcome is observed in (its exposure; series.unobserved_before)."""
+    return f"{outcome}_months"
+
+
+def _sums(outcomes: list[str]) -> list[F.Column]:
+    """months, then each outcome's sum and its observed months (null where none is observed)."""
+    return [
+        F.count("*").alias("months"),
+        *[F.sum(o).alias(o) for o in outcomes],
+        *[F.count(o).alias(observed(o)) for o in outcomes],
+    ]
+
+
 def person_period_sums(outcomes: list[str]) -> Transform:
-    """Panel -> person, evaluation, post, months (exposure), one sum per outcome."""
+    """Panel -> person, evaluation, post, months, one sum per outcome and its observed months
+    (the outcome's exposure: months its source covers)."""
 
     def _(panel: DataFrame) -> DataFrame:
         rows = panel.filter(F.col("in_outcomes") & F.col("period").isNotNull())
-        sums = rows.groupBy("person_key", "cohort", "period").agg(
-            F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes]
-        )
+        sums = rows.groupBy("person_key", "cohort", "period").agg(*_sums(outcomes))
         return sums.transform(did_columns).transform(with_person_number).drop("cohort", "period")
 
     return _
 
 
 def event_study_rows(outcomes: list[str], reference: tuple[int, int], months: tuple[int, int]) -> Transform:
-    """Panel -> person, evaluation, level (month, or `ref` for the pooled reference), months, sums."""
+    """Panel -> person, evaluation, level (month, or `ref` for the pooled reference), months, sums
+    and observed months (person_period_sums)."""
 
     def _(panel: DataFrame) -> DataFrame:
         rel = F.col("rel_month")
         level = F.when(rel.between(*reference), F.lit("ref")).when(rel.between(*months), rel.cast("string"))
         rows = panel.filter("in_outcomes").withColumn("level", level).filter(F.col("level").isNotNull())
-        sums = rows.groupBy("person_key", "cohort", "level").agg(
-            F.count("*").alias("months"), *[F.sum(o).alias(o) for o in outcomes]
-        )
+        sums = rows.groupBy("person_key", "cohort", "level").agg(*_sums(outcomes))
         return (
             sums.withColumn("evaluation", (F.col("cohort") == EVALUATION).cast("int"))
             .transform(with_person_number)
@@ -93,7 +105,9 @@ def event_study_rows(outcomes: list[str], reference: tuple[int, int], months: tu
 
 
 def count_estimates(sums: pd.DataFrame) -> list[Estimate]:
-    return [estimators.count_did(name, sums, column) for name, column in COUNT_ESTIMANDS.items()]
+    return [
+        estimators.count_did(name, sums, column, exposure=observed(column)) for name, column in COUNT_ESTIMANDS.items()
+    ]
 
 
 def justice_month_rows(outcomes: list[str]) -> Transform:
@@ -422,6 +436,6 @@ def event_study(panel: DataFrame, analysis: AnalysisConf) -> list[dict]:
                 "df_resid": int(r["df_resid"]),
                 "smallest_cell": int(r["smallest_cell"]),
             }
-            for r in estimators.event_study(rows, outcome).to_dict("records")
+            for r in estimators.event_study(rows, outcome, exposure=observed(outcome)).to_dict("records")
         ]
     return sorted(study, key=lambda r: (EVENT_STUDY_OUTCOMES.index(r["outcome"]), r["rel_month"]))

@@ -167,6 +167,7 @@ def poisson_clustered(y: np.ndarray, X: np.ndarray, exposure: np.ndarray, groups
 
 def count_did(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "months") -> Estimate:
     """Rate ratio: Poisson GLM, log-exposure offset, person-clustered SE; exp(interaction).
+    Rows without exposure (months the outcome's source did not cover) are left out.
 
     With the saturated cohort x period design the point estimate is exactly
     (post/pre in the evaluation cohort) / (post/pre in the historic control) of event rates.
@@ -174,7 +175,11 @@ def count_did(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "mo
     import statsmodels.api as sm
 
     method = "Poisson GLM DiD (cohort x period), log exposure offset, person-clustered SE"
+    cells = df.groupby(COHORT_PERIOD).ngroups
+    df = df[df[exposure] > 0]  # rows the outcome is not observed in (its source had not begun)
     n = int(df["person"].nunique())
+    if df.groupby(COHORT_PERIOD).ngroups < cells:
+        return _withheld(estimand, n, method, "a cohort x period cell has no month its source covers")
     sums = df.groupby(COHORT_PERIOD)[outcome].sum()
     if _empty_cell(df, outcome) or (sums == 0).any():
         return _withheld(estimand, n, method, "a cohort x period cell has no events")
@@ -283,7 +288,9 @@ def linear_did(estimand: str, df: pd.DataFrame, outcome: str, log: bool = False)
     )
 
 
-def _saturated_optimum(df: pd.DataFrame, outcome: str, levels: list, reference: str) -> np.ndarray | None:
+def _saturated_optimum(
+    df: pd.DataFrame, outcome: str, levels: list, reference: str, exposure: str = "months"
+) -> np.ndarray | None:
     """The event study's maximum-likelihood parameters in closed form, or None (some cell empty).
 
     The model is saturated in cohort x level, so its fitted rate in each cell is the cell's own
@@ -291,25 +298,27 @@ def _saturated_optimum(df: pd.DataFrame, outcome: str, levels: list, reference: 
     from the reference (control) and the extra difference in the evaluation cohort. Newton started
     here confirms it in one step (the sandwich comes from the fit), instead of iterating towards it.
     """
-    cells = df.groupby(["evaluation", "level"])[[outcome, "months"]].sum()
+    cells = df.groupby(["evaluation", "level"])[[outcome, exposure]].sum()
     wanted = pd.MultiIndex.from_product([[0, 1], [reference, *levels]])
     if not wanted.isin(cells.index).all() or (cells.loc[wanted, outcome] <= 0).any():
         return None
-    log_rate = np.log(cells[outcome] / cells["months"])
+    log_rate = np.log(cells[outcome] / cells[exposure])
     control, evaluation = log_rate.loc[0], log_rate.loc[1]
     c = np.array([control[lvl] - control[reference] for lvl in levels])
     d = np.array([evaluation[lvl] - evaluation[reference] for lvl in levels]) - c
     return np.concatenate([[control[reference], evaluation[reference] - control[reference]], c, d])
 
 
-def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.DataFrame:
+def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref", exposure: str = "months") -> pd.DataFrame:
     """A DiD rate ratio per month against a pooled reference window, with 95% CIs.
 
-    df: person, evaluation, level (month label or `reference`), months (exposure), outcome.
+    df: person, evaluation, level (month label or `reference`), the exposure (months; rows
+    without any, where the outcome's source had not begun, are left out), outcome.
     Returns level, rr, ci_low, ci_high (one row per non-reference level), and the fit's people
     and residual df (for disclosure control).
     """
     levels = [lvl for lvl in pd.unique(df["level"]) if lvl != reference]
+    df = df[df[exposure] > 0]
     e = df["evaluation"].to_numpy(float)
     dummies = np.column_stack([(df["level"] == lvl).to_numpy(float) for lvl in levels])
     X = np.column_stack([np.ones(len(df)), e, dummies, dummies * e[:, None]])
@@ -323,9 +332,9 @@ def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref") -> pd.Da
     result = poisson_clustered(
         df[outcome].to_numpy(float),
         X,
-        df["months"].to_numpy(float),
+        df[exposure].to_numpy(float),
         _clusters(df),
-        _saturated_optimum(df, outcome, levels, reference),
+        _saturated_optimum(df, outcome, levels, reference, exposure),
     )
     k = len(levels)
     b, se = np.asarray(result.params)[-k:], np.asarray(result.bse)[-k:]
@@ -530,23 +539,24 @@ def pre_trend(
 # The further findings of contract section 4c: the same frames, other contrasts.
 
 
-def count_did_ratio(estimand: str, df: pd.DataFrame, outcome: str, group: str) -> Estimate:
+def count_did_ratio(estimand: str, df: pd.DataFrame, outcome: str, group: str, exposure: str = "months") -> Estimate:
     """Ratio of two rate ratios: the DiD rate ratio where `group` is 1 over where it is 0.
 
-    Poisson GLM with every cohort x period x group term, log exposure offset (months),
-    person-clustered SE; exp(evaluation x post x group). Saturated, so the estimate is exactly
-    the ratio of the two groups' count_did estimates.
+    Poisson GLM with every cohort x period x group term, log exposure offset (rows without
+    exposure left out), person-clustered SE; exp(evaluation x post x group). Saturated, so the
+    estimate is exactly the ratio of the two groups' count_did estimates.
     """
     import statsmodels.api as sm
 
     method = f"Poisson GLM DiD (cohort x period x {group}), log exposure offset, person-clustered SE"
+    df = df[df[exposure] > 0]
     n = int(df["person"].nunique())
     sums = df.groupby(["evaluation", "post", group])[outcome].sum()
     if len(sums) < 8 or (sums == 0).any():
         return _withheld(estimand, n, method, f"a cohort x period x {group} cell has no events")
     e, p, g = (df[c].to_numpy(float) for c in ("evaluation", "post", group))
     X = np.column_stack([np.ones(len(df)), e, p, g, e * p, e * g, p * g, e * p * g])
-    model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df["months"].to_numpy(float))
+    model = sm.GLM(df[outcome].to_numpy(float), X, family=sm.families.Poisson(), exposure=df[exposure].to_numpy(float))
     result = model.fit(cov_type="cluster", cov_kwds={"groups": _clusters(df)})
     return Estimate(
         estimand,

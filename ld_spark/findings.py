@@ -18,7 +18,7 @@ from ld_spark import estimators
 from ld_spark.cohorts import EVALUATION, declined
 from ld_spark.config import AnalysisConf
 from ld_spark.contract import VULNERABILITIES
-from ld_spark.effects import person_period_sums, with_person_number
+from ld_spark.effects import observed, person_period_sums, with_person_number
 from ld_spark.estimators import Estimate
 from ld_spark.events import HEALTH_CONTACT
 from ld_spark.frames import Transform, collected
@@ -45,7 +45,8 @@ def prior_history(first: int, last: int) -> Transform:
         rows = panel.filter(F.col("rel_month").between(first, last))
 
         def any_of(*columns: str) -> F.Column:
-            return (F.sum(sum(F.col(c) for c in columns)) > 0).cast("int")
+            # A month before a source began (null, series.unobserved_before) holds no record of it.
+            return (F.sum(sum(F.coalesce(F.col(c), F.lit(0)) for c in columns)) > 0).cast("int")
 
         return rows.groupBy("person_key", "cohort").agg(
             any_of("offences", "police_contacts").alias("prior_cjs"),
@@ -112,15 +113,19 @@ def estimates(f: Frames) -> list[Estimate]:
     outcome_people = f.people[f.people["in_outcomes"] == 1]
     with_history = f.sums.merge(outcome_people, on=["person", "evaluation"], how="inner")
     post_eval = with_history[(with_history["evaluation"] == 1) & (with_history["post"] == 1)]
+    # Person-periods a service's source covers (effects.observed): the rest hold no count of it.
+    drug_seen = post_eval[post_eval[observed("drug_referrals")] > 0]
     return [
-        estimators.count_did_ratio("ae_prior_cjs_rr", with_history, "ae_attendances", "prior_cjs"),
+        estimators.count_did_ratio(
+            "ae_prior_cjs_rr", with_history, "ae_attendances", "prior_cjs", exposure=observed("ae_attendances")
+        ),
         estimators.adjusted_rate_ratio(
             "cjs_predicts_health_rr", post_eval, HEALTH_CONTACT, "months", ["prior_cjs", *FLAGS]
         ),
         estimators.weighted_share(
-            "drug_referral_new_pct", post_eval.assign(new=1 - post_eval["prior_drug"]), "drug_referrals", "new"
+            "drug_referral_new_pct", drug_seen.assign(new=1 - drug_seen["prior_drug"]), "drug_referrals", "new"
         ),
-        *[estimators.ratio_did(name, f.sums, a, r) for name, (a, r) in CONVERSIONS.items()],
+        *[estimators.ratio_did(name, f.sums[f.sums[observed(r)] > 0], a, r) for name, (a, r) in CONVERSIONS.items()],
         estimators.slope("self_reported_health_slope", f.scores, "score", "rel_month"),
     ]
 

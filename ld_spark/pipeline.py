@@ -132,6 +132,8 @@ class Job:
         self.run_id: str | None = None  # the MLflow run's, once it has started
         self.reconciled: dict[str, dict[str, int]] | None = None  # the bronze stage's reconciliation
         self.stale = False  # bronze gained rows after linkage (opt_out): the next run runs whole
+        # The first day each source covers (cohorts.source_starts), found by series().
+        self.source_starts: dict[str, dt.date] = {}
         self.linked_on = "spark"  # where the linkage scored (duckdb or spark): the truth's quality is scored there too
         self.main_fits: list[Estimate] | None = None  # the effects stage's estimates: the sensitivity suite's main
         self.publisher = Publisher(catalog.file(out, catalog.RESULTS), config.disclosure)
@@ -462,8 +464,13 @@ class Job:
         import mlflow
 
         a = self.config.analysis
-        end = cohorts.follow_up_end(a.follow_up_end, {t: self.bronze(t) for t in cohorts.EXTRACT_DATES})
+        months = cohorts.source_months({t: self.bronze(t) for t in cohorts.EXTRACT_DATES})
+        end = cohorts.follow_up_end(a.follow_up_end, months)
         mlflow.log_param("analysis.follow_up_end_used", end.isoformat())
+        self.source_starts = cohorts.source_starts(a.source_starts, months)
+        begins = ", ".join(f"{source} {day:%Y-%m}" for source, day in sorted(self.source_starts.items()))
+        mlflow.log_param("analysis.source_starts_used", begins)
+        notes.append(f"sources begin: {begins} (a month before its source began is not observed)")
         both, referred, panel = self.analysis_tables(self.read(catalog.RECORD_PERSON), end)
         self.cohort_linkage_quality(both)
         return self.release_series(both, referred, panel, end, notes), end
@@ -522,7 +529,7 @@ class Job:
             at_risk = offences.transform(justice.at_risk(both, end, self.config.economics.share_of_sentence_served, a))
             dated = events.cohort_events(self.bronze, record_person, both)
             monthly = save(series.events(dated, justice.offence_events(classified), both, a), catalog.EVENTS)
-            panel = save(series.panel(both, monthly, at_risk, a), catalog.PANEL)
+            panel = save(series.panel(both, monthly, at_risk, a, self.source_starts), catalog.PANEL)
             scores = events.self_rated_health(self.bronze("ndtms/top"), record_person, both)
             save(series.self_rated_health(scores, both, a), catalog.SELF_RATED_HEALTH)
         referred = save(referrals.transform(cohorts.referred(a.window())), catalog.REFERRED)

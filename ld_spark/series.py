@@ -6,11 +6,13 @@ contract section 3 defines them; series run from -24 to +12.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ld_spark.config import AnalysisConf
-from ld_spark.events import PANEL_OUTCOMES, SERIES_OUTCOMES
+from ld_spark.events import OUTCOMES, PANEL_OUTCOMES, SERIES_OUTCOMES
 from ld_spark.frames import Transform
 
 
@@ -78,6 +80,27 @@ def month_panel(index: DataFrame, monthly: DataFrame, outcomes: list[str], first
     )
 
 
+def unobserved_before(starts: dict[str, dt.date]) -> Transform:
+    """Panel (+ index_month_number: the index's year x 12 + month) -> each health outcome null in
+    the months before its source began (starts: cohorts.source_starts, by source): not observed,
+    where a zero would say nobody was seen. index_month_number is dropped.
+
+    health_contacts (any source's record, for "prior contact") counts what the sources covering
+    the month hold: one source missing from a month does not make the month unobserved.
+    """
+
+    def _(panel: DataFrame) -> DataFrame:
+        calendar = F.col("index_month_number") + F.col("rel_month")
+        out = panel
+        for outcome, rule in OUTCOMES.items():
+            start = starts.get(rule.table.split("/")[0])
+            if start is not None:
+                out = out.withColumn(outcome, F.when(calendar >= start.year * 12 + start.month, F.col(outcome)))
+        return out.drop("index_month_number")
+
+    return _
+
+
 def person_month_panel(index: DataFrame, events: DataFrame, outcomes: list[str], first: int, last: int) -> DataFrame:
     """monthly_events then month_panel: dated events straight to the zero-filled panel."""
     return month_panel(index, events.transform(monthly_events(index, first, last)), outcomes, first, last)
@@ -96,16 +119,21 @@ def with_period(pre: tuple[int, int], post: tuple[int, int]) -> Transform:
 def monthly_rates(outcomes: list[str]) -> Transform:
     """Panel -> cohort, rel_month, outcome, persons, events, rate (events per person per month).
 
-    The unadjusted series of Figure 1: every person counts in every month, zeros included.
+    The unadjusted series of Figure 1: every person counts in every month, zeros included, where
+    the outcome's source covers the month (unobserved_before); a month no one is observed in has
+    no row.
     """
 
     def _(panel: DataFrame) -> DataFrame:
         sums = panel.groupBy("cohort", "rel_month").agg(
-            F.count("*").alias("persons"), *[F.sum(o).alias(o) for o in outcomes]
+            *[F.count(o).alias(f"{o}_persons") for o in outcomes], *[F.sum(o).alias(o) for o in outcomes]
         )
-        stacked = F.stack(F.lit(len(outcomes)), *[x for o in outcomes for x in (F.lit(o), F.col(o))])
+        stacked = F.stack(
+            F.lit(len(outcomes)), *[x for o in outcomes for x in (F.lit(o), F.col(f"{o}_persons"), F.col(o))]
+        )
         return (
-            sums.select("cohort", "rel_month", "persons", stacked.alias("outcome", "events"))
+            sums.select("cohort", "rel_month", stacked.alias("outcome", "persons", "events"))
+            .filter(F.col("persons") > 0)
             .withColumn("rate", F.col("events") / F.col("persons"))
             .select("cohort", "rel_month", "outcome", "persons", "events", "rate")
         )
@@ -122,13 +150,23 @@ def events(dated: DataFrame, offence_events: DataFrame, cohorts: DataFrame, anal
     return dated.transform(monthly_events(cohorts, *analysis.series_months)).unionByName(offence_events)
 
 
-def panel(cohorts: DataFrame, monthly: DataFrame, at_risk: DataFrame, analysis: AnalysisConf) -> DataFrame:
-    """The analysis layer's panel: one row per person x cohort x month, zeros included, with the
-    month's share at risk of offending and its period (pre, post or neither)."""
+def panel(
+    cohorts: DataFrame, monthly: DataFrame, at_risk: DataFrame, analysis: AnalysisConf, starts: dict[str, dt.date]
+) -> DataFrame:
+    """The analysis layer's panel: one row per person x cohort x month, zeros included (a health
+    outcome null before its source began: unobserved_before), with the month's share at risk of
+    offending and its period (pre, post or neither)."""
     a = analysis
-    index = cohorts.select("person_key", "cohort", "in_outcomes", "justice_followed")
+    index = cohorts.select(
+        "person_key",
+        "cohort",
+        "in_outcomes",
+        "justice_followed",
+        month_number("index_date").alias("index_month_number"),
+    )
     return (
         month_panel(index, monthly, PANEL_OUTCOMES, *a.series_months)
+        .transform(unobserved_before(starts))
         .join(at_risk, on=["person_key", "cohort", "rel_month"], how="left")
         .transform(with_period(a.pre_months, a.post_months))
     )
