@@ -180,12 +180,29 @@ def vulnerability_profile(counts: dict[str, int]) -> list[dict]:
     ]
 
 
+HEALTH_SOURCES = ("hes_ae", "mhsds", "iapt", "ndtms")
+
+
+def unobserved_prior(starts: dict[str, dt.date], window: tuple[dt.date, dt.date], prior_first: int) -> str:
+    """What pct_no_prior_contact's method says of the health sources that began after the prior
+    months of the evaluation window's first index month began (starts: cohorts.source_starts)."""
+    first = window[0].year * 12 + window[0].month - 1 + prior_first
+    begun = dt.date(first // 12, first % 12 + 1, 1)
+    late = [
+        f"{source} {day:%Y-%m}" for source, day in sorted(starts.items()) if source in HEALTH_SOURCES and day > begun
+    ]
+    if not late:
+        return ""
+    return f"; sources beginning after {begun:%Y-%m} ({', '.join(late)}): no record of them before they began"
+
+
 def descriptive_estimates(
-    cohorts: DataFrame, referred: DataFrame, panel: DataFrame, prior_months: tuple[int, int]
+    cohorts: DataFrame, referred: DataFrame, panel: DataFrame, prior_months: tuple[int, int], unobserved: str = ""
 ) -> list[dict]:
-    """The descriptive rows of the results table."""
+    """The descriptive rows of the results table (unobserved: unobserved_prior's words)."""
     v = vulnerability_counts(referred)
     prior = no_prior_contact_counts(panel, *prior_months)
+    no_prior = percentage("pct_no_prior_contact", prior["none"], prior["people"])
     return [
         *cohort_sizes(cohorts),
         *justice_follow_up_sizes(cohorts),
@@ -193,7 +210,7 @@ def descriptive_estimates(
         percentage("pct_mental_health", v["vuln_mental_health"], v["people"]),
         percentage("pct_substance_misuse", v["vuln_substance_misuse"], v["people"]),
         percentage("pct_multiple_mh_needs", v["multiple_mh_needs"], v["people"]),
-        percentage("pct_no_prior_contact", prior["none"], prior["people"]),
+        {**no_prior, "method": no_prior["method"] + unobserved},
     ]
 
 

@@ -550,9 +550,10 @@ class Job:
             path("figure1.png"),
         )
         site_counts = [r.asDict() for r in uptake.site_onward_counts(referred).collect()]
-        described = descriptives.descriptive_estimates(both, referred, panel, self.config.analysis.prior_contact_months)
-        described += [e.row() for e in uptake.delivery_estimates(referred, site_counts)]
         a = self.config.analysis
+        unobserved = descriptives.unobserved_prior(self.source_starts, a.window(), a.prior_contact_months[0])
+        described = descriptives.descriptive_estimates(both, referred, panel, a.prior_contact_months, unobserved)
+        described += [e.row() for e in uptake.delivery_estimates(referred, site_counts)]
         n_evaluation = next(r["estimate"] for r in described if r["estimand"] == "n_evaluation")
         described += descriptives.referral_flow(self.read(catalog.REFERRALS), a.window(), n_evaluation)
         described += descriptives.untimed_cases(self.read(catalog.COURT_CASES), a.justice_spec)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from ld_spark import cohorts, estimators
+from ld_spark import cohorts, descriptives, estimators
 from ld_spark.effects import observed, person_period_sums
 from ld_spark.events import PANEL_OUTCOMES
 from ld_spark.series import month_number, monthly_rates, person_month_panel, unobserved_before, with_period
@@ -139,3 +139,12 @@ def test_a_rate_ratio_uses_only_the_months_the_source_covers():
     unobserved = df.assign(y_months=df["y_months"].where(df["evaluation"] == 1, 0))
     withheld = estimators.count_did("y_rr", unobserved, "y", exposure="y_months")
     assert withheld.estimate is None and "no month its source covers" in withheld.method
+
+
+def test_no_prior_contact_says_which_sources_began_after_the_prior_months_did():
+    window = (D(2017, 1, 1), D(2017, 9, 30))
+    starts = {"mhsds": D(2016, 1, 1), "iapt": D(2012, 4, 1), "hes_ae": D(2015, 1, 1), "pnc": D(2016, 6, 1)}
+    # The first index month's 24 prior months begin 2015-01: MHSDS began after, A&E that month.
+    said = descriptives.unobserved_prior(starts, window, -24)
+    assert said == "; sources beginning after 2015-01 (mhsds 2016-01): no record of them before they began"
+    assert descriptives.unobserved_prior(starts, window, -12) == ""
