@@ -207,6 +207,9 @@ def follow_up_end(configured: str | None, months: dict[str, list[tuple[dt.date, 
     return min(latest) if latest else dt.date.today()
 
 
+# The sources whose outcomes the panel counts by month (PNC and HMCTS records reach back decades).
+HEALTH_SOURCES = ("hes_ae", "mhsds", "iapt", "ndtms")
+
 # A source begins at the first month holding at least this share of its median month's rows: a
 # record or two mistyped years before the source began do not move its start.
 FIRST_MONTH_SHARE = 0.1
@@ -215,7 +218,7 @@ FIRST_MONTH_SHARE = 0.1
 def source_starts(
     configured: dict[str, dt.date], months: dict[str, list[tuple[dt.date, int, dt.date]]]
 ) -> dict[str, dt.date]:
-    """The first day each source covers, by source (`mhsds`, the first part of its tables' names):
+    """The first day each health source covers, by source (`mhsds`, the first part of its tables' names):
     `configured` (analysis.source_starts; its month counts whole) where set, else the first month of its EXTRACT_DATES
     table (months: source_months) with at least FIRST_MONTH_SHARE of its median month's rows.
 
@@ -224,7 +227,7 @@ def source_starts(
     """
     starts = {}
     for table, rows in months.items():
-        if rows:
+        if rows and table.split("/")[0] in HEALTH_SOURCES:
             median = statistics.median(n for _, n, _ in rows)
             starts[table.split("/")[0]] = next(m for m, n, _ in rows if n >= FIRST_MONTH_SHARE * median)
     return starts | {source: day.replace(day=1) for source, day in configured.items()}

@@ -180,17 +180,12 @@ def vulnerability_profile(counts: dict[str, int]) -> list[dict]:
     ]
 
 
-HEALTH_SOURCES = ("hes_ae", "mhsds", "iapt", "ndtms")
-
-
-def unobserved_prior(starts: dict[str, dt.date], window: tuple[dt.date, dt.date], prior_first: int) -> str:
+def unobserved_prior(starts: dict[str, dt.date], first_index: dt.date, prior_first: int) -> str:
     """What pct_no_prior_contact's method says of the health sources that began after the prior
-    months of the evaluation window's first index month began (starts: cohorts.source_starts)."""
-    first = window[0].year * 12 + window[0].month - 1 + prior_first
+    months of the evaluation cohort's first index month began (starts: cohorts.source_starts)."""
+    first = first_index.year * 12 + first_index.month - 1 + prior_first
     begun = dt.date(first // 12, first % 12 + 1, 1)
-    late = [
-        f"{source} {day:%Y-%m}" for source, day in sorted(starts.items()) if source in HEALTH_SOURCES and day > begun
-    ]
+    late = [f"{source} {day:%Y-%m}" for source, day in sorted(starts.items()) if day > begun]
     if not late:
         return ""
     return f"; sources beginning after {begun:%Y-%m} ({', '.join(late)}): no record of them before they began"

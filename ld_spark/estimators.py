@@ -109,6 +109,9 @@ def _empty_cell(df: pd.DataFrame, column: str) -> bool:
     return len(cells) < 4 or bool((cells["size"] == 0).any())
 
 
+UNOBSERVED_CELL = "a cohort x period cell has no month its source covers"
+
+
 def _withheld(estimand: str, n: int, method: str, why: str) -> Estimate:
     return Estimate(estimand, None, None, None, None, n, f"{method}; not estimable: {why}")
 
@@ -179,7 +182,7 @@ def count_did(estimand: str, df: pd.DataFrame, outcome: str, exposure: str = "mo
     df = df[df[exposure] > 0]  # rows the outcome is not observed in (its source had not begun)
     n = int(df["person"].nunique())
     if df.groupby(COHORT_PERIOD).ngroups < cells:
-        return _withheld(estimand, n, method, "a cohort x period cell has no month its source covers")
+        return _withheld(estimand, n, method, UNOBSERVED_CELL)
     sums = df.groupby(COHORT_PERIOD)[outcome].sum()
     if _empty_cell(df, outcome) or (sums == 0).any():
         return _withheld(estimand, n, method, "a cohort x period cell has no events")
@@ -319,6 +322,21 @@ def event_study(df: pd.DataFrame, outcome: str, reference: str = "ref", exposure
     """
     levels = [lvl for lvl in pd.unique(df["level"]) if lvl != reference]
     df = df[df[exposure] > 0]
+    # A month one cohort is not observed in (its source began within the series) has no ratio;
+    # the other months are fitted without it.
+    cohorts = df.groupby("level")["evaluation"].nunique()
+    shared = [lvl for lvl in levels if cohorts.get(lvl, 0) == 2]
+    if cohorts.get(reference, 0) == 2 and shared and len(shared) < len(levels):
+        fitted = event_study(df[df["level"].isin([reference, *shared])], outcome, reference, exposure)
+        unfitted = pd.DataFrame({"level": [lvl for lvl in levels if lvl not in shared]}).assign(
+            rr=np.nan,
+            ci_low=np.nan,
+            ci_high=np.nan,
+            people=fitted["people"].iloc[0],
+            df_resid=fitted["df_resid"].iloc[0],
+            smallest_cell=lambda u: [_smallest_count(df, outcome, [lvl, reference]) for lvl in u["level"]],
+        )
+        return pd.concat([fitted, unfitted]).set_index("level").loc[levels].reset_index()
     e = df["evaluation"].to_numpy(float)
     dummies = np.column_stack([(df["level"] == lvl).to_numpy(float) for lvl in levels])
     X = np.column_stack([np.ones(len(df)), e, dummies, dummies * e[:, None]])
@@ -549,8 +567,11 @@ def count_did_ratio(estimand: str, df: pd.DataFrame, outcome: str, group: str, e
     import statsmodels.api as sm
 
     method = f"Poisson GLM DiD (cohort x period x {group}), log exposure offset, person-clustered SE"
+    cells = df.groupby(COHORT_PERIOD).ngroups
     df = df[df[exposure] > 0]
     n = int(df["person"].nunique())
+    if df.groupby(COHORT_PERIOD).ngroups < cells:
+        return _withheld(estimand, n, method, UNOBSERVED_CELL)
     sums = df.groupby(["evaluation", "post", group])[outcome].sum()
     if len(sums) < 8 or (sums == 0).any():
         return _withheld(estimand, n, method, f"a cohort x period x {group} cell has no events")
@@ -653,7 +674,11 @@ def ratio_did(estimand: str, df: pd.DataFrame, numerator: str, denominator: str)
     from scipy import stats
 
     method = f"DiD of {numerator} per {denominator} (ratio of sums per cohort x period), person-clustered SE"
+    cells = df.groupby(COHORT_PERIOD).ngroups
+    df = df[df[denominator].notna()]  # person-periods the source did not cover hold no count
     n = int(df["person"].nunique())
+    if df.groupby(COHORT_PERIOD).ngroups < cells:
+        return _withheld(estimand, n, method, UNOBSERVED_CELL)
     cells = df.groupby(COHORT_PERIOD)[[numerator, denominator]].sum()
     if len(cells) < 4 or (cells[denominator] == 0).any():
         return _withheld(estimand, n, method, f"a cohort x period cell has no {denominator}")

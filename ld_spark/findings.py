@@ -113,8 +113,6 @@ def estimates(f: Frames) -> list[Estimate]:
     outcome_people = f.people[f.people["in_outcomes"] == 1]
     with_history = f.sums.merge(outcome_people, on=["person", "evaluation"], how="inner")
     post_eval = with_history[(with_history["evaluation"] == 1) & (with_history["post"] == 1)]
-    # Person-periods a service's source covers (effects.observed): the rest hold no count of it.
-    drug_seen = post_eval[post_eval[observed("drug_referrals")] > 0]
     return [
         estimators.count_did_ratio(
             "ae_prior_cjs_rr", with_history, "ae_attendances", "prior_cjs", exposure=observed("ae_attendances")
@@ -123,9 +121,9 @@ def estimates(f: Frames) -> list[Estimate]:
             "cjs_predicts_health_rr", post_eval, HEALTH_CONTACT, "months", ["prior_cjs", *FLAGS]
         ),
         estimators.weighted_share(
-            "drug_referral_new_pct", drug_seen.assign(new=1 - drug_seen["prior_drug"]), "drug_referrals", "new"
+            "drug_referral_new_pct", post_eval.assign(new=1 - post_eval["prior_drug"]), "drug_referrals", "new"
         ),
-        *[estimators.ratio_did(name, f.sums[f.sums[observed(r)] > 0], a, r) for name, (a, r) in CONVERSIONS.items()],
+        *[estimators.ratio_did(name, f.sums, a, r) for name, (a, r) in CONVERSIONS.items()],
         estimators.slope("self_reported_health_slope", f.scores, "score", "rel_month"),
     ]
 

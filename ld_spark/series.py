@@ -119,21 +119,24 @@ def with_period(pre: tuple[int, int], post: tuple[int, int]) -> Transform:
 def monthly_rates(outcomes: list[str]) -> Transform:
     """Panel -> cohort, rel_month, outcome, persons, events, rate (events per person per month).
 
-    The unadjusted series of Figure 1: every person counts in every month, zeros included, where
-    the outcome's source covers the month (unobserved_before); a month no one is observed in has
-    no row.
+    The unadjusted series of Figure 1: every person counts in every month, zeros included. A
+    month the outcome's source did not cover for every person (unobserved_before) has no row: a
+    rate over only some of them is another curve, and their number, told apart from the month's
+    persons, would say how many were indexed when.
     """
 
     def _(panel: DataFrame) -> DataFrame:
         sums = panel.groupBy("cohort", "rel_month").agg(
-            *[F.count(o).alias(f"{o}_persons") for o in outcomes], *[F.sum(o).alias(o) for o in outcomes]
+            F.count("*").alias("persons"),
+            *[F.count(o).alias(f"{o}_observed") for o in outcomes],
+            *[F.sum(o).alias(o) for o in outcomes],
         )
         stacked = F.stack(
-            F.lit(len(outcomes)), *[x for o in outcomes for x in (F.lit(o), F.col(f"{o}_persons"), F.col(o))]
+            F.lit(len(outcomes)), *[x for o in outcomes for x in (F.lit(o), F.col(f"{o}_observed"), F.col(o))]
         )
         return (
-            sums.select("cohort", "rel_month", stacked.alias("outcome", "persons", "events"))
-            .filter(F.col("persons") > 0)
+            sums.select("cohort", "rel_month", "persons", stacked.alias("outcome", "observed", "events"))
+            .filter(F.col("observed") == F.col("persons"))
             .withColumn("rate", F.col("events") / F.col("persons"))
             .select("cohort", "rel_month", "outcome", "persons", "events", "rate")
         )

@@ -142,9 +142,40 @@ def test_a_rate_ratio_uses_only_the_months_the_source_covers():
 
 
 def test_no_prior_contact_says_which_sources_began_after_the_prior_months_did():
-    window = (D(2017, 1, 1), D(2017, 9, 30))
-    starts = {"mhsds": D(2016, 1, 1), "iapt": D(2012, 4, 1), "hes_ae": D(2015, 1, 1), "pnc": D(2016, 6, 1)}
-    # The first index month's 24 prior months begin 2015-01: MHSDS began after, A&E that month.
-    said = descriptives.unobserved_prior(starts, window, -24)
+    starts = {"mhsds": D(2016, 1, 1), "iapt": D(2012, 4, 1), "hes_ae": D(2015, 1, 1)}
+    # An index offence in January 2017: its 24 prior months begin 2015-01, MHSDS began after,
+    # A&E that month.
+    said = descriptives.unobserved_prior(starts, D(2017, 1, 20), -24)
     assert said == "; sources beginning after 2015-01 (mhsds 2016-01): no record of them before they began"
-    assert descriptives.unobserved_prior(starts, window, -12) == ""
+    assert descriptives.unobserved_prior(starts, D(2017, 1, 20), -12) == ""
+    # An index offence in the December before the referral window: its prior months begin 2014-12.
+    said = descriptives.unobserved_prior(starts, D(2016, 12, 5), -24)
+    assert said == (
+        "; sources beginning after 2014-12 (hes_ae 2015-01, mhsds 2016-01): no record of them before they began"
+    )
+
+
+def test_an_event_study_month_one_cohort_is_not_observed_in_loses_only_its_own_ratio():
+    nan = float("nan")
+    rows = [
+        # person, evaluation, level, y, y_months
+        (1, 1, "ref", 6, 12),
+        (2, 1, "ref", 6, 12),
+        (1, 1, "-1", 1, 1),
+        (2, 1, "-1", 2, 1),
+        (1, 1, "-2", 1, 1),
+        (2, 1, "-2", 1, 1),
+        (3, 0, "ref", 3, 12),
+        (4, 0, "ref", 3, 12),
+        (3, 0, "-1", 0, 1),
+        (4, 0, "-1", 1, 1),
+        # The historic cohort's month -2 is before its source began.
+        (3, 0, "-2", nan, 0),
+        (4, 0, "-2", nan, 0),
+    ]
+    df = pd.DataFrame(rows, columns=["person", "evaluation", "level", "y", "y_months"])
+    got = estimators.event_study(df, "y", exposure="y_months").set_index("level")
+    assert list(got.index) == ["-1", "-2"]
+    # (3/2 over 12/24) / (1/2 over 6/24): a saturated model's ratio is the cells' own.
+    assert got.loc["-1", "rr"] == pytest.approx(1.5, rel=1e-6)
+    assert math.isnan(got.loc["-2", "rr"]) and got.loc["-2", "people"] == 4
