@@ -210,17 +210,21 @@ def follow_up_end(configured: str | None, months: dict[str, list[tuple[dt.date, 
 # The sources whose outcomes the panel counts by month (PNC and HMCTS records reach back decades).
 HEALTH_SOURCES = ("hes_ae", "mhsds", "iapt", "ndtms")
 
-# A source begins at the first month holding at least this share of its median month's rows: a
-# record or two mistyped years before the source began do not move its start.
+# A source begins at its first month holding at least FIRST_MONTH_SHARE of its median month's
+# rows, when the months before hold under STRAY_SHARE of its rows (a record mistyped years early,
+# contacts recorded late into the first submissions); with more before, the source was thin
+# there, not absent, and it begins at its first month.
 FIRST_MONTH_SHARE = 0.1
+STRAY_SHARE = 0.01
 
 
 def source_starts(
     configured: dict[str, dt.date], months: dict[str, list[tuple[dt.date, int, dt.date]]]
 ) -> dict[str, dt.date]:
-    """The first day each health source covers, by source (`mhsds`, the first part of its tables' names):
-    `configured` (analysis.source_starts; its month counts whole) where set, else the first month of its EXTRACT_DATES
-    table (months: source_months) with at least FIRST_MONTH_SHARE of its median month's rows.
+    """The first day each health source covers, by source (`mhsds`, the first part of its tables'
+    names): `configured` (analysis.source_starts; its month counts whole) where set, else found
+    in its EXTRACT_DATES table's months (months: source_months) by FIRST_MONTH_SHARE and
+    STRAY_SHARE.
 
     A real extract begins where each dataset began (IAPT's in April 2012, MHSDS's in 2016): the
     months before are not observed, and a zero there is no zero (series.unobserved_before).
@@ -229,7 +233,9 @@ def source_starts(
     for table, rows in months.items():
         if rows and table.split("/")[0] in HEALTH_SOURCES:
             median = statistics.median(n for _, n, _ in rows)
-            starts[table.split("/")[0]] = next(m for m, n, _ in rows if n >= FIRST_MONTH_SHARE * median)
+            filled = next(i for i, (_, n, _) in enumerate(rows) if n >= FIRST_MONTH_SHARE * median)
+            stray = sum(n for _, n, _ in rows[:filled]) < STRAY_SHARE * sum(n for _, n, _ in rows)
+            starts[table.split("/")[0]] = rows[filled if stray else 0][0]
     return starts | {source: day.replace(day=1) for source, day in configured.items()}
 
 

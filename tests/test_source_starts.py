@@ -33,12 +33,20 @@ def test_a_source_begins_where_its_months_fill_not_at_a_record_mistyped_years_be
         "mhsds/mhs201_care_contact": _months(((2009, 3), 1), ((2016, 1), 40, 55, 60, 50, 52, 58)),
         # A first month at a tenth of the median still counts: the start of a data set is thin.
         "iapt/ids201_care_contact": _months(((2012, 4), 3, 30, 30, 31, 29)),
-        "ndtms/episodes": [],
         "hes_ae": _months(((2011, 1), 9, 10, 11)),
+        # Thin at first (only a few people's records reach back), not absent: 4 of 164 rows, over
+        # 1% of them, come before the first month with a tenth of the median (20).
+        "ndtms/episodes": _months(((2011, 1), 1, 1, 1, 1, *[20] * 8)),
     }
-    assert cohorts.source_starts({}, months) == {"mhsds": D(2016, 1, 1), "iapt": D(2012, 4, 1), "hes_ae": D(2011, 1, 1)}
-    # A start the analyst knows wins, from the first of its month.
+    assert cohorts.source_starts({}, months) == {
+        "mhsds": D(2016, 1, 1),
+        "iapt": D(2012, 4, 1),
+        "hes_ae": D(2011, 1, 1),
+        "ndtms": D(2011, 1, 1),
+    }
+    # A start the analyst knows wins, from the first of its month; PNC gets none.
     assert cohorts.source_starts({"ndtms": D(2015, 7, 14)}, months)["ndtms"] == D(2015, 7, 1)
+    assert "pnc" not in cohorts.source_starts({}, {"pnc/offences": _months(((2011, 1), 5))})
     # The end: the earliest of the sources' latest dates (A&E's 2011-03-20), from the same months.
     assert cohorts.follow_up_end(None, months) == D(2011, 3, 20)
 
