@@ -52,6 +52,7 @@ pd.Series(
             "synthetic.seed",
             "linkage.match_threshold",
             "analysis.follow_up_end_used",
+            "analysis.source_starts_used",
         )
     }
 )
