@@ -24,13 +24,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ld_spark.synth import calendar
+
 DEFAULT_STARTS = ["iapt=2012-04", "mhsds=2016-01"]
 
 
 def uniq_month_id(month: str) -> int:
-    """NHS Digital's UniqMonthID of 'yyyy-MM' (April 2018 = 1417; ld_spark/synth/calendar.py)."""
+    """NHS Digital's UniqMonthID of 'yyyy-MM' (April 2018 = 1417), as the generator numbers them."""
     year, number = (int(part) for part in month.split("-"))
-    return year * 12 + number - 1900 * 12 - 2 - 1
+    return int(calendar.uniq_month_id(year * 12 + number - 1))
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ld_spark.config import AnalysisConf
-from ld_spark.contract import VULNERABILITIES, source_name
+from ld_spark.contract import HEALTH_SOURCES, VULNERABILITIES, source_name, source_of
 from ld_spark.frames import Transform
 
 EVALUATION, HISTORIC = "evaluation", "historic"
@@ -207,9 +207,6 @@ def follow_up_end(configured: str | None, months: dict[str, list[tuple[dt.date, 
     return min(latest) if latest else dt.date.today()
 
 
-# The sources whose outcomes the panel counts by month (PNC and HMCTS records reach back decades).
-HEALTH_SOURCES = ("hes_ae", "mhsds", "iapt", "ndtms")
-
 # A source begins at its first month holding at least FIRST_MONTH_SHARE of its median month's
 # rows, when the months before hold under STRAY_SHARE of its rows (a record mistyped years early,
 # contacts recorded late into the first submissions); with more before, the source was thin
@@ -231,11 +228,11 @@ def source_starts(
     """
     starts = {}
     for table, rows in months.items():
-        if rows and table.split("/")[0] in HEALTH_SOURCES:
+        if rows and source_of(table) in HEALTH_SOURCES:
             median = statistics.median(n for _, n, _ in rows)
             filled = next(i for i, (_, n, _) in enumerate(rows) if n >= FIRST_MONTH_SHARE * median)
             stray = sum(n for _, n, _ in rows[:filled]) < STRAY_SHARE * sum(n for _, n, _ in rows)
-            starts[table.split("/")[0]] = rows[filled if stray else 0][0]
+            starts[source_of(table)] = rows[filled if stray else 0][0]
     return starts | {source: day.replace(day=1) for source, day in configured.items()}
 
 

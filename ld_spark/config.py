@@ -10,6 +10,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ld_spark.contract import HEALTH_SOURCES
+
 
 def conf_dir() -> Path:
     """LD_SPARK_CONF_DIR, else conf/ beside the package, else ./conf (the package may be running
@@ -124,7 +126,7 @@ class AnalysisConf(_Strict):
     follow_up_end: str | None = None
     # The first day a health source covers, by source name, where the extract does not show it (blank:
     # the first month its records fill, ld_spark/cohorts.py source_starts).
-    source_starts: dict[Literal["hes_ae", "mhsds", "iapt", "ndtms"], dt.date] = {}
+    source_starts: dict[Literal[HEALTH_SOURCES], dt.date] = {}
     declined_in_outcomes: bool
     waiting_months: int
     index_offence_tolerance_days: int

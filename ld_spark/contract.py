@@ -438,6 +438,16 @@ IDENTITY_COLUMNS: dict[str, dict[str, str]] = {
 }
 
 
+# The sources whose outcomes the panel counts by month; each may begin after the series does
+# (ld_spark/cohorts.py source_starts). PNC's and HMCTS's records reach back decades.
+HEALTH_SOURCES = ("hes_ae", "mhsds", "iapt", "ndtms")
+
+
+def source_of(table: str) -> str:
+    """`mhsds/mhs101_referral` -> `mhsds`: the data set a contract table comes from."""
+    return table.split("/")[0]
+
+
 def source_name(table: str) -> str:
     """`mhsds/mhs101_referral` -> `mhsds.mhs101_referral`: a table's name in source_table columns
     (record_person, linkage_quality.csv, the truth files) and in MLflow metric names."""

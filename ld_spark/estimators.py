@@ -674,10 +674,10 @@ def ratio_did(estimand: str, df: pd.DataFrame, numerator: str, denominator: str)
     from scipy import stats
 
     method = f"DiD of {numerator} per {denominator} (ratio of sums per cohort x period), person-clustered SE"
-    cells = df.groupby(COHORT_PERIOD).ngroups
+    present = df.groupby(COHORT_PERIOD).ngroups
     df = df[df[denominator].notna()]  # person-periods the source did not cover hold no count
     n = int(df["person"].nunique())
-    if df.groupby(COHORT_PERIOD).ngroups < cells:
+    if df.groupby(COHORT_PERIOD).ngroups < present:
         return _withheld(estimand, n, method, UNOBSERVED_CELL)
     cells = df.groupby(COHORT_PERIOD)[[numerator, denominator]].sum()
     if len(cells) < 4 or (cells[denominator] == 0).any():

@@ -12,6 +12,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ld_spark.config import AnalysisConf
+from ld_spark.contract import source_of
 from ld_spark.events import OUTCOMES, PANEL_OUTCOMES, SERIES_OUTCOMES
 from ld_spark.frames import Transform
 
@@ -93,7 +94,7 @@ def unobserved_before(starts: dict[str, dt.date]) -> Transform:
         calendar = F.col("index_month_number") + F.col("rel_month")
         out = panel
         for outcome, rule in OUTCOMES.items():
-            start = starts.get(rule.table.split("/")[0])
+            start = starts.get(source_of(rule.table))
             if start is not None:
                 out = out.withColumn(outcome, F.when(calendar >= start.year * 12 + start.month, F.col(outcome)))
         return out.drop("index_month_number")
