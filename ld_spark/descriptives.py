@@ -19,30 +19,40 @@ from ld_spark.events import HEALTH_CONTACT
 WILSON = "proportion of people, Wilson 95% interval"
 
 
-def cohort_sizes(cohorts: DataFrame) -> list[dict]:
-    counts = {r["cohort"]: r["count"] for r in cohorts.groupBy("cohort").count().collect()}
-    return [
-        _row(f"n_{c}", counts.get(c, 0), None, None, counts.get(c, 0), "count of people")
-        for c in (EVALUATION, HISTORIC)
-    ]
-
-
-def justice_follow_up_sizes(cohorts: DataFrame) -> list[dict]:
-    """n_justice_not_followed_<cohort>: people whose post period plus waiting period runs past the
-    extract's end, left out of the justice outcomes (contract section 4)."""
-    counts = {
-        r["cohort"]: r["count"] for r in cohorts.filter(~F.col("justice_followed")).groupBy("cohort").count().collect()
-    }
-    return [
-        _row(
-            f"n_justice_not_followed_{c}",
-            counts.get(c, 0),
-            None,
-            None,
-            counts.get(c, 0),
-            "count of people whose follow-up + waiting period passes the extract's end",
+def cohort_sizes(cohorts: DataFrame) -> dict[str, dict]:
+    """Cohort index -> by cohort: people, not_followed (people whose justice follow-up is not
+    followed) and first_index (its first index date). One small aggregate."""
+    rows = (
+        cohorts.groupBy("cohort")
+        .agg(
+            F.count("*").alias("people"),
+            F.count(F.when(~F.col("justice_followed"), 1)).alias("not_followed"),
+            F.min("index_date").alias("first_index"),
         )
-        for c in (EVALUATION, HISTORIC)
+        .collect()
+    )
+    return {r["cohort"]: r.asDict() for r in rows}
+
+
+def size_rows(sizes: dict[str, dict]) -> list[dict]:
+    """n_<cohort> and n_justice_not_followed_<cohort>: people whose post period plus waiting
+    period runs past the extract's end, left out of the justice outcomes (contract section 4).
+    sizes: cohort_sizes."""
+    people = {c: sizes.get(c, {}).get("people", 0) for c in (EVALUATION, HISTORIC)}
+    not_followed = {c: sizes.get(c, {}).get("not_followed", 0) for c in (EVALUATION, HISTORIC)}
+    return [
+        *[_row(f"n_{c}", n, None, None, n, "count of people") for c, n in people.items()],
+        *[
+            _row(
+                f"n_justice_not_followed_{c}",
+                n,
+                None,
+                None,
+                n,
+                "count of people whose follow-up + waiting period passes the extract's end",
+            )
+            for c, n in not_followed.items()
+        ],
     ]
 
 
@@ -192,15 +202,22 @@ def unobserved_prior(starts: dict[str, dt.date], first_index: dt.date, prior_fir
 
 
 def descriptive_estimates(
-    cohorts: DataFrame, referred: DataFrame, panel: DataFrame, prior_months: tuple[int, int], unobserved: str = ""
+    cohorts: DataFrame,
+    referred: DataFrame,
+    panel: DataFrame,
+    prior_months: tuple[int, int],
+    starts: dict[str, dt.date] | None = None,
 ) -> list[dict]:
-    """The descriptive rows of the results table (unobserved: unobserved_prior's words)."""
+    """The descriptive rows of the results table (cohorts: the cohort index; starts:
+    cohorts.source_starts, named in pct_no_prior_contact's method where they began late)."""
+    sizes = cohort_sizes(cohorts)
+    first_index = sizes.get(EVALUATION, {}).get("first_index")
+    unobserved = unobserved_prior(starts or {}, first_index, prior_months[0]) if first_index else ""
     v = vulnerability_counts(referred)
     prior = no_prior_contact_counts(panel, *prior_months)
     no_prior = percentage("pct_no_prior_contact", prior["none"], prior["people"])
     return [
-        *cohort_sizes(cohorts),
-        *justice_follow_up_sizes(cohorts),
+        *size_rows(sizes),
         percentage("pct_any_vulnerability", v["any_vulnerability"], v["people"]),
         percentage("pct_mental_health", v["vuln_mental_health"], v["people"]),
         percentage("pct_substance_misuse", v["vuln_substance_misuse"], v["people"]),

@@ -31,7 +31,6 @@ from typing import TypeVar
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from ld_spark import (
     bronze,
@@ -552,13 +551,9 @@ class Job:
         )
         site_counts = [r.asDict() for r in uptake.site_onward_counts(referred).collect()]
         a = self.config.analysis
-        first_index = both.filter(F.col("cohort") == cohorts.EVALUATION).agg(F.min("index_date")).first()[0]
-        unobserved = (
-            descriptives.unobserved_prior(self.source_starts, first_index, a.prior_contact_months[0])
-            if first_index
-            else ""
+        described = descriptives.descriptive_estimates(
+            both, referred, panel, a.prior_contact_months, self.source_starts
         )
-        described = descriptives.descriptive_estimates(both, referred, panel, a.prior_contact_months, unobserved)
         described += [e.row() for e in uptake.delivery_estimates(referred, site_counts)]
         n_evaluation = next(r["estimate"] for r in described if r["estimand"] == "n_evaluation")
         described += descriptives.referral_flow(self.read(catalog.REFERRALS), a.window(), n_evaluation)
