@@ -8,6 +8,7 @@ age band). Spark does the reduction; statsmodels or a ratio estimator the rest (
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import pandas as pd
@@ -39,7 +40,8 @@ UNKNOWN = "not known"
 def prior_history(first: int, last: int) -> Transform:
     """Panel -> person_key, cohort, prior_cjs, prior_health, prior_drug (1/0): any PNC record
     (proven offence or police contact), any health-source record, and any NDTMS referral or
-    treatment start, in months [first, last] of the index."""
+    treatment start, in months [first, last] of the index; prior_drug_unobserved (1/0): some of
+    those months came before NDTMS began (series.unobserved_before)."""
 
     def _(panel: DataFrame) -> DataFrame:
         rows = panel.filter(F.col("rel_month").between(first, last))
@@ -52,9 +54,13 @@ def prior_history(first: int, last: int) -> Transform:
             any_of("offences", "police_contacts").alias("prior_cjs"),
             any_of(HEALTH_CONTACT).alias("prior_health"),
             any_of("drug_referrals", "drug_attendances").alias("prior_drug"),
+            F.max(F.col("drug_referrals").isNull().cast("int")).alias("prior_drug_unobserved"),
         )
 
     return _
+
+
+PRIOR = ("prior_cjs", "prior_health", "prior_drug", "prior_drug_unobserved")
 
 
 def age_band(age: F.Column) -> F.Column:
@@ -77,7 +83,7 @@ def members(cohorts: DataFrame, panel: DataFrame, persons: DataFrame, prior: tup
             (F.col("cohort") == EVALUATION).cast("int").alias("evaluation"),
             F.col("in_outcomes").cast("int").alias("in_outcomes"),
             declined().cast("int").alias("declined"),
-            *[F.coalesce(F.col(c), F.lit(0)).alias(c) for c in ("prior_cjs", "prior_health", "prior_drug")],
+            *[F.coalesce(F.col(c), F.lit(0)).alias(c) for c in PRIOR],
             *[F.coalesce(F.col(c), F.lit(False)).cast("int").alias(c) for c in FLAGS],
             F.coalesce("pathway", F.lit(UNKNOWN)).alias("pathway"),
             F.coalesce("point_of_contact", F.lit(UNKNOWN)).alias("point_of_contact"),
@@ -120,12 +126,30 @@ def estimates(f: Frames) -> list[Estimate]:
         estimators.adjusted_rate_ratio(
             "cjs_predicts_health_rr", post_eval, HEALTH_CONTACT, "months", ["prior_cjs", *FLAGS]
         ),
-        estimators.weighted_share(
-            "drug_referral_new_pct", post_eval.assign(new=1 - post_eval["prior_drug"]), "drug_referrals", "new"
-        ),
+        new_to_treatment(post_eval),
         *[estimators.ratio_did(name, f.sums, a, r) for name, (a, r) in CONVERSIONS.items()],
         estimators.slope("self_reported_health_slope", f.scores, "score", "rel_month"),
     ]
+
+
+def new_to_treatment(post_eval: pd.DataFrame) -> Estimate:
+    """drug_referral_new_pct: the share of the evaluation cohort's post-period NDTMS referrals made
+    by people with no NDTMS record in their prior months (post_eval: person-period sums with
+    members' flags, evaluation x post).
+
+    Someone whose prior months began before NDTMS did, with no record of it after, has no record to
+    find there and counts as new, as pct_no_prior_contact counts them; the method says so when any
+    of the share's referrals are theirs."""
+    share = estimators.weighted_share(
+        "drug_referral_new_pct", post_eval.assign(new=1 - post_eval["prior_drug"]), "drug_referrals", "new"
+    )
+    unknown = (
+        (post_eval["drug_referrals"] > 0) & (post_eval["prior_drug"] == 0) & (post_eval["prior_drug_unobserved"] == 1)
+    )
+    if not unknown.any():
+        return share
+    said = "; counted as new: people whose prior months began before NDTMS did (no record of them before it began)"
+    return replace(share, method=share.method + said)
 
 
 SUBGROUPS = ["pathway", "point_of_contact"]

@@ -129,15 +129,40 @@ def test_prior_history_counts_only_records_inside_the_prior_window(spark):
             ("p1", "evaluation", 0, 1, 0, 1, 1, 1),  # the index month: not prior
             ("p1", "historic", -24, 0, 0, 0, 0, 1),  # a treatment start is an NDTMS record
             ("p2", "evaluation", -1, 0, 0, 2, 0, 0),
+            ("p3", "evaluation", -25, 0, 0, 0, None, None),  # NDTMS not begun, before the window
+            ("p3", "evaluation", -24, 0, 0, 0, None, None),  # NDTMS not begun: no record, not known
+            ("p3", "evaluation", -23, 0, 0, 0, 0, 0),
         ],
         PANEL,
     )
     got = panel.transform(findings.prior_history(-24, -1))
     expected = spark.createDataFrame(
-        [("p1", "evaluation", 1, 0, 0), ("p1", "historic", 0, 0, 1), ("p2", "evaluation", 0, 1, 0)],
-        "person_key string, cohort string, prior_cjs int, prior_health int, prior_drug int",
+        [
+            ("p1", "evaluation", 1, 0, 0, 0),
+            ("p1", "historic", 0, 0, 1, 0),
+            ("p2", "evaluation", 0, 1, 0, 0),
+            ("p3", "evaluation", 0, 0, 0, 1),
+        ],
+        "person_key string, cohort string, prior_cjs int, prior_health int, prior_drug int, prior_drug_unobserved int",
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_referral_counted_new_for_want_of_ndtms_months_is_said_in_the_method():
+    # Four people's post-period referrals: a (3, known new), b (1, a prior record), c (2, no record
+    # but some prior months before NDTMS began), d (2, known new). New: 3 + 2 + 2 of 8.
+    rows = [("a", 3, 0, 0), ("b", 1, 1, 0), ("c", 2, 0, 1), ("d", 2, 0, 0)]
+    post_eval = pd.DataFrame(rows, columns=["person", "drug_referrals", "prior_drug", "prior_drug_unobserved"])
+    est = findings.new_to_treatment(post_eval)
+    assert est.estimate == pytest.approx(100 * 7 / 8)
+    assert est.method.endswith(
+        "; counted as new: people whose prior months began before NDTMS did (no record of them before it began)"
+    )
+    # With a record found after NDTMS began, c is not new, and nobody's newness rests on missing months.
+    known = post_eval.assign(prior_drug=[0, 1, 1, 0])
+    est = findings.new_to_treatment(known)
+    assert est.estimate == pytest.approx(100 * 5 / 8)
+    assert "counted as new" not in est.method
 
 
 def test_age_bands_at_the_edges(spark):
