@@ -20,8 +20,8 @@ WILSON = "proportion of people, Wilson 95% interval"
 
 
 def cohort_sizes(cohorts: DataFrame) -> dict[str, dict]:
-    """Cohort index -> by cohort: people, not_followed (people whose justice follow-up is not
-    followed) and first_index (its first index date). One small aggregate."""
+    """Cohort index -> by cohort: cohort, people, not_followed (people whose justice follow-up is
+    not followed) and first_index (its first index date). One small aggregate."""
     rows = (
         cohorts.groupBy("cohort")
         .agg(
@@ -35,9 +35,9 @@ def cohort_sizes(cohorts: DataFrame) -> dict[str, dict]:
 
 
 def size_rows(sizes: dict[str, dict]) -> list[dict]:
-    """n_<cohort> and n_justice_not_followed_<cohort>: people whose post period plus waiting
-    period runs past the extract's end, left out of the justice outcomes (contract section 4).
-    sizes: cohort_sizes."""
+    """n_<cohort>: the cohort's people; n_justice_not_followed_<cohort>: those whose post period
+    plus waiting period runs past the extract's end, left out of the justice outcomes (contract
+    section 4). sizes: cohort_sizes."""
     people = {c: sizes.get(c, {}).get("people", 0) for c in (EVALUATION, HISTORIC)}
     not_followed = {c: sizes.get(c, {}).get("not_followed", 0) for c in (EVALUATION, HISTORIC)}
     return [
@@ -206,13 +206,13 @@ def descriptive_estimates(
     referred: DataFrame,
     panel: DataFrame,
     prior_months: tuple[int, int],
-    starts: dict[str, dt.date] | None = None,
+    starts: dict[str, dt.date],
 ) -> list[dict]:
     """The descriptive rows of the results table (cohorts: the cohort index; starts:
     cohorts.source_starts, named in pct_no_prior_contact's method where they began late)."""
     sizes = cohort_sizes(cohorts)
     first_index = sizes.get(EVALUATION, {}).get("first_index")
-    unobserved = unobserved_prior(starts or {}, first_index, prior_months[0]) if first_index else ""
+    unobserved = unobserved_prior(starts, first_index, prior_months[0]) if first_index else ""
     v = vulnerability_counts(referred)
     prior = no_prior_contact_counts(panel, *prior_months)
     no_prior = percentage("pct_no_prior_contact", prior["none"], prior["people"])

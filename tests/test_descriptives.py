@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ld_spark.cohorts import evaluation_cohort
-from ld_spark.descriptives import referral_flow, untimed_cases
+from ld_spark.descriptives import cohort_sizes, referral_flow, size_rows, untimed_cases
 
 D = dt.date
 WINDOW = (D(2017, 1, 1), D(2017, 9, 30))
@@ -73,3 +73,28 @@ def test_untimed_cases_are_counted_among_the_justice_cases_only(spark):
     assert _counts(untimed_cases(cases)) == {"n_cases_untimed_court": 2, "n_cases_untimed_sentence": 2}
     # The plain specification's cases: everyone in the outcome analysis, by each case's own month.
     assert _counts(untimed_cases(cases, "plain")) == {"n_cases_untimed_court": 4, "n_cases_untimed_sentence": 4}
+
+
+def test_cohort_sizes_count_people_and_those_not_followed_and_find_the_first_index(spark):
+    schema = "person_key string, cohort string, index_date date, justice_followed boolean"
+    index = spark.createDataFrame(
+        [
+            ("p1", "evaluation", D(2017, 3, 2), True),
+            ("p2", "evaluation", D(2016, 12, 5), False),
+            ("p3", "evaluation", D(2017, 6, 1), None),  # not known: not counted as not followed
+            ("p1", "historic", D(2014, 1, 9), True),  # earlier, but the other cohort's
+        ],
+        schema,
+    )
+    sizes = cohort_sizes(index)
+    assert sizes["evaluation"]["first_index"] == D(2016, 12, 5)
+    assert [(r["estimand"], r["estimate"], r["n"]) for r in size_rows(sizes)] == [
+        ("n_evaluation", 3, 3),
+        ("n_historic", 1, 1),
+        ("n_justice_not_followed_evaluation", 1, 1),
+        ("n_justice_not_followed_historic", 0, 0),
+    ]
+    # No one in the cohort index: every count is 0, and there is no first index.
+    empty = cohort_sizes(spark.createDataFrame([], schema))
+    assert empty == {}
+    assert [(r["estimate"], r["n"]) for r in size_rows(empty)] == [(0, 0)] * 4

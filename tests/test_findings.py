@@ -132,6 +132,8 @@ def test_prior_history_counts_only_records_inside_the_prior_window(spark):
             ("p3", "evaluation", -25, 0, 0, 0, None, None),  # NDTMS not begun, before the window
             ("p3", "evaluation", -24, 0, 0, 0, None, None),  # NDTMS not begun: no record, not known
             ("p3", "evaluation", -23, 0, 0, 0, 0, 0),
+            ("p4", "evaluation", -25, 0, 0, 0, None, None),  # not begun only before the window
+            ("p4", "evaluation", -24, 0, 0, 0, 0, 0),
         ],
         PANEL,
     )
@@ -142,6 +144,7 @@ def test_prior_history_counts_only_records_inside_the_prior_window(spark):
             ("p1", "historic", 0, 0, 1, 0),
             ("p2", "evaluation", 0, 1, 0, 0),
             ("p3", "evaluation", 0, 0, 0, 1),
+            ("p4", "evaluation", 0, 0, 0, 0),
         ],
         "person_key string, cohort string, prior_cjs int, prior_health int, prior_drug int, prior_drug_unobserved int",
     )
@@ -158,8 +161,11 @@ def test_a_referral_counted_new_for_want_of_ndtms_months_is_said_in_the_method()
     assert est.method.endswith(
         "; counted as new: people whose prior months began before NDTMS did (no record of them before it began)"
     )
-    # With a record found after NDTMS began, c is not new, and nobody's newness rests on missing months.
-    known = post_eval.assign(prior_drug=[0, 1, 1, 0])
+    # With a record found after NDTMS began, c is not new; e, whose prior months began before
+    # NDTMS did, made no referral: nobody's newness in the share rests on missing months.
+    known = pd.concat(
+        [post_eval.assign(prior_drug=[0, 1, 1, 0]), pd.DataFrame([("e", 0, 0, 1)], columns=post_eval.columns)]
+    )
     est = findings.new_to_treatment(known)
     assert est.estimate == pytest.approx(100 * 5 / 8)
     assert "counted as new" not in est.method

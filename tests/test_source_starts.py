@@ -163,29 +163,6 @@ def test_no_prior_contact_says_which_sources_began_after_the_prior_months_did():
     )
 
 
-def test_cohort_sizes_count_people_and_those_not_followed_and_find_the_first_index(spark):
-    index = spark.createDataFrame(
-        [
-            ("p1", "evaluation", D(2017, 3, 2), True),
-            ("p2", "evaluation", D(2016, 12, 5), False),
-            ("p3", "evaluation", D(2017, 6, 1), None),  # not known: not counted as not followed
-            ("p1", "historic", D(2014, 1, 9), True),
-        ],
-        "person_key string, cohort string, index_date date, justice_followed boolean",
-    )
-    sizes = descriptives.cohort_sizes(index)
-    assert sizes["evaluation"]["first_index"] == D(2016, 12, 5)
-    rows = {r["estimand"]: r["estimate"] for r in descriptives.size_rows(sizes)}
-    assert rows == {
-        "n_evaluation": 3,
-        "n_historic": 1,
-        "n_justice_not_followed_evaluation": 1,
-        "n_justice_not_followed_historic": 0,
-    }
-    # A cohort with nobody in it is a count of 0.
-    assert [(r["estimate"], r["n"]) for r in descriptives.size_rows({})] == [(0, 0)] * 4
-
-
 def test_an_event_study_month_one_cohort_is_not_observed_in_loses_only_its_own_ratio():
     nan = float("nan")
     rows = [
