@@ -18,10 +18,10 @@ from pyspark.sql import functions as F
 from ld_spark import estimators
 from ld_spark.cohorts import EVALUATION, declined
 from ld_spark.config import AnalysisConf
-from ld_spark.contract import VULNERABILITIES
+from ld_spark.contract import VULNERABILITIES, source_of
 from ld_spark.effects import observed, person_period_sums, with_person_number
 from ld_spark.estimators import Estimate
-from ld_spark.events import HEALTH_CONTACT
+from ld_spark.events import HEALTH_CONTACT, OUTCOMES
 from ld_spark.frames import Transform, collected
 
 SUMS = ["ae_attendances", HEALTH_CONTACT, "iapt_referrals", "iapt_attendances", "drug_referrals", "drug_attendances"]
@@ -148,7 +148,8 @@ def new_to_treatment(post_eval: pd.DataFrame) -> Estimate:
     )
     if not unknown.any():
         return share
-    said = "; counted as new: people whose prior months began before NDTMS did (no record of them before it began)"
+    source = source_of(OUTCOMES["drug_referrals"].table).upper()
+    said = f"; counted as new: people whose prior months began before {source} did (no record of them before it began)"
     return replace(share, method=share.method + said)
 
 
