@@ -73,7 +73,11 @@ REFERRED = Table(ANALYSIS, "referred")
 # Person keys that did not carry over from one run to the next (link.stable), every run's.
 PERSON_KEY_CHANGES = Table(ANALYSIS, "person_key_changes")
 ESTIMATES = Table(ANALYSIS, "estimates")
-SENSITIVITY = Table(ANALYSIS, "sensitivity")  # every estimand under each sensitivity analysis
+# Every estimand under each sensitivity analysis. Not at `analysis/sensitivity`: that folder holds
+# the analyses' own tables (variant()), and a table's folder must hold no other table: VACUUM
+# deletes every file in it its own versions do not name, the inner tables' files among them.
+SENSITIVITY = Table(ANALYSIS, "sensitivity_estimates")
+LEGACY_SENSITIVITY = Table(ANALYSIS, "sensitivity")  # where runs before it was moved wrote it
 
 
 def variant(table: Table, analysis: str | None) -> Table:
@@ -82,6 +86,26 @@ def variant(table: Table, analysis: str | None) -> Table:
     if analysis is None:
         return table
     return Table(table.layer, f"sensitivity/{analysis}/{table.name}", table.partition_by)
+
+
+def unnested(out: str | Path) -> bool:
+    """An OUT_DIR written before SENSITIVITY moved: the estimates table at LEGACY_SENSITIVITY,
+    around the analyses' own tables, moved to SENSITIVITY's folder (its log and its files: their
+    paths in the log are relative, so it is the same table there). True when it was moved. Were
+    both there (the earlier code run again since), the legacy one's files go: each run writes the
+    table whole, and MLflow keeps every run's estimates."""
+    legacy, target = fs.join(out, ANALYSIS, LEGACY_SENSITIVITY.name), path(out, SENSITIVITY)
+    if not fs.is_dir(fs.join(legacy, "_delta_log")):
+        return False
+    own = [e for e in fs.listing(legacy) if e.name == "_delta_log" or not e.is_dir]
+    if fs.is_dir(fs.join(target, "_delta_log")):
+        for entry in own:
+            fs.delete(entry.location)
+        return False
+    # The log last: until it moves, the files are still the old table's and a rerun finishes the move.
+    for entry in sorted(own, key=lambda e: e.name == "_delta_log"):
+        fs.rename(entry.location, fs.join(target, entry.name))
+    return True
 
 
 # Files beside the tables (not Delta): the operator's exact reconciliation, the trained model,

@@ -230,8 +230,8 @@ def _vacuum_settings(spark: SparkSession) -> Iterator[None]:
 
 def _delta_tables(out: fs.Location) -> list[fs.Location]:
     """Every Delta table under OUT_DIR's linkage and analysis layers, the sensitivity analyses'
-    own tables too (`analysis/sensitivity` is a table and holds their folders: a table's folder
-    is searched as well, all but its log and its partitions)."""
+    own tables too (a table's folder is searched as well, all but its log and its partitions:
+    an OUT_DIR written before catalog.SENSITIVITY moved has a table holding their folders)."""
     found, folders = [], [fs.join(out, catalog.LINKAGE), fs.join(out, catalog.ANALYSIS)]
     while folders:
         folder = folders.pop()

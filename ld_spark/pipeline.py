@@ -107,6 +107,8 @@ def run(spark: SparkSession, config: Config, raw: str, out: str, stages: console
     person_key = link.key.load_key(config.linkage, link.key.key_path(config.linkage), spark.sparkContext.master)
     # One run at a time per output directory; a second one stops here with a one-line reason.
     with lock.exclusive(out, config.paths.lock_lease_seconds):
+        if catalog.unnested(fs.resolve(out)):
+            print(f"moved {catalog.LEGACY_SENSITIVITY.label} to {catalog.SENSITIVITY.label} (it held other tables)")
         made_from = refresh.made_from(fs.resolve(raw), layouts, config, person_key)
         last = refresh.unchanged_since(fs.resolve(out), made_from) if config.paths.skip_unchanged else None
         if last is not None:
@@ -627,7 +629,7 @@ class Job:
 
     def sensitivity(self, end: dt.date) -> int:
         """Every effect estimand under each sensitivity analysis (contract section 4b): the exact
-        analysis/sensitivity table, results/sensitivity.csv (released) and its forest plot. The
+        analysis/sensitivity_estimates table, results/sensitivity.csv (released) and its forest plot. The
         linkage thresholds rebuild the cohorts onward from their own record_person. Returns the rows."""
         a, costs = self.config.analysis, self.config.economics
         tables = (catalog.PANEL, catalog.OFFENCES, catalog.COURT_CASES)

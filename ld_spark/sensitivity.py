@@ -35,7 +35,7 @@ from ld_spark.estimators import Estimate
 from ld_spark.frames import Transform, collected
 from ld_spark.series import with_period
 
-# The exact table (analysis/sensitivity): the results table's columns with the analysis first.
+# The exact table (analysis/sensitivity_estimates): the results table's columns with the analysis first.
 SCHEMA = f"analysis string, {RESULT_SCHEMA}"
 MAIN = "main"
 BASELINE = "baseline_m24_m13"

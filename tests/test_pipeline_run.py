@@ -563,6 +563,20 @@ def test_sensitivity_has_every_analysis_and_estimand_main_is_the_estimates_and_t
     assert (out / "results" / "sensitivity.png").stat().st_size > 40_000
 
 
+def test_no_table_folder_holds_another_table(finished_run):
+    """VACUUM deletes every file in a table's folder that its versions do not name: a table in
+    another's folder would lose its files to the outer one's. The sensitivity analyses' own
+    tables are in sensitivity/<analysis>/ folders, their estimates beside them."""
+    from conftest import delta_tables
+
+    out, _ = finished_run
+    tables = delta_tables(out)
+    inside = [(outer, t) for outer in tables for t in tables if t != outer and outer in t.parents]
+    assert not inside, inside
+    assert catalog.path(out, catalog.SENSITIVITY) in tables
+    assert catalog.path(out, catalog.variant(catalog.PANEL, "match_threshold_0.80")) in tables
+
+
 def test_structural_error_stops_before_anything_is_written(spark, run_config, tmp_path):
     (tmp_path / "raw" / "ld_referrals").mkdir(parents=True)
     out = tmp_path / "out"

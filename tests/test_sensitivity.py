@@ -177,3 +177,38 @@ def test_the_suite_takes_the_main_analysis_from_the_effects_stage_and_fits_every
     rows = sensitivity.suite(tables, config.analysis, config.economics, workers=2)
     assert sorted(fitted_for) == sorted(sensitivity.TRANSFORMS)
     assert [r["estimate"] for r in rows if r["analysis"] == sensitivity.MAIN] == [2.0]
+
+
+def test_an_older_out_dirs_estimates_table_moves_out_from_around_the_analyses_own_tables(spark, tmp_path):
+    """Runs before the move wrote the estimates table at analysis/sensitivity, the folder of the
+    analyses' own tables. VACUUM of it deleted those tables' files (every file in its folder its
+    own versions do not name). A run moves it to catalog.SENSITIVITY: both read as before, and
+    stay readable after every table is vacuumed."""
+    from ld_spark import catalog, erase
+
+    out = tmp_path / "out"
+    legacy = out / "analysis" / "sensitivity"
+    inner = legacy / "match_threshold_0.80" / "panel"
+    spark.createDataFrame([("main", 1.0)], "analysis string, estimate double").write.format("delta").save(str(legacy))
+    spark.createDataFrame([("main", 2.0)], "analysis string, estimate double").write.format("delta").mode(
+        "overwrite"
+    ).save(str(legacy))
+    spark.createDataFrame([("k1", 3)], "person_key string, n int").write.format("delta").save(str(inner))
+
+    assert catalog.unnested(out)
+    moved = catalog.path(out, catalog.SENSITIVITY)
+    assert not (legacy / "_delta_log").exists() and not [p for p in legacy.iterdir() if p.is_file()]
+    assert sorted(p.name for p in legacy.iterdir()) == ["match_threshold_0.80"]
+    with erase._vacuum_settings(spark):
+        for table in (moved, inner):
+            erase._vacuumed(spark, table, str(table))
+    assert [tuple(r) for r in spark.read.format("delta").load(str(moved)).collect()] == [("main", 2.0)]
+    assert [tuple(r) for r in spark.read.format("delta").load(str(inner)).collect()] == [("k1", 3)]
+    assert not catalog.unnested(out)  # nothing left to move
+
+    # The earlier code run again since: its table goes (the run writes the table whole), the rest stay.
+    spark.createDataFrame([("main", 9.0)], "analysis string, estimate double").write.format("delta").save(str(legacy))
+    assert not catalog.unnested(out)
+    assert sorted(p.name for p in legacy.iterdir()) == ["match_threshold_0.80"]
+    assert [tuple(r) for r in spark.read.format("delta").load(str(moved)).collect()] == [("main", 2.0)]
+    assert [tuple(r) for r in spark.read.format("delta").load(str(inner)).collect()] == [("k1", 3)]
