@@ -454,6 +454,29 @@ def test_an_erasures_deletes_and_vacuums_are_described_in_spark_by_the_table(spa
     assert spark.sparkContext.getLocalProperty(io.JOB_DESCRIPTION) is None
 
 
+def test_a_table_with_deletion_vectors_keeps_no_erased_row_in_its_files(spark, tmp_path):
+    """With deletion vectors a DELETE marks the row gone and leaves it in its file, which the
+    current version still reads: vacuuming alone would keep it. The file is rewritten first."""
+    from ld_spark import erase
+
+    target = tmp_path / "analysis" / "panel"
+    spark.sql(
+        f"CREATE TABLE delta.`{target}` (person_key string) USING delta "
+        "TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')"
+    )
+    spark.createDataFrame([("p1",), ("p2",)], "person_key string").coalesce(1).write.format("delta").mode(
+        "append"
+    ).save(str(target))
+    doomed = spark.createDataFrame([("p2",)], "person_key string")
+    assert erase._merge_delete(spark, target, doomed, "t.person_key = s.person_key", "analysis/panel") == 1
+    assert list(target.glob("deletion_vector_*"))  # the row was marked, not removed
+    with erase._vacuum_settings(spark):
+        erase._vacuumed(spark, target, "analysis/panel")
+    # Every data file left in the folder, read as plain parquet (no log, no deletion vector).
+    assert [r.person_key for r in spark.read.parquet(str(target)).collect()] == ["p1"]
+    assert not list(target.glob("deletion_vector_*"))
+
+
 def test_their_raw_rows_are_found_by_record_key_nhs_number_parent_record_and_pnc_id(spark):
     from ld_spark import erase
 
