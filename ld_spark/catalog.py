@@ -88,24 +88,22 @@ def variant(table: Table, analysis: str | None) -> Table:
     return Table(table.layer, f"sensitivity/{analysis}/{table.name}", table.partition_by)
 
 
-def unnested(out: str | Path) -> bool:
+def unnested(spark: SparkSession, out: str | Path) -> bool:
     """An OUT_DIR written before SENSITIVITY moved: the estimates table at LEGACY_SENSITIVITY,
-    around the analyses' own tables, moved to SENSITIVITY's folder (its log and its files: their
-    paths in the log are relative, so it is the same table there). True when it was moved. Were
-    both there (the earlier code run again since), the legacy one's files go: each run writes the
-    table whole, and MLflow keeps every run's estimates."""
-    legacy, target = fs.join(out, ANALYSIS, LEGACY_SENSITIVITY.name), path(out, SENSITIVITY)
+    around the analyses' own tables, copied to SENSITIVITY (its current version, in one commit:
+    each run writes it whole), then its log and files deleted, the log first (then it is no
+    table). True when it was copied. A stop part-way leaves a whole table at SENSITIVITY, and
+    the next run deletes what is left; so does a run after the earlier code was run again."""
+    legacy = fs.join(out, ANALYSIS, LEGACY_SENSITIVITY.name)
     if not fs.is_dir(fs.join(legacy, "_delta_log")):
         return False
+    copied = not fs.is_dir(fs.join(path(out, SENSITIVITY), "_delta_log"))
+    if copied:
+        write(io.read_delta(spark, legacy), out, SENSITIVITY)
     own = [e for e in fs.listing(legacy) if e.name == "_delta_log" or not e.is_dir]
-    if fs.is_dir(fs.join(target, "_delta_log")):
-        for entry in own:
-            fs.delete(entry.location)
-        return False
-    # The log last: until it moves, the files are still the old table's and a rerun finishes the move.
-    for entry in sorted(own, key=lambda e: e.name == "_delta_log"):
-        fs.rename(entry.location, fs.join(target, entry.name))
-    return True
+    for entry in sorted(own, key=lambda e: e.name != "_delta_log"):
+        fs.delete(entry.location)
+    return copied
 
 
 # Files beside the tables (not Delta): the operator's exact reconciliation, the trained model,

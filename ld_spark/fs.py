@@ -176,20 +176,6 @@ def make_dirs(location: str | Path) -> None:
         fs.mkdirs(path)
 
 
-def rename(source: str | Path, target: str | Path) -> None:
-    """Move a file or a folder to `target` (which must not exist yet; its parent is made)."""
-    where, to = resolve(source), resolve(target)
-    if isinstance(where, Path) and isinstance(to, Path):
-        to.parent.mkdir(parents=True, exist_ok=True)
-        where.rename(to)
-        return
-    fs, path = _hadoop(str(where))
-    to_path = SparkSession.active()._jvm.org.apache.hadoop.fs.Path(str(to))
-    fs.mkdirs(to_path.getParent())
-    if not fs.rename(path, to_path):
-        raise OSError(f"{where}: could not be moved to {to}")
-
-
 def delete(location: str | Path) -> None:
     """Remove a file or a folder with everything in it (nothing there: nothing done)."""
     import shutil

@@ -107,7 +107,7 @@ def run(spark: SparkSession, config: Config, raw: str, out: str, stages: console
     person_key = link.key.load_key(config.linkage, link.key.key_path(config.linkage), spark.sparkContext.master)
     # One run at a time per output directory; a second one stops here with a one-line reason.
     with lock.exclusive(out, config.paths.lock_lease_seconds):
-        if catalog.unnested(fs.resolve(out)):
+        if catalog.unnested(spark, fs.resolve(out)):
             print(f"moved {catalog.LEGACY_SENSITIVITY.label} to {catalog.SENSITIVITY.label} (it held other tables)")
         made_from = refresh.made_from(fs.resolve(raw), layouts, config, person_key)
         last = refresh.unchanged_since(fs.resolve(out), made_from) if config.paths.skip_unchanged else None

@@ -182,8 +182,8 @@ def test_the_suite_takes_the_main_analysis_from_the_effects_stage_and_fits_every
 def test_an_older_out_dirs_estimates_table_moves_out_from_around_the_analyses_own_tables(spark, tmp_path):
     """Runs before the move wrote the estimates table at analysis/sensitivity, the folder of the
     analyses' own tables. VACUUM of it deleted those tables' files (every file in its folder its
-    own versions do not name). A run moves it to catalog.SENSITIVITY: both read as before, and
-    stay readable after every table is vacuumed."""
+    own versions do not name). A run copies it to catalog.SENSITIVITY and deletes it: both read
+    as before, and stay readable after every table is vacuumed."""
     from ld_spark import catalog, erase
 
     out = tmp_path / "out"
@@ -195,7 +195,7 @@ def test_an_older_out_dirs_estimates_table_moves_out_from_around_the_analyses_ow
     ).save(str(legacy))
     spark.createDataFrame([("k1", 3)], "person_key string, n int").write.format("delta").save(str(inner))
 
-    assert catalog.unnested(out)
+    assert catalog.unnested(spark, out)
     moved = catalog.path(out, catalog.SENSITIVITY)
     assert not (legacy / "_delta_log").exists() and not [p for p in legacy.iterdir() if p.is_file()]
     assert sorted(p.name for p in legacy.iterdir()) == ["match_threshold_0.80"]
@@ -204,11 +204,11 @@ def test_an_older_out_dirs_estimates_table_moves_out_from_around_the_analyses_ow
             erase._vacuumed(spark, table, str(table))
     assert [tuple(r) for r in spark.read.format("delta").load(str(moved)).collect()] == [("main", 2.0)]
     assert [tuple(r) for r in spark.read.format("delta").load(str(inner)).collect()] == [("k1", 3)]
-    assert not catalog.unnested(out)  # nothing left to move
+    assert not catalog.unnested(spark, out)  # nothing left to move
 
-    # The earlier code run again since: its table goes (the run writes the table whole), the rest stay.
+    # The earlier code run again since (or a stop after the copy): its table goes, the rest stay.
     spark.createDataFrame([("main", 9.0)], "analysis string, estimate double").write.format("delta").save(str(legacy))
-    assert not catalog.unnested(out)
+    assert not catalog.unnested(spark, out)
     assert sorted(p.name for p in legacy.iterdir()) == ["match_threshold_0.80"]
     assert [tuple(r) for r in spark.read.format("delta").load(str(moved)).collect()] == [("main", 2.0)]
     assert [tuple(r) for r in spark.read.format("delta").load(str(inner)).collect()] == [("k1", 3)]
