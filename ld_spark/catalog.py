@@ -91,16 +91,19 @@ def variant(table: Table, analysis: str | None) -> Table:
 def unnested(spark: SparkSession, out: str | Path) -> bool:
     """An OUT_DIR written before SENSITIVITY moved: the estimates table at LEGACY_SENSITIVITY,
     around the analyses' own tables, copied to SENSITIVITY (its current version, in one commit:
-    each run writes it whole), then its log and files deleted, the log first (then it is no
-    table). True when it was copied. A stop part-way leaves a whole table at SENSITIVITY, and
-    the next run deletes what is left; so does a run after the earlier code was run again."""
+    each run writes it whole; its earlier versions are not kept), then its log and files deleted,
+    the log first (then it is no table). True when it was copied. A stop part-way leaves a whole
+    table at SENSITIVITY, or none, and the next call finishes; so does a call after the earlier
+    code was run again."""
     legacy = fs.join(out, ANALYSIS, LEGACY_SENSITIVITY.name)
-    if not fs.is_dir(fs.join(legacy, "_delta_log")):
+    own = [e for e in fs.listing(legacy) if e.name == "_delta_log" or not e.is_dir]
+    if not own:
         return False
-    copied = not fs.is_dir(fs.join(path(out, SENSITIVITY), "_delta_log"))
+    # A new table with a commit (its _delta_log folder may be made before the first commit is).
+    made = any(io.COMMIT_FILE.fullmatch(e.name) for e in fs.listing(fs.join(path(out, SENSITIVITY), "_delta_log")))
+    copied = not made and any(e.name == "_delta_log" for e in own)
     if copied:
         write(io.read_delta(spark, legacy), out, SENSITIVITY)
-    own = [e for e in fs.listing(legacy) if e.name == "_delta_log" or not e.is_dir]
     for entry in sorted(own, key=lambda e: e.name != "_delta_log"):
         fs.delete(entry.location)
     return copied

@@ -156,6 +156,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     linkage = cfg.linkage.model_copy(update={"create_key_if_missing": False})
     key = link.key.load_key(linkage, link.key.key_path(linkage), spark.sparkContext.master)
     with lock.exclusive(out, cfg.paths.lock_lease_seconds):
+        catalog.unnested(spark, fs.resolve(out))  # an older OUT_DIR's layout first, as a run does
         erased, new = erase.forget(spark, fs.resolve(out), numbers, key, cfg.spark.concurrent_tables)
     print(
         f"forgot {len(numbers)} NHS number(s) ({new} new to the opt-out register): {erased.people} people, "

@@ -201,8 +201,10 @@ def _vacuumed(spark: SparkSession, target: fs.Location, name: str) -> None:
 
     with io.job_description(spark, f"vacuum {name}"):
         # Its properties from the log (detail() would run a Spark job: about 1 s a table here).
+        # The feature is listed while deletion vectors are on, and after they are turned off
+        # (its files may still have some): delta.enableDeletionVectors alone would miss those.
         properties = dict(tuple(r) for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{target}`").collect())
-        if properties.get("delta.enableDeletionVectors") == "true":
+        if "delta.feature.deletionVectors" in properties:
             spark.sql(f"REORG TABLE delta.`{target}` APPLY (PURGE)")
         DeltaTable.forPath(spark, str(target)).vacuum(0)
 

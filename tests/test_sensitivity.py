@@ -195,8 +195,9 @@ def test_an_older_out_dirs_estimates_table_moves_out_from_around_the_analyses_ow
     ).save(str(legacy))
     spark.createDataFrame([("k1", 3)], "person_key string, n int").write.format("delta").save(str(inner))
 
-    assert catalog.unnested(spark, out)
     moved = catalog.path(out, catalog.SENSITIVITY)
+    (moved / "_delta_log").mkdir(parents=True)  # a run stopped before its first commit there
+    assert catalog.unnested(spark, out)
     assert not (legacy / "_delta_log").exists() and not [p for p in legacy.iterdir() if p.is_file()]
     assert sorted(p.name for p in legacy.iterdir()) == ["match_threshold_0.80"]
     with erase._vacuum_settings(spark):
@@ -212,3 +213,8 @@ def test_an_older_out_dirs_estimates_table_moves_out_from_around_the_analyses_ow
     assert sorted(p.name for p in legacy.iterdir()) == ["match_threshold_0.80"]
     assert [tuple(r) for r in spark.read.format("delta").load(str(moved)).collect()] == [("main", 2.0)]
     assert [tuple(r) for r in spark.read.format("delta").load(str(inner)).collect()] == [("k1", 3)]
+
+    # A stop after the old log was deleted, before its files were: they go too.
+    (legacy / "part-00000-left.parquet").write_bytes(next(moved.glob("part-*.parquet")).read_bytes())
+    assert not catalog.unnested(spark, out)
+    assert sorted(p.name for p in legacy.iterdir()) == ["match_threshold_0.80"]
